@@ -1,0 +1,49 @@
+# The two commands a new machine needs: `make run` and `make test`.
+# Both bootstrap uv into .tools/ with the machine's Python, then sync .venv from uv.lock.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export GLIMPSE_CONFIG ?=
+
+.PHONY: run test bench lint sample-config lock clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "uv==0.13.9"
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --frozen --all-packages --python $(PYTHON)
+	touch $@
+
+## Start API, worker and scrubber on the embedded default (127.0.0.1:9292). Ctrl-C stops all three.
+run: $(VENV)/.synced
+	$(BIN)/glimpse-manage db sync
+	$(BIN)/honcho -f deploy/Procfile -d . start
+
+## The whole suite (unit, API on SQLite and PostgreSQL, real clients, deploy checks) plus lint.
+test: $(VENV)/.synced lint
+	$(BIN)/pytest
+
+lint: $(VENV)/.synced
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared/src services/api/src services/worker/src services/scrubber/src
+	$(BIN)/lint-imports
+
+## Throughput, latency and memory figures against a real server (not a test).
+bench: $(VENV)/.synced
+	$(BIN)/python bench/run.py
+
+## Regenerate etc/glimpse.conf.sample from the option definitions.
+sample-config: $(VENV)/.synced
+	$(BIN)/glimpse-manage config sample > etc/glimpse.conf.sample
+
+lock: $(UV)
+	$(UV) lock --python $(PYTHON)
+
+clean:
+	rm -rf $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache

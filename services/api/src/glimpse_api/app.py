@@ -1,0 +1,48 @@
+"""The ASGI application: create_app(settings) with a lifespan that owns the runtime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from glimpse.config import Settings, load_settings
+from glimpse_api.deps import Runtime
+from glimpse_api.errors import add_exception_handlers
+from glimpse_api.middleware import RequestIdMiddleware, VersionPrefixMiddleware
+from glimpse_api.routers import image_data, images, schemas, tags, versions
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.build(settings)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.aclose()
+
+    app = FastAPI(
+        title="Glimpse Images API",
+        version="2",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    add_exception_handlers(app)
+    for module in (versions, images, image_data, tags, schemas):
+        app.include_router(module.router)
+    app.add_middleware(VersionPrefixMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for uvicorn worker processes: settings from GLIMPSE_CONFIG and the environment."""
+    return create_app(load_settings())

@@ -1,0 +1,71 @@
+"""Request dependencies: the caller's context and the services, as Annotated types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from glimpse.config import Settings
+from glimpse.context import RequestContext, new_request_id
+from glimpse.db.engine import Database
+from glimpse.services.image_data import ImageDataService
+from glimpse.services.images import ImageService
+from glimpse.stores.registry import StoreRegistry
+from glimpse_api.identity import context_from_request
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Everything built once per process in the lifespan and shared by requests."""
+
+    settings: Settings
+    database: Database
+    stores: StoreRegistry
+    images: ImageService
+    image_data: ImageDataService
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        database = Database.from_settings(settings)
+        stores = StoreRegistry.from_settings(settings)
+        return cls(
+            settings=settings,
+            database=database,
+            stores=stores,
+            images=ImageService(settings, database, stores),
+            image_data=ImageDataService(settings, database, stores),
+        )
+
+    async def aclose(self) -> None:
+        await self.stores.aclose()
+        await self.database.dispose()
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_context(request: Request) -> RequestContext:
+    request_id = getattr(request.state, "request_id", None) or new_request_id()
+    return context_from_request(get_runtime(request).settings, request, request_id)
+
+
+def get_settings(request: Request) -> Settings:
+    return get_runtime(request).settings
+
+
+def get_image_service(request: Request) -> ImageService:
+    return get_runtime(request).images
+
+
+def get_image_data_service(request: Request) -> ImageDataService:
+    return get_runtime(request).image_data
+
+
+ContextDep = Annotated[RequestContext, Depends(get_context)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ImageServiceDep = Annotated[ImageService, Depends(get_image_service)]
+ImageDataServiceDep = Annotated[ImageDataService, Depends(get_image_data_service)]

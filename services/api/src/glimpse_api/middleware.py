@@ -1,0 +1,50 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it would buffer and slow streamed bodies)."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from glimpse.context import new_request_id
+
+REQUEST_ID_HEADER: Final = "x-openstack-request-id"
+_VERSION_PREFIX: Final = re.compile(r"^/v2(?:\.(\d+))?(?=/|$)")
+
+
+class VersionPrefixMiddleware:
+    """`/v2.N/...` reaches the same routes as `/v2/...`; minor versions are informational."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            match = _VERSION_PREFIX.match(path)
+            if match and match.group(1) is not None:
+                scope = dict(scope, path="/v2" + path[match.end() :])
+        await self.app(scope, receive, send)
+
+
+class RequestIdMiddleware:
+    """Give every request an id (kept in scope state) and echo it on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

@@ -1,0 +1,50 @@
+"""Image data: PUT streams the body to a store, GET streams it back (with Range support)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from glimpse.domain.errors import UnsupportedMediaType
+from glimpse.domain.ranges import parse_range
+from glimpse_api.deps import ContextDep, ImageDataServiceDep
+
+router = APIRouter(prefix="/v2/images/{image_id}/file")
+
+OCTET_STREAM = "application/octet-stream"
+
+
+@router.put("", status_code=204)
+async def upload_image_data(
+    image_id: str, request: Request, ctx: ContextDep, image_data: ImageDataServiceDep
+) -> Response:
+    content_type = request.headers.get("content-type", OCTET_STREAM).split(";")[0].strip()
+    if content_type.lower() != OCTET_STREAM:
+        raise UnsupportedMediaType(f"Content-Type must be {OCTET_STREAM}, not {content_type}")
+    await image_data.upload(
+        ctx, image_id, request.stream(), store_id=request.headers.get("x-image-meta-store")
+    )
+    return Response(status_code=204)
+
+
+@router.get("")
+async def download_image_data(
+    image_id: str, request: Request, ctx: ContextDep, image_data: ImageDataServiceDep
+) -> Response:
+    download = await image_data.download(ctx, image_id, parse_range(request.headers.get("range")))
+    if download is None:
+        return Response(status_code=204)
+    headers = {}
+    if download.span is None:
+        headers["Content-Length"] = str(download.image_size)
+        if download.checksum:
+            headers["Content-MD5"] = download.checksum
+        status = 200
+    else:
+        span = download.span
+        headers["Content-Length"] = str(span.length)
+        headers["Content-Range"] = f"bytes {span.start}-{span.stop - 1}/{download.image_size}"
+        status = 206
+    return StreamingResponse(
+        download.chunks, status_code=status, media_type=OCTET_STREAM, headers=headers
+    )

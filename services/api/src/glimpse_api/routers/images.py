@@ -1,0 +1,72 @@
+"""Image records: create, list, show, update (JSON-patch), delete."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from glimpse.domain import patch
+from glimpse.domain.listing import parse_list_query
+from glimpse_api.deps import ContextDep, ImageServiceDep, SettingsDep
+from glimpse_api.schemas.body import read_json, read_json_object
+from glimpse_api.schemas.images import image_view
+
+router = APIRouter(prefix="/v2/images")
+
+
+@router.post("", status_code=201)
+async def create_image(
+    request: Request, ctx: ContextDep, images: ImageServiceDep, settings: SettingsDep
+) -> JSONResponse:
+    record = await images.create(ctx, await read_json_object(request))
+    body = image_view(record, settings)
+    return JSONResponse(body, status_code=201, headers={"Location": body["self"]})
+
+
+@router.get("")
+async def list_images(
+    request: Request, ctx: ContextDep, images: ImageServiceDep, settings: SettingsDep
+) -> dict[str, Any]:
+    params = list(request.query_params.multi_items())
+    query = parse_list_query(
+        params, default_limit=settings.limit_param_default, max_limit=settings.api_limit_max
+    )
+    page = await images.list(ctx, query)
+    body: dict[str, Any] = {
+        "images": [image_view(record, settings) for record in page.records],
+        "first": "/v2/images",
+        "schema": "/v2/schemas/images",
+    }
+    if page.next_marker is not None:
+        kept = [(k, v) for k, v in params if k != "marker"]
+        body["next"] = "/v2/images?" + urlencode([*kept, ("marker", page.next_marker)])
+    return body
+
+
+@router.get("/{image_id}")
+async def show_image(
+    image_id: str, ctx: ContextDep, images: ImageServiceDep, settings: SettingsDep
+) -> dict[str, Any]:
+    return image_view(await images.get(ctx, image_id), settings)
+
+
+@router.patch("/{image_id}")
+async def update_image(
+    image_id: str,
+    request: Request,
+    ctx: ContextDep,
+    images: ImageServiceDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    patch.check_media_type(request.headers.get("content-type"))
+    operations = patch.parse_operations(await read_json(request))
+    return image_view(await images.update(ctx, image_id, operations), settings)
+
+
+@router.delete("/{image_id}", status_code=204)
+async def delete_image(image_id: str, ctx: ContextDep, images: ImageServiceDep) -> Response:
+    await images.delete(ctx, image_id)
+    return Response(status_code=204)

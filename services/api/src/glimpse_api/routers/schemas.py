@@ -1,0 +1,21 @@
+"""JSON schemas of the API's documents (GET only, no policy)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from glimpse_api.schemas.json_schemas import image_schema, images_schema
+
+router = APIRouter(prefix="/v2/schemas")
+
+
+@router.get("/image")
+async def get_image_schema() -> dict[str, Any]:
+    return image_schema()
+
+
+@router.get("/images")
+async def get_images_schema() -> dict[str, Any]:
+    return images_schema()

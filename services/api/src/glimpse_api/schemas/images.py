@@ -1,0 +1,55 @@
+"""Glance's wire representation of images."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from glimpse.config import Settings
+from glimpse.db.repositories.images import ImageRecord
+
+
+def format_time(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+
+
+def image_view(record: ImageRecord, settings: Settings) -> dict[str, Any]:
+    image = record.image
+    view: dict[str, Any] = dict(record.properties)
+    view.update(
+        {
+            "id": image.id,
+            "name": image.name,
+            "status": image.status,
+            "visibility": image.visibility,
+            "protected": image.protected,
+            "os_hidden": image.os_hidden,
+            "checksum": image.checksum,
+            "os_hash_algo": image.os_hash_algo,
+            "os_hash_value": image.os_hash_value,
+            "owner": image.owner,
+            "size": image.size,
+            "virtual_size": image.virtual_size,
+            "min_disk": image.min_disk,
+            "min_ram": image.min_ram,
+            "disk_format": image.disk_format,
+            "container_format": image.container_format,
+            "created_at": format_time(image.created_at),
+            "updated_at": format_time(image.updated_at),
+            "tags": list(record.tags),
+            "self": f"/v2/images/{image.id}",
+            "file": f"/v2/images/{image.id}/file",
+            "schema": "/v2/schemas/image",
+        }
+    )
+    if record.locations:
+        stores = [loc.meta_data["store"] for loc in record.locations if "store" in loc.meta_data]
+        if stores:
+            view["stores"] = ",".join(dict.fromkeys(stores))
+        if settings.show_image_direct_url:
+            view["direct_url"] = record.locations[0].value
+    if settings.show_multiple_locations:
+        view["locations"] = [
+            {"url": loc.value, "metadata": dict(loc.meta_data)} for loc in record.locations
+        ]
+    return view

@@ -1,0 +1,73 @@
+"""`glimpse-scrubber`: runs its cleanup jobs once, or every wakeup_time with --daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from glimpse.config import ConfigError, Settings, load_settings
+from glimpse.db.engine import Database
+from glimpse.logs import setup_logging
+from glimpse_scrubber.jobs import JOBS
+
+log = logging.getLogger("glimpse_scrubber")
+
+
+async def run_pass(database: Database, settings: Settings) -> None:
+    for job in JOBS:
+        await job(database, settings)
+
+
+async def _daemon(database: Database, settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    while not stop.is_set():
+        try:
+            await run_pass(database, settings)
+        except Exception:
+            # Pike: in daemon mode a failed pass is logged at CRITICAL and the daemon lives on.
+            log.critical("scrubber pass failed", exc_info=True)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=settings.scrubber.wakeup_time)
+        except TimeoutError:
+            continue
+    log.info("scrubber stopped")
+
+
+async def _main(settings: Settings, *, daemon: bool) -> int:
+    database = Database.from_settings(settings)
+    try:
+        if daemon:
+            await _daemon(database, settings)
+            return 0
+        try:
+            await run_pass(database, settings)
+        except Exception:
+            log.critical("scrubber pass failed", exc_info=True)
+            return 1
+        return 0
+    finally:
+        await database.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="glimpse-scrubber", description=__doc__)
+    parser.add_argument("--config-file", help="glance-api.conf style file (or $GLIMPSE_CONFIG)")
+    parser.add_argument("--daemon", action="store_true", help="keep running, every wakeup_time")
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        settings = load_settings(args.config_file)
+    except ConfigError as exc:
+        print(f"glimpse-scrubber: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    return asyncio.run(_main(settings, daemon=args.daemon))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Who is asking: built once per request (or job) and passed down explicitly."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+
+def new_request_id() -> str:
+    return f"req-{uuid.uuid4()}"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    project_id: str | None
+    user_id: str | None
+    roles: frozenset[str] = frozenset()
+    is_admin: bool = False
+    request_id: str = field(default_factory=new_request_id)
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.project_id is None and self.user_id is None

@@ -1,0 +1,101 @@
+"""Engines and session factories for SQLite (embedded default) and PostgreSQL.
+
+SQLite is shared by the API, worker and scrubber processes. WAL lets readers run beside one
+writer, but a deferred transaction that reads and then writes cannot be retried by SQLite's busy
+handler ("database is locked"). So write sessions open with BEGIN IMMEDIATE (they queue on the
+busy timeout instead of failing), while read-only sessions keep the cheap deferred BEGIN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from glimpse.config import Settings
+from glimpse.db.urls import async_url, is_sqlite, sqlite_file
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def _sqlite_engine(url: URL, *, immediate: bool, pool_size: int) -> AsyncEngine:
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:  # noqa: ANN401
+        # Take transaction control from the driver so the "begin" hook below decides.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:  # noqa: ANN401
+        connection.exec_driver_sql(begin)
+
+    return engine
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """A writer and a reader session factory (the same engine except on SQLite)."""
+
+    url: URL
+    writer_engine: AsyncEngine
+    reader_engine: AsyncEngine
+    writer: async_sessionmaker[AsyncSession]
+    reader: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls.from_url(settings.database.connection, pool_size=settings.database.max_pool_size)
+
+    @classmethod
+    def from_url(cls, connection: str, *, pool_size: int = 10) -> Database:
+        url = async_url(connection)
+        if is_sqlite(url):
+            writer_engine = _sqlite_engine(url, immediate=True, pool_size=pool_size)
+            reader_engine = _sqlite_engine(url, immediate=False, pool_size=pool_size)
+        else:
+            writer_engine = create_async_engine(url, pool_size=pool_size, pool_pre_ping=True)
+            reader_engine = writer_engine
+        return cls(
+            url=url,
+            writer_engine=writer_engine,
+            reader_engine=reader_engine,
+            writer=async_sessionmaker(writer_engine, expire_on_commit=False),
+            reader=async_sessionmaker(reader_engine, expire_on_commit=False),
+        )
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One short write transaction: committed on success, rolled back on any error."""
+        async with self.writer() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self.reader() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.writer_engine.dispose()
+        if self.reader_engine is not self.writer_engine:
+            await self.reader_engine.dispose()

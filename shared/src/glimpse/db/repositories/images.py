@@ -1,0 +1,275 @@
+"""All queries on images, their properties, tags and locations. Never commits."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from glimpse.context import RequestContext
+from glimpse.db.tables import Image, ImageLocation, ImageProperty, ImageTag, utcnow
+from glimpse.domain.images import ImageStatus, Visibility
+from glimpse.domain.listing import ListQuery, Op, SortDir
+
+_IMAGE = Image.__table__  # type: ignore[attr-defined]
+_PROPS = ImageProperty.__table__  # type: ignore[attr-defined]
+_TAGS = ImageTag.__table__  # type: ignore[attr-defined]
+_LOCS = ImageLocation.__table__  # type: ignore[attr-defined]
+
+# NULL sorts differently on SQLite and PostgreSQL; compare these stand-ins instead so paging is
+# identical on both.
+_NULL_STANDINS: dict[str, Any] = {
+    "name": "",
+    "disk_format": "",
+    "container_format": "",
+    "owner": "",
+    "size": -1,
+    "virtual_size": -1,
+    "updated_at": sa.literal("1970-01-01 00:00:00").cast(sa.DateTime),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """An image row with everything the API shows about it."""
+
+    image: Image
+    properties: dict[str, str]
+    tags: list[str]
+    locations: list[ImageLocation]
+
+
+def _sort_expression(key: str) -> ColumnElement[Any]:
+    column = _IMAGE.c[key]
+    if key in _NULL_STANDINS:
+        return sa.func.coalesce(column, _NULL_STANDINS[key])
+    return column  # type: ignore[no-any-return]
+
+
+_OPS = {
+    Op.EQ: lambda c, v: c == v,
+    Op.NEQ: lambda c, v: c != v,
+    Op.GT: lambda c, v: c > v,
+    Op.GTE: lambda c, v: c >= v,
+    Op.LT: lambda c, v: c < v,
+    Op.LTE: lambda c, v: c <= v,
+}
+
+
+class ImageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, image_id: str, *, lock: bool = False) -> Image | None:
+        """A live (not deleted) image; `lock` takes a row lock where the database has them."""
+        statement = sa.select(Image).where(Image.id == image_id, Image.deleted.is_(False))  # type: ignore[arg-type,attr-defined]
+        if lock:
+            statement = statement.with_for_update()
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def exists_any(self, image_id: str) -> bool:
+        """True if the id was ever used, deleted images included (ids are never reused)."""
+        statement = sa.select(sa.func.count()).select_from(_IMAGE).where(_IMAGE.c.id == image_id)
+        return bool((await self.session.execute(statement)).scalar_one())
+
+    async def record(self, image: Image) -> ImageRecord:
+        return (await self.records([image]))[0]
+
+    async def records(self, images: Sequence[Image]) -> list[ImageRecord]:
+        """Load properties, tags and locations for many images in three queries."""
+        ids = [image.id for image in images]
+        if not ids:
+            return []
+        props: dict[str, dict[str, str]] = defaultdict(dict)
+        for image_id, name, value in await self.session.execute(
+            sa.select(_PROPS.c.image_id, _PROPS.c.name, _PROPS.c.value).where(
+                _PROPS.c.image_id.in_(ids)
+            )
+        ):
+            props[image_id][name] = value
+        tags: dict[str, list[str]] = defaultdict(list)
+        for image_id, value in await self.session.execute(
+            sa.select(_TAGS.c.image_id, _TAGS.c.value)
+            .where(_TAGS.c.image_id.in_(ids))
+            .order_by(_TAGS.c.id)
+        ):
+            tags[image_id].append(value)
+        locations: dict[str, list[ImageLocation]] = defaultdict(list)
+        location_rows = await self.session.execute(
+            sa.select(ImageLocation)
+            .where(ImageLocation.image_id.in_(ids), ImageLocation.status == "active")  # type: ignore[attr-defined]
+            .order_by(ImageLocation.id)  # type: ignore[arg-type]
+        )
+        for location in location_rows.scalars():
+            locations[location.image_id].append(location)
+        return [
+            ImageRecord(image, props[image.id], tags[image.id], locations[image.id])
+            for image in images
+        ]
+
+    async def add(self, image: Image, properties: dict[str, str], tags: list[str]) -> None:
+        self.session.add(image)
+        await self.session.flush()
+        await self.replace_properties(image.id, properties)
+        await self.replace_tags(image.id, tags)
+
+    async def replace_properties(self, image_id: str, properties: dict[str, str]) -> None:
+        await self.session.execute(sa.delete(_PROPS).where(_PROPS.c.image_id == image_id))
+        if properties:
+            await self.session.execute(
+                sa.insert(_PROPS),
+                [{"image_id": image_id, "name": k, "value": v} for k, v in properties.items()],
+            )
+
+    async def replace_tags(self, image_id: str, tags: list[str]) -> None:
+        await self.session.execute(sa.delete(_TAGS).where(_TAGS.c.image_id == image_id))
+        if tags:
+            await self.session.execute(
+                sa.insert(_TAGS), [{"image_id": image_id, "value": tag} for tag in tags]
+            )
+
+    async def touch(self, image: Image) -> None:
+        image.updated_at = utcnow()
+        await self.session.flush()
+
+    async def claim_status(
+        self, image_id: str, expected: ImageStatus, target: ImageStatus, **values: Any  # noqa: ANN401
+    ) -> bool:
+        """Move a live image from `expected` to `target` only if it is still `expected`."""
+        statement = (
+            sa.update(_IMAGE)
+            .where(
+                _IMAGE.c.id == image_id,
+                _IMAGE.c.status == expected,
+                _IMAGE.c.deleted.is_(False),
+            )
+            .values(status=target, updated_at=utcnow(), **values)
+        )
+        result = await self.session.execute(statement)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def add_location(self, image_id: str, url: str, metadata: dict[str, str]) -> None:
+        self.session.add(ImageLocation(image_id=image_id, value=url, meta_data=metadata))
+        await self.session.flush()
+
+    async def mark_deleted(self, image: Image) -> list[ImageLocation]:
+        """Soft-delete an image; return the locations whose data must now be removed."""
+        now = utcnow()
+        image.status = ImageStatus.DELETED
+        image.deleted = True
+        image.deleted_at = now
+        image.updated_at = now
+        locations = list(
+            (
+                await self.session.execute(
+                    sa.select(ImageLocation).where(
+                        ImageLocation.image_id == image.id,
+                        ImageLocation.status == "active",  # type: ignore[arg-type]
+                    )
+                )
+            ).scalars()
+        )
+        for location in locations:
+            location.status = "deleted"
+            location.updated_at = now
+        await self.replace_tags(image.id, [])
+        await self.session.flush()
+        return locations
+
+    async def storage_used(self, owner: str | None) -> int:
+        """Bytes of image data `owner` keeps, counting images being written."""
+        statement = sa.select(sa.func.coalesce(sa.func.sum(_IMAGE.c.size), 0)).where(
+            _IMAGE.c.owner == owner, _IMAGE.c.deleted.is_(False)
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
+    def _readable(self, ctx: RequestContext, visibility: str | None) -> ColumnElement[bool]:
+        """Visibility in SQL: what `ctx` may list, per the `visibility` filter."""
+        owned = _IMAGE.c.owner == ctx.project_id
+        if visibility == "all":
+            if ctx.is_admin:
+                return sa.true()
+            return sa.or_(owned, _IMAGE.c.visibility.in_([Visibility.PUBLIC, Visibility.COMMUNITY]))
+        if visibility is not None:
+            condition = _IMAGE.c.visibility == visibility
+            if ctx.is_admin or visibility in (Visibility.PUBLIC, Visibility.COMMUNITY):
+                return condition
+            return sa.and_(condition, owned)
+        # The default list leaves out other projects' community images, as Glance does.
+        if ctx.is_admin:
+            return sa.or_(_IMAGE.c.visibility != Visibility.COMMUNITY, owned)
+        return sa.or_(owned, _IMAGE.c.visibility == Visibility.PUBLIC)
+
+    async def list(self, ctx: RequestContext, query: ListQuery, marker: Image | None) -> list[Image]:
+        conditions: list[ColumnElement[bool]] = [
+            _IMAGE.c.deleted.is_(False),
+            self._readable(ctx, query.visibility),
+        ]
+        for column, values in query.columns.items():
+            conditions.append(_IMAGE.c[column].in_(values))
+        for name, values in query.properties.items():
+            conditions.append(
+                sa.exists().where(
+                    _PROPS.c.image_id == _IMAGE.c.id,
+                    _PROPS.c.name == name,
+                    _PROPS.c.value.in_(values),
+                )
+            )
+        for tag in query.tags:
+            conditions.append(
+                sa.exists().where(_TAGS.c.image_id == _IMAGE.c.id, _TAGS.c.value == tag)
+            )
+        if query.size_min is not None:
+            conditions.append(_IMAGE.c.size >= query.size_min)
+        if query.size_max is not None:
+            conditions.append(_IMAGE.c.size <= query.size_max)
+        if query.protected is not None:
+            conditions.append(_IMAGE.c.protected.is_(query.protected))
+        if not query.os_hidden:
+            conditions.append(_IMAGE.c.os_hidden.is_(False))
+        else:
+            conditions.append(_IMAGE.c.os_hidden.is_(True))
+        for time_filter in query.times:
+            conditions.append(_OPS[time_filter.op](_IMAGE.c[time_filter.column], time_filter.value))
+
+        # created_at and id break ties so every page boundary is well defined.
+        sort = list(query.sort)
+        keys = {key for key, _ in sort}
+        for key in ("created_at", "id"):
+            if key not in keys:
+                sort.append((key, sort[-1][1] if sort else SortDir.DESC))
+        if marker is not None:
+            conditions.append(_after_marker(sort, marker))
+        order = [
+            _sort_expression(key).asc() if direction is SortDir.ASC else _sort_expression(key).desc()
+            for key, direction in sort
+        ]
+        statement = sa.select(Image).where(*conditions).order_by(*order).limit(query.limit)
+        return list((await self.session.execute(statement)).scalars())
+
+
+def _marker_value(key: str, marker: Image) -> Any:  # noqa: ANN401 -- any column type
+    value = getattr(marker, key)
+    if value is None and key in _NULL_STANDINS:
+        standin = _NULL_STANDINS[key]
+        return standin if not isinstance(standin, sa.sql.ClauseElement) else standin
+    return value
+
+
+def _after_marker(sort: list[tuple[str, SortDir]], marker: Image) -> ColumnElement[bool]:
+    """Keyset condition: rows strictly after `marker` in the (mixed-direction) sort order."""
+    clauses = []
+    for index, (key, direction) in enumerate(sort):
+        equal_prefix = [
+            _sort_expression(prev) == _marker_value(prev, marker) for prev, _ in sort[:index]
+        ]
+        expression = _sort_expression(key)
+        value = _marker_value(key, marker)
+        beyond = expression > value if direction is SortDir.ASC else expression < value
+        clauses.append(sa.and_(*equal_prefix, beyond))
+    return sa.or_(*clauses)

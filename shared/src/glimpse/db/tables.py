@@ -1,0 +1,69 @@
+"""Table models. Column names follow Glance's schema so operators recognise them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Naive UTC, second precision: what the API shows and what both databases store alike."""
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+class Image(SQLModel, table=True):
+    __tablename__ = "images"
+
+    id: str = Field(primary_key=True, max_length=36)
+    name: str | None = Field(default=None, max_length=255)
+    size: int | None = Field(default=None, sa_type=sa.BigInteger)
+    virtual_size: int | None = Field(default=None, sa_type=sa.BigInteger)
+    status: str = Field(max_length=30, index=True)
+    visibility: str = Field(max_length=20, index=True)
+    disk_format: str | None = Field(default=None, max_length=20)
+    container_format: str | None = Field(default=None, max_length=20)
+    checksum: str | None = Field(default=None, max_length=32, index=True)
+    os_hash_algo: str | None = Field(default=None, max_length=64)
+    os_hash_value: str | None = Field(default=None, max_length=128, index=True)
+    owner: str | None = Field(default=None, max_length=255, index=True)
+    min_disk: int = Field(default=0)
+    min_ram: int = Field(default=0)
+    protected: bool = Field(default=False)
+    os_hidden: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, index=True, sa_type=sa.DateTime)
+    updated_at: datetime | None = Field(default=None, index=True, sa_type=sa.DateTime)
+    deleted_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+    deleted: bool = Field(default=False, index=True)
+
+
+class ImageProperty(SQLModel, table=True):
+    __tablename__ = "image_properties"
+    __table_args__ = (sa.UniqueConstraint("image_id", "name", name="ix_image_properties_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    image_id: str = Field(foreign_key="images.id", ondelete="CASCADE", index=True, max_length=36)
+    name: str = Field(max_length=255, index=True)
+    value: str = Field(sa_type=sa.Text)
+
+
+class ImageTag(SQLModel, table=True):
+    __tablename__ = "image_tags"
+    __table_args__ = (sa.UniqueConstraint("image_id", "value", name="ix_image_tags_value"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    image_id: str = Field(foreign_key="images.id", ondelete="CASCADE", index=True, max_length=36)
+    value: str = Field(max_length=255, index=True)
+
+
+class ImageLocation(SQLModel, table=True):
+    __tablename__ = "image_locations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    image_id: str = Field(foreign_key="images.id", ondelete="CASCADE", index=True, max_length=36)
+    value: str = Field(sa_type=sa.Text)
+    meta_data: dict[str, str] = Field(default_factory=dict, sa_type=sa.JSON)
+    status: str = Field(default="active", max_length=30, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
+    updated_at: datetime | None = Field(default=None, sa_type=sa.DateTime)

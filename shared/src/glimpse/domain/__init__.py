@@ -1,0 +1,1 @@
+"""Pure domain rules: no database, store, web or queue imports."""

@@ -1,0 +1,141 @@
+"""Image vocabulary and the explicit status transition table."""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+from glimpse.domain.errors import InvalidTransition
+
+
+class ImageStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SAVING = "saving"
+    ACTIVE = "active"
+    KILLED = "killed"
+    DELETED = "deleted"
+    PENDING_DELETE = "pending_delete"
+    DEACTIVATED = "deactivated"
+    UPLOADING = "uploading"
+    IMPORTING = "importing"
+
+
+class Visibility(enum.StrEnum):
+    PUBLIC = "public"
+    COMMUNITY = "community"
+    SHARED = "shared"
+    PRIVATE = "private"
+
+
+DISK_FORMATS: Final = (
+    "ami",
+    "ari",
+    "aki",
+    "vhd",
+    "vhdx",
+    "vmdk",
+    "raw",
+    "qcow2",
+    "vdi",
+    "iso",
+    "ploop",
+)
+# `compressed` arrived in Train for Cinder's compressed volume uploads.
+CONTAINER_FORMATS: Final = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
+
+KEY_DELETION_POLICIES: Final = ("on_image_deletion", "do_not_delete")
+
+_S = ImageStatus
+# Which status may follow which. Every status change in the services goes through `transition`.
+TRANSITIONS: Final[dict[ImageStatus, frozenset[ImageStatus]]] = {
+    _S.QUEUED: frozenset({_S.SAVING, _S.UPLOADING, _S.IMPORTING, _S.ACTIVE, _S.DELETED}),
+    _S.SAVING: frozenset({_S.ACTIVE, _S.KILLED, _S.QUEUED, _S.DELETED}),
+    _S.UPLOADING: frozenset({_S.IMPORTING, _S.QUEUED, _S.DELETED}),
+    _S.IMPORTING: frozenset({_S.ACTIVE, _S.QUEUED, _S.DELETED}),
+    _S.ACTIVE: frozenset({_S.PENDING_DELETE, _S.DELETED, _S.DEACTIVATED}),
+    _S.DEACTIVATED: frozenset({_S.ACTIVE, _S.PENDING_DELETE, _S.DELETED}),
+    _S.KILLED: frozenset({_S.DELETED}),
+    _S.PENDING_DELETE: frozenset({_S.ACTIVE, _S.DELETED}),
+    _S.DELETED: frozenset(),
+}
+
+
+def transition(current: ImageStatus, target: ImageStatus) -> ImageStatus:
+    """Return `target` if the table allows the move, else raise InvalidTransition."""
+    if target not in TRANSITIONS[current]:
+        raise InvalidTransition(current, target)
+    return target
+
+
+# Attributes the image record itself owns; everything else a client sends is an extra property.
+CORE_ATTRIBUTES: Final = frozenset(
+    {
+        "id",
+        "name",
+        "status",
+        "visibility",
+        "protected",
+        "os_hidden",
+        "checksum",
+        "os_hash_algo",
+        "os_hash_value",
+        "owner",
+        "size",
+        "virtual_size",
+        "min_disk",
+        "min_ram",
+        "disk_format",
+        "container_format",
+        "created_at",
+        "updated_at",
+        "tags",
+        "locations",
+        "direct_url",
+        "self",
+        "file",
+        "schema",
+        "stores",
+    }
+)
+READ_ONLY_ATTRIBUTES: Final = frozenset(
+    {
+        "id",
+        "status",
+        "checksum",
+        "os_hash_algo",
+        "os_hash_value",
+        "size",
+        "virtual_size",
+        "created_at",
+        "updated_at",
+        "direct_url",
+        "self",
+        "file",
+        "schema",
+        "stores",
+    }
+)
+# Columns Glance keeps for itself; clients may neither set nor filter on them.
+RESERVED_ATTRIBUTES: Final = frozenset({"deleted", "deleted_at", "location"})
+# Extra-property prefix Glance keeps for its own bookkeeping (import locks and the like).
+RESERVED_PROPERTY_PREFIX: Final = "os_glance"
+
+# Attributes a client may set on create or change by PATCH.
+MUTABLE_ATTRIBUTES: Final = frozenset(
+    {
+        "name",
+        "visibility",
+        "protected",
+        "os_hidden",
+        "owner",
+        "min_disk",
+        "min_ram",
+        "disk_format",
+        "container_format",
+    }
+)
+
+MAX_NAME_LENGTH: Final = 255
+MAX_TAG_LENGTH: Final = 255
+MAX_PROPERTY_NAME_LENGTH: Final = 255
+MAX_PROPERTY_VALUE_LENGTH: Final = 65535

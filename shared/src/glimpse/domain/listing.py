@@ -1,0 +1,247 @@
+"""Parsing of image-list query parameters into a typed query (pure; no SQL here)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final
+
+from glimpse.domain.errors import InvalidInput, ReservedAttribute
+from glimpse.domain.images import RESERVED_ATTRIBUTES
+
+SORT_KEYS: Final = frozenset(
+    {
+        "name",
+        "status",
+        "container_format",
+        "disk_format",
+        "size",
+        "virtual_size",
+        "id",
+        "created_at",
+        "updated_at",
+        "owner",
+        "visibility",
+        "min_disk",
+        "min_ram",
+        "protected",
+        "os_hidden",
+    }
+)
+# Filters matched against a column of the image row (everything else is an extra property).
+COLUMN_FILTERS: Final = frozenset(
+    {
+        "id",
+        "name",
+        "status",
+        "visibility",
+        "owner",
+        "disk_format",
+        "container_format",
+        "checksum",
+        "os_hash_value",
+        "os_hash_algo",
+        "min_disk",
+        "min_ram",
+    }
+)
+TIME_FILTERS: Final = frozenset({"created_at", "updated_at"})
+CONTROL_PARAMS: Final = frozenset(
+    {"limit", "marker", "sort", "sort_key", "sort_dir", "tag", "size_min", "size_max"}
+    | {"protected", "os_hidden", "member_status"}
+)
+
+
+class SortDir(enum.StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+class Op(enum.StrEnum):
+    EQ = "eq"
+    NEQ = "neq"
+    GT = "gt"
+    GTE = "gte"
+    LT = "lt"
+    LTE = "lte"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeFilter:
+    column: str
+    op: Op
+    value: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    limit: int
+    marker: str | None = None
+    sort: tuple[tuple[str, SortDir], ...] = (("created_at", SortDir.DESC),)
+    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)  # column -> any of values
+    properties: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    size_min: int | None = None
+    size_max: int | None = None
+    protected: bool | None = None
+    os_hidden: bool = False
+    visibility: str | None = None
+    times: tuple[TimeFilter, ...] = ()
+
+
+def parse_in(value: str) -> tuple[str, ...]:
+    """`in:a,b,"c,d"` -> ("a", "b", "c,d"); a plain value is a one-element tuple."""
+    if not value.startswith("in:"):
+        return (value,)
+    items: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for char in value[3:]:
+        if char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if quoted:
+        raise InvalidInput(f"Invalid filter value {value}. The quote is not closed.")
+    items.append("".join(current))
+    return tuple(items)
+
+
+def parse_time(raw: str) -> datetime:
+    text = raw.strip().replace("Z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"Invalid date format: {raw}") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def parse_time_filter(column: str, raw: str) -> TimeFilter:
+    op_text, sep, rest = raw.partition(":")
+    if sep and op_text in Op.__members__.values():
+        return TimeFilter(column, Op(op_text), parse_time(rest))
+    return TimeFilter(column, Op.EQ, parse_time(raw))
+
+
+def parse_sort(
+    sort: str | None, sort_keys: list[str], sort_dirs: list[str]
+) -> tuple[tuple[str, SortDir], ...]:
+    if sort is not None and (sort_keys or sort_dirs):
+        raise InvalidInput("The 'sort' parameter cannot be combined with 'sort_key'/'sort_dir'")
+    pairs: list[tuple[str, SortDir]] = []
+    if sort is not None:
+        for item in sort.split(","):
+            key, _, direction = item.strip().partition(":")
+            pairs.append((_sort_key(key), _sort_dir(direction or "desc")))
+    else:
+        if len(sort_dirs) > max(len(sort_keys), 1):
+            raise InvalidInput("The number of sort_dir values must match the sort_key values")
+        keys = sort_keys or ["created_at"]
+        for index, key in enumerate(keys):
+            if sort_dirs:
+                direction = sort_dirs[index] if index < len(sort_dirs) else sort_dirs[-1]
+            else:
+                direction = "desc"
+            pairs.append((_sort_key(key), _sort_dir(direction)))
+    return tuple(pairs)
+
+
+def _sort_key(key: str) -> str:
+    if key not in SORT_KEYS:
+        raise InvalidInput(f"Invalid sort key: {key}. It should be one of: {sorted(SORT_KEYS)}")
+    return key
+
+
+def _sort_dir(direction: str) -> SortDir:
+    try:
+        return SortDir(direction)
+    except ValueError:
+        raise InvalidInput(f"Invalid sort direction: {direction}") from None
+
+
+def _non_negative(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"Invalid value for {name}: {raw}. It should be an integer.") from None
+    if value < 0:
+        raise InvalidInput(f"Invalid value for {name}: {raw}. It should be >= 0.")
+    return value
+
+
+def _exact_bool(name: str, raw: str) -> bool:
+    # Pike: `protected` takes exactly `true` or `false`, case-sensitively.
+    if raw not in ("true", "false"):
+        raise InvalidInput(f"Invalid value '{raw}' for '{name}' filter. Valid values: true, false.")
+    return raw == "true"
+
+
+def parse_limit(raw: str | None, default: int, maximum: int) -> int:
+    if raw is None:
+        return min(default, maximum)
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise InvalidInput("limit param must be an integer") from None
+    if limit < 0:
+        raise InvalidInput("limit param must be positive")
+    return min(limit, maximum)
+
+
+def parse_list_query(
+    params: list[tuple[str, str]], *, default_limit: int, max_limit: int
+) -> ListQuery:
+    """Turn the raw (repeatable) query parameters of GET /v2/images into a ListQuery."""
+    single: dict[str, str] = {}
+    tags: list[str] = []
+    sort_keys: list[str] = []
+    sort_dirs: list[str] = []
+    for key, value in params:
+        if key == "tag":
+            tags.append(value)
+        elif key == "sort_key":
+            sort_keys.extend(v.strip() for v in value.split(","))
+        elif key == "sort_dir":
+            sort_dirs.extend(v.strip() for v in value.split(","))
+        else:
+            single[key] = value
+    if "changes-since" in single:
+        raise InvalidInput("The 'changes-since' filter is no longer available on v2.")
+    columns: dict[str, tuple[str, ...]] = {}
+    properties: dict[str, tuple[str, ...]] = {}
+    times: list[TimeFilter] = []
+    for key, value in single.items():
+        if key in CONTROL_PARAMS:
+            continue
+        if key in RESERVED_ATTRIBUTES:
+            raise ReservedAttribute(key)
+        if key in TIME_FILTERS:
+            times.append(parse_time_filter(key, value))
+        elif key in COLUMN_FILTERS:
+            columns[key] = parse_in(value)
+        else:
+            properties[key] = parse_in(value)
+    visibility = columns.pop("visibility", None)
+    visibility_value = visibility[0] if visibility else None
+    if visibility_value not in (None, "public", "private", "shared", "community", "all"):
+        raise InvalidInput(f"Invalid visibility value: {visibility_value}")
+    return ListQuery(
+        limit=parse_limit(single.get("limit"), default_limit, max_limit),
+        marker=single.get("marker"),
+        sort=parse_sort(single.get("sort"), sort_keys, sort_dirs),
+        columns=columns,
+        properties=properties,
+        tags=tuple(tags),
+        size_min=_non_negative("size_min", single["size_min"]) if "size_min" in single else None,
+        size_max=_non_negative("size_max", single["size_max"]) if "size_max" in single else None,
+        protected=_exact_bool("protected", single["protected"]) if "protected" in single else None,
+        os_hidden=_exact_bool("os_hidden", single["os_hidden"]) if "os_hidden" in single else False,
+        visibility=visibility_value,
+        times=tuple(times),
+    )

@@ -1,0 +1,40 @@
+"""Celery broker and result settings derived from `[celery]`.
+
+`filesystem://` (the embedded default) needs no server: kombu passes messages through a folder,
+and results land in another, so a single machine runs the whole topology.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from glimpse.config import Settings
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    options = settings.celery
+    config: dict[str, Any] = {
+        "broker_url": options.broker_url,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+    }
+    if options.broker_url.startswith("filesystem://"):
+        queue = options.broker_data_dir / "queue"
+        processed = options.broker_data_dir / "processed"
+        results = options.broker_data_dir / "results"
+        for folder in (queue, processed, results):
+            folder.mkdir(parents=True, exist_ok=True)
+        config["broker_transport_options"] = {
+            "data_folder_in": str(queue),
+            "data_folder_out": str(queue),
+            "processed_folder": str(processed),
+            "store_processed": False,
+        }
+        config["result_backend"] = f"file://{results.resolve()}"
+    else:
+        config["result_backend"] = options.result_backend or options.broker_url
+    return config

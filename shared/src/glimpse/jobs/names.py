@@ -1,0 +1,5 @@
+"""Stable task names: messages carry these and ids only, never objects."""
+
+from typing import Final
+
+PING: Final = "glimpse.health.ping"

@@ -1,0 +1,183 @@
+"""Upload and download of image data, streamed between the client and a store.
+
+No transaction is held while data moves: the image is claimed (queued -> saving) in one short
+transaction, the data streams, and a second short transaction activates it. Any failure on the
+way removes the partial data and returns the image to queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+
+from glimpse.config import Settings
+from glimpse.context import RequestContext
+from glimpse.db.engine import Database
+from glimpse.db.repositories.images import ImageRepository
+from glimpse.domain import policy
+from glimpse.domain.errors import (
+    Conflict,
+    Gone,
+    ImageNotFound,
+    InvalidInput,
+    LimitExceeded,
+    RangeNotSatisfiable,
+    StoreUnavailable,
+)
+from glimpse.domain.images import ImageStatus, transition
+from glimpse.stores.base import ByteRange, ObjectNotFound, ResolvedRange, StoreError, resolve
+from glimpse.stores.checked import CheckedStore
+from glimpse.stores.metering import Meter, metered
+from glimpse.stores.registry import StoreRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """What the API needs to answer a download: the stream and its framing."""
+
+    chunks: AsyncIterator[bytes]
+    image_size: int
+    checksum: str | None
+    span: ResolvedRange | None
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+class ImageDataService:
+    def __init__(self, settings: Settings, database: Database, stores: StoreRegistry) -> None:
+        self.settings = settings
+        self.db = database
+        self.stores = stores
+
+    def _store(self, store_id: str | None) -> CheckedStore:
+        if store_id is None:
+            return self.stores.default
+        store = self.stores.get(store_id)
+        if store is None:
+            raise InvalidInput(f"Store for identifier {store_id} not found")
+        return store
+
+    async def _claim(self, ctx: RequestContext, image_id: str) -> int | None:
+        """queued -> saving; return how many bytes the owner may still store (None: no quota)."""
+        async with self.db.write() as session:
+            repo = ImageRepository(session)
+            image = await repo.get(image_id, lock=True)
+            if image is None:
+                raise ImageNotFound(image_id)
+            policy.enforce(ctx, "upload_image", image)
+            if image.status != ImageStatus.QUEUED:
+                raise Conflict(
+                    f"Image status transition from {image.status} to saving is not allowed"
+                )
+            transition(ImageStatus(image.status), ImageStatus.SAVING)
+            quota = self.settings.user_storage_quota
+            remaining = None
+            if quota > 0:
+                remaining = quota - await repo.storage_used(image.owner)
+                if remaining <= 0:
+                    raise LimitExceeded(_quota_message(quota))
+            await repo.claim_status(image_id, ImageStatus.QUEUED, ImageStatus.SAVING)
+            return remaining
+
+    async def _release(self, image_id: str) -> None:
+        """saving -> queued after a failed upload (a no-op if the image was deleted meanwhile)."""
+        async with self.db.write() as session:
+            await ImageRepository(session).claim_status(
+                image_id, ImageStatus.SAVING, ImageStatus.QUEUED
+            )
+
+    async def upload(
+        self,
+        ctx: RequestContext,
+        image_id: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        store_id: str | None = None,
+    ) -> None:
+        store = self._store(store_id)
+        quota_left = await self._claim(ctx, image_id)
+        cap = self.settings.image_size_cap
+        limit = cap if quota_left is None else min(cap, quota_left)
+
+        def too_big() -> LimitExceeded:
+            if quota_left is not None and quota_left < cap:
+                return LimitExceeded(_quota_message(self.settings.user_storage_quota))
+            return LimitExceeded(f"Image exceeds the storage quota: image_size_cap is {cap} bytes")
+
+        meter = Meter(self.settings.hashing_algorithm)
+        try:
+            stored = await store.put(image_id, metered(chunks, meter, limit=limit, on_limit=too_big))
+        except BaseException as exc:
+            # Shielded so a cancelled request still hands the image back.
+            await asyncio.shield(self._release(image_id))
+            if isinstance(exc, StoreError):
+                raise StoreUnavailable(f"Error in store configuration: {exc}") from exc
+            raise
+        async with self.db.write() as session:
+            repo = ImageRepository(session)
+            activated = await repo.claim_status(
+                image_id,
+                ImageStatus.SAVING,
+                ImageStatus.ACTIVE,
+                size=meter.size,
+                checksum=meter.checksum,
+                os_hash_algo=meter.hash_algo,
+                os_hash_value=meter.hash_value,
+            )
+            if activated:
+                await repo.add_location(image_id, stored.location, {"store": store.name})
+        if not activated:
+            await store.delete_if_present(stored.location)
+            raise Gone(
+                f"Image {image_id} could not be found after upload. "
+                "The image may have been deleted during the upload."
+            )
+
+    async def download(
+        self, ctx: RequestContext, image_id: str, byte_range: ByteRange | None
+    ) -> Download | None:
+        """The image's data (or a span of it); None when the image has no data yet."""
+        async with self.db.read() as session:
+            repo = ImageRepository(session)
+            image = await repo.get(image_id)
+            if image is None:
+                raise ImageNotFound(image_id)
+            policy.enforce(ctx, "download_image", image)
+            record = await repo.record(image)
+        if not record.locations or image.size is None:
+            return None
+        span = None
+        if byte_range is not None:
+            span = resolve(byte_range, image.size)
+            if span is None:
+                raise RangeNotSatisfiable(image.size)
+        errors = []
+        for location in record.locations:
+            store = self.stores.get(location.meta_data.get("store", self.stores.default_id))
+            if store is None:
+                continue
+            chunks = store.get(location.value, span)
+            try:
+                # Open the object before any header is sent, so a missing file is an error
+                # response rather than a truncated body.
+                first = await anext(chunks, b"")
+            except (ObjectNotFound, StoreError, OSError) as exc:
+                errors.append(exc)
+                log.warning("image %s: location %s unreadable: %s", image_id, location.value, exc)
+                continue
+            return Download(_prepend(first, chunks), image.size, image.checksum, span)
+        if errors:
+            raise StoreUnavailable(f"Image {image_id} data could not be read from any store")
+        raise ImageNotFound(image_id)
+
+
+def _quota_message(quota: int) -> str:
+    return f"Denying attempt to upload image because it exceeds the quota: {quota} bytes"

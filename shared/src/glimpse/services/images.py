@@ -1,0 +1,207 @@
+"""Image record use cases: create, show, list, update, tag, delete."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from glimpse.config import Settings
+from glimpse.context import RequestContext
+from glimpse.db.engine import Database
+from glimpse.db.repositories.images import ImageRecord, ImageRepository
+from glimpse.db.tables import Image, utcnow
+from glimpse.domain import attributes, patch, policy
+from glimpse.domain.errors import (
+    Conflict,
+    Forbidden,
+    ImageNotFound,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+)
+from glimpse.domain.images import MUTABLE_ATTRIBUTES, ImageStatus, Visibility
+from glimpse.domain.listing import ListQuery
+from glimpse.stores.registry import StoreRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePage:
+    records: list[ImageRecord]
+    next_marker: str | None
+
+
+def _quota_check(kind: str, attempted: int, maximum: int) -> None:
+    # A negative quota means unlimited, as in Glance.
+    if 0 <= maximum < attempted:
+        raise LimitExceeded(
+            f"The limit has been exceeded on the number of allowed image {kind}. "
+            f"Attempted: {attempted}, Maximum: {maximum}"
+        )
+
+
+class ImageService:
+    def __init__(self, settings: Settings, database: Database, stores: StoreRegistry) -> None:
+        self.settings = settings
+        self.db = database
+        self.stores = stores
+
+    def _check_quotas(self, properties: dict[str, str], tags: list[str]) -> None:
+        _quota_check("properties", len(properties), self.settings.image_property_quota)
+        _quota_check("tags", len(tags), self.settings.image_tag_quota)
+
+    def _check_visibility(self, ctx: RequestContext, image: Image | None, visibility: str) -> None:
+        if visibility == Visibility.PUBLIC:
+            policy.enforce(ctx, "publicize_image", image)
+        elif visibility == Visibility.COMMUNITY:
+            policy.enforce(ctx, "communitize_image", image)
+
+    def _check_owner(self, ctx: RequestContext, owner: str | None) -> None:
+        if owner != ctx.project_id and not policy.allowed(ctx, "set_image_owner"):
+            raise Forbidden("You are not permitted to create images owned by another project.")
+
+    async def create(self, ctx: RequestContext, body: dict[str, Any]) -> ImageRecord:
+        policy.enforce(ctx, "add_image")
+        core: dict[str, Any] = {"visibility": Visibility.SHARED.value, "owner": ctx.project_id}
+        properties: dict[str, str] = {}
+        tags: list[str] = []
+        image_id = str(uuid.uuid4())
+        for name, value in body.items():
+            if name == "id":
+                image_id = attributes.validate_image_id(value)
+            elif name == "tags":
+                tags = attributes.validate_tags(value)
+            elif name == "locations":
+                raise Forbidden("It's not allowed to add locations if locations are invisible.")
+            elif name in MUTABLE_ATTRIBUTES:
+                core[name] = attributes.validate_core(name, value)
+            else:
+                attributes.check_writable(name)
+                properties[name] = attributes.validate_property(name, value)
+        self._check_owner(ctx, core["owner"])
+        self._check_visibility(ctx, None, core["visibility"])
+        self._check_quotas(properties, tags)
+        now = utcnow()
+        image = Image(
+            id=image_id,
+            status=ImageStatus.QUEUED,
+            created_at=now,
+            updated_at=now,
+            **core,
+        )
+        async with self.db.write() as session:
+            repo = ImageRepository(session)
+            if await repo.exists_any(image_id):
+                raise Conflict(f"Image with identifier {image_id} already exists!")
+            await repo.add(image, properties, tags)
+            return await repo.record(image)
+
+    async def _readable(self, repo: ImageRepository, ctx: RequestContext, image_id: str) -> Image:
+        image = await repo.get(image_id)
+        if image is None:
+            raise ImageNotFound(image_id)
+        policy.enforce(ctx, "get_image", image)
+        return image
+
+    async def get(self, ctx: RequestContext, image_id: str) -> ImageRecord:
+        async with self.db.read() as session:
+            repo = ImageRepository(session)
+            return await repo.record(await self._readable(repo, ctx, image_id))
+
+    async def list(self, ctx: RequestContext, query: ListQuery) -> ImagePage:
+        policy.enforce(ctx, "get_images")
+        async with self.db.read() as session:
+            repo = ImageRepository(session)
+            marker = None
+            if query.marker is not None:
+                marker = await repo.get(query.marker)
+                if marker is None or not policy.allowed(ctx, "get_image", marker):
+                    raise InvalidInput(f"Invalid marker. Image {query.marker} could not be found.")
+            images = await repo.list(ctx, query, marker)
+            records = await repo.records(images)
+        full_page = query.limit > 0 and len(images) == query.limit
+        return ImagePage(records, images[-1].id if full_page else None)
+
+    async def update(
+        self, ctx: RequestContext, image_id: str, operations: list[patch.Operation]
+    ) -> ImageRecord:
+        async with self.db.write() as session:
+            repo = ImageRepository(session)
+            image = await repo.get(image_id, lock=True)
+            if image is None:
+                raise ImageNotFound(image_id)
+            policy.enforce(ctx, "modify_image", image)
+            record = await repo.record(image)
+            state = patch.ImageState(
+                core={name: getattr(image, name) for name in MUTABLE_ATTRIBUTES},
+                properties=dict(record.properties),
+                tags=list(record.tags),
+            )
+            patch.apply(state, operations)
+            if "visibility" in state.changed_core:
+                self._check_visibility(ctx, image, state.core["visibility"])
+            if "owner" in state.changed_core:
+                self._check_owner(ctx, state.core["owner"])
+            self._check_quotas(state.properties, state.tags)
+            for name in state.changed_core:
+                setattr(image, name, state.core[name])
+            if state.properties != record.properties:
+                await repo.replace_properties(image.id, state.properties)
+            if state.tags != record.tags:
+                await repo.replace_tags(image.id, state.tags)
+            await repo.touch(image)
+            return await repo.record(image)
+
+    async def add_tag(self, ctx: RequestContext, image_id: str, tag: str) -> None:
+        attributes.validate_tag(tag)
+        async with self.db.write() as session:
+            repo = ImageRepository(session)
+            image = await repo.get(image_id, lock=True)
+            if image is None:
+                raise ImageNotFound(image_id)
+            policy.enforce(ctx, "modify_image", image)
+            record = await repo.record(image)
+            if tag in record.tags:
+                return
+            tags = [*record.tags, tag]
+            _quota_check("tags", len(tags), self.settings.image_tag_quota)
+            await repo.replace_tags(image_id, tags)
+            await repo.touch(image)
+
+    async def delete_tag(self, ctx: RequestContext, image_id: str, tag: str) -> None:
+        async with self.db.write() as session:
+            repo = ImageRepository(session)
+            image = await repo.get(image_id, lock=True)
+            if image is None:
+                raise ImageNotFound(image_id)
+            policy.enforce(ctx, "modify_image", image)
+            record = await repo.record(image)
+            if tag not in record.tags:
+                raise NotFound(f"Tag {tag} not found.")
+            await repo.replace_tags(image_id, [t for t in record.tags if t != tag])
+            await repo.touch(image)
+
+    async def delete(self, ctx: RequestContext, image_id: str) -> None:
+        async with self.db.write() as session:
+            repo = ImageRepository(session)
+            image = await repo.get(image_id, lock=True)
+            if image is None:
+                raise ImageNotFound(image_id)
+            policy.enforce(ctx, "delete_image", image)
+            if image.protected:
+                raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
+            locations = await repo.mark_deleted(image)
+        # Data goes only after the delete is committed, outside any transaction.
+        for location in locations:
+            store = self.stores.get(location.meta_data.get("store", self.stores.default_id))
+            if store is None:
+                log.warning("image %s: data at %s left in a disabled store", image_id, location.value)
+                continue
+            try:
+                await store.delete_if_present(location.value)
+            except Exception:
+                log.exception("image %s: could not delete data at %s", image_id, location.value)
+

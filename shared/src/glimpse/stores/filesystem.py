@@ -1,0 +1,132 @@
+"""The `file` store: one file per image under a data directory.
+
+Writes go to a hidden temporary name in the same directory, are fsynced and then renamed, so a
+crash or a cancelled upload never leaves a partial image under its final name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+from typing import Final
+from urllib.parse import unquote, urlsplit
+
+import aiofiles
+import aiofiles.os
+
+from glimpse.config import Settings
+from glimpse.stores.base import (
+    Capability,
+    ObjectNotFound,
+    ResolvedRange,
+    StoredObject,
+    StoreError,
+    StoreFull,
+)
+
+READ_CHUNK: Final = 1024 * 1024
+TEMP_PREFIX: Final = ".partial-"
+
+
+class FilesystemStore:
+    capabilities = Capability.READ | Capability.WRITE | Capability.DELETE | Capability.RANGE_READ
+
+    def __init__(self, name: str, datadir: Path) -> None:
+        self.name = name
+        self.datadir = datadir.resolve()
+
+    def _path_for_key(self, key: str) -> Path:
+        path = (self.datadir / key).resolve()
+        if path.parent != self.datadir or not key or key.startswith("."):
+            msg = f"invalid object key {key!r}"
+            raise StoreError(msg)
+        return path
+
+    def _path_for_location(self, location: str) -> Path:
+        parts = urlsplit(location)
+        if parts.scheme != "file":
+            msg = f"not a file location: {location!r}"
+            raise StoreError(msg)
+        path = Path(unquote(parts.path)).resolve()
+        # Refuse anything outside this store's directory, whatever the location row says.
+        if path.parent != self.datadir:
+            msg = f"location outside the store directory: {location!r}"
+            raise StoreError(msg)
+        return path
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> StoredObject:
+        final = self._path_for_key(key)
+        await aiofiles.os.makedirs(self.datadir, exist_ok=True)
+        temp = self.datadir / f"{TEMP_PREFIX}{key}-{uuid.uuid4().hex}"
+        size = 0
+        try:
+            async with aiofiles.open(temp, "wb") as handle:
+                async for chunk in chunks:
+                    await handle.write(chunk)
+                    size += len(chunk)
+                await handle.flush()
+                await aiofiles.os.wrap(os.fsync)(handle.fileno())
+            await aiofiles.os.replace(temp, final)
+        except OSError as exc:
+            await _remove_quietly(temp)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreFull(f"store {self.name} is full") from exc
+            raise StoreError(f"write to store {self.name} failed: {exc.strerror}") from exc
+        except BaseException:
+            await _remove_quietly(temp)
+            raise
+        return StoredObject(location=final.as_uri(), size=size)
+
+    async def get(
+        self, location: str, byte_range: ResolvedRange | None = None
+    ) -> AsyncIterator[bytes]:
+        path = self._path_for_location(location)
+        try:
+            handle = await aiofiles.open(path, "rb")
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(location) from exc
+        try:
+            remaining = None
+            if byte_range is not None:
+                await handle.seek(byte_range.start)
+                remaining = byte_range.length
+            while remaining is None or remaining > 0:
+                want = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+                chunk = await handle.read(want)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            await handle.close()
+
+    async def delete(self, location: str) -> None:
+        try:
+            await aiofiles.os.remove(self._path_for_location(location))
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(location) from exc
+
+    async def size(self, location: str) -> int:
+        try:
+            stat = await aiofiles.os.stat(self._path_for_location(location))
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(location) from exc
+        return stat.st_size
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def _remove_quietly(path: Path) -> None:
+    try:
+        await aiofiles.os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def from_settings(store_id: str, settings: Settings) -> FilesystemStore:
+    return FilesystemStore(store_id, settings.store_datadir(store_id))
