@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from http import HTTPStatus
 from typing import Final
@@ -9,7 +10,8 @@ from typing import Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from glimpse.domain import errors
 
@@ -36,28 +38,74 @@ def status_for(error: errors.GlimpseError) -> HTTPStatus:
     return HTTPStatus.INTERNAL_SERVER_ERROR
 
 
-def error_response(status: HTTPStatus, message: str, headers: dict[str, str] | None = None) -> Response:
-    """Glance's error body: {"code": "404 Not Found", "title": "Not Found", "message": ...}."""
-    body = {
-        "code": f"{status.value} {status.phrase}",
-        "title": status.phrase,
-        "message": message,
-    }
-    return JSONResponse(body, status_code=status.value, headers=headers)
+def _accept(request: Request) -> str:
+    return request.headers.get("accept", "")
 
 
-async def _domain_error(_request: Request, exc: Exception) -> Response:
+def _wants(accept: str) -> str:
+    """Pick json, html or plain as webob does for Glance: by Accept, ties going to HTML."""
+    best: dict[str, float] = {"html": 0.0, "json": 0.0}
+    for item in accept.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media = media.lower()
+        for kind, matches in (
+            ("html", ("text/html", "text/*", "*/*")),
+            ("json", ("application/json", "application/*", "*/*")),
+        ):
+            if media in matches:
+                best[kind] = max(best[kind], quality)
+    if best["json"] > best["html"]:
+        return "json"
+    if best["html"] > 0:
+        return "html"
+    return "plain"
+
+
+def error_response(
+    status: HTTPStatus,
+    message: str,
+    headers: dict[str, str] | None = None,
+    accept: str = "application/json",
+) -> Response:
+    """Glance's error body, negotiated like Glance's: JSON for `Accept: application/json`
+    ({"message", "code", "title"}), HTML for `*/*` (what python-glanceclient sends and parses),
+    and plain text when Accept is absent or matches neither."""
+    code = f"{status.value} {status.phrase}"
+    kind = _wants(accept)
+    if kind == "json":
+        body = {"message": message, "code": code, "title": status.phrase}
+        return JSONResponse(body, status_code=status.value, headers=headers)
+    if kind == "html":
+        page = (
+            f"<html>\n <head>\n  <title>{code}</title>\n </head>\n <body>\n  <h1>{code}</h1>\n"
+            f"  {html.escape(message)}\n </body>\n</html>"
+        )
+        return HTMLResponse(page, status_code=status.value, headers=headers)
+    return PlainTextResponse(f"{code}\n\n{message}\n", status_code=status.value, headers=headers)
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.GlimpseError)  # noqa: S101 -- registered for this type only
     status = status_for(exc)
     headers = None
-    if isinstance(exc, errors.RangeNotSatisfiable):
+    if isinstance(exc, errors.RangeNotSatisfiable) and exc.size is not None:
         headers = {"Content-Range": f"bytes */{exc.size}"}
     if isinstance(exc, errors.NotAuthenticated):
         headers = {"WWW-Authenticate": "Keystone uri=''"}
-    return error_response(status, exc.message, headers)
+    if isinstance(exc, errors.UnsupportedMediaType) and exc.accept_patch:
+        headers = {"Accept-Patch": exc.accept_patch}
+    return error_response(status, exc.message, headers, _accept(request))
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 -- registered for this type only
     status = HTTPStatus(exc.status_code)
     message = exc.detail if isinstance(exc.detail, str) else status.description
@@ -65,21 +113,29 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
         message = "The method specified is not allowed for this resource."
     elif status is HTTPStatus.NOT_FOUND and message == "Not Found":
         message = "The resource could not be found."
-    return error_response(status, message, dict(exc.headers or {}))
+    return error_response(status, message, dict(exc.headers or {}), _accept(request))
 
 
-async def _validation_error(_request: Request, exc: Exception) -> Response:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)  # noqa: S101 -- registered for this type only
     problems = "; ".join(
         f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
     )
-    return error_response(HTTPStatus.BAD_REQUEST, problems)
+    return error_response(HTTPStatus.BAD_REQUEST, problems, accept=_accept(request))
 
 
-async def _unexpected(_request: Request, exc: Exception) -> Response:
+async def _client_gone(request: Request, _exc: Exception) -> Response:
+    # Nobody reads this answer; the service has already undone the partial work.
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return error_response(HTTPStatus.BAD_REQUEST, "Client disconnected before the body was read.")
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return error_response(
-        HTTPStatus.INTERNAL_SERVER_ERROR, "The server has either erred or is incapable of performing the requested operation."
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        "The server has either erred or is incapable of performing the requested operation.",
+        accept=_accept(request),
     )
 
 
@@ -87,4 +143,5 @@ def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.GlimpseError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)

@@ -14,6 +14,23 @@ REQUEST_ID_HEADER: Final = "x-openstack-request-id"
 _VERSION_PREFIX: Final = re.compile(r"^/v2(?:\.(\d+))?(?=/|$)")
 
 
+MAX_REQUEST_ID_LENGTH: Final = 64
+_REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def _adopted_request_id(scope: Scope) -> str | None:
+    """A request id the caller sent (as Glance adopts one), if it is short and plain."""
+    for name, value in scope["headers"]:
+        if name == b"x-openstack-request-id":
+            text = value.decode("latin-1").strip()
+            if not text.startswith("req-"):
+                text = f"req-{text}"
+            if len(text) <= MAX_REQUEST_ID_LENGTH and _REQUEST_ID_RE.match(text):
+                return text
+            return None
+    return None
+
+
 class VersionPrefixMiddleware:
     """`/v2.N/...` reaches the same routes as `/v2/...`; minor versions are informational."""
 
@@ -39,7 +56,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = new_request_id()
+        request_id = _adopted_request_id(scope) or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:

@@ -13,6 +13,10 @@ class InvalidInput(GlimpseError):
     """The request is malformed or a value is invalid (400)."""
 
 
+class SizeMismatch(InvalidInput):
+    """The data is longer or shorter than the client said it would be."""
+
+
 class NotAuthenticated(GlimpseError):
     """No acceptable identity came with the request (401)."""
 
@@ -60,12 +64,16 @@ class LimitExceeded(GlimpseError):
 class UnsupportedMediaType(GlimpseError):
     """The request body's media type is not one the endpoint takes (415)."""
 
+    def __init__(self, message: str, accept_patch: str | None = None) -> None:
+        super().__init__(message)
+        self.accept_patch = accept_patch
+
 
 class RangeNotSatisfiable(GlimpseError):
     """The requested byte range lies outside the image data (416)."""
 
-    def __init__(self, size: int) -> None:
-        super().__init__("Requested range not satisfiable")
+    def __init__(self, size: int | None, message: str = "Requested range not satisfiable") -> None:
+        super().__init__(message)
         self.size = size
 
 

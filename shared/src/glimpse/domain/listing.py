@@ -46,6 +46,8 @@ COLUMN_FILTERS: Final = frozenset(
         "min_ram",
     }
 )
+# Filters that take Glance's `in:` operator (and an explicit `eq:`); others match exactly.
+IN_FILTERS: Final = frozenset({"id", "name", "status", "container_format", "disk_format"})
 TIME_FILTERS: Final = frozenset({"created_at", "updated_at"})
 CONTROL_PARAMS: Final = frozenset(
     {"limit", "marker", "sort", "sort_key", "sort_dir", "tag", "size_min", "size_max"}
@@ -91,7 +93,9 @@ class ListQuery:
 
 
 def parse_in(value: str) -> tuple[str, ...]:
-    """`in:a,b,"c,d"` -> ("a", "b", "c,d"); a plain value is a one-element tuple."""
+    """`in:a,b,"c,d"` -> ("a", "b", "c,d"); `eq:x` and a plain value give one element."""
+    if value.startswith("eq:"):
+        return (value[3:],)
     if not value.startswith("in:"):
         return (value,)
     items: list[str] = []
@@ -224,9 +228,9 @@ def parse_list_query(
         if key in TIME_FILTERS:
             times.append(parse_time_filter(key, value))
         elif key in COLUMN_FILTERS:
-            columns[key] = parse_in(value)
+            columns[key] = parse_in(value) if key in IN_FILTERS else (value,)
         else:
-            properties[key] = parse_in(value)
+            properties[key] = (value,)
     visibility = columns.pop("visibility", None)
     visibility_value = visibility[0] if visibility else None
     if visibility_value not in (None, "public", "private", "shared", "community", "all"):
@@ -241,7 +245,9 @@ def parse_list_query(
         size_min=_non_negative("size_min", single["size_min"]) if "size_min" in single else None,
         size_max=_non_negative("size_max", single["size_max"]) if "size_max" in single else None,
         protected=_exact_bool("protected", single["protected"]) if "protected" in single else None,
-        os_hidden=_exact_bool("os_hidden", single["os_hidden"]) if "os_hidden" in single else False,
+        os_hidden=_exact_bool("os_hidden", single["os_hidden"].lower())
+        if "os_hidden" in single
+        else False,
         visibility=visibility_value,
         times=tuple(times),
     )

@@ -47,7 +47,8 @@ def check_media_type(content_type: str | None) -> None:
     if media_type not in PATCH_MEDIA_TYPES:
         allowed = ", ".join(PATCH_MEDIA_TYPES)
         raise UnsupportedMediaType(
-            f"Unsupported Content-Type {media_type or '(none)'}; expected one of: {allowed}"
+            f"Unsupported Content-Type {media_type or '(none)'}; expected one of: {allowed}",
+            accept_patch=allowed,
         )
 
 

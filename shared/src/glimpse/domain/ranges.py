@@ -7,6 +7,8 @@ from typing import Final
 
 from dataclasses import dataclass
 
+from glimpse.domain.errors import InvalidInput, RangeNotSatisfiable
+
 
 @dataclass(frozen=True, slots=True)
 class Range:
@@ -64,19 +66,28 @@ _RANGE_RE: Final = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNOR
 
 
 def parse_range(header: str | None) -> ByteRange | None:
-    """The byte range a `Range` header asks for; None when there is none or it is not one
-    single byte range (RFC 7233 says to ignore such a header and send the whole image)."""
+    """The single byte range a `Range` header asks for (None without a header).
+
+    As Glance does: several ranges are refused (400), a header that is not a byte range is
+    unsatisfiable (416)."""
     if header is None:
         return None
+    if "," in header:
+        raise InvalidInput(
+            "Requests with multiple ranges are not supported. "
+            "Make several single-range requests instead."
+        )
     match = _RANGE_RE.match(header)
     if match is None:
-        return None
+        raise RangeNotSatisfiable(None, "Invalid Range header.")
     first, last = match.groups()
     if first and last:
         start, end = int(first), int(last)
-        return Range(start, end) if start <= end else None
+        if start > end:
+            raise RangeNotSatisfiable(None, "Invalid Range header.")
+        return Range(start, end)
     if first:
         return Offset(int(first))
     if last:
         return Suffix(int(last))
-    return None
+    raise RangeNotSatisfiable(None, "Invalid Range header.")

@@ -65,8 +65,9 @@ class ImageDataService:
             raise InvalidInput(f"Store for identifier {store_id} not found")
         return store
 
-    async def _claim(self, ctx: RequestContext, image_id: str) -> int | None:
-        """queued -> saving; return how many bytes the owner may still store (None: no quota)."""
+    async def _claim(self, ctx: RequestContext, image_id: str) -> tuple[int | None, bool]:
+        """queued -> saving. Return how many bytes the owner may still store (None: no quota)
+        and whether the data is a raw disk (its virtual size is its size)."""
         async with self.db.write() as session:
             repo = ImageRepository(session)
             image = await repo.get(image_id, lock=True)
@@ -78,6 +79,13 @@ class ImageDataService:
                     f"Image status transition from {image.status} to saving is not allowed"
                 )
             transition(ImageStatus(image.status), ImageStatus.SAVING)
+            missing = [
+                name for name in ("disk_format", "container_format") if getattr(image, name) is None
+            ]
+            if missing:
+                names = ", ".join(missing)
+                noun = "Properties" if len(missing) > 1 else "Property"
+                raise InvalidInput(f"{noun} {names} must be set prior to saving data.")
             quota = self.settings.user_storage_quota
             remaining = None
             if quota > 0:
@@ -85,7 +93,8 @@ class ImageDataService:
                 if remaining <= 0:
                     raise LimitExceeded(_quota_message(quota))
             await repo.claim_status(image_id, ImageStatus.QUEUED, ImageStatus.SAVING)
-            return remaining
+            is_raw = image.disk_format == "raw" and image.container_format == "bare"
+            return remaining, is_raw
 
     async def _release(self, image_id: str) -> None:
         """saving -> queued after a failed upload (a no-op if the image was deleted meanwhile)."""
@@ -101,20 +110,26 @@ class ImageDataService:
         chunks: AsyncIterable[bytes],
         *,
         store_id: str | None = None,
+        expected_size: int | None = None,
     ) -> None:
+        """Stream `chunks` into a store as the image's data. `expected_size` is the size the
+        client announced (x-openstack-image-size); the upload fails if the data differs."""
         store = self._store(store_id)
-        quota_left = await self._claim(ctx, image_id)
         cap = self.settings.image_size_cap
+        if expected_size is not None and expected_size > cap:
+            raise LimitExceeded(_cap_message(cap))
+        quota_left, is_raw = await self._claim(ctx, image_id)
         limit = cap if quota_left is None else min(cap, quota_left)
 
         def too_big() -> LimitExceeded:
             if quota_left is not None and quota_left < cap:
                 return LimitExceeded(_quota_message(self.settings.user_storage_quota))
-            return LimitExceeded(f"Image exceeds the storage quota: image_size_cap is {cap} bytes")
+            return LimitExceeded(_cap_message(cap))
 
         meter = Meter(self.settings.hashing_algorithm)
+        data = metered(chunks, meter, limit=limit, on_limit=too_big, expected_size=expected_size)
         try:
-            stored = await store.put(image_id, metered(chunks, meter, limit=limit, on_limit=too_big))
+            stored = await store.put(image_id, data)
         except BaseException as exc:
             # Shielded so a cancelled request still hands the image back.
             await asyncio.shield(self._release(image_id))
@@ -128,6 +143,8 @@ class ImageDataService:
                 ImageStatus.SAVING,
                 ImageStatus.ACTIVE,
                 size=meter.size,
+                # A raw disk's virtual size is its size (other formats need inspection).
+                virtual_size=meter.size if is_raw and meter.size else None,
                 checksum=meter.checksum,
                 os_hash_algo=meter.hash_algo,
                 os_hash_value=meter.hash_value,
@@ -177,6 +194,10 @@ class ImageDataService:
         if errors:
             raise StoreUnavailable(f"Image {image_id} data could not be read from any store")
         raise ImageNotFound(image_id)
+
+
+def _cap_message(cap: int) -> str:
+    return f"The incoming image is too large: image_size_cap is {cap} bytes"
 
 
 def _quota_message(quota: int) -> str:

@@ -28,6 +28,10 @@ from glimpse.stores.registry import StoreRegistry
 log = logging.getLogger(__name__)
 
 
+# Formats describe the data, so they may change only before there is any.
+_FORMAT_EDITABLE = (ImageStatus.QUEUED, ImageStatus.IMPORTING)
+
+
 @dataclass(frozen=True, slots=True)
 class ImagePage:
     records: list[ImageRecord]
@@ -141,6 +145,9 @@ class ImageService:
                 tags=list(record.tags),
             )
             patch.apply(state, operations)
+            for name in ("disk_format", "container_format"):
+                if name in state.changed_core and image.status not in _FORMAT_EDITABLE:
+                    raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")
             if "visibility" in state.changed_core:
                 self._check_visibility(ctx, image, state.core["visibility"])
             if "owner" in state.changed_core:
@@ -189,7 +196,7 @@ class ImageService:
             repo = ImageRepository(session)
             image = await repo.get(image_id, lock=True)
             if image is None:
-                raise ImageNotFound(image_id)
+                raise NotFound(f"Failed to find image {image_id} to delete")
             policy.enforce(ctx, "delete_image", image)
             if image.protected:
                 raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")

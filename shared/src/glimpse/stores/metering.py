@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from glimpse.domain.errors import SizeMismatch
+
 BLOCK_SIZE: Final = 1024 * 1024
 _HASH_THREADS: Final = ThreadPoolExecutor(max_workers=8, thread_name_prefix="glimpse-hash")
 
@@ -60,10 +62,12 @@ async def metered(
     *,
     limit: int | None,
     on_limit: Callable[[], Exception],
+    expected_size: int | None = None,
 ) -> AsyncIterator[bytes]:
-    """Pass blocks through, counting and hashing them; raise `on_limit()` past `limit` bytes.
+    """Pass blocks through, counting and hashing them; raise `on_limit()` past `limit` bytes
+    and SizeMismatch if the stream is longer or shorter than `expected_size`.
 
-    The block that would cross the limit is never yielded, so no store sees it.
+    A block that would cross a limit is never yielded, so no store sees it.
     """
     loop = asyncio.get_running_loop()
     pending: asyncio.Future[list[None]] | None = None
@@ -72,6 +76,9 @@ async def metered(
             meter.size += len(block)
             if limit is not None and meter.size > limit:
                 raise on_limit()
+            if expected_size is not None and meter.size > expected_size:
+                msg = f"Size exceeds: expected {expected_size} bytes, got {meter.size} bytes"
+                raise SizeMismatch(msg)
             if pending is not None:
                 await pending  # the hashers must see blocks in order
             pending = asyncio.gather(
@@ -79,6 +86,9 @@ async def metered(
                 loop.run_in_executor(_HASH_THREADS, meter._multihash.update, block),  # noqa: SLF001
             )
             yield block
+        if expected_size is not None and meter.size != expected_size:
+            msg = f"Size mismatch: expected {expected_size} bytes, got {meter.size} bytes"
+            raise SizeMismatch(msg)
         if pending is not None:
             await pending
             pending = None

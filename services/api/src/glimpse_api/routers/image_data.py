@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from glimpse.domain.errors import UnsupportedMediaType
+from glimpse.domain.errors import InvalidInput, UnsupportedMediaType
 from glimpse.domain.ranges import parse_range
 from glimpse_api.deps import ContextDep, ImageDataServiceDep
 
@@ -22,9 +22,25 @@ async def upload_image_data(
     if content_type.lower() != OCTET_STREAM:
         raise UnsupportedMediaType(f"Content-Type must be {OCTET_STREAM}, not {content_type}")
     await image_data.upload(
-        ctx, image_id, request.stream(), store_id=request.headers.get("x-image-meta-store")
+        ctx,
+        image_id,
+        request.stream(),
+        store_id=request.headers.get("x-image-meta-store"),
+        expected_size=_announced_size(request.headers.get("x-openstack-image-size")),
     )
     return Response(status_code=204)
+
+
+def _announced_size(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        size = int(value)
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise InvalidInput("Invalid or missing image size in request headers.")
+    return size
 
 
 @router.get("")

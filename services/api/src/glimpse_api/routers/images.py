@@ -23,7 +23,8 @@ async def create_image(
 ) -> JSONResponse:
     record = await images.create(ctx, await read_json_object(request))
     body = image_view(record, settings)
-    return JSONResponse(body, status_code=201, headers={"Location": body["self"]})
+    location = str(request.base_url).rstrip("/") + body["self"]
+    return JSONResponse(body, status_code=201, headers={"Location": location})
 
 
 @router.get("")

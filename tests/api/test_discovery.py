@@ -1,0 +1,60 @@
+"""Version discovery, /v2.N prefixes and the JSON schemas."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from test_images import create
+
+
+async def test_versions(client: httpx.AsyncClient) -> None:
+    root = await client.get("/")
+    versions = await client.get("/versions")
+    assert root.status_code == 300
+    assert versions.status_code == 200
+    assert root.json() == versions.json()
+    entries = versions.json()["versions"]
+    ids = [entry["id"] for entry in entries]
+    assert ids == [f"v2.{minor}" for minor in range(9, -1, -1)]
+    current = [entry["id"] for entry in entries if entry["status"] == "CURRENT"]
+    assert current == ["v2.9"]
+    assert {entry["status"] for entry in entries} == {"CURRENT", "SUPPORTED"}
+    for entry in entries:
+        assert entry["links"] == [{"rel": "self", "href": "http://glimpse.test/v2/"}]
+
+
+async def test_public_endpoint_overrides_links(make_settings: object, client_for: object) -> None:
+    client = await client_for(make_settings(public_endpoint="https://images.example.com"))  # type: ignore[operator]
+    body = (await client.get("/versions")).json()
+    assert body["versions"][0]["links"][0]["href"] == "https://images.example.com/v2/"
+
+
+@pytest.mark.parametrize("prefix", ["/v2", "/v2.0", "/v2.9", "/v2.5"])
+async def test_minor_version_prefixes_reach_the_same_routes(
+    client: httpx.AsyncClient, prefix: str
+) -> None:
+    image = await create(client, name="prefixed")
+    response = await client.get(f"{prefix}/images/{image['id']}")
+    assert response.status_code == 200
+    assert response.json()["name"] == "prefixed"
+
+
+async def test_image_schema(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/v2/schemas/image")).json()
+    assert schema["name"] == "image"
+    properties = schema["properties"]
+    for name in ("os_hash_algo", "os_hash_value", "os_hidden", "stores"):
+        assert name in properties
+    assert properties["cinder_encryption_key_deletion_policy"]["enum"] == [
+        "on_image_deletion",
+        "do_not_delete",
+    ]
+    assert properties["cinder_encryption_key_id"]["type"] == "string"
+    assert "compressed" in properties["container_format"]["enum"]
+    assert properties["status"]["readOnly"] is True
+    assert schema["additionalProperties"] == {"type": "string"}
+    assert {link["rel"] for link in schema["links"]} == {"self", "enclosure", "describedby"}
+    collection = (await client.get("/v2/schemas/images")).json()
+    assert collection["name"] == "images"
+    assert collection["properties"]["images"]["items"] == schema

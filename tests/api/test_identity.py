@@ -1,0 +1,117 @@
+"""auth_strategy: noauth (embedded default) and trusted-proxy headers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+PROJECT_A = {
+    "X-Identity-Status": "Confirmed",
+    "X-User-Id": "u1",
+    "X-Project-Id": "pa",
+    "X-Roles": "member,reader",
+}
+PROJECT_B = {
+    "X-Identity-Status": "Confirmed",
+    "X-User-Id": "u2",
+    "X-Tenant-Id": "pb",
+    "X-Roles": "member",
+}
+ADMIN = {
+    "X-Identity-Status": "Confirmed",
+    "X-User-Id": "root",
+    "X-Project-Id": "ops",
+    "X-Roles": "admin",
+}
+
+
+async def proxy_client(make_settings: Any, client_for: Any) -> httpx.AsyncClient:  # noqa: ANN401
+    client: httpx.AsyncClient = await client_for(make_settings(auth_strategy="trusted-proxy"))
+    return client
+
+
+async def test_trusted_proxy_requires_confirmed_identity(
+    make_settings: Any,
+    client_for: Any,  # noqa: ANN401
+) -> None:
+    client = await proxy_client(make_settings, client_for)
+    response = await client.get("/v2/images")
+    assert response.status_code == 401
+    assert "x-openstack-request-id" in response.headers
+    invalid = await client.get("/v2/images", headers={**PROJECT_A, "X-Identity-Status": "Invalid"})
+    assert invalid.status_code == 401
+    # Version discovery needs no identity.
+    assert (await client.get("/versions")).status_code == 200
+
+
+async def test_owner_comes_from_the_project_header(
+    make_settings: Any,
+    client_for: Any,  # noqa: ANN401
+) -> None:
+    client = await proxy_client(make_settings, client_for)
+    response = await client.post("/v2/images", json={"name": "a"}, headers=PROJECT_A)
+    assert response.status_code == 201
+    assert response.json()["owner"] == "pa"
+    response = await client.post("/v2/images", json={"name": "b"}, headers=PROJECT_B)
+    assert response.json()["owner"] == "pb"
+
+
+async def test_other_projects_private_images_are_invisible(
+    make_settings: Any,
+    client_for: Any,  # noqa: ANN401
+) -> None:
+    client = await proxy_client(make_settings, client_for)
+    image = (await client.post("/v2/images", json={"name": "mine"}, headers=PROJECT_A)).json()
+    url = f"/v2/images/{image['id']}"
+    assert (await client.get(url, headers=PROJECT_B)).status_code == 404
+    assert (await client.delete(url, headers=PROJECT_B)).status_code == 404
+    assert (
+        await client.put(
+            f"{url}/file",
+            content=b"x",
+            headers={**PROJECT_B, "Content-Type": "application/octet-stream"},
+        )
+    ).status_code == 404
+    listed = (await client.get("/v2/images", headers=PROJECT_B)).json()["images"]
+    assert listed == []
+    assert [
+        i["name"] for i in (await client.get("/v2/images", headers=PROJECT_A)).json()["images"]
+    ] == ["mine"]
+    assert (await client.get(url, headers=ADMIN)).status_code == 200
+
+
+async def test_public_images_are_read_only_for_others(
+    make_settings: Any,
+    client_for: Any,  # noqa: ANN401
+) -> None:
+    client = await proxy_client(make_settings, client_for)
+    denied = await client.post("/v2/images", json={"visibility": "public"}, headers=PROJECT_A)
+    assert denied.status_code == 403
+    image = (
+        await client.post("/v2/images", json={"visibility": "public", "name": "pub"}, headers=ADMIN)
+    ).json()
+    url = f"/v2/images/{image['id']}"
+    assert (await client.get(url, headers=PROJECT_B)).status_code == 200
+    assert (await client.delete(url, headers=PROJECT_B)).status_code == 403
+    patch = await client.patch(
+        url,
+        json=[{"op": "replace", "path": "/name", "value": "x"}],
+        headers={**PROJECT_B, "Content-Type": "application/openstack-images-v2.1-json-patch"},
+    )
+    assert patch.status_code == 403
+    assert [
+        i["name"] for i in (await client.get("/v2/images", headers=PROJECT_B)).json()["images"]
+    ] == ["pub"]
+
+
+async def test_only_admins_set_another_owner(
+    make_settings: Any,
+    client_for: Any,  # noqa: ANN401
+) -> None:
+    client = await proxy_client(make_settings, client_for)
+    denied = await client.post("/v2/images", json={"owner": "pb"}, headers=PROJECT_A)
+    assert denied.status_code == 403
+    allowed = await client.post("/v2/images", json={"owner": "pb"}, headers=ADMIN)
+    assert allowed.status_code == 201
+    assert allowed.json()["owner"] == "pb"

@@ -1,0 +1,143 @@
+"""Shared fixtures: settings, databases (SQLite and the machine's PostgreSQL), the ASGI app."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from glimpse.config import Settings, load_settings
+from glimpse.db import migrate
+from glimpse.db.engine import Database
+from glimpse_api.app import create_app
+
+PG_ADMIN_DSN = os.environ.get("GLIMPSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+async def _pg_reachable() -> bool:
+    try:
+        connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError):
+        return False
+    await connection.close()
+    return True
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated PostgreSQL database for this test session (dropped at the end)."""
+    if not asyncio.run(_pg_reachable()):
+        if IN_CI:
+            pytest.fail(
+                f"PostgreSQL is required under CI=true and does not answer at {PG_ADMIN_DSN}"
+            )
+        pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432")
+    name = f"glimpse_test_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        connection = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+        database = Database.from_url(_pg_url(name), pool_size=1)
+        try:
+            await migrate.upgrade(database)
+        finally:
+            await database.dispose()
+
+    async def drop() -> None:
+        connection = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+    yield _pg_url(name)
+    asyncio.run(drop())
+
+
+def _pg_url(database: str) -> str:
+    base = sa.engine.make_url(PG_ADMIN_DSN)
+    return base.set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every database-backed test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'glimpse.sqlite'}"
+    url: str = request.getfixturevalue("pg_template")
+    return url
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    database = Database.from_url(database_url, pool_size=5)
+    if database.url.get_backend_name() == "sqlite":
+        await migrate.upgrade(database)
+    else:
+        # One migrated database per session; each test starts from empty tables.
+        async with database.write() as session:
+            await session.execute(
+                sa.text("TRUNCATE images, image_properties, image_tags, image_locations CASCADE")
+            )
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:  # noqa: ANN401
+        overrides.setdefault("database", {"connection": database_url})
+        overrides.setdefault("glance_store", {"filesystem_store_datadir": str(tmp_path / "images")})
+        return load_settings(None, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def client_for(
+    database: Database,
+) -> AsyncIterator[Callable[[Settings], Any]]:
+    """Open an httpx client on a fresh app for the given settings (lifespan included)."""
+    stack: list[Any] = []
+
+    async def open_client(settings: Settings) -> httpx.AsyncClient:
+        app = create_app(settings)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://glimpse.test",
+            headers={"Accept": "application/json"},
+        )
+        stack.append((client, lifespan))
+        return client
+
+    yield open_client
+    for client, lifespan in reversed(stack):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+    del database
+
+
+@pytest.fixture
+async def client(client_for: Callable[[Settings], Any], settings: Settings) -> httpx.AsyncClient:
+    result: httpx.AsyncClient = await client_for(settings)
+    return result
