@@ -98,7 +98,7 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
-    def make(**overrides: Any) -> Settings:  # noqa: ANN401
+    def make(**overrides: Any) -> Settings:
         overrides.setdefault("database", {"connection": database_url})
         overrides.setdefault("glance_store", {"filesystem_store_datadir": str(tmp_path / "images")})
         return load_settings(None, **overrides)

@@ -26,14 +26,14 @@ ADMIN = {
 }
 
 
-async def proxy_client(make_settings: Any, client_for: Any) -> httpx.AsyncClient:  # noqa: ANN401
+async def proxy_client(make_settings: Any, client_for: Any) -> httpx.AsyncClient:
     client: httpx.AsyncClient = await client_for(make_settings(auth_strategy="trusted-proxy"))
     return client
 
 
 async def test_trusted_proxy_requires_confirmed_identity(
     make_settings: Any,
-    client_for: Any,  # noqa: ANN401
+    client_for: Any,
 ) -> None:
     client = await proxy_client(make_settings, client_for)
     response = await client.get("/v2/images")
@@ -47,7 +47,7 @@ async def test_trusted_proxy_requires_confirmed_identity(
 
 async def test_owner_comes_from_the_project_header(
     make_settings: Any,
-    client_for: Any,  # noqa: ANN401
+    client_for: Any,
 ) -> None:
     client = await proxy_client(make_settings, client_for)
     response = await client.post("/v2/images", json={"name": "a"}, headers=PROJECT_A)
@@ -59,7 +59,7 @@ async def test_owner_comes_from_the_project_header(
 
 async def test_other_projects_private_images_are_invisible(
     make_settings: Any,
-    client_for: Any,  # noqa: ANN401
+    client_for: Any,
 ) -> None:
     client = await proxy_client(make_settings, client_for)
     image = (await client.post("/v2/images", json={"name": "mine"}, headers=PROJECT_A)).json()
@@ -83,7 +83,7 @@ async def test_other_projects_private_images_are_invisible(
 
 async def test_public_images_are_read_only_for_others(
     make_settings: Any,
-    client_for: Any,  # noqa: ANN401
+    client_for: Any,
 ) -> None:
     client = await proxy_client(make_settings, client_for)
     denied = await client.post("/v2/images", json={"visibility": "public"}, headers=PROJECT_A)
@@ -107,7 +107,7 @@ async def test_public_images_are_read_only_for_others(
 
 async def test_only_admins_set_another_owner(
     make_settings: Any,
-    client_for: Any,  # noqa: ANN401
+    client_for: Any,
 ) -> None:
     client = await proxy_client(make_settings, client_for)
     denied = await client.post("/v2/images", json={"owner": "pb"}, headers=PROJECT_A)

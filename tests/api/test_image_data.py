@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from test_images import create
 
 from glimpse.config import Settings
-from test_images import create
 
 OCTET = {"Content-Type": "application/octet-stream"}
 
@@ -23,7 +23,7 @@ def stored_files(settings: Settings) -> list[Path]:
     return sorted(datadir.iterdir()) if datadir.exists() else []
 
 
-async def upload(client: httpx.AsyncClient, image_id: str, data: Any) -> httpx.Response:  # noqa: ANN401
+async def upload(client: httpx.AsyncClient, image_id: str, data: Any) -> httpx.Response:
     return await client.put(f"/v2/images/{image_id}/file", content=data, headers=OCTET)
 
 
@@ -33,7 +33,7 @@ async def test_upload_then_download_round_trip(
     data = os.urandom(3 * 1024 * 1024 + 17)
     image = await create(client)
 
-    async def chunked() -> Any:  # noqa: ANN401
+    async def chunked() -> Any:
         for start in range(0, len(data), 65536):
             yield data[start : start + 65536]
 
@@ -165,7 +165,7 @@ async def test_second_upload_is_409(client: httpx.AsyncClient) -> None:
 
 async def test_size_cap_is_413_and_leaves_nothing(
     make_settings: Any,
-    client_for: Any,  # noqa: ANN401
+    client_for: Any,
 ) -> None:
     settings = make_settings(image_size_cap=2 * 1024 * 1024)
     client = await client_for(settings)
@@ -180,7 +180,7 @@ async def test_size_cap_is_413_and_leaves_nothing(
     assert (await upload(client, image["id"], b"small")).status_code == 204
 
 
-async def test_user_storage_quota_is_413(make_settings: Any, client_for: Any) -> None:  # noqa: ANN401
+async def test_user_storage_quota_is_413(make_settings: Any, client_for: Any) -> None:
     settings = make_settings(user_storage_quota="1MB")
     client = await client_for(settings)
     first = await create(client)

@@ -11,7 +11,7 @@ import pytest
 PATCH_21 = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
 
 
-async def create(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:  # noqa: ANN401
+async def create(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
     body.setdefault("disk_format", "raw")
     body.setdefault("container_format", "bare")
     response = await client.post("/v2/images", json=body)

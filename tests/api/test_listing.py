@@ -6,11 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
-
 from test_images import create
 
 
-async def names(client: httpx.AsyncClient, params: Any = None) -> list[str]:  # noqa: ANN401
+async def names(client: httpx.AsyncClient, params: Any = None) -> list[str]:
     response = await client.get("/v2/images", params=params)
     assert response.status_code == 200, response.text
     return [image["name"] for image in response.json()["images"]]

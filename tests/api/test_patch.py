@@ -6,7 +6,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from test_images import PATCH_21, create
 
 PATCH_20 = {"Content-Type": "application/openstack-images-v2.0-json-patch"}
@@ -16,7 +15,7 @@ async def patch(
     client: httpx.AsyncClient,
     image_id: str,
     ops: Any,
-    headers: dict[str, str] = PATCH_21,  # noqa: ANN401
+    headers: dict[str, str] = PATCH_21,
 ) -> httpx.Response:
     return await client.patch(f"/v2/images/{image_id}", json=ops, headers=headers)
 
@@ -82,7 +81,7 @@ async def test_v20_media_type(client: httpx.AsyncClient) -> None:
 async def test_bad_operations_change_nothing(
     client: httpx.AsyncClient,
     ops: Any,
-    status: int,  # noqa: ANN401
+    status: int,
 ) -> None:
     image = await create(client, name="keep")
     # The first operation is valid: a failing later one must still roll everything back.

@@ -118,9 +118,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)  # noqa: S101 -- registered for this type only
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-    )
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
     return error_response(HTTPStatus.BAD_REQUEST, problems, accept=_accept(request))
 
 
@@ -131,7 +129,7 @@ async def _client_gone(request: Request, _exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", exc_info=exc)
+    log.error("unhandled error", exc_info=exc)
     return error_response(
         HTTPStatus.INTERNAL_SERVER_ERROR,
         "The server has either erred or is incapable of performing the requested operation.",

@@ -20,7 +20,8 @@ _REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._-]+$")
 
 def _adopted_request_id(scope: Scope) -> str | None:
     """A request id the caller sent (as Glance adopts one), if it is short and plain."""
-    for name, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
         if name == b"x-openstack-request-id":
             text = value.decode("latin-1").strip()
             if not text.startswith("req-"):

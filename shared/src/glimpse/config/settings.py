@@ -119,7 +119,7 @@ class Settings(BaseSettings):
         ),
     )
     noauth_allow_public_bind: bool = Field(
-        False,
+        default=False,
         description="Allow auth_strategy=noauth on an address other than loopback.",
     )
     noauth_project_id: str = Field(
@@ -142,10 +142,10 @@ class Settings(BaseSettings):
         description="Stores as id:type pairs, e.g. fast:file, cheap:file.",
     )
     show_image_direct_url: bool = Field(
-        False, description="Show the data location of an image as direct_url."
+        default=False, description="Show the data location of an image as direct_url."
     )
     show_multiple_locations: bool = Field(
-        False, description="Show all data locations of an image as locations."
+        default=False, description="Show all data locations of an image as locations."
     )
     hashing_algorithm: str = Field(
         "sha512", description="hashlib algorithm of os_hash_value (the multihash)."
@@ -154,10 +154,10 @@ class Settings(BaseSettings):
         None, description="Public URL of the API, used in version links instead of the request's."
     )
 
-    database: DatabaseOptions = Field(default_factory=DatabaseOptions)  # type: ignore[arg-type]
-    glance_store: GlanceStoreOptions = Field(default_factory=GlanceStoreOptions)  # type: ignore[arg-type]
-    celery: CeleryOptions = Field(default_factory=CeleryOptions)  # type: ignore[arg-type]
-    scrubber: ScrubberOptions = Field(default_factory=ScrubberOptions)  # type: ignore[arg-type]
+    database: DatabaseOptions = Field(default_factory=DatabaseOptions)
+    glance_store: GlanceStoreOptions = Field(default_factory=GlanceStoreOptions)
+    celery: CeleryOptions = Field(default_factory=CeleryOptions)
+    scrubber: ScrubberOptions = Field(default_factory=ScrubberOptions)
     stores: dict[str, StoreOptions] = Field(
         default_factory=dict,
         description="Sections named by enabled_backends (filled from the file or environment).",
@@ -201,7 +201,7 @@ class Settings(BaseSettings):
         return self.glance_store.default_backend or next(iter(self.enabled_backends))
 
     def store_options(self, store_id: str) -> StoreOptions:
-        return self.stores.get(store_id) or StoreOptions()  # type: ignore[call-arg]
+        return self.stores.get(store_id) or StoreOptions()
 
     def store_datadir(self, store_id: str) -> Path:
         return (

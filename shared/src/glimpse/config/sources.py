@@ -28,13 +28,17 @@ DEFAULT_SECTION = "DEFAULT"
 STORES_FIELD = "stores"
 
 
+class _CaseKeepingParser(configparser.ConfigParser):
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr  # option names are case-sensitive, as in oslo.config
+
+
 def read_ini(path: Path) -> dict[str, dict[str, str]]:
     # No interpolation (values may hold '%'), and DEFAULT is an ordinary section here:
     # configparser would otherwise copy its keys into every other section.
-    parser = configparser.ConfigParser(
+    parser = _CaseKeepingParser(
         interpolation=None, strict=False, default_section="__no_default__"
     )
-    parser.optionxform = str  # type: ignore[assignment,method-assign] -- keep option case
     with path.open(encoding="utf-8") as handle:
         parser.read_file(handle)
     return {section: dict(parser.items(section)) for section in parser.sections()}
@@ -63,8 +67,8 @@ class GlanceIniSource(PydanticBaseSettingsSource):
         super().__init__(settings_cls)
         self.path = CURRENT_FILE.get()
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        # Unused: __call__ builds the whole mapping at once.
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # noqa: ARG002
+        # Required by the base class; unused because __call__ builds the whole mapping at once.
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:

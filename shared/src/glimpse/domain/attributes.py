@@ -57,7 +57,7 @@ def _boolean(name: str, value: object) -> bool:
     return value
 
 
-def validate_core(name: str, value: Any) -> Any:  # noqa: ANN401 -- JSON values are untyped
+def validate_core(name: str, value: Any) -> Any:  # noqa: ANN401, PLR0911 -- JSON values; a case each
     """Validate one core attribute a client sets; return the value to store."""
     match name:
         case "name":

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, TypeVar
 
 from glimpse.domain.errors import InvalidInput, ReservedAttribute
 from glimpse.domain.images import RESERVED_ATTRIBUTES
+
+T = TypeVar("T")
 
 SORT_KEYS: Final = frozenset(
     {
@@ -198,23 +201,31 @@ def parse_limit(raw: str | None, default: int, maximum: int) -> int:
     return min(limit, maximum)
 
 
+def _split_params(
+    params: list[tuple[str, str]],
+) -> tuple[dict[str, str], list[str], list[str], list[str]]:
+    """Separate the repeatable parameters (tag, sort_key, sort_dir) from the rest."""
+    single: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {"tag": [], "sort_key": [], "sort_dir": []}
+    for key, value in params:
+        if key == "tag":
+            repeated["tag"].append(value)
+        elif key in repeated:
+            repeated[key].extend(v.strip() for v in value.split(","))
+        else:
+            single[key] = value  # for other repeated keys the last value wins, as in Glance
+    return single, repeated["tag"], repeated["sort_key"], repeated["sort_dir"]
+
+
+def _optional(single: dict[str, str], key: str, parse: Callable[[str, str], T]) -> T | None:
+    return parse(key, single[key]) if key in single else None
+
+
 def parse_list_query(
     params: list[tuple[str, str]], *, default_limit: int, max_limit: int
 ) -> ListQuery:
     """Turn the raw (repeatable) query parameters of GET /v2/images into a ListQuery."""
-    single: dict[str, str] = {}
-    tags: list[str] = []
-    sort_keys: list[str] = []
-    sort_dirs: list[str] = []
-    for key, value in params:
-        if key == "tag":
-            tags.append(value)
-        elif key == "sort_key":
-            sort_keys.extend(v.strip() for v in value.split(","))
-        elif key == "sort_dir":
-            sort_dirs.extend(v.strip() for v in value.split(","))
-        else:
-            single[key] = value
+    single, tags, sort_keys, sort_dirs = _split_params(params)
     if "changes-since" in single:
         raise InvalidInput("The 'changes-since' filter is no longer available on v2.")
     columns: dict[str, tuple[str, ...]] = {}
@@ -231,10 +242,10 @@ def parse_list_query(
             columns[key] = parse_in(value) if key in IN_FILTERS else (value,)
         else:
             properties[key] = (value,)
-    visibility = columns.pop("visibility", None)
-    visibility_value = visibility[0] if visibility else None
-    if visibility_value not in (None, "public", "private", "shared", "community", "all"):
-        raise InvalidInput(f"Invalid visibility value: {visibility_value}")
+    visibility = columns.pop("visibility", (None,))[0]
+    if visibility not in (None, "public", "private", "shared", "community", "all"):
+        raise InvalidInput(f"Invalid visibility value: {visibility}")
+    hidden = single.get("os_hidden")
     return ListQuery(
         limit=parse_limit(single.get("limit"), default_limit, max_limit),
         marker=single.get("marker"),
@@ -242,12 +253,10 @@ def parse_list_query(
         columns=columns,
         properties=properties,
         tags=tuple(tags),
-        size_min=_non_negative("size_min", single["size_min"]) if "size_min" in single else None,
-        size_max=_non_negative("size_max", single["size_max"]) if "size_max" in single else None,
-        protected=_exact_bool("protected", single["protected"]) if "protected" in single else None,
-        os_hidden=_exact_bool("os_hidden", single["os_hidden"].lower())
-        if "os_hidden" in single
-        else False,
-        visibility=visibility_value,
+        size_min=_optional(single, "size_min", _non_negative),
+        size_max=_optional(single, "size_max", _non_negative),
+        protected=_optional(single, "protected", _exact_bool),
+        os_hidden=_exact_bool("os_hidden", hidden.lower()) if hidden is not None else False,
+        visibility=visibility,
         times=tuple(times),
     )

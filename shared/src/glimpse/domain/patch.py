@@ -54,7 +54,7 @@ def check_media_type(content_type: str | None) -> None:
 
 def _decode_path(path: object) -> str:
     if not isinstance(path, str) or not path.startswith("/"):
-        raise InvalidInput(f"Pointer `{path}` does not start with \"/\".")
+        raise InvalidInput(f'Pointer `{path}` does not start with "/".')
     parts = path[1:].split("/")
     if len(parts) != 1 or not parts[0]:
         raise InvalidInput(f"Nested paths are not allowed: `{path}`")
@@ -77,7 +77,9 @@ def parse_operations(document: object) -> list[Operation]:
         else:
             found = [name for name in PatchOp if name.value in raw]
             if len(found) != 1:
-                raise InvalidInput("Operation objects must contain exactly one of add/replace/remove")
+                raise InvalidInput(
+                    "Operation objects must contain exactly one of add/replace/remove"
+                )
             op_name, path = found[0].value, raw[found[0].value]
         try:
             op = PatchOp(op_name)

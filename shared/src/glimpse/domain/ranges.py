@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Final
-
 from dataclasses import dataclass
+from typing import Final
 
 from glimpse.domain.errors import InvalidInput, RangeNotSatisfiable
 

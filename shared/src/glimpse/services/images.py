@@ -115,7 +115,7 @@ class ImageService:
             repo = ImageRepository(session)
             return await repo.record(await self._readable(repo, ctx, image_id))
 
-    async def list(self, ctx: RequestContext, query: ListQuery) -> ImagePage:
+    async def list_images(self, ctx: RequestContext, query: ListQuery) -> ImagePage:
         policy.enforce(ctx, "get_images")
         async with self.db.read() as session:
             repo = ImageRepository(session)
@@ -124,7 +124,7 @@ class ImageService:
                 marker = await repo.get(query.marker)
                 if marker is None or not policy.allowed(ctx, "get_image", marker):
                     raise InvalidInput(f"Invalid marker. Image {query.marker} could not be found.")
-            images = await repo.list(ctx, query, marker)
+            images = await repo.page(ctx, query, marker)
             records = await repo.records(images)
         full_page = query.limit > 0 and len(images) == query.limit
         return ImagePage(records, images[-1].id if full_page else None)
@@ -205,10 +205,11 @@ class ImageService:
         for location in locations:
             store = self.stores.get(location.meta_data.get("store", self.stores.default_id))
             if store is None:
-                log.warning("image %s: data at %s left in a disabled store", image_id, location.value)
+                log.warning(
+                    "image %s: data at %s left in a disabled store", image_id, location.value
+                )
                 continue
             try:
                 await store.delete_if_present(location.value)
             except Exception:
                 log.exception("image %s: could not delete data at %s", image_id, location.value)
-

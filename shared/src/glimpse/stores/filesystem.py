@@ -6,6 +6,7 @@ crash or a cancelled upload never leaves a partial image under its final name.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import uuid
@@ -122,10 +123,8 @@ class FilesystemStore:
 
 
 async def _remove_quietly(path: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         await aiofiles.os.remove(path)
-    except FileNotFoundError:
-        pass
 
 
 def from_settings(store_id: str, settings: Settings) -> FilesystemStore:

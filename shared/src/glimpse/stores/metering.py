@@ -39,7 +39,9 @@ class Meter:
         self.hash_value = self._multihash.hexdigest()
 
 
-async def coalesce(chunks: AsyncIterable[bytes], block_size: int = BLOCK_SIZE) -> AsyncIterator[bytes]:
+async def coalesce(
+    chunks: AsyncIterable[bytes], block_size: int = BLOCK_SIZE
+) -> AsyncIterator[bytes]:
     """Re-chunk a stream into blocks of at least `block_size` bytes (the last may be smaller)."""
     parts: list[bytes] = []
     buffered = 0

@@ -35,7 +35,7 @@ async def list_images(
     query = parse_list_query(
         params, default_limit=settings.limit_param_default, max_limit=settings.api_limit_max
     )
-    page = await images.list(ctx, query)
+    page = await images.list_images(ctx, query)
     body: dict[str, Any] = {
         "images": [image_view(record, settings) for record in page.records],
         "first": "/v2/images",

@@ -43,7 +43,11 @@ def _read_only(kind: str | list[str], description: str, **extra: Any) -> dict[st
 
 def _base_properties() -> dict[str, Any]:
     return {
-        "id": {"type": "string", "description": "Image identifier (a UUID)", "pattern": UUID_PATTERN},
+        "id": {
+            "type": "string",
+            "description": "Image identifier (a UUID)",
+            "pattern": UUID_PATTERN,
+        },
         "name": _nullable("string", "Human-readable image name", maxLength=MAX_NAME_LENGTH),
         "status": _read_only("string", "Lifecycle status", enum=[s.value for s in _STATUS_ORDER]),
         "visibility": {

@@ -67,7 +67,7 @@ class ImageRepository:
 
     async def get(self, image_id: str, *, lock: bool = False) -> Image | None:
         """A live (not deleted) image; `lock` takes a row lock where the database has them."""
-        statement = sa.select(Image).where(Image.id == image_id, Image.deleted.is_(False))  # type: ignore[arg-type,attr-defined]
+        statement = sa.select(Image).where(_IMAGE.c.id == image_id, _IMAGE.c.deleted.is_(False))
         if lock:
             statement = statement.with_for_update()
         return (await self.session.execute(statement)).scalar_one_or_none()
@@ -102,8 +102,8 @@ class ImageRepository:
         locations: dict[str, list[ImageLocation]] = defaultdict(list)
         location_rows = await self.session.execute(
             sa.select(ImageLocation)
-            .where(ImageLocation.image_id.in_(ids), ImageLocation.status == "active")  # type: ignore[attr-defined]
-            .order_by(ImageLocation.id)  # type: ignore[arg-type]
+            .where(_LOCS.c.image_id.in_(ids), _LOCS.c.status == "active")
+            .order_by(_LOCS.c.id)
         )
         for location in location_rows.scalars():
             locations[location.image_id].append(location)
@@ -138,7 +138,11 @@ class ImageRepository:
         await self.session.flush()
 
     async def claim_status(
-        self, image_id: str, expected: ImageStatus, target: ImageStatus, **values: Any  # noqa: ANN401
+        self,
+        image_id: str,
+        expected: ImageStatus,
+        target: ImageStatus,
+        **values: Any,  # noqa: ANN401
     ) -> bool:
         """Move a live image from `expected` to `target` only if it is still `expected`."""
         statement = (
@@ -168,8 +172,7 @@ class ImageRepository:
             (
                 await self.session.execute(
                     sa.select(ImageLocation).where(
-                        ImageLocation.image_id == image.id,
-                        ImageLocation.status == "active",  # type: ignore[arg-type]
+                        _LOCS.c.image_id == image.id, _LOCS.c.status == "active"
                     )
                 )
             ).scalars()
@@ -196,7 +199,7 @@ class ImageRepository:
                 return sa.true()
             return sa.or_(owned, _IMAGE.c.visibility.in_([Visibility.PUBLIC, Visibility.COMMUNITY]))
         if visibility is not None:
-            condition = _IMAGE.c.visibility == visibility
+            condition: ColumnElement[bool] = _IMAGE.c.visibility == visibility
             if ctx.is_admin or visibility in (Visibility.PUBLIC, Visibility.COMMUNITY):
                 return condition
             return sa.and_(condition, owned)
@@ -205,38 +208,11 @@ class ImageRepository:
             return sa.or_(_IMAGE.c.visibility != Visibility.COMMUNITY, owned)
         return sa.or_(owned, _IMAGE.c.visibility == Visibility.PUBLIC)
 
-    async def list(self, ctx: RequestContext, query: ListQuery, marker: Image | None) -> list[Image]:
-        conditions: list[ColumnElement[bool]] = [
-            _IMAGE.c.deleted.is_(False),
-            self._readable(ctx, query.visibility),
-        ]
-        for column, values in query.columns.items():
-            conditions.append(_IMAGE.c[column].in_(values))
-        for name, values in query.properties.items():
-            conditions.append(
-                sa.exists().where(
-                    _PROPS.c.image_id == _IMAGE.c.id,
-                    _PROPS.c.name == name,
-                    _PROPS.c.value.in_(values),
-                )
-            )
-        for tag in query.tags:
-            conditions.append(
-                sa.exists().where(_TAGS.c.image_id == _IMAGE.c.id, _TAGS.c.value == tag)
-            )
-        if query.size_min is not None:
-            conditions.append(_IMAGE.c.size >= query.size_min)
-        if query.size_max is not None:
-            conditions.append(_IMAGE.c.size <= query.size_max)
-        if query.protected is not None:
-            conditions.append(_IMAGE.c.protected.is_(query.protected))
-        if not query.os_hidden:
-            conditions.append(_IMAGE.c.os_hidden.is_(False))
-        else:
-            conditions.append(_IMAGE.c.os_hidden.is_(True))
-        for time_filter in query.times:
-            conditions.append(_OPS[time_filter.op](_IMAGE.c[time_filter.column], time_filter.value))
-
+    async def page(
+        self, ctx: RequestContext, query: ListQuery, marker: Image | None
+    ) -> list[Image]:
+        conditions = [_IMAGE.c.deleted.is_(False), self._readable(ctx, query.visibility)]
+        conditions.extend(_filter_conditions(query))
         # created_at and id break ties so every page boundary is well defined.
         sort = list(query.sort)
         keys = {key for key, _ in sort}
@@ -246,18 +222,43 @@ class ImageRepository:
         if marker is not None:
             conditions.append(_after_marker(sort, marker))
         order = [
-            _sort_expression(key).asc() if direction is SortDir.ASC else _sort_expression(key).desc()
-            for key, direction in sort
+            _sort_expression(key).asc() if way is SortDir.ASC else _sort_expression(key).desc()
+            for key, way in sort
         ]
         statement = sa.select(Image).where(*conditions).order_by(*order).limit(query.limit)
         return list((await self.session.execute(statement)).scalars())
 
 
+def _filter_conditions(query: ListQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
+        _IMAGE.c[column].in_(values) for column, values in query.columns.items()
+    ]
+    conditions.extend(
+        sa.exists().where(
+            _PROPS.c.image_id == _IMAGE.c.id, _PROPS.c.name == name, _PROPS.c.value.in_(values)
+        )
+        for name, values in query.properties.items()
+    )
+    conditions.extend(
+        sa.exists().where(_TAGS.c.image_id == _IMAGE.c.id, _TAGS.c.value == tag)
+        for tag in query.tags
+    )
+    if query.size_min is not None:
+        conditions.append(_IMAGE.c.size >= query.size_min)
+    if query.size_max is not None:
+        conditions.append(_IMAGE.c.size <= query.size_max)
+    if query.protected is not None:
+        conditions.append(_IMAGE.c.protected.is_(query.protected))
+    # Hidden images are listed only when asked for, and then only they are.
+    conditions.append(_IMAGE.c.os_hidden.is_(query.os_hidden))
+    conditions.extend(_OPS[f.op](_IMAGE.c[f.column], f.value) for f in query.times)
+    return conditions
+
+
 def _marker_value(key: str, marker: Image) -> Any:  # noqa: ANN401 -- any column type
     value = getattr(marker, key)
     if value is None and key in _NULL_STANDINS:
-        standin = _NULL_STANDINS[key]
-        return standin if not isinstance(standin, sa.sql.ClauseElement) else standin
+        return _NULL_STANDINS[key]
     return value
 
 
