@@ -26,13 +26,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         queue = options.broker_data_dir / "queue"
         processed = options.broker_data_dir / "processed"
         results = options.broker_data_dir / "results"
-        for folder in (queue, processed, results):
+        # Exchange tables (for broadcasts such as `inspect ping`) must be shared by every process
+        # whatever its working directory.
+        control = options.broker_data_dir / "control"
+        for folder in (queue, processed, results, control):
             folder.mkdir(parents=True, exist_ok=True)
         config["broker_transport_options"] = {
             "data_folder_in": str(queue),
             "data_folder_out": str(queue),
             "processed_folder": str(processed),
             "store_processed": False,
+            "control_folder": str(control),
         }
         config["result_backend"] = f"file://{results.resolve()}"
     else:

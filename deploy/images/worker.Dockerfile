@@ -1,0 +1,36 @@
+# glimpse-worker: Celery jobs (import, conversion, copy); qemu-img comes from qemu-utils.
+# Build context: the repository root (docker build -f deploy/images/worker.Dockerfile .).
+
+FROM python:3.11-slim AS build
+RUN pip install --no-cache-dir uv==0.13.9
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1 \
+    UV_PYTHON=/usr/local/bin/python3.11 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+WORKDIR /app
+# Dependencies first: this layer is rebuilt only when the lock or a pyproject.toml changes.
+COPY pyproject.toml uv.lock ./
+COPY shared/pyproject.toml shared/
+COPY services/api/pyproject.toml services/api/
+COPY services/worker/pyproject.toml services/worker/
+COPY services/scrubber/pyproject.toml services/scrubber/
+RUN uv sync --frozen --no-dev --no-install-workspace --package glimpse-worker
+COPY shared/src shared/src
+COPY services/worker/src services/worker/src
+RUN uv sync --frozen --no-dev --no-editable --package glimpse-worker
+
+FROM python:3.11-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends qemu-utils \
+    && rm -rf /var/lib/apt/lists/*
+RUN useradd --system --uid 10001 --user-group --no-create-home glimpse \
+    && mkdir -p /var/lib/glimpse/images /etc/glimpse \
+    && chown -R glimpse:glimpse /var/lib/glimpse
+COPY --from=build /app/.venv /app/.venv
+ENV PATH="/app/.venv/bin:$PATH" \
+    PYTHONUNBUFFERED=1
+WORKDIR /var/lib/glimpse
+USER glimpse
+CMD ["glimpse-worker", "--config-file", "/etc/glimpse/glimpse.conf"]
