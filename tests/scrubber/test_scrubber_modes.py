@@ -1,0 +1,49 @@
+"""glimpse-scrubber's run-once and daemon semantics (Pike): CRITICAL on failure, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from support import command, environment, free_port, stop
+
+
+def scrubber(tmp_path: Path, database: str, *args: str) -> subprocess.Popen[str]:
+    env = environment(GLIMPSE_DATABASE__CONNECTION=database, GLIMPSE_SCRUBBER__WAKEUP_TIME="1")
+    return subprocess.Popen(
+        [command("glimpse-scrubber"), *args],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def unreachable_database() -> str:
+    return f"postgresql://nobody@127.0.0.1:{free_port()}/none"
+
+
+def test_once_succeeds_with_a_database(tmp_path: Path) -> None:
+    process = scrubber(tmp_path, f"sqlite:///{tmp_path / 's.sqlite'}")
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "CRITICAL" not in output
+
+
+def test_once_exits_1_when_the_database_is_down(tmp_path: Path) -> None:
+    process = scrubber(tmp_path, unreachable_database())
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "CRITICAL" in output
+    assert "scrubber pass failed" in output
+
+
+def test_daemon_survives_a_database_outage(tmp_path: Path) -> None:
+    process = scrubber(tmp_path, unreachable_database(), "--daemon")
+    time.sleep(4)  # several wakeups at wakeup_time = 1
+    assert process.poll() is None, "the daemon must keep running"
+    code, output = stop(process)
+    assert code == 0, output
+    assert output.count("CRITICAL") >= 2

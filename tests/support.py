@@ -1,0 +1,42 @@
+"""Helpers for tests that run the project's real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def command(name: str) -> str:
+    return str(BIN / name)
+
+
+def environment(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GLIMPSE_")}
+    env.update(overrides)
+    return env
+
+
+def stop(process: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]:
+    """SIGINT, then SIGKILL if it lingers; return the exit code and what it printed."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output or ""
