@@ -132,9 +132,7 @@ def test_defaults_without_a_file() -> None:
         ("[DEFAULT]\nenabled_backends = a:file\n[a]\nweight = heavy\n", "[a] weight"),
     ],
 )
-def test_invalid_values_name_the_option_and_the_file(
-    tmp_path: Path, text: str, where: str
-) -> None:
+def test_invalid_values_name_the_option_and_the_file(tmp_path: Path, text: str, where: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
@@ -170,7 +168,10 @@ def test_parse_size_rejects_garbage() -> None:
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        ("sqlite:////var/lib/glance/glance.sqlite", "sqlite+aiosqlite:////var/lib/glance/glance.sqlite"),
+        (
+            "sqlite:////var/lib/glance/glance.sqlite",
+            "sqlite+aiosqlite:////var/lib/glance/glance.sqlite",
+        ),
         ("postgresql://u:p@h/db", "postgresql+asyncpg://u:p@h/db"),
         ("postgresql+psycopg2://u:p@h:5433/db", "postgresql+asyncpg://u:p@h:5433/db"),
         ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),
