@@ -139,4 +139,5 @@ def qcow2_image(tmp_path_factory: pytest.TempPathFactory) -> ImageFile:
 @pytest.fixture
 def unique_name(request: pytest.FixtureRequest) -> str:
     """A name no other test uses: compat-<test name>-<random>."""
-    return f"compat-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
+    test_name: str = request.node.name
+    return f"compat-{test_name[:40]}-{uuid.uuid4().hex[:8]}"

@@ -32,7 +32,9 @@ def _ids(images: Any) -> list[str]:
     return [image["id"] for image in images]
 
 
-def test_create_upload_download_roundtrip(glance: Any, big_image: ImageFile, unique_name: str):
+def test_create_upload_download_roundtrip(
+    glance: Any, big_image: ImageFile, unique_name: str
+) -> None:
     image = _create(
         glance,
         unique_name,
@@ -80,7 +82,7 @@ def test_create_upload_download_roundtrip(glance: Any, big_image: ImageFile, uni
     glance.images.delete(image["id"])
 
 
-def test_upload_without_size_is_chunked(glance: Any, unique_name: str):
+def test_upload_without_size_is_chunked(glance: Any, unique_name: str) -> None:
     """Without image_size and with a non-file stream the client sends a chunked body."""
     payload = bytes(range(256)) * 4096  # 1 MiB
     image = _create(glance, unique_name)
@@ -108,7 +110,7 @@ def listed_images(glance: Any, unique_name: str) -> Any:
         glance.images.delete(image_id)
 
 
-def test_list_filters(glance: Any, listed_images: Any, unique_name: str):
+def test_list_filters(glance: Any, listed_images: Any, unique_name: str) -> None:
     tag, ids = listed_images
     a, b, c = ids["a"], ids["b"], ids["c"]
 
@@ -145,7 +147,7 @@ def test_list_filters(glance: Any, listed_images: Any, unique_name: str):
     assert _ids(glance.images.list(filters={"tag": [tag, "no-such-tag"]})) == []
 
 
-def test_list_sorting_and_paging(glance: Any, listed_images: Any):
+def test_list_sorting_and_paging(glance: Any, listed_images: Any) -> None:
     tag, ids = listed_images
     a, b, c = ids["a"], ids["b"], ids["c"]
 
@@ -180,7 +182,7 @@ def test_list_sorting_and_paging(glance: Any, listed_images: Any):
     assert _ids(glance.images.list(filters={"tag": [tag]}, sort="name:desc", marker=b)) == [a]
 
 
-def test_update_properties(glance: Any, unique_name: str):
+def test_update_properties(glance: Any, unique_name: str) -> None:
     image = _create(glance, unique_name, keep="k", change="old", drop="d")
     updated = glance.images.update(
         image["id"],
@@ -216,7 +218,7 @@ def test_update_properties(glance: Any, unique_name: str):
     glance.images.delete(image["id"])
 
 
-def test_tags(glance: Any, unique_name: str):
+def test_tags(glance: Any, unique_name: str) -> None:
     image = _create(glance, unique_name, tags=["initial"])
     glance.image_tags.update(image["id"], "alpha")
     glance.image_tags.update(image["id"], "beta")
@@ -237,7 +239,7 @@ def test_tags(glance: Any, unique_name: str):
     glance.images.delete(image["id"])
 
 
-def test_delete(glance: Any, unique_name: str):
+def test_delete(glance: Any, unique_name: str) -> None:
     image = _create(glance, unique_name)
     glance.images.upload(image["id"], io.BytesIO(b"data" * 1024), image_size=4096)
     assert glance.images.get(image["id"])["status"] == "active"
@@ -256,7 +258,7 @@ def test_delete(glance: Any, unique_name: str):
     assert _ids(glance.images.list(filters={"name": unique_name})) == []
 
 
-def test_unknown_image(glance: Any):
+def test_unknown_image(glance: Any) -> None:
     missing = str(uuid.uuid4())
     with pytest.raises(glance_exc.HTTPNotFound) as excinfo:
         glance.images.get(missing)
@@ -265,7 +267,7 @@ def test_unknown_image(glance: Any):
         glance.images.upload(missing, io.BytesIO(b"x"), image_size=1)
 
 
-def test_data_of_queued_image_is_empty(glance: Any, unique_name: str):
+def test_data_of_queued_image_is_empty(glance: Any, unique_name: str) -> None:
     """Glance answers 204 for an image without data; the client then returns None."""
     image = _create(glance, unique_name)
     body = glance.images.data(image["id"])

@@ -54,14 +54,14 @@ def _ids(images: Any) -> list[str]:
     return [image.id for image in images]
 
 
-def test_endpoint_discovery(conn: connection.Connection, server_url: str):
+def test_endpoint_discovery(conn: connection.Connection, server_url: str) -> None:
     """keystoneauth discovers /v2/ from the version document at the root."""
     assert conn.image.get_endpoint() == f"{server_url}/v2/"
 
 
 def test_create_upload_download(
     conn: connection.Connection, big_image: ImageFile, unique_name: str, tmp_path: Path
-):
+) -> None:
     # With filename= the SDK opens the file and never closes it (a ResourceWarning), so the
     # test passes an open file; the SDK sends its size as X-OpenStack-Image-Size.
     with big_image.path.open("rb") as data:
@@ -109,7 +109,7 @@ def test_create_upload_download(
     conn.image.delete_image(image, ignore_missing=False)
 
 
-def test_upload_bytes_and_download_in_memory(conn: connection.Connection, unique_name: str):
+def test_upload_bytes_and_download_in_memory(conn: connection.Connection, unique_name: str) -> None:
     payload = bytes(range(256)) * 1024
     image = conn.image.create_image(
         name=unique_name,
@@ -149,7 +149,7 @@ def listed_images(conn: connection.Connection, unique_name: str) -> Iterator[Any
 
 def test_list_filters_sorting_and_paging(
     conn: connection.Connection, listed_images: Any, unique_name: str
-):
+) -> None:
     tag, ids = listed_images
     a, b, c = ids["a"], ids["b"], ids["c"]
 
@@ -170,7 +170,7 @@ def test_list_filters_sorting_and_paging(
     assert conn.image.find_image(c).name == f"{unique_name}-c"
 
 
-def test_update(conn: connection.Connection, unique_name: str):
+def test_update(conn: connection.Connection, unique_name: str) -> None:
     image = conn.image.create_image(
         name=unique_name,
         disk_format="raw",
@@ -205,7 +205,7 @@ def test_update(conn: connection.Connection, unique_name: str):
     conn.image.delete_image(image, ignore_missing=False)
 
 
-def test_tags(conn: connection.Connection, unique_name: str):
+def test_tags(conn: connection.Connection, unique_name: str) -> None:
     image = conn.image.create_image(
         name=unique_name, disk_format="raw", container_format="bare", tags=["initial"]
     )
@@ -222,7 +222,7 @@ def test_tags(conn: connection.Connection, unique_name: str):
     conn.image.delete_image(image, ignore_missing=False)
 
 
-def test_delete(conn: connection.Connection, unique_name: str):
+def test_delete(conn: connection.Connection, unique_name: str) -> None:
     image = conn.image.create_image(
         name=unique_name, data=b"gone" * 256, disk_format="raw", container_format="bare"
     )

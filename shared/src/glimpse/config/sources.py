@@ -36,9 +36,7 @@ class _CaseKeepingParser(configparser.ConfigParser):
 def read_ini(path: Path) -> dict[str, dict[str, str]]:
     # No interpolation (values may hold '%'), and DEFAULT is an ordinary section here:
     # configparser would otherwise copy its keys into every other section.
-    parser = _CaseKeepingParser(
-        interpolation=None, strict=False, default_section="__no_default__"
-    )
+    parser = _CaseKeepingParser(interpolation=None, strict=False, default_section="__no_default__")
     with path.open(encoding="utf-8") as handle:
         parser.read_file(handle)
     return {section: dict(parser.items(section)) for section in parser.sections()}

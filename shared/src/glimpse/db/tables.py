@@ -40,7 +40,9 @@ class Image(SQLModel, table=True):
 
 class ImageProperty(SQLModel, table=True):
     __tablename__ = "image_properties"
-    __table_args__ = (sa.UniqueConstraint("image_id", "name", name="ix_image_properties_name"),)
+    __table_args__ = (
+        sa.UniqueConstraint("image_id", "name", name="uq_image_properties_image_id_name"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     image_id: str = Field(foreign_key="images.id", ondelete="CASCADE", index=True, max_length=36)
@@ -50,7 +52,9 @@ class ImageProperty(SQLModel, table=True):
 
 class ImageTag(SQLModel, table=True):
     __tablename__ = "image_tags"
-    __table_args__ = (sa.UniqueConstraint("image_id", "value", name="ix_image_tags_value"),)
+    __table_args__ = (
+        sa.UniqueConstraint("image_id", "value", name="uq_image_tags_image_id_value"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     image_id: str = Field(foreign_key="images.id", ondelete="CASCADE", index=True, max_length=36)

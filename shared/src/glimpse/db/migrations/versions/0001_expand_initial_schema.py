@@ -58,10 +58,10 @@ def upgrade() -> None:
         ),
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("value", sa.Text, nullable=False),
-        sa.UniqueConstraint("image_id", "name", name="ix_image_properties_name"),
+        sa.UniqueConstraint("image_id", "name", name="uq_image_properties_image_id_name"),
     )
     op.create_index("ix_image_properties_image_id", "image_properties", ["image_id"])
-    op.create_index("ix_image_properties_name_only", "image_properties", ["name"])
+    op.create_index("ix_image_properties_name", "image_properties", ["name"])
 
     op.create_table(
         "image_tags",
@@ -73,10 +73,10 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("value", sa.String(255), nullable=False),
-        sa.UniqueConstraint("image_id", "value", name="ix_image_tags_value"),
+        sa.UniqueConstraint("image_id", "value", name="uq_image_tags_image_id_value"),
     )
     op.create_index("ix_image_tags_image_id", "image_tags", ["image_id"])
-    op.create_index("ix_image_tags_value_only", "image_tags", ["value"])
+    op.create_index("ix_image_tags_value", "image_tags", ["value"])
 
     op.create_table(
         "image_locations",
