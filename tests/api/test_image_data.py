@@ -45,7 +45,7 @@ async def test_upload_then_download_round_trip(
     assert shown["checksum"] == hashlib.md5(data, usedforsecurity=False).hexdigest()
     assert shown["os_hash_algo"] == "sha512"
     assert shown["os_hash_value"] == hashlib.sha512(data).hexdigest()
-    assert shown["stores"] == "file"
+    assert "stores" not in shown  # single built-in store: not multi-store mode
     response = await client.get(f"/v2/images/{image['id']}/file")
     assert response.status_code == 200
     assert response.content == data
@@ -265,3 +265,32 @@ async def test_client_disconnect_mid_upload_leaves_image_queued(
     assert stored_files(settings) == []
     datadir = settings.store_datadir(settings.default_store)
     assert not any(datadir.glob(".partial-*")) if datadir.exists() else True
+
+
+async def test_stores_attribute_in_multistore_mode(
+    make_settings: Any,  # noqa: ANN401
+    client_for: Any,  # noqa: ANN401
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(
+        enabled_backends="fast:file, cheap:file",
+        glance_store={"default_backend": "fast"},
+        stores={
+            "fast": {"filesystem_store_datadir": str(tmp_path / "fast")},
+            "cheap": {"filesystem_store_datadir": str(tmp_path / "cheap")},
+        },
+    )
+    client = await client_for(settings)
+    first = await create(client)
+    second = await create(client)
+    assert (await upload(client, first["id"], b"one")).status_code == 204
+    response = await client.put(
+        f"/v2/images/{second['id']}/file",
+        content=b"two",
+        headers={**OCTET, "X-Image-Meta-Store": "cheap"},
+    )
+    assert response.status_code == 204
+    assert (await client.get(f"/v2/images/{first['id']}")).json()["stores"] == "fast"
+    assert (await client.get(f"/v2/images/{second['id']}")).json()["stores"] == "cheap"
+    assert [p.name for p in (tmp_path / "cheap").iterdir()] == [second["id"]]
+    assert (await client.get(f"/v2/images/{second['id']}/file")).content == b"two"

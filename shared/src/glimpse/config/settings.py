@@ -197,6 +197,12 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def multistore(self) -> bool:
+        """True when the operator configured enabled_backends (Glance's multi-store mode);
+        the built-in single file store is not multi-store, as in Glance."""
+        return "enabled_backends" in self.model_fields_set
+
+    @property
     def default_store(self) -> str:
         return self.glance_store.default_backend or next(iter(self.enabled_backends))
 

@@ -44,7 +44,7 @@ def image_view(record: ImageRecord, settings: Settings) -> dict[str, Any]:
     )
     if record.locations:
         stores = [loc.meta_data["store"] for loc in record.locations if "store" in loc.meta_data]
-        if stores:
+        if stores and settings.multistore:
             view["stores"] = ",".join(dict.fromkeys(stores))
         if settings.show_image_direct_url:
             view["direct_url"] = record.locations[0].value
