@@ -268,8 +268,8 @@ async def test_client_disconnect_mid_upload_leaves_image_queued(
 
 
 async def test_stores_attribute_in_multistore_mode(
-    make_settings: Any,  # noqa: ANN401
-    client_for: Any,  # noqa: ANN401
+    make_settings: Any,
+    client_for: Any,
     tmp_path: Path,
 ) -> None:
     settings = make_settings(
