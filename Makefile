@@ -22,7 +22,7 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/p
 ## Start API, worker and scrubber on the embedded default (127.0.0.1:9292). Ctrl-C stops all three.
 run: $(VENV)/.synced
 	$(BIN)/glimpse-manage db sync
-	$(BIN)/honcho -f deploy/Procfile -d . start
+	$(BIN)/python scripts/run.py
 
 ## The whole suite (unit, API on SQLite and PostgreSQL, real clients, deploy checks) plus lint.
 test: $(VENV)/.synced lint
