@@ -9,9 +9,8 @@ import sys
 
 import uvicorn
 
-from glimpse.config import ConfigError, load_settings
+from glimpse.cli.common import settings_or_exit
 from glimpse.config.settings import CONFIG_ENV
-from glimpse.logs import setup_logging
 
 log = logging.getLogger("glimpse_api")
 
@@ -20,12 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="glimpse-api", description=__doc__)
     parser.add_argument("--config-file", help=f"glance-api.conf style file (or ${CONFIG_ENV})")
     args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        settings = load_settings(args.config_file)
-    except ConfigError as exc:
-        print(f"glimpse-api: {exc}", file=sys.stderr)  # noqa: T201 -- start-up failure
-        return 2
+    settings = settings_or_exit(parser.prog, args.config_file)
     if settings.auth_strategy == "noauth" and not settings.binds_loopback:
         if not settings.noauth_allow_public_bind:
             print(  # noqa: T201 -- start-up failure

@@ -8,9 +8,9 @@ import logging
 import signal
 import sys
 
-from glimpse.config import ConfigError, Settings, load_settings
+from glimpse.cli.common import settings_or_exit
+from glimpse.config import Settings
 from glimpse.db.engine import Database
-from glimpse.logs import setup_logging
 from glimpse_scrubber.jobs import JOBS
 
 log = logging.getLogger("glimpse_scrubber")
@@ -60,12 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config-file", help="glance-api.conf style file (or $GLIMPSE_CONFIG)")
     parser.add_argument("--daemon", action="store_true", help="keep running, every wakeup_time")
     args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        settings = load_settings(args.config_file)
-    except ConfigError as exc:
-        print(f"glimpse-scrubber: {exc}", file=sys.stderr)  # noqa: T201
-        return 2
+    settings = settings_or_exit(parser.prog, args.config_file)
     return asyncio.run(_main(settings, daemon=args.daemon))
 
 

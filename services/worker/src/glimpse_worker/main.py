@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from glimpse.config import ConfigError, load_settings
-from glimpse.logs import setup_logging
+from glimpse.cli.common import settings_or_exit
 from glimpse_worker.celery_app import create_celery
 
 
@@ -15,12 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config-file", help="glance-api.conf style file (or $GLIMPSE_CONFIG)")
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        settings = load_settings(args.config_file)
-    except ConfigError as exc:
-        print(f"glimpse-worker: {exc}", file=sys.stderr)  # noqa: T201
-        return 2
+    settings = settings_or_exit(parser.prog, args.config_file)
     app = create_celery(settings)
     app.worker_main(
         [

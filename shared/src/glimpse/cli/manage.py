@@ -6,11 +6,10 @@ import argparse
 import asyncio
 import sys
 
-from glimpse.config import ConfigError, load_settings
+from glimpse.cli.common import settings_or_exit
 from glimpse.config.sample import render
 from glimpse.db import migrate
 from glimpse.db.engine import Database
-from glimpse.logs import setup_logging
 
 
 async def _db_sync(connection: str) -> None:
@@ -45,12 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.group == "config":
         sys.stdout.write(render())
         return 0
-    setup_logging()
-    try:
-        settings = load_settings(args.config_file)
-    except ConfigError as exc:
-        print(f"glimpse-manage: {exc}", file=sys.stderr)  # noqa: T201
-        return 2
+    settings = settings_or_exit(parser.prog, args.config_file)
     connection = settings.database.connection
     if args.command == "sync":
         asyncio.run(_db_sync(connection))

@@ -16,7 +16,6 @@ from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
-from glimpse.domain import policy
 from glimpse.domain.errors import (
     Conflict,
     Gone,
@@ -27,6 +26,7 @@ from glimpse.domain.errors import (
     StoreUnavailable,
 )
 from glimpse.domain.images import ImageStatus, transition
+from glimpse.services.access import authorized_image
 from glimpse.stores.base import ByteRange, ObjectNotFound, ResolvedRange, StoreError, resolve
 from glimpse.stores.checked import CheckedStore
 from glimpse.stores.metering import Meter, metered
@@ -70,10 +70,7 @@ class ImageDataService:
         and whether the data is a raw disk (its virtual size is its size)."""
         async with self.db.write() as session:
             repo = ImageRepository(session)
-            image = await repo.get(image_id, lock=True)
-            if image is None:
-                raise ImageNotFound(image_id)
-            policy.enforce(ctx, "upload_image", image)
+            image = await authorized_image(repo, ctx, image_id, "upload_image", lock=True)
             if image.status != ImageStatus.QUEUED:
                 raise Conflict(
                     f"Image status transition from {image.status} to saving is not allowed"
@@ -164,10 +161,7 @@ class ImageDataService:
         """The image's data (or a span of it); None when the image has no data yet."""
         async with self.db.read() as session:
             repo = ImageRepository(session)
-            image = await repo.get(image_id)
-            if image is None:
-                raise ImageNotFound(image_id)
-            policy.enforce(ctx, "download_image", image)
+            image = await authorized_image(repo, ctx, image_id, "download_image")
             record = await repo.record(image)
         if not record.locations or image.size is None:
             return None

@@ -16,13 +16,13 @@ from glimpse.domain import attributes, patch, policy
 from glimpse.domain.errors import (
     Conflict,
     Forbidden,
-    ImageNotFound,
     InvalidInput,
     LimitExceeded,
     NotFound,
 )
 from glimpse.domain.images import MUTABLE_ATTRIBUTES, ImageStatus, Visibility
 from glimpse.domain.listing import ListQuery
+from glimpse.services.access import authorized_image
 from glimpse.stores.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
@@ -103,17 +103,10 @@ class ImageService:
             await repo.add(image, properties, tags)
             return await repo.record(image)
 
-    async def _readable(self, repo: ImageRepository, ctx: RequestContext, image_id: str) -> Image:
-        image = await repo.get(image_id)
-        if image is None:
-            raise ImageNotFound(image_id)
-        policy.enforce(ctx, "get_image", image)
-        return image
-
     async def get(self, ctx: RequestContext, image_id: str) -> ImageRecord:
         async with self.db.read() as session:
             repo = ImageRepository(session)
-            return await repo.record(await self._readable(repo, ctx, image_id))
+            return await repo.record(await authorized_image(repo, ctx, image_id, "get_image"))
 
     async def list_images(self, ctx: RequestContext, query: ListQuery) -> ImagePage:
         policy.enforce(ctx, "get_images")
@@ -134,10 +127,7 @@ class ImageService:
     ) -> ImageRecord:
         async with self.db.write() as session:
             repo = ImageRepository(session)
-            image = await repo.get(image_id, lock=True)
-            if image is None:
-                raise ImageNotFound(image_id)
-            policy.enforce(ctx, "modify_image", image)
+            image = await authorized_image(repo, ctx, image_id, "modify_image", lock=True)
             record = await repo.record(image)
             state = patch.ImageState(
                 core={name: getattr(image, name) for name in MUTABLE_ATTRIBUTES},
@@ -166,10 +156,7 @@ class ImageService:
         attributes.validate_tag(tag)
         async with self.db.write() as session:
             repo = ImageRepository(session)
-            image = await repo.get(image_id, lock=True)
-            if image is None:
-                raise ImageNotFound(image_id)
-            policy.enforce(ctx, "modify_image", image)
+            image = await authorized_image(repo, ctx, image_id, "modify_image", lock=True)
             record = await repo.record(image)
             if tag in record.tags:
                 return
@@ -181,10 +168,7 @@ class ImageService:
     async def delete_tag(self, ctx: RequestContext, image_id: str, tag: str) -> None:
         async with self.db.write() as session:
             repo = ImageRepository(session)
-            image = await repo.get(image_id, lock=True)
-            if image is None:
-                raise ImageNotFound(image_id)
-            policy.enforce(ctx, "modify_image", image)
+            image = await authorized_image(repo, ctx, image_id, "modify_image", lock=True)
             record = await repo.record(image)
             if tag not in record.tags:
                 raise NotFound(f"Tag {tag} not found.")
@@ -194,10 +178,14 @@ class ImageService:
     async def delete(self, ctx: RequestContext, image_id: str) -> None:
         async with self.db.write() as session:
             repo = ImageRepository(session)
-            image = await repo.get(image_id, lock=True)
-            if image is None:
-                raise NotFound(f"Failed to find image {image_id} to delete")
-            policy.enforce(ctx, "delete_image", image)
+            image = await authorized_image(
+                repo,
+                ctx,
+                image_id,
+                "delete_image",
+                lock=True,
+                missing=NotFound(f"Failed to find image {image_id} to delete"),
+            )
             if image.protected:
                 raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
             locations = await repo.mark_deleted(image)
