@@ -43,26 +43,27 @@ class Runtime:
         await self.database.dispose()
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are `async def` so FastAPI calls them on the event loop, not in a thread.
+def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_context(request: Request) -> RequestContext:
+async def get_context(request: Request) -> RequestContext:
     request_id = getattr(request.state, "request_id", None) or new_request_id()
-    return context_from_request(get_runtime(request).settings, request, request_id)
+    return context_from_request(_runtime(request).settings, request, request_id)
 
 
-def get_settings(request: Request) -> Settings:
-    return get_runtime(request).settings
+async def get_settings(request: Request) -> Settings:
+    return _runtime(request).settings
 
 
-def get_image_service(request: Request) -> ImageService:
-    return get_runtime(request).images
+async def get_image_service(request: Request) -> ImageService:
+    return _runtime(request).images
 
 
-def get_image_data_service(request: Request) -> ImageDataService:
-    return get_runtime(request).image_data
+async def get_image_data_service(request: Request) -> ImageDataService:
+    return _runtime(request).image_data
 
 
 ContextDep = Annotated[RequestContext, Depends(get_context)]

@@ -35,6 +35,13 @@ def _sqlite_engine(url: URL, *, immediate: bool, pool_size: int) -> AsyncEngine:
     engine = create_async_engine(
         url,
         pool_size=pool_size,
+        # Waiting for a pooled connection is cheaper than opening one (a thread, a file
+        # handle and the PRAGMAs) for a burst and closing it again.
+        max_overflow=0,
+        pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+        # Sessions always end their transaction (Database.read/write), so the pool's extra
+        # ROLLBACK on check-in would be one more round trip to the driver thread for nothing.
+        pool_reset_on_return=None,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
     )
 

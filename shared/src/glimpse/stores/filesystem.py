@@ -6,6 +6,7 @@ crash or a cancelled upload never leaves a partial image under its final name.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -65,9 +66,21 @@ class FilesystemStore:
         size = 0
         try:
             async with aiofiles.open(temp, "wb") as handle:
-                async for chunk in chunks:
-                    await handle.write(chunk)
-                    size += len(chunk)
+                # One write in flight while the next chunk arrives: the disk and the network
+                # work at the same time, and at most two chunks are held.
+                writing: asyncio.Future[int] | None = None
+                try:
+                    async for chunk in chunks:
+                        if writing is not None:
+                            await asyncio.shield(writing)
+                        writing = asyncio.ensure_future(handle.write(chunk))
+                        size += len(chunk)
+                finally:
+                    # Never close (or remove) the file under a write still running.
+                    if writing is not None:
+                        await asyncio.gather(writing, return_exceptions=True)
+                if writing is not None:
+                    writing.result()  # surface a failed last write (e.g. disk full)
                 await handle.flush()
                 await aiofiles.os.wrap(os.fsync)(handle.fileno())
             await aiofiles.os.replace(temp, final)

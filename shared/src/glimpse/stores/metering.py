@@ -1,42 +1,61 @@
 """Size limits and hashing, done once above every driver while the data streams.
 
-Chunks are coalesced into blocks so each block costs one hand-off to the hashing threads, and
-the block is hashed (md5 and the multihash in parallel; hashlib drops the GIL) while the store
-writes it and the next block arrives from the network.
+Chunks are coalesced into blocks. Each hasher (md5 and the multihash) has its own single
+thread, so blocks are hashed in order, in parallel with each other (hashlib drops the GIL), and
+in parallel with the network and the store: the stream only waits when more than
+MAX_BLOCKS_IN_FLIGHT blocks are still being hashed, which bounds memory per upload.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final
 
 from glimpse.domain.errors import SizeMismatch
 
 BLOCK_SIZE: Final = 1024 * 1024
-_HASH_THREADS: Final = ThreadPoolExecutor(max_workers=8, thread_name_prefix="glimpse-hash")
+MAX_BLOCKS_IN_FLIGHT: Final = 4
 
 
-@dataclass(slots=True)
 class Meter:
-    """Filled in while the data streams; read it once the stream is exhausted."""
+    """Counts and hashes a stream; read `checksum` and `hash_value` once it is exhausted."""
 
-    hash_algo: str
-    size: int = 0
-    checksum: str | None = None
-    hash_value: str | None = None
-    _md5: Any = field(default_factory=lambda: hashlib.md5(usedforsecurity=False))
-    _multihash: Any = None
+    def __init__(self, hash_algo: str) -> None:
+        self.hash_algo = hash_algo
+        self.size = 0
+        self.checksum: str | None = None
+        self.hash_value: str | None = None
+        self._hashers: tuple[Any, ...] = (
+            hashlib.md5(usedforsecurity=False),
+            hashlib.new(hash_algo),
+        )
+        self._threads = tuple(
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="glimpse-hash")
+            for _ in self._hashers
+        )
+        self._pending: deque[Future[None]] = deque()
 
-    def __post_init__(self) -> None:
-        self._multihash = hashlib.new(self.hash_algo)
+    def feed(self, block: bytes) -> None:
+        """Queue `block` on every hasher (each thread keeps its blocks in order)."""
+        for hasher, thread in zip(self._hashers, self._threads, strict=True):
+            self._pending.append(thread.submit(hasher.update, block))
+
+    async def settle(self, keep: int = 0) -> None:
+        """Wait until at most `keep` blocks per hasher are still being hashed."""
+        while len(self._pending) > keep * len(self._hashers):
+            await asyncio.wrap_future(self._pending.popleft())
 
     def finish(self) -> None:
-        self.checksum = self._md5.hexdigest()
-        self.hash_value = self._multihash.hexdigest()
+        self.checksum = self._hashers[0].hexdigest()
+        self.hash_value = self._hashers[1].hexdigest()
+
+    def close(self) -> None:
+        for thread in self._threads:
+            thread.shutdown(wait=False, cancel_futures=True)
 
 
 async def coalesce(
@@ -71,8 +90,6 @@ async def metered(
 
     A block that would cross a limit is never yielded, so no store sees it.
     """
-    loop = asyncio.get_running_loop()
-    pending: asyncio.Future[list[None]] | None = None
     try:
         async for block in coalesce(chunks):
             meter.size += len(block)
@@ -81,21 +98,13 @@ async def metered(
             if expected_size is not None and meter.size > expected_size:
                 msg = f"Size exceeds: expected {expected_size} bytes, got {meter.size} bytes"
                 raise SizeMismatch(msg)
-            if pending is not None:
-                await pending  # the hashers must see blocks in order
-            pending = asyncio.gather(
-                loop.run_in_executor(_HASH_THREADS, meter._md5.update, block),  # noqa: SLF001
-                loop.run_in_executor(_HASH_THREADS, meter._multihash.update, block),  # noqa: SLF001
-            )
+            await meter.settle(keep=MAX_BLOCKS_IN_FLIGHT - 1)
+            meter.feed(block)
             yield block
         if expected_size is not None and meter.size != expected_size:
             msg = f"Size mismatch: expected {expected_size} bytes, got {meter.size} bytes"
             raise SizeMismatch(msg)
-        if pending is not None:
-            await pending
-            pending = None
+        await meter.settle()
         meter.finish()
     finally:
-        if pending is not None:
-            # Let in-flight hashing settle; its result is discarded with the failed upload.
-            await asyncio.gather(pending, return_exceptions=True)
+        meter.close()

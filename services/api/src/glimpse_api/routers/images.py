@@ -30,7 +30,7 @@ async def create_image(
 @router.get("")
 async def list_images(
     request: Request, ctx: ContextDep, images: ImageServiceDep, settings: SettingsDep
-) -> dict[str, Any]:
+) -> JSONResponse:
     params = list(request.query_params.multi_items())
     query = parse_list_query(
         params, default_limit=settings.limit_param_default, max_limit=settings.api_limit_max
@@ -44,14 +44,15 @@ async def list_images(
     if page.next_marker is not None:
         kept = [(k, v) for k, v in params if k != "marker"]
         body["next"] = "/v2/images?" + urlencode([*kept, ("marker", page.next_marker)])
-    return body
+    return JSONResponse(body)
 
 
 @router.get("/{image_id}")
 async def show_image(
     image_id: str, ctx: ContextDep, images: ImageServiceDep, settings: SettingsDep
-) -> dict[str, Any]:
-    return image_view(await images.get(ctx, image_id), settings)
+) -> JSONResponse:
+    # JSONResponse directly: the body is already plain JSON data, nothing to validate.
+    return JSONResponse(image_view(await images.get(ctx, image_id), settings))
 
 
 @router.patch("/{image_id}")
@@ -61,10 +62,10 @@ async def update_image(
     ctx: ContextDep,
     images: ImageServiceDep,
     settings: SettingsDep,
-) -> dict[str, Any]:
+) -> JSONResponse:
     patch.check_media_type(request.headers.get("content-type"))
     operations = patch.parse_operations(await read_json(request))
-    return image_view(await images.update(ctx, image_id, operations), settings)
+    return JSONResponse(image_view(await images.update(ctx, image_id, operations), settings))
 
 
 @router.delete("/{image_id}", status_code=204)
