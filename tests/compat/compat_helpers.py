@@ -31,6 +31,7 @@ class ImageFile:
 class CompatServer:
     url: str
     log_file: Path
+    datadir: Path
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")

@@ -111,7 +111,7 @@ def compat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CompatSe
         )
     try:
         _wait_until_up(url, process, log_file)
-        yield CompatServer(url=url, log_file=log_file)
+        yield CompatServer(url=url, log_file=log_file, datadir=workdir / "images")
     finally:
         _stop(process)
 

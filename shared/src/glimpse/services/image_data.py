@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
 from glimpse.config import Settings
@@ -30,7 +30,6 @@ from glimpse.services.access import authorized_image
 from glimpse.stores.base import ByteRange, ObjectNotFound, ResolvedRange, StoreError, resolve
 from glimpse.stores.checked import CheckedStore
 from glimpse.stores.metering import Meter, metered
-from glimpse.stores.readahead import read_ahead
 from glimpse.stores.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ class Download:
     span: ResolvedRange | None
 
 
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     yield first
     async for chunk in rest:
         yield chunk
@@ -185,7 +184,7 @@ class ImageDataService:
                 errors.append(exc)
                 log.warning("image %s: location %s unreadable: %s", image_id, location.value, exc)
                 continue
-            return Download(read_ahead(_prepend(first, chunks)), image.size, image.checksum, span)
+            return Download(_prepend(first, chunks), image.size, image.checksum, span)
         if errors:
             raise StoreUnavailable(f"Image {image_id} data could not be read from any store")
         raise ImageNotFound(image_id)
