@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 BIG_IMAGE_SIZE = 64 * MiB
-START_TIMEOUT = 30.0
+START_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
 BIN_DIR = Path(sys.executable).parent
 

@@ -512,14 +512,14 @@ def test_compose_topology_runs_as_local_processes(
     config = local_config(tmp_path, port)
     settings = load_settings(config)
 
-    code = topology.run(ONE_SHOT, local_argv(services[ONE_SHOT], config), timeout=30)
+    code = topology.run(ONE_SHOT, local_argv(services[ONE_SHOT], config), timeout=90)
     assert code == 0, topology.tail(ONE_SHOT)
     for name in LONG_RUNNING:
         topology.start(name, local_argv(services[name], config))
 
     base_url = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base_url, headers=ADMIN_HEADERS, timeout=10.0) as client:
-        wait_for_versions(client, topology, timeout=30.0)
+        wait_for_versions(client, topology, timeout=90.0)
 
         created = client.post(
             "/v2/images", json={"name": "t", "disk_format": "raw", "container_format": "bare"}
