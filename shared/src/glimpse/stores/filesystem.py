@@ -30,6 +30,7 @@ from glimpse.stores.base import (
 )
 
 READ_CHUNK: Final = 1024 * 1024
+FLUSH_EVERY: Final = 64 * 1024 * 1024
 TEMP_PREFIX: Final = ".partial-"
 _RWF_NOWAIT: Final[int | None] = getattr(os, "RWF_NOWAIT", None)  # Linux only
 
@@ -66,24 +67,16 @@ class FilesystemStore:
         temp = self.datadir / f"{TEMP_PREFIX}{key}-{uuid.uuid4().hex}"
         size = 0
         try:
-            async with aiofiles.open(temp, "wb") as handle:
-                # One write in flight while the next chunk arrives: the disk and the network
-                # work at the same time, and at most two chunks are held.
-                writing: asyncio.Future[int] | None = None
-                try:
-                    async for chunk in chunks:
-                        if writing is not None:
-                            await asyncio.shield(writing)
-                        writing = asyncio.ensure_future(handle.write(chunk))
-                        size += len(chunk)
-                finally:
-                    # Never close (or remove) the file under a write still running.
-                    if writing is not None:
-                        await asyncio.gather(writing, return_exceptions=True)
-                if writing is not None:
-                    writing.result()  # surface a failed last write (e.g. disk full)
-                await handle.flush()
-                await aiofiles.os.wrap(os.fsync)(handle.fileno())
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+            writer = _PipelinedWriter(fd)
+            try:
+                async for chunk in chunks:
+                    await writer.write(chunk)
+                    size += len(chunk)
+                await writer.finish()
+            finally:
+                await writer.settle()
+                os.close(fd)
             await aiofiles.os.replace(temp, final)
         except OSError as exc:
             await _remove_quietly(temp)
@@ -130,6 +123,48 @@ class FilesystemStore:
 
     async def aclose(self) -> None:
         return None
+
+
+class _PipelinedWriter:
+    """Writes chunks in a thread, one in flight while the next chunk arrives, and flushes to
+    disk in the background every FLUSH_EVERY bytes, so the disk works during the upload and
+    the final fsync has little left to do."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.writing: asyncio.Future[None] | None = None
+        self.flushing: asyncio.Future[None] | None = None
+        self.unflushed = 0
+
+    async def write(self, chunk: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        if self.writing is not None:
+            await asyncio.shield(self.writing)
+        self.writing = loop.run_in_executor(None, _write_all, self.fd, chunk)
+        self.unflushed += len(chunk)
+        if self.unflushed >= FLUSH_EVERY and (self.flushing is None or self.flushing.done()):
+            if self.flushing is not None:
+                self.flushing.result()
+            self.flushing = loop.run_in_executor(None, os.fdatasync, self.fd)
+            self.unflushed = 0
+
+    async def finish(self) -> None:
+        """Wait for every write and make the data durable; raises what a write raised."""
+        for pending in (self.writing, self.flushing):
+            if pending is not None:
+                await asyncio.shield(pending)
+        await asyncio.get_running_loop().run_in_executor(None, os.fsync, self.fd)
+
+    async def settle(self) -> None:
+        """Let running writes end before the file is closed or removed (never raises)."""
+        pending = [f for f in (self.writing, self.flushing) if f is not None]
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 async def _read(fd: int, offset: int, length: int) -> bytes:
