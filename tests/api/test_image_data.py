@@ -294,3 +294,24 @@ async def test_stores_attribute_in_multistore_mode(
     assert (await client.get(f"/v2/images/{second['id']}")).json()["stores"] == "cheap"
     assert [p.name for p in (tmp_path / "cheap").iterdir()] == [second["id"]]
     assert (await client.get(f"/v2/images/{second['id']}/file")).content == b"two"
+
+
+async def test_failed_activation_leaves_no_data(
+    client: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the database write that activates the image fails."""
+    from glimpse.db.repositories.images import ImageRepository  # noqa: PLC0415
+
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        msg = "database went away"
+        raise RuntimeError(msg)
+
+    image = await create(client)
+    monkeypatch.setattr(ImageRepository, "add_location", broken)
+    # The test transport re-raises what the app raised (a real server answers 500).
+    with pytest.raises(RuntimeError, match="database went away"):
+        await upload(client, image["id"], b"data" * 1000)
+    monkeypatch.undo()
+    shown = (await client.get(f"/v2/images/{image['id']}")).json()
+    assert (shown["status"], shown["size"], shown["checksum"]) == ("queued", None, None)
+    assert stored_files(settings) == []

@@ -17,7 +17,6 @@ from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.domain.errors import (
-    Conflict,
     Gone,
     ImageNotFound,
     InvalidInput,
@@ -27,7 +26,14 @@ from glimpse.domain.errors import (
 )
 from glimpse.domain.images import ImageStatus, transition
 from glimpse.services.access import authorized_image
-from glimpse.stores.base import ByteRange, ObjectNotFound, ResolvedRange, StoreError, resolve
+from glimpse.stores.base import (
+    ByteRange,
+    ObjectNotFound,
+    ResolvedRange,
+    StoreError,
+    StoreFull,
+    resolve,
+)
 from glimpse.stores.checked import CheckedStore
 from glimpse.stores.metering import Meter, metered
 from glimpse.stores.registry import StoreRegistry
@@ -71,10 +77,7 @@ class ImageDataService:
         async with self.db.write() as session:
             repo = ImageRepository(session)
             image = await authorized_image(repo, ctx, image_id, "upload_image", lock=True)
-            if image.status != ImageStatus.QUEUED:
-                raise Conflict(
-                    f"Image status transition from {image.status} to saving is not allowed"
-                )
+            # Only a queued image takes data: a second upload meets `saving` here (409).
             transition(ImageStatus(image.status), ImageStatus.SAVING)
             missing = [
                 name for name in ("disk_format", "container_format") if getattr(image, name) is None
@@ -99,6 +102,10 @@ class ImageDataService:
             await ImageRepository(session).claim_status(
                 image_id, ImageStatus.SAVING, ImageStatus.QUEUED
             )
+
+    async def _discard(self, image_id: str, store: CheckedStore, location: str) -> None:
+        await store.delete_if_present(location)
+        await self._release(image_id)
 
     async def upload(
         self,
@@ -130,24 +137,31 @@ class ImageDataService:
         except BaseException as exc:
             # Shielded so a cancelled request still hands the image back.
             await asyncio.shield(self._release(image_id))
+            if isinstance(exc, StoreFull):
+                raise LimitExceeded(f"Image storage media is full: {exc}") from exc
             if isinstance(exc, StoreError):
-                raise StoreUnavailable(f"Error in store configuration: {exc}") from exc
+                raise StoreUnavailable(f"Store {store.name} failed: {exc}") from exc
             raise
-        async with self.db.write() as session:
-            repo = ImageRepository(session)
-            activated = await repo.claim_status(
-                image_id,
-                ImageStatus.SAVING,
-                ImageStatus.ACTIVE,
-                size=meter.size,
-                # A raw disk's virtual size is its size (other formats need inspection).
-                virtual_size=meter.size if is_raw and meter.size else None,
-                checksum=meter.checksum,
-                os_hash_algo=meter.hash_algo,
-                os_hash_value=meter.hash_value,
-            )
-            if activated:
-                await repo.add_location(image_id, stored.location, {"store": store.name})
+        try:
+            async with self.db.write() as session:
+                repo = ImageRepository(session)
+                activated = await repo.claim_status(
+                    image_id,
+                    ImageStatus.SAVING,
+                    ImageStatus.ACTIVE,
+                    size=meter.size,
+                    # A raw disk's virtual size is its size (other formats need inspection).
+                    virtual_size=meter.size if is_raw and meter.size else None,
+                    checksum=meter.checksum,
+                    os_hash_algo=meter.hash_algo,
+                    os_hash_value=meter.hash_value,
+                )
+                if activated:
+                    await repo.add_location(image_id, stored.location, {"store": store.name})
+        except BaseException:
+            # The image did not become active: its data must not outlive the failure.
+            await asyncio.shield(self._discard(image_id, store, stored.location))
+            raise
         if not activated:
             await store.delete_if_present(stored.location)
             raise Gone(
