@@ -17,7 +17,3 @@ class RequestContext:
     roles: frozenset[str] = frozenset()
     is_admin: bool = False
     request_id: str = field(default_factory=new_request_id)
-
-    @property
-    def is_anonymous(self) -> bool:
-        return self.project_id is None and self.user_id is None

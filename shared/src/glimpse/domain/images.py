@@ -67,36 +67,6 @@ def transition(current: ImageStatus, target: ImageStatus) -> ImageStatus:
     return target
 
 
-# Attributes the image record itself owns; everything else a client sends is an extra property.
-CORE_ATTRIBUTES: Final = frozenset(
-    {
-        "id",
-        "name",
-        "status",
-        "visibility",
-        "protected",
-        "os_hidden",
-        "checksum",
-        "os_hash_algo",
-        "os_hash_value",
-        "owner",
-        "size",
-        "virtual_size",
-        "min_disk",
-        "min_ram",
-        "disk_format",
-        "container_format",
-        "created_at",
-        "updated_at",
-        "tags",
-        "locations",
-        "direct_url",
-        "self",
-        "file",
-        "schema",
-        "stores",
-    }
-)
 READ_ONLY_ATTRIBUTES: Final = frozenset(
     {
         "id",
