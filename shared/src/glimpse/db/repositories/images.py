@@ -81,24 +81,34 @@ class ImageRepository:
         return (await self.records([image]))[0]
 
     async def records(self, images: Sequence[Image]) -> list[ImageRecord]:
-        """Load properties, tags and locations for many images in three queries."""
+        """Load properties, tags and locations for many images in two queries."""
         ids = [image.id for image in images]
         if not ids:
             return []
         props: dict[str, dict[str, str]] = defaultdict(dict)
-        for image_id, name, value in await self.session.execute(
-            sa.select(_PROPS.c.image_id, _PROPS.c.name, _PROPS.c.value).where(
-                _PROPS.c.image_id.in_(ids)
-            )
-        ):
-            props[image_id][name] = value
         tags: dict[str, list[str]] = defaultdict(list)
-        for image_id, value in await self.session.execute(
-            sa.select(_TAGS.c.image_id, _TAGS.c.value)
-            .where(_TAGS.c.image_id.in_(ids))
-            .order_by(_TAGS.c.id)
-        ):
-            tags[image_id].append(value)
+        # Properties and tags in one round trip (each statement is a hop to the driver).
+        properties_and_tags = sa.union_all(
+            sa.select(
+                sa.literal(0).label("kind"),
+                _PROPS.c.image_id,
+                _PROPS.c.name,
+                _PROPS.c.value,
+                _PROPS.c.id,
+            ).where(_PROPS.c.image_id.in_(ids)),
+            sa.select(
+                sa.literal(1).label("kind"),
+                _TAGS.c.image_id,
+                sa.literal(""),
+                _TAGS.c.value,
+                _TAGS.c.id,
+            ).where(_TAGS.c.image_id.in_(ids)),
+        ).order_by("kind", "id")
+        for kind, image_id, name, value, _id in await self.session.execute(properties_and_tags):
+            if kind == 0:
+                props[image_id][name] = value
+            else:
+                tags[image_id].append(value)
         locations: dict[str, list[ImageLocation]] = defaultdict(list)
         location_rows = await self.session.execute(
             sa.select(ImageLocation)
