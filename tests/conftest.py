@@ -113,7 +113,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 @pytest.fixture
 async def client_for(
-    database: Database,
+    database: Database,  # noqa: ARG001 -- requested so the schema exists before the app starts
 ) -> AsyncIterator[Callable[[Settings], Any]]:
     """Open an httpx client on a fresh app for the given settings (lifespan included)."""
     stack: list[Any] = []
@@ -134,7 +134,6 @@ async def client_for(
     for client, lifespan in reversed(stack):
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
-    del database
 
 
 @pytest.fixture

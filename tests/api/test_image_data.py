@@ -264,7 +264,7 @@ async def test_client_disconnect_mid_upload_leaves_image_queued(
     assert (shown["status"], shown["size"]) == ("queued", None)
     assert stored_files(settings) == []
     datadir = settings.store_datadir(settings.default_store)
-    assert not any(datadir.glob(".partial-*")) if datadir.exists() else True
+    assert not datadir.exists() or not any(datadir.glob(".partial-*"))
 
 
 async def test_stores_attribute_in_multistore_mode(

@@ -83,7 +83,6 @@ class ImageService:
             elif name in MUTABLE_ATTRIBUTES:
                 core[name] = attributes.validate_core(name, value)
             else:
-                attributes.check_writable(name)
                 properties[name] = attributes.validate_property(name, value)
         self._check_owner(ctx, core["owner"])
         self._check_visibility(ctx, None, core["visibility"])
