@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from glimpse.config import Settings, load_settings
+from glimpse.config.reserved import RESERVED_STORES
 from glimpse.db import migrate
 from glimpse.db.engine import Database
 from glimpse_api.app import create_app
@@ -101,6 +102,9 @@ def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         overrides.setdefault("database", {"connection": database_url})
         overrides.setdefault("glance_store", {"filesystem_store_datadir": str(tmp_path / "images")})
+        stores = overrides.setdefault("stores", {})
+        for store_id in RESERVED_STORES:
+            stores.setdefault(store_id, {"filesystem_store_datadir": str(tmp_path / store_id)})
         return load_settings(None, **overrides)
 
     return make

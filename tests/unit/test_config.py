@@ -215,3 +215,58 @@ def test_noauth_refuses_a_public_bind(tmp_path: Path) -> None:
     result = _run("glimpse_api.main", "--config-file", str(path))
     assert result.returncode == 2
     assert "noauth" in result.stderr
+
+
+def test_reserved_store_ids_cannot_be_enabled(tmp_path: Path) -> None:
+    text = "[DEFAULT]\nenabled_backends = fast:file, os_glance_staging_store:file\n"
+    with pytest.raises(ConfigError, match="'os_glance_staging_store' is reserved"):
+        load_settings(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        (
+            "[DEFAULT]\nenabled_backends = a:file, b:file\n"
+            "[a]\nfilesystem_store_datadir = /srv/x\n[b]\nfilesystem_store_datadir = /srv/x/\n"
+        ),
+        (
+            "[DEFAULT]\nenabled_backends = a:file\n[a]\nfilesystem_store_datadir = /srv/x\n"
+            "[os_glance_staging_store]\nfilesystem_store_datadir = /srv/x\n"
+        ),
+    ],
+)
+def test_file_stores_sharing_a_directory_are_refused(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match="share the directory /srv/x"):
+        load_settings(write(tmp_path, text))
+
+
+def test_reserved_stores_default_and_configured_directories(tmp_path: Path) -> None:
+    defaults = load_settings(write(tmp_path, "[DEFAULT]\n"))
+    assert defaults.store_datadir("os_glance_staging_store") == Path("data/staging")
+    assert defaults.store_datadir("os_glance_tasks_store") == Path("data/tasks")
+    configured = load_settings(
+        write(
+            tmp_path,
+            "[os_glance_staging_store]\nfilesystem_store_datadir = /srv/staging\n"
+            "[os_glance_tasks_store]\nfilesystem_store_datadir = /srv/tasks\n",
+        )
+    )
+    assert configured.store_datadir("os_glance_staging_store") == Path("/srv/staging")
+    assert configured.store_datadir("os_glance_tasks_store") == Path("/srv/tasks")
+
+
+def test_deprecated_staging_and_work_dir_map_to_reserved_stores(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = "[DEFAULT]\nnode_staging_uri = file:///srv/old-staging\n[task]\nwork_dir = /srv/work\n"
+    with caplog.at_level(logging.WARNING):
+        settings = load_settings(write(tmp_path, text))
+    assert settings.store_datadir("os_glance_staging_store") == Path("/srv/old-staging")
+    assert settings.store_datadir("os_glance_tasks_store") == Path("/srv/work")
+    warnings = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
+    assert len(warnings) == 2
+    assert "node_staging_uri" in warnings[0]
+    assert "work_dir" in warnings[1]
+    with pytest.raises(ConfigError, match="file:///path"):
+        load_settings(write(tmp_path, "[DEFAULT]\nnode_staging_uri = http://x/\n"))

@@ -10,8 +10,10 @@ from fastapi import Depends, Request
 from glimpse.config import Settings
 from glimpse.context import RequestContext, new_request_id
 from glimpse.db.engine import Database
+from glimpse.services.discovery import DiscoveryService
 from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
+from glimpse.services.locations import LocationService
 from glimpse.stores.registry import StoreRegistry
 from glimpse_api.identity import context_from_request
 
@@ -25,6 +27,8 @@ class Runtime:
     stores: StoreRegistry
     images: ImageService
     image_data: ImageDataService
+    locations: LocationService
+    discovery: DiscoveryService
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -36,6 +40,8 @@ class Runtime:
             stores=stores,
             images=ImageService(settings, database, stores),
             image_data=ImageDataService(settings, database, stores),
+            locations=LocationService(settings, database, stores),
+            discovery=DiscoveryService(settings, database, stores),
         )
 
     async def aclose(self) -> None:
@@ -66,7 +72,17 @@ async def get_image_data_service(request: Request) -> ImageDataService:
     return _runtime(request).image_data
 
 
+async def get_location_service(request: Request) -> LocationService:
+    return _runtime(request).locations
+
+
+async def get_discovery_service(request: Request) -> DiscoveryService:
+    return _runtime(request).discovery
+
+
 ContextDep = Annotated[RequestContext, Depends(get_context)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ImageServiceDep = Annotated[ImageService, Depends(get_image_service)]
 ImageDataServiceDep = Annotated[ImageDataService, Depends(get_image_data_service)]
+LocationServiceDep = Annotated[LocationService, Depends(get_location_service)]
+DiscoveryServiceDep = Annotated[DiscoveryService, Depends(get_discovery_service)]

@@ -77,4 +77,13 @@ def render() -> str:
         lines.extend(_section(name, model.model_fields))
     lines.append("# One section per store id named in enabled_backends, e.g. [file]:")
     lines.extend(_section("file", StoreOptions.model_fields))
+    lines.append(
+        "# The reserved file stores [os_glance_staging_store] (staged image data, default "
+        "data/staging)"
+    )
+    lines.append(
+        "# and [os_glance_tasks_store] (import work files, default data/tasks) take "
+        "filesystem_store_datadir."
+    )
+    lines.append("")
     return "\n".join(lines).rstrip() + "\n"

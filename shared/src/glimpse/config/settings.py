@@ -7,6 +7,7 @@ Sources, highest priority first: constructor arguments, `GLIMPSE_*` environment 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -20,10 +21,14 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from glimpse.config.reserved import RESERVED_PREFIX, RESERVED_STORES, STAGING_STORE, TASKS_STORE
 from glimpse.config.units import parse_size
 
 CONFIG_ENV = "GLIMPSE_CONFIG"
 TiB = 1024**4
+_RESERVED_DEFAULT_DIRS = {STAGING_STORE: Path("data/staging"), TASKS_STORE: Path("data/tasks")}
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -60,6 +65,21 @@ class StoreOptions(BaseModel):
     )
     store_description: str = Field("", description="Text shown to users for this store.")
     weight: int = Field(0, description="Higher weights are read first when data is in several.")
+
+
+class TaskOptions(BaseModel):
+    """`[task]`: background work (imports) and how long task records are kept."""
+
+    work_dir: Path | None = Field(
+        None,
+        description=(
+            "Deprecated: use [os_glance_tasks_store] filesystem_store_datadir. When set and that "
+            "section names no directory, the tasks store uses this one."
+        ),
+    )
+    task_time_to_live: int = Field(
+        48, ge=0, description="Hours a finished task stays visible before it expires."
+    )
 
 
 class CeleryOptions(BaseModel):
@@ -153,14 +173,25 @@ class Settings(BaseSettings):
     public_endpoint: str | None = Field(
         None, description="Public URL of the API, used in version links instead of the request's."
     )
+    node_staging_uri: str | None = Field(
+        None,
+        description=(
+            "Deprecated: use [os_glance_staging_store] filesystem_store_datadir. A file:///path "
+            "URI; when set and that section names no directory, staging uses this path."
+        ),
+    )
 
     database: DatabaseOptions = Field(default_factory=DatabaseOptions)
     glance_store: GlanceStoreOptions = Field(default_factory=GlanceStoreOptions)
+    task: TaskOptions = Field(default_factory=TaskOptions)
     celery: CeleryOptions = Field(default_factory=CeleryOptions)
     scrubber: ScrubberOptions = Field(default_factory=ScrubberOptions)
     stores: dict[str, StoreOptions] = Field(
         default_factory=dict,
-        description="Sections named by enabled_backends (filled from the file or environment).",
+        description=(
+            "Sections named by enabled_backends and the reserved os_glance_staging_store and "
+            "os_glance_tasks_store sections (filled from the file or environment)."
+        ),
     )
 
     @field_validator("enabled_backends", mode="before")
@@ -183,10 +214,24 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return value
 
+    @field_validator("node_staging_uri")
+    @classmethod
+    def _staging_uri(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("file://"):
+            msg = f"expected a file:///path URI, got {value!r}"
+            raise ValueError(msg)
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         known = sorted(ep.name for ep in entry_points(group="glimpse.stores"))
         for store_id, store_type in self.enabled_backends.items():
+            if store_id.startswith(RESERVED_PREFIX):
+                msg = (
+                    f"store id {store_id!r} is reserved: ids starting with {RESERVED_PREFIX!r} "
+                    "name Glimpse's own staging and tasks stores and cannot be enabled"
+                )
+                raise ValueError(msg)
             if store_type not in known:
                 msg = f"store {store_id!r} has unsupported type {store_type!r} (known: {known})"
                 raise ValueError(msg)
@@ -194,7 +239,35 @@ class Settings(BaseSettings):
         if default is not None and default not in self.enabled_backends:
             msg = f"default_backend {default!r} is not in enabled_backends"
             raise ValueError(msg)
+        self._check_shared_datadirs()
+        self._warn_deprecated()
         return self
+
+    def _check_shared_datadirs(self) -> None:
+        # Two file stores in one directory would delete each other's data (and the staging
+        # cleanup would remove images): refuse to start instead.
+        owners: dict[Path, str] = {}
+        file_stores = [sid for sid, kind in self.enabled_backends.items() if kind == "file"]
+        for store_id in (*file_stores, *RESERVED_STORES):
+            datadir = Path(os.path.abspath(self.store_datadir(store_id)))  # noqa: PTH100 -- no symlink resolution at config time
+            if datadir in owners:
+                msg = (
+                    f"stores {owners[datadir]!r} and {store_id!r} share the directory "
+                    f"{datadir}; each file store needs its own filesystem_store_datadir"
+                )
+                raise ValueError(msg)
+            owners[datadir] = store_id
+
+    def _warn_deprecated(self) -> None:
+        if self.node_staging_uri is not None:
+            log.warning(
+                "[DEFAULT] node_staging_uri is deprecated; use [%s] filesystem_store_datadir",
+                STAGING_STORE,
+            )
+        if self.task.work_dir is not None:
+            log.warning(
+                "[task] work_dir is deprecated; use [%s] filesystem_store_datadir", TASKS_STORE
+            )
 
     @property
     def multistore(self) -> bool:
@@ -210,10 +283,16 @@ class Settings(BaseSettings):
         return self.stores.get(store_id) or StoreOptions()
 
     def store_datadir(self, store_id: str) -> Path:
-        return (
-            self.store_options(store_id).filesystem_store_datadir
-            or self.glance_store.filesystem_store_datadir
-        )
+        configured = self.store_options(store_id).filesystem_store_datadir
+        if configured is not None:
+            return configured
+        if store_id == STAGING_STORE:
+            if self.node_staging_uri is not None:
+                return Path(self.node_staging_uri.removeprefix("file://"))
+            return _RESERVED_DEFAULT_DIRS[store_id]
+        if store_id == TASKS_STORE:
+            return self.task.work_dir or _RESERVED_DEFAULT_DIRS[store_id]
+        return self.glance_store.filesystem_store_datadir
 
     @property
     def binds_loopback(self) -> bool:

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from glimpse.config.reserved import RESERVED_STORES
+
 log = logging.getLogger(__name__)
 
 CURRENT_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
@@ -84,7 +86,7 @@ class GlanceIniSource(PydanticBaseSettingsSource):
             elif section in nested:
                 known = set(nested[section].model_fields)
                 target = result.setdefault(section, {})
-            elif section in store_ids:
+            elif section in store_ids or section in RESERVED_STORES:
                 from glimpse.config.settings import StoreOptions  # noqa: PLC0415 -- cycle
 
                 known = set(StoreOptions.model_fields)

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+LEGACY_STORE_KEY = "backend"
+
 
 def utcnow() -> datetime:
     """Naive UTC, second precision: what the API shows and what both databases store alike."""
@@ -71,3 +73,19 @@ class ImageLocation(SQLModel, table=True):
     status: str = Field(default="active", max_length=30, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
     updated_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+
+    @property
+    def store_id(self) -> str | None:
+        """The store holding this data (`backend` is the key rows written before Train use)."""
+        return self.meta_data.get("store") or self.meta_data.get(LEGACY_STORE_KEY)
+
+    @property
+    def has_legacy_metadata(self) -> bool:
+        return LEGACY_STORE_KEY in self.meta_data
+
+    def normalized_metadata(self) -> dict[str, str]:
+        """The metadata with a legacy `backend` key renamed to `store`."""
+        metadata = {k: v for k, v in self.meta_data.items() if k != LEGACY_STORE_KEY}
+        if self.store_id is not None:
+            metadata["store"] = self.store_id
+        return metadata

@@ -37,6 +37,10 @@ def _reader(ctx: RequestContext, image: ImageLike | None) -> bool:
     return image.visibility in (Visibility.PUBLIC, Visibility.COMMUNITY)
 
 
+def _admin_or_service(ctx: RequestContext, _image: ImageLike | None) -> bool:
+    return ctx.is_admin or "service" in ctx.roles
+
+
 def _anyone(_ctx: RequestContext, _image: ImageLike | None) -> bool:
     return True
 
@@ -45,6 +49,7 @@ RULES: Final[dict[str, Rule]] = {
     "get_images": _anyone,
     "get_image": _reader,
     "download_image": _reader,
+    "download_from_store": _reader,
     "add_image": _anyone,
     "modify_image": _owner_or_admin,
     "upload_image": _owner_or_admin,
@@ -52,6 +57,9 @@ RULES: Final[dict[str, Rule]] = {
     "publicize_image": _admin,
     "communitize_image": _owner_or_admin,
     "set_image_owner": _admin,
+    "get_image_location": _owner_or_admin,
+    "delete_image_location": _admin,
+    "stores_info_detail": _admin_or_service,
 }
 
 

@@ -16,6 +16,7 @@ from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
+from glimpse.domain import policy
 from glimpse.domain.errors import (
     Gone,
     ImageNotFound,
@@ -25,6 +26,7 @@ from glimpse.domain.errors import (
     StoreUnavailable,
 )
 from glimpse.domain.images import ImageStatus, transition
+from glimpse.domain.policy import ImageLike
 from glimpse.services.access import authorized_image
 from glimpse.stores.base import (
     ByteRange,
@@ -169,14 +171,33 @@ class ImageDataService:
                 "The image may have been deleted during the upload."
             )
 
+    def _check_preferred(self, ctx: RequestContext, image: ImageLike, prefer: list[str]) -> None:
+        policy.enforce(ctx, "download_from_store", image)
+        if not self.settings.multistore:
+            raise InvalidInput(
+                "Store selection for download is not available when multiple backends "
+                "are not enabled."
+            )
+        for store_id in prefer:
+            if self.stores.get(store_id) is None:
+                raise InvalidInput(f"Store '{store_id}' is not configured.")
+
     async def download(
-        self, ctx: RequestContext, image_id: str, byte_range: ByteRange | None
+        self,
+        ctx: RequestContext,
+        image_id: str,
+        byte_range: ByteRange | None,
+        prefer: list[str] | None = None,
     ) -> Download | None:
-        """The image's data (or a span of it); None when the image has no data yet."""
+        """The image's data (or a span of it); None when the image has no data yet. Locations
+        are read in store-weight order, those in `prefer` stores first, falling back to the
+        next location when a store fails."""
         async with self.db.read() as session:
             repo = ImageRepository(session)
             image = await authorized_image(repo, ctx, image_id, "download_image")
             record = await repo.record(image)
+        if prefer:
+            self._check_preferred(ctx, image, prefer)
         if not record.locations or image.size is None:
             return None
         span = None
@@ -185,9 +206,12 @@ class ImageDataService:
             if span is None:
                 raise RangeNotSatisfiable(image.size)
         errors = []
-        for location in record.locations:
-            store = self.stores.get(location.meta_data.get("store", self.stores.default_id))
+        for location in self.stores.by_weight(record.locations, prefer or ()):
+            store = self.stores.get(location.store_id or self.stores.default_id)
             if store is None:
+                log.warning(
+                    "image %s: location %s is in a disabled store", image_id, location.value
+                )
                 continue
             chunks = store.get(location.value, span)
             try:

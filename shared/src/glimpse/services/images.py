@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass
@@ -105,7 +106,23 @@ class ImageService:
     async def get(self, ctx: RequestContext, image_id: str) -> ImageRecord:
         async with self.db.read() as session:
             repo = ImageRepository(session)
-            return await repo.record(await authorized_image(repo, ctx, image_id, "get_image"))
+            record = await repo.record(await authorized_image(repo, ctx, image_id, "get_image"))
+        return (await self._presented([record]))[0]
+
+    async def _presented(self, records: list[ImageRecord]) -> list[ImageRecord]:
+        """Records as the API shows them: locations in read (weight) order, and pre-Train
+        location metadata rewritten in the database on first sight (Train's lazy upgrade)."""
+        legacy = [
+            r.image.id for r in records if any(loc.has_legacy_metadata for loc in r.locations)
+        ]
+        if legacy:
+            async with self.db.write() as session:
+                rewritten = await ImageRepository(session).rewrite_legacy_locations(legacy)
+            log.info("rewrote legacy location metadata of %d locations", rewritten)
+        return [
+            dataclasses.replace(record, locations=self.stores.by_weight(record.locations))
+            for record in records
+        ]
 
     async def list_images(self, ctx: RequestContext, query: ListQuery) -> ImagePage:
         policy.enforce(ctx, "get_images")
@@ -119,7 +136,7 @@ class ImageService:
             images = await repo.page(ctx, query, marker)
             records = await repo.records(images)
         full_page = query.limit > 0 and len(images) == query.limit
-        return ImagePage(records, images[-1].id if full_page else None)
+        return ImagePage(await self._presented(records), images[-1].id if full_page else None)
 
     async def update(
         self, ctx: RequestContext, image_id: str, operations: list[patch.Operation]
@@ -149,7 +166,8 @@ class ImageService:
             if state.tags != record.tags:
                 await repo.replace_tags(image.id, state.tags)
             await repo.touch(image)
-            return await repo.record(image)
+            record = await repo.record(image)
+        return (await self._presented([record]))[0]
 
     async def add_tag(self, ctx: RequestContext, image_id: str, tag: str) -> None:
         attributes.validate_tag(tag)
@@ -190,7 +208,7 @@ class ImageService:
             locations = await repo.mark_deleted(image)
         # Data goes only after the delete is committed, outside any transaction.
         for location in locations:
-            store = self.stores.get(location.meta_data.get("store", self.stores.default_id))
+            store = self.stores.get(location.store_id or self.stores.default_id)
             if store is None:
                 log.warning(
                     "image %s: data at %s left in a disabled store", image_id, location.value

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from importlib.metadata import entry_points
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from glimpse.config import Settings
+from glimpse.config.reserved import RESERVED_STORES, STAGING_STORE, TASKS_STORE
 from glimpse.stores.base import StoreDriver, StoreError
 from glimpse.stores.checked import CheckedStore
 
 ENTRY_POINT_GROUP = "glimpse.stores"
+RESERVED_STORE_TYPE = "file"
 
 
 class DriverFactory(Protocol):
     def from_settings(self, store_id: str, settings: Settings) -> StoreDriver: ...
+
+
+class HasStore(Protocol):
+    @property
+    def store_id(self) -> str | None: ...
+
+
+Located = TypeVar("Located", bound=HasStore)
 
 
 def driver_types() -> dict[str, DriverFactory]:
@@ -21,27 +32,59 @@ def driver_types() -> dict[str, DriverFactory]:
 
 
 class StoreRegistry:
-    """The enabled stores by id, each wrapped in CheckedStore."""
+    """The enabled stores by id, each wrapped in CheckedStore, plus the reserved stores
+    (staging and tasks), which are never offered to users."""
 
-    def __init__(self, stores: dict[str, CheckedStore], default: str) -> None:
+    def __init__(
+        self,
+        stores: dict[str, CheckedStore],
+        default: str,
+        *,
+        types: dict[str, str] | None = None,
+        weights: dict[str, int] | None = None,
+        descriptions: dict[str, str] | None = None,
+        reserved: dict[str, CheckedStore] | None = None,
+    ) -> None:
         self._stores = stores
         self.default_id = default
+        self.types = types or {}
+        self.weights = weights or {}
+        self.descriptions = descriptions or {}
+        self._reserved = reserved or {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StoreRegistry:
         factories = driver_types()
-        stores = {}
-        for store_id, store_type in settings.enabled_backends.items():
+
+        def build(store_id: str, store_type: str) -> CheckedStore:
             factory = factories.get(store_type)
             if factory is None:
                 msg = f"no driver for store type {store_type!r}"
                 raise StoreError(msg)
-            stores[store_id] = CheckedStore(factory.from_settings(store_id, settings))
-        return cls(stores, settings.default_store)
+            return CheckedStore(factory.from_settings(store_id, settings))
+
+        stores = {sid: build(sid, kind) for sid, kind in settings.enabled_backends.items()}
+        reserved = {sid: build(sid, RESERVED_STORE_TYPE) for sid in RESERVED_STORES}
+        return cls(
+            stores,
+            settings.default_store,
+            types=dict(settings.enabled_backends),
+            weights={sid: settings.store_options(sid).weight for sid in stores},
+            descriptions={sid: settings.store_options(sid).store_description for sid in stores},
+            reserved=reserved,
+        )
 
     @property
     def default(self) -> CheckedStore:
         return self._stores[self.default_id]
+
+    @property
+    def staging(self) -> CheckedStore:
+        return self._reserved[STAGING_STORE]
+
+    @property
+    def tasks(self) -> CheckedStore:
+        return self._reserved[TASKS_STORE]
 
     def get(self, store_id: str) -> CheckedStore | None:
         return self._stores.get(store_id)
@@ -49,6 +92,17 @@ class StoreRegistry:
     def ids(self) -> list[str]:
         return list(self._stores)
 
+    def by_weight(self, items: Iterable[Located], prefer: Sequence[str] = ()) -> list[Located]:
+        """`items` in read order: stores named in `prefer` first (in that order), then by
+        descending store weight; the sort is stable, so equal weights keep their order."""
+
+        def key(item: Located) -> tuple[int, int]:
+            store_id = item.store_id or self.default_id
+            rank = prefer.index(store_id) if store_id in prefer else len(prefer)
+            return rank, -self.weights.get(store_id, 0)
+
+        return sorted(items, key=key)
+
     async def aclose(self) -> None:
-        for store in self._stores.values():
+        for store in (*self._stores.values(), *self._reserved.values()):
             await store.aclose()

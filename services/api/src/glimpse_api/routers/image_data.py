@@ -47,7 +47,10 @@ def _announced_size(value: str | None) -> int | None:
 async def download_image_data(
     image_id: str, request: Request, ctx: ContextDep, image_data: ImageDataServiceDep
 ) -> Response:
-    download = await image_data.download(ctx, image_id, parse_range(request.headers.get("range")))
+    prefer = [s.strip() for s in request.query_params.get("prefer", "").split(",") if s.strip()]
+    download = await image_data.download(
+        ctx, image_id, parse_range(request.headers.get("range")), prefer
+    )
     if download is None:
         return Response(status_code=204)
     headers = {}

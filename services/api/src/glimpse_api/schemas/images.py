@@ -43,13 +43,13 @@ def image_view(record: ImageRecord, settings: Settings) -> dict[str, Any]:
         }
     )
     if record.locations:
-        stores = [loc.meta_data["store"] for loc in record.locations if "store" in loc.meta_data]
+        stores = [loc.store_id for loc in record.locations if loc.store_id is not None]
         if stores and settings.multistore:
             view["stores"] = ",".join(dict.fromkeys(stores))
         if settings.show_image_direct_url:
             view["direct_url"] = record.locations[0].value
     if settings.show_multiple_locations:
         view["locations"] = [
-            {"url": loc.value, "metadata": dict(loc.meta_data)} for loc in record.locations
+            {"url": loc.value, "metadata": loc.normalized_metadata()} for loc in record.locations
         ]
     return view

@@ -44,6 +44,14 @@ class ImageRecord:
     locations: list[ImageLocation]
 
 
+@dataclass(frozen=True, slots=True)
+class ProjectUsage:
+    image_count: int
+    image_bytes: int
+    staged_bytes: int
+    uploading_count: int
+
+
 def _sort_expression(key: str) -> ColumnElement[Any]:
     column = _IMAGE.c[key]
     if key in _NULL_STANDINS:
@@ -171,6 +179,19 @@ class ImageRepository:
         self.session.add(ImageLocation(image_id=image_id, value=url, meta_data=metadata))
         await self.session.flush()
 
+    async def rewrite_legacy_locations(self, image_ids: Sequence[str]) -> int:
+        """Rename the pre-Train `backend` metadata key to `store` in these images' locations."""
+        rows = await self.session.execute(
+            sa.select(ImageLocation).where(_LOCS.c.image_id.in_(image_ids))
+        )
+        rewritten = 0
+        for location in rows.scalars():
+            if location.has_legacy_metadata:
+                location.meta_data = location.normalized_metadata()
+                rewritten += 1
+        await self.session.flush()
+        return rewritten
+
     async def mark_deleted(self, image: Image) -> list[ImageLocation]:
         """Soft-delete an image; return the locations whose data must now be removed."""
         now = utcnow()
@@ -200,6 +221,23 @@ class ImageRepository:
             _IMAGE.c.owner == owner, _IMAGE.c.deleted.is_(False)
         )
         return int((await self.session.execute(statement)).scalar_one())
+
+    async def usage(self, owner: str | None) -> ProjectUsage:
+        """One project's images: how many, bytes stored, and what is being staged."""
+        in_flight = _IMAGE.c.status.in_([ImageStatus.UPLOADING, ImageStatus.IMPORTING])
+        statement = sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(_IMAGE.c.size), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((in_flight, _IMAGE.c.size), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((in_flight, 1), else_=0)), 0),
+        ).where(_IMAGE.c.owner == owner, _IMAGE.c.deleted.is_(False))
+        count, size, staged, uploading = (await self.session.execute(statement)).one()
+        return ProjectUsage(int(count), int(size), int(staged), int(uploading))
+
+    async def retire_location(self, location: ImageLocation) -> None:
+        location.status = "deleted"
+        location.updated_at = utcnow()
+        await self.session.flush()
 
     def _readable(self, ctx: RequestContext, visibility: str | None) -> ColumnElement[bool]:
         """Visibility in SQL: what `ctx` may list, per the `visibility` filter."""
