@@ -34,13 +34,14 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         database = Database.from_settings(settings)
         stores = StoreRegistry.from_settings(settings)
+        locations = LocationService(settings, database, stores)
         return cls(
             settings=settings,
             database=database,
             stores=stores,
-            images=ImageService(settings, database, stores),
+            images=ImageService(settings, database, stores, locations),
             image_data=ImageDataService(settings, database, stores),
-            locations=LocationService(settings, database, stores),
+            locations=locations,
             discovery=DiscoveryService(settings, database, stores),
         )
 

@@ -67,6 +67,38 @@ class StoreOptions(BaseModel):
     weight: int = Field(0, description="Higher weights are read first when data is in several.")
 
 
+class ImportFilteringOptions(BaseModel):
+    """`[import_filtering_opts]`: which URLs may be fetched for users (web-download, http
+    locations). A non-empty allowed_* list wins over its disallowed_* list. Loopback,
+    link-local and metadata addresses are refused unless their host is in allowed_hosts."""
+
+    allowed_schemes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http", "https"], description="Schemes that may be fetched."
+    )
+    disallowed_schemes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Schemes refused when allowed_schemes is empty."
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Host names or addresses that alone may be fetched."
+    )
+    disallowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Hosts refused when allowed_hosts is empty."
+    )
+    allowed_ports: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [80, 443], description="Ports that may be fetched."
+    )
+    disallowed_ports: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Ports refused when allowed_ports is empty."
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip().lower() for item in value.split(",") if item.strip()]
+        return value
+
+
 class TaskOptions(BaseModel):
     """`[task]`: background work (imports) and how long task records are kept."""
 
@@ -155,6 +187,7 @@ class Settings(BaseSettings):
     image_property_quota: int = Field(128, description="Extra properties per image; <0 unlimited.")
     image_tag_quota: int = Field(128, description="Tags per image; negative is unlimited.")
     image_member_quota: int = Field(128, description="Members per image; negative is unlimited.")
+    image_location_quota: int = Field(10, description="Locations per image; negative is unlimited.")
     api_limit_max: int = Field(1000, ge=1, description="Most items a list request returns.")
     limit_param_default: int = Field(25, ge=1, description="Items a list returns without limit.")
     enabled_backends: Annotated[dict[str, str], NoDecode] = Field(
@@ -184,6 +217,7 @@ class Settings(BaseSettings):
     database: DatabaseOptions = Field(default_factory=DatabaseOptions)
     glance_store: GlanceStoreOptions = Field(default_factory=GlanceStoreOptions)
     task: TaskOptions = Field(default_factory=TaskOptions)
+    import_filtering_opts: ImportFilteringOptions = Field(default_factory=ImportFilteringOptions)
     celery: CeleryOptions = Field(default_factory=CeleryOptions)
     scrubber: ScrubberOptions = Field(default_factory=ScrubberOptions)
     stores: dict[str, StoreOptions] = Field(

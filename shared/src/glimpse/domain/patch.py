@@ -25,11 +25,15 @@ class PatchOp(enum.StrEnum):
     REMOVE = "remove"
 
 
+LOCATIONS: Final = "locations"
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
     op: PatchOp
     name: str  # the decoded top-level member the path names
     value: Any = None
+    position: str | None = None  # "/locations/<n>" or "/locations/-" only
 
 
 @dataclass(slots=True)
@@ -40,6 +44,8 @@ class ImageState:
     properties: dict[str, str]
     tags: list[str]
     changed_core: set[str] = field(default_factory=set)
+    # Location changes need the stores, so the service applies them (in order) after the rest.
+    location_ops: list[Operation] = field(default_factory=list)
 
 
 def check_media_type(content_type: str | None) -> None:
@@ -52,16 +58,20 @@ def check_media_type(content_type: str | None) -> None:
         )
 
 
-def _decode_path(path: object) -> str:
+def _decode_path(path: object) -> tuple[str, str | None]:
+    """The member a path names and, for `/locations/<pos>`, the position."""
     if not isinstance(path, str) or not path.startswith("/"):
         raise InvalidInput(f'Pointer `{path}` does not start with "/".')
     parts = path[1:].split("/")
-    if len(parts) != 1 or not parts[0]:
+    position = None
+    if len(parts) == 2 and parts[0] == LOCATIONS:  # noqa: PLR2004 -- /locations/<position>
+        position = parts.pop()
+    if len(parts) != 1 or not parts[0] or position == "":
         raise InvalidInput(f"Nested paths are not allowed: `{path}`")
     token = parts[0]
     if "~" in token.replace("~0", "").replace("~1", ""):
         raise InvalidInput(f"Pointer `{path}` contains an invalid escape sequence")
-    return token.replace("~1", "/").replace("~0", "~")
+    return token.replace("~1", "/").replace("~0", "~"), position
 
 
 def parse_operations(document: object) -> list[Operation]:
@@ -87,7 +97,8 @@ def parse_operations(document: object) -> list[Operation]:
             raise InvalidInput(f"Invalid operation: `{op_name}`") from None
         if op is not PatchOp.REMOVE and "value" not in raw:
             raise InvalidInput(f"Operation `{op}` requires a member named `value`.")
-        operations.append(Operation(op, _decode_path(path), raw.get("value")))
+        name, position = _decode_path(path)
+        operations.append(Operation(op, name, raw.get("value"), position))
     return operations
 
 
@@ -104,8 +115,9 @@ def _apply_one(state: ImageState, operation: Operation) -> None:
         else:
             state.tags = attributes.validate_tags(operation.value)
         return
-    if name == "locations":
-        raise Forbidden("It's not allowed to update locations if locations are invisible.")
+    if name == LOCATIONS:
+        state.location_ops.append(operation)
+        return
     attributes.check_writable(name)
     if name in state.core:
         if not attributes.is_mutable_core(name):

@@ -41,6 +41,10 @@ def _admin_or_service(ctx: RequestContext, _image: ImageLike | None) -> bool:
     return ctx.is_admin or "service" in ctx.roles
 
 
+def _service_or_owner(ctx: RequestContext, image: ImageLike | None) -> bool:
+    return _admin_or_service(ctx, image) or _owner_or_admin(ctx, image)
+
+
 def _anyone(_ctx: RequestContext, _image: ImageLike | None) -> bool:
     return True
 
@@ -59,6 +63,9 @@ RULES: Final[dict[str, Rule]] = {
     "set_image_owner": _admin,
     "get_image_location": _owner_or_admin,
     "delete_image_location": _admin,
+    "set_image_location": _owner_or_admin,
+    "add_image_location": _service_or_owner,
+    "fetch_image_location": _admin_or_service,
     "stores_info_detail": _admin_or_service,
 }
 

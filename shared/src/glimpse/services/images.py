@@ -24,6 +24,7 @@ from glimpse.domain.errors import (
 from glimpse.domain.images import MUTABLE_ATTRIBUTES, ImageStatus, Visibility
 from glimpse.domain.listing import ListQuery
 from glimpse.services.access import authorized_image
+from glimpse.services.locations import LocationService
 from glimpse.stores.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,17 @@ def _quota_check(kind: str, attempted: int, maximum: int) -> None:
 
 
 class ImageService:
-    def __init__(self, settings: Settings, database: Database, stores: StoreRegistry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        stores: StoreRegistry,
+        locations: LocationService | None = None,
+    ) -> None:
         self.settings = settings
         self.db = database
         self.stores = stores
+        self.locations = locations or LocationService(settings, database, stores)
 
     def _check_quotas(self, properties: dict[str, str], tags: list[str]) -> None:
         _quota_check("properties", len(properties), self.settings.image_property_quota)
@@ -141,6 +149,10 @@ class ImageService:
     async def update(
         self, ctx: RequestContext, image_id: str, operations: list[patch.Operation]
     ) -> ImageRecord:
+        location_ops = [op for op in operations if op.name == patch.LOCATIONS]
+        prepared = None
+        if location_ops:
+            prepared = await self.locations.prepare_patch(ctx, image_id, location_ops)
         async with self.db.write() as session:
             repo = ImageRepository(session)
             image = await authorized_image(repo, ctx, image_id, "modify_image", lock=True)
@@ -151,23 +163,31 @@ class ImageService:
                 tags=list(record.tags),
             )
             patch.apply(state, operations)
-            for name in ("disk_format", "container_format"):
-                if name in state.changed_core and image.status not in _FORMAT_EDITABLE:
-                    raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")
-            if "visibility" in state.changed_core:
-                self._check_visibility(ctx, image, state.core["visibility"])
-            if "owner" in state.changed_core:
-                self._check_owner(ctx, state.core["owner"])
-            self._check_quotas(state.properties, state.tags)
+            self._check_patched(ctx, image, state)
             for name in state.changed_core:
                 setattr(image, name, state.core[name])
             if state.properties != record.properties:
                 await repo.replace_properties(image.id, state.properties)
             if state.tags != record.tags:
                 await repo.replace_tags(image.id, state.tags)
+            removed = []
+            if prepared is not None:
+                removed = await self.locations.apply_patch(repo, image, prepared)
             await repo.touch(image)
             record = await repo.record(image)
+        for store_id, url in removed:
+            await self.stores.discard(image_id, store_id, url)
         return (await self._presented([record]))[0]
+
+    def _check_patched(self, ctx: RequestContext, image: Image, state: patch.ImageState) -> None:
+        for name in ("disk_format", "container_format"):
+            if name in state.changed_core and image.status not in _FORMAT_EDITABLE:
+                raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")
+        if "visibility" in state.changed_core:
+            self._check_visibility(ctx, image, state.core["visibility"])
+        if "owner" in state.changed_core:
+            self._check_owner(ctx, state.core["owner"])
+        self._check_quotas(state.properties, state.tags)
 
     async def add_tag(self, ctx: RequestContext, image_id: str, tag: str) -> None:
         attributes.validate_tag(tag)
@@ -208,13 +228,4 @@ class ImageService:
             locations = await repo.mark_deleted(image)
         # Data goes only after the delete is committed, outside any transaction.
         for location in locations:
-            store = self.stores.get(location.store_id or self.stores.default_id)
-            if store is None:
-                log.warning(
-                    "image %s: data at %s left in a disabled store", image_id, location.value
-                )
-                continue
-            try:
-                await store.delete_if_present(location.value)
-            except Exception:
-                log.exception("image %s: could not delete data at %s", image_id, location.value)
+            await self.stores.discard(image_id, location.store_id, location.value)

@@ -234,6 +234,13 @@ class ImageRepository:
         count, size, staged, uploading = (await self.session.execute(statement)).one()
         return ProjectUsage(int(count), int(size), int(staged), int(uploading))
 
+    async def location_in_use(self, url: str, *, exclude_image: str) -> bool:
+        """True if a live location of another image holds `url`."""
+        statement = sa.select(sa.func.count()).where(
+            _LOCS.c.value == url, _LOCS.c.status != "deleted", _LOCS.c.image_id != exclude_image
+        )
+        return bool((await self.session.execute(statement)).scalar_one())
+
     async def retire_location(self, location: ImageLocation) -> None:
         location.status = "deleted"
         location.updated_at = utcnow()

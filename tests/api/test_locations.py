@@ -1,0 +1,270 @@
+"""Image locations: the 2.17 API, JSON-patch on /locations, and who may point where."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from glimpse.config import Settings
+
+PROJECT = "project-a"
+PATCH = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
+OCTET = {"Content-Type": "application/octet-stream"}
+
+
+def persona(roles: str, project: str = PROJECT) -> dict[str, str]:
+    return {
+        "X-Identity-Status": "Confirmed",
+        "X-Project-Id": project,
+        "X-User-Id": f"user-{roles}",
+        "X-Roles": roles,
+    }
+
+
+MEMBER = persona("member,reader")
+SERVICE = persona("member,reader,service")
+ADMIN = persona("admin,member,reader")
+
+
+def make(make_settings: Any, tmp_path: Path, **overrides: Any) -> Settings:
+    settings: Settings = make_settings(
+        auth_strategy="trusted-proxy",
+        enabled_backends="fast:file, cheap:file",
+        glance_store={"default_backend": "fast"},
+        stores={
+            "fast": {"filesystem_store_datadir": str(tmp_path / "fast")},
+            "cheap": {"filesystem_store_datadir": str(tmp_path / "cheap")},
+        },
+        **overrides,
+    )
+    return settings
+
+
+@pytest.fixture
+async def client(make_settings: Any, client_for: Any, tmp_path: Path) -> httpx.AsyncClient:
+    result: httpx.AsyncClient = await client_for(make(make_settings, tmp_path))
+    return result
+
+
+@pytest.fixture
+async def visible(make_settings: Any, client_for: Any, tmp_path: Path) -> httpx.AsyncClient:
+    settings = make(make_settings, tmp_path, show_multiple_locations=True)
+    result: httpx.AsyncClient = await client_for(settings)
+    return result
+
+
+async def queued_image(client: httpx.AsyncClient) -> str:
+    body = {"disk_format": "raw", "container_format": "bare"}
+    response = await client.post("/v2/images", json=body, headers=MEMBER)
+    assert response.status_code == 201
+    image_id: str = response.json()["id"]
+    return image_id
+
+
+def stored_object(tmp_path: Path, store: str, name: str, data: bytes) -> str:
+    """Data already in a store (as a volume service would have written it)."""
+    path = tmp_path / store / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path.as_uri()
+
+
+async def test_service_adds_a_location_and_the_data_is_hashed(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    data = b"volume snapshot bytes" * 1000
+    url = stored_object(tmp_path, "cheap", "snap-1", data)
+    image_id = await queued_image(client)
+    response = await client.post(
+        f"/v2/images/{image_id}/locations", json={"url": url}, headers=SERVICE
+    )
+    assert response.status_code == 202, response.text
+    shown = (await client.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
+    assert shown["status"] == "active"
+    assert shown["size"] == len(data)
+    assert shown["checksum"] == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert shown["os_hash_value"] == hashlib.sha512(data).hexdigest()
+    assert shown["stores"] == "cheap"
+    downloaded = await client.get(f"/v2/images/{image_id}/file", headers=MEMBER)
+    assert downloaded.content == data
+    listed = await client.get(f"/v2/images/{image_id}/locations", headers=SERVICE)
+    assert listed.json() == [{"url": url, "metadata": {"store": "cheap"}}]
+    assert (await client.get(f"/v2/images/{image_id}/locations", headers=MEMBER)).status_code == 403
+
+
+async def test_validation_data_must_match_the_data(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    data = b"abc" * 100
+    url = stored_object(tmp_path, "fast", "obj", data)
+    image_id = await queued_image(client)
+    wrong = {"os_hash_algo": "sha512", "os_hash_value": hashlib.sha512(b"other").hexdigest()}
+    response = await client.post(
+        f"/v2/images/{image_id}/locations",
+        json={"url": url, "validation_data": wrong},
+        headers=SERVICE,
+    )
+    assert response.status_code == 400
+    assert "not matched" in response.text
+    shown = (await client.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
+    assert (shown["status"], shown["size"], shown["checksum"]) == ("queued", None, None)
+    right = {"os_hash_algo": "sha256", "os_hash_value": hashlib.sha256(data).hexdigest()}
+    response = await client.post(
+        f"/v2/images/{image_id}/locations",
+        json={"url": url, "validation_data": right},
+        headers=SERVICE,
+    )
+    assert response.status_code == 202
+    shown = (await client.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
+    assert (shown["os_hash_algo"], shown["os_hash_value"]) == ("sha256", right["os_hash_value"])
+
+
+@pytest.mark.parametrize(
+    ("validation", "message"),
+    [
+        ({"os_hash_value": "zz"}, "not a valid hexadecimal"),
+        ({"os_hash_value": "abcd"}, "not the correct size"),
+        ({"os_hash_algo": "nope", "os_hash_value": "ab"}, "not a supported"),
+        ({"size": 3}, "may hold only"),
+    ],
+)
+async def test_bad_validation_data(
+    client: httpx.AsyncClient, tmp_path: Path, validation: dict[str, Any], message: str
+) -> None:
+    url = stored_object(tmp_path, "fast", "obj", b"x")
+    image_id = await queued_image(client)
+    response = await client.post(
+        f"/v2/images/{image_id}/locations",
+        json={"url": url, "validation_data": validation},
+        headers=SERVICE,
+    )
+    assert response.status_code == 400
+    assert message in response.text
+
+
+async def test_who_may_point_where(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    data = b"private data of another image"
+    image_id = await queued_image(client)
+    # Ordinary users may add only http(s) locations, and only with an http store enabled.
+    url = stored_object(tmp_path, "fast", "loose", data)
+    member = await client.post(
+        f"/v2/images/{image_id}/locations", json={"url": url}, headers=MEMBER
+    )
+    assert member.status_code == 403
+    # A file outside every store's directory is no location at all.
+    outside = tmp_path / "elsewhere"
+    outside.write_bytes(data)
+    response = await client.post(
+        f"/v2/images/{image_id}/locations", json={"url": outside.as_uri()}, headers=SERVICE
+    )
+    assert response.status_code == 400
+    # Another project's image data cannot be borrowed, even by a service.
+    other_project = persona("member,reader", "project-b")
+    victim = (
+        await client.post(
+            "/v2/images",
+            json={"disk_format": "raw", "container_format": "bare"},
+            headers=other_project,
+        )
+    ).json()
+    await client.put(
+        f"/v2/images/{victim['id']}/file", content=data, headers={**OCTET, **other_project}
+    )
+    victim_url = (tmp_path / "fast" / victim["id"]).as_uri()
+    response = await client.post(
+        f"/v2/images/{image_id}/locations", json={"url": victim_url}, headers=SERVICE
+    )
+    assert response.status_code == 400
+    shown = (await client.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
+    assert (shown["status"], shown["size"]) == ("queued", None)
+
+
+async def test_locations_only_for_queued_images(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    image_id = await queued_image(client)
+    await client.put(f"/v2/images/{image_id}/file", content=b"data", headers={**OCTET, **MEMBER})
+    url = stored_object(tmp_path, "fast", "late", b"late")
+    response = await client.post(
+        f"/v2/images/{image_id}/locations", json={"url": url}, headers=SERVICE
+    )
+    assert response.status_code == 409
+    body = await client.post(f"/v2/images/{image_id}/locations", json={"uri": url}, headers=SERVICE)
+    assert body.status_code == 400
+
+
+async def test_patch_locations_needs_show_multiple_locations(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    image_id = await queued_image(client)
+    url = stored_object(tmp_path, "fast", "obj", b"x")
+    op = [{"op": "add", "path": "/locations/-", "value": {"url": url, "metadata": {}}}]
+    response = await client.patch(f"/v2/images/{image_id}", json=op, headers={**PATCH, **ADMIN})
+    assert response.status_code == 403
+    assert "locations are invisible" in response.text
+    assert "locations" not in (await client.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
+
+
+async def test_patch_add_and_remove_locations(visible: httpx.AsyncClient, tmp_path: Path) -> None:
+    first = b"first copy"
+    first_url = stored_object(tmp_path, "fast", "one", first)
+    second_url = stored_object(tmp_path, "cheap", "two", first)
+    image_id = await queued_image(visible)
+    add = [
+        {
+            "op": "add",
+            "path": "/locations/-",
+            "value": {
+                "url": first_url,
+                "metadata": {"note": "x"},
+                "validation_data": {
+                    "checksum": hashlib.md5(first, usedforsecurity=False).hexdigest()
+                },
+            },
+        }
+    ]
+    denied = await visible.patch(f"/v2/images/{image_id}", json=add, headers={**PATCH, **MEMBER})
+    assert denied.status_code == 403
+    response = await visible.patch(f"/v2/images/{image_id}", json=add, headers={**PATCH, **SERVICE})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "active"
+    assert body["size"] == len(first)
+    assert body["checksum"] == hashlib.md5(first, usedforsecurity=False).hexdigest()
+    assert body["locations"] == [{"url": first_url, "metadata": {"note": "x", "store": "fast"}}]
+    add_second = [
+        {"op": "add", "path": "/locations/-", "value": {"url": second_url, "metadata": {}}}
+    ]
+    response = await visible.patch(
+        f"/v2/images/{image_id}", json=add_second, headers={**PATCH, **SERVICE}
+    )
+    assert [loc["url"] for loc in response.json()["locations"]] == [first_url, second_url]
+    remove = [{"op": "remove", "path": "/locations/0"}]
+    member = await visible.patch(f"/v2/images/{image_id}", json=remove, headers={**PATCH, **MEMBER})
+    assert member.status_code == 403
+    response = await visible.patch(
+        f"/v2/images/{image_id}", json=remove, headers={**PATCH, **ADMIN}
+    )
+    assert response.status_code == 200
+    assert response.json()["locations"] == [{"url": second_url, "metadata": {"store": "cheap"}}]
+    assert not (tmp_path / "fast" / "one").exists()
+    last = await visible.patch(f"/v2/images/{image_id}", json=remove, headers={**PATCH, **ADMIN})
+    assert last.status_code == 403
+    assert (await visible.get(f"/v2/images/{image_id}/file", headers=MEMBER)).content == first
+
+
+async def test_location_quota(make_settings: Any, client_for: Any, tmp_path: Path) -> None:
+    client = await client_for(
+        make(make_settings, tmp_path, show_multiple_locations=True, image_location_quota=1)
+    )
+    image_id = await queued_image(client)
+    urls = [stored_object(tmp_path, "fast", f"o{i}", b"same") for i in range(2)]
+    ops = [
+        {"op": "add", "path": "/locations/-", "value": {"url": url, "metadata": {}}} for url in urls
+    ]
+    response = await client.patch(f"/v2/images/{image_id}", json=ops, headers={**PATCH, **ADMIN})
+    assert response.status_code == 413
+    shown = (await client.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
+    assert (shown["status"], shown["locations"]) == ("queued", [])
