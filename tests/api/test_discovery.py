@@ -15,12 +15,23 @@ async def test_versions(client: httpx.AsyncClient) -> None:
     assert root.json() == versions.json()
     entries = versions.json()["versions"]
     ids = [entry["id"] for entry in entries]
-    assert ids == [f"v2.{minor}" for minor in range(9, -1, -1)]
+    assert ids == [f"v2.{minor}" for minor in (17, 15, 9, 7, 6, 5, 4, 3, 2, 1, 0)]
     current = [entry["id"] for entry in entries if entry["status"] == "CURRENT"]
-    assert current == ["v2.9"]
+    assert current == ["v2.17"]
     assert {entry["status"] for entry in entries} == {"CURRENT", "SUPPORTED"}
     for entry in entries:
         assert entry["links"] == [{"rel": "self", "href": "http://glimpse.test/v2/"}]
+
+
+async def test_multistore_versions_are_listed_with_enabled_backends(
+    make_settings: object, client_for: object
+) -> None:
+    settings = make_settings(enabled_backends="a:file")  # type: ignore[operator]
+    client = await client_for(settings)  # type: ignore[operator]
+    ids = [entry["id"] for entry in (await client.get("/versions")).json()["versions"]]
+    assert ids[:5] == ["v2.17", "v2.15", "v2.13", "v2.10", "v2.9"]
+    assert "v2.8" in ids
+    assert "v2.12" not in ids
 
 
 async def test_public_endpoint_overrides_links(make_settings: object, client_for: object) -> None:

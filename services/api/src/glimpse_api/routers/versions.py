@@ -7,25 +7,33 @@ from typing import Any, Final
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from glimpse.config import Settings
 from glimpse_api.deps import SettingsDep
 
 router = APIRouter()
 
-# Minor versions this service implements, newest first; exactly one is CURRENT.
-CURRENT: Final = (2, 9)
-VERSIONS: Final = tuple((2, minor) for minor in range(CURRENT[1], -1, -1))
+# Clients look for a minor version before they use its feature, so only versions whose
+# features are here are listed; as in Glance, the multi-store ones only with enabled_backends.
+CURRENT: Final = 17
+ALWAYS: Final = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 9, 15, CURRENT})
+MULTISTORE: Final = frozenset({8, 10, 13})
 
 
-def versions_body(base_url: str) -> dict[str, Any]:
+def minor_versions(settings: Settings) -> list[int]:
+    listed = ALWAYS | MULTISTORE if settings.multistore else ALWAYS
+    return sorted(listed, reverse=True)
+
+
+def versions_body(base_url: str, settings: Settings) -> dict[str, Any]:
     href = base_url.rstrip("/") + "/v2/"
     return {
         "versions": [
             {
-                "id": f"v{major}.{minor}",
-                "status": "CURRENT" if (major, minor) == CURRENT else "SUPPORTED",
+                "id": f"v2.{minor}",
+                "status": "CURRENT" if minor == CURRENT else "SUPPORTED",
                 "links": [{"rel": "self", "href": href}],
             }
-            for major, minor in VERSIONS
+            for minor in minor_versions(settings)
         ]
     }
 
@@ -36,10 +44,10 @@ def _base_url(request: Request, public_endpoint: str | None) -> str:
 
 @router.get("/")
 async def multiple_choices(request: Request, settings: SettingsDep) -> JSONResponse:
-    body = versions_body(_base_url(request, settings.public_endpoint))
+    body = versions_body(_base_url(request, settings.public_endpoint), settings)
     return JSONResponse(body, status_code=300)
 
 
 @router.get("/versions")
 async def list_versions(request: Request, settings: SettingsDep) -> JSONResponse:
-    return JSONResponse(versions_body(_base_url(request, settings.public_endpoint)))
+    return JSONResponse(versions_body(_base_url(request, settings.public_endpoint), settings))
