@@ -6,6 +6,7 @@ project "glimpse", so the clients may send any token.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -29,14 +30,14 @@ STOP_TIMEOUT = 15.0
 BIN_DIR = Path(sys.executable).parent
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def _server_env(workdir: Path, port: int) -> dict[str, str]:
+def server_env(workdir: Path, port: int) -> dict[str, str]:
     # Nothing from the caller's environment may point the server at another configuration.
     env = {k: v for k, v in os.environ.items() if not k.startswith("GLIMPSE_")}
     env.update(
@@ -81,12 +82,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=STOP_TIMEOUT)
 
 
-@pytest.fixture(scope="session")
-def compat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CompatServer]:
-    """Sync a fresh SQLite database, start `glimpse-api` on a free port, stop it at the end."""
-    workdir = tmp_path_factory.mktemp("compat-server")
-    port = _free_port()
-    env = _server_env(workdir, port)
+@contextlib.contextmanager
+def running_server(workdir: Path, env: dict[str, str]) -> Iterator[CompatServer]:
+    """Sync the database, start `glimpse-api` with `env`, and stop it afterwards."""
     sync = subprocess.run(
         [str(BIN_DIR / "glimpse-manage"), "db", "sync"],
         cwd=workdir,
@@ -99,7 +97,7 @@ def compat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CompatSe
     assert sync.returncode == 0, f"glimpse-manage db sync failed:\n{sync.stdout}{sync.stderr}"
 
     log_file = workdir / "glimpse-api.log"
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{env['GLIMPSE_BIND_PORT']}"
     with log_file.open("wb") as log:
         process = subprocess.Popen(
             [str(BIN_DIR / "glimpse-api")],
@@ -114,6 +112,14 @@ def compat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CompatSe
         yield CompatServer(url=url, log_file=log_file, datadir=workdir / "images")
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def compat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CompatServer]:
+    """A server on a fresh SQLite database and a free port, for the whole session."""
+    workdir = tmp_path_factory.mktemp("compat-server")
+    with running_server(workdir, server_env(workdir, free_port())) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,103 @@
+"""The `glance` CLI against a multi-store server configured the way operators write it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from compat_helpers import CompatServer, MiB, write_image
+from conftest import free_port, running_server, server_env
+from test_glance_cli import glance_all_ok, glance_ok, parse_properties, sha512_of
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.compat
+
+STORES = ("fast", "cheap")
+
+
+def multistore_conf(workdir: Path) -> Path:
+    lines = [
+        "[DEFAULT]",
+        "enabled_backends = fast:file, cheap:file",
+        "[glance_store]",
+        "default_backend = fast",
+        "[fast]",
+        f"filesystem_store_datadir = {workdir / 'fast'}",
+        "store_description = Fast local disk",
+        "weight = 100",
+        "[cheap]",
+        f"filesystem_store_datadir = {workdir / 'cheap'}",
+        "store_description = Cheap bulk disk",
+        "[os_glance_staging_store]",
+        f"filesystem_store_datadir = {workdir / 'staging'}",
+        "[os_glance_tasks_store]",
+        f"filesystem_store_datadir = {workdir / 'tasks'}",
+    ]
+    path = workdir / "glimpse-api.conf"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def multistore_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CompatServer]:
+    workdir = tmp_path_factory.mktemp("multistore-server")
+    env = server_env(workdir, free_port())
+    env["GLIMPSE_CONFIG"] = str(multistore_conf(workdir))
+    with running_server(workdir, env) as server:
+        yield server
+
+
+def test_stores_info_lists_the_configured_stores(multistore_server: CompatServer) -> None:
+    output = glance_ok(multistore_server.url, "stores-info")
+    assert "fast" in output
+    assert "Fast local disk" in output
+    assert "cheap" in output
+    assert "os_glance" not in output
+
+
+def test_upload_to_each_store_and_download_identical(
+    multistore_server: CompatServer, tmp_path: Path
+) -> None:
+    source = write_image(tmp_path / "disk.raw", (os.urandom(MiB) for _ in range(4)))
+    created = glance_all_ok(
+        multistore_server.url,
+        *(
+            (
+                "image-create",
+                "--name",
+                f"on-{store}",
+                "--disk-format",
+                "raw",
+                "--container-format",
+                "bare",
+                "--store",
+                store,
+                "--file",
+                str(source.path),
+            )
+            for store in STORES
+        ),
+    )
+    workdir = multistore_server.log_file.parent
+    for store, output in zip(STORES, created, strict=True):
+        image = parse_properties(output)
+        assert image["status"] == "active"
+        assert image["stores"] == store
+        assert image["os_hash_value"] == source.sha512
+        assert (workdir / store / image["id"]).stat().st_size == source.size
+        target = tmp_path / f"out-{store}"
+        glance_ok(multistore_server.url, "image-download", "--file", str(target), image["id"])
+        assert sha512_of(target) == source.sha512
+    # Glance's stores-info --detail is for admins (the server runs noauth, as an admin).
+    detail = glance_ok(multistore_server.url, "stores-info", "--detail")
+    stores = json.loads(parse_properties(detail)["stores"])
+    assert [(s["id"], s["type"], s["weight"]) for s in stores] == [
+        ("fast", "file", 100),
+        ("cheap", "file", 0),
+    ]
+    assert "data_dir" in stores[1]["properties"]
