@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 from compat_helpers import CompatServer, MiB, write_image
-from conftest import free_port, running_server, server_env
 from test_glance_cli import glance_all_ok, glance_ok, parse_properties, sha512_of
+
+from conftest import free_port, running_server, server_env
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
