@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from compat_helpers import CompatServer, MiB, write_image
+from compat_helpers import CompatServer, MiB, free_port, running_server, server_env, write_image
 from test_glance_cli import glance_all_ok, glance_ok, parse_properties, sha512_of
-
-from conftest import free_port, running_server, server_env
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
