@@ -33,7 +33,17 @@ def unreachable_database() -> str:
 
 
 def test_once_succeeds_with_a_database(tmp_path: Path) -> None:
-    process = scrubber(tmp_path, f"sqlite:///{tmp_path / 's.sqlite'}")
+    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+    sync = subprocess.run(
+        [command("glimpse-manage"), "db", "sync"],
+        env=environment(GLIMPSE_DATABASE__CONNECTION=url),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    process = scrubber(tmp_path, url)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
     assert "CRITICAL" not in output

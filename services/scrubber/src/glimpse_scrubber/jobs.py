@@ -1,23 +1,62 @@
-"""The scrubber's jobs, run in order on every pass."""
+"""The scrubber's jobs, run in order on every pass, and what they share."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Final
 
 import sqlalchemy as sa
 
 from glimpse.config import Settings
 from glimpse.db.engine import Database
+from glimpse.services.deletion import DeletionService
+from glimpse.stores.registry import StoreRegistry
 
-Job = Callable[[Database, Settings], Awaitable[None]]
+log = logging.getLogger("glimpse_scrubber")
 
 
-async def check_database(database: Database, _settings: Settings) -> None:
+@dataclass(frozen=True, slots=True)
+class ScrubberRuntime:
+    """Built once per process: the scrubber's own settings name the stores it can reach."""
+
+    settings: Settings
+    database: Database
+    stores: StoreRegistry
+    deletion: DeletionService
+
+    @classmethod
+    def build(cls, settings: Settings) -> ScrubberRuntime:
+        database = Database.from_settings(settings)
+        stores = StoreRegistry.from_settings(settings)
+        return cls(settings, database, stores, DeletionService(settings, database, stores))
+
+    async def aclose(self) -> None:
+        await self.stores.aclose()
+        await self.database.dispose()
+
+
+Job = Callable[[ScrubberRuntime], Awaitable[None]]
+
+
+async def check_database(runtime: ScrubberRuntime) -> None:
     """Fail the pass when the database cannot be reached (CRITICAL, per the Pike semantics)."""
-    async with database.read() as session:
+    async with runtime.database.read() as session:
         await session.execute(sa.text("SELECT 1"))
 
 
-# Delayed delete, key cleanup and staging cleanup join this list as they are built.
-JOBS: Final[tuple[Job, ...]] = (check_database,)
+async def scrub_deleted_data(runtime: ScrubberRuntime) -> None:
+    """Delayed delete: remove data whose scrub_time has passed, and retry failed deletions."""
+    report = await runtime.deletion.scrub()
+    if report.removed or report.failed or report.images_deleted:
+        log.info(
+            "scrubbed %d locations (%d failed, retried next pass); %d images now deleted",
+            report.removed,
+            report.failed,
+            report.images_deleted,
+        )
+
+
+# Key cleanup and staging cleanup join this list as they are built.
+JOBS: Final[tuple[Job, ...]] = (check_database, scrub_deleted_data)

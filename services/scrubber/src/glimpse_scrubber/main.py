@@ -10,25 +10,25 @@ import sys
 
 from glimpse.cli.common import settings_or_exit
 from glimpse.config import Settings
-from glimpse.db.engine import Database
-from glimpse_scrubber.jobs import JOBS
+from glimpse_scrubber.jobs import JOBS, ScrubberRuntime
 
 log = logging.getLogger("glimpse_scrubber")
 
 
-async def run_pass(database: Database, settings: Settings) -> None:
+async def run_pass(runtime: ScrubberRuntime) -> None:
     for job in JOBS:
-        await job(database, settings)
+        await job(runtime)
 
 
-async def _daemon(database: Database, settings: Settings) -> None:
+async def _daemon(runtime: ScrubberRuntime) -> None:
+    settings = runtime.settings
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     while not stop.is_set():
         try:
-            await run_pass(database, settings)
+            await run_pass(runtime)
         except Exception:
             # Pike: in daemon mode a failed pass is logged at CRITICAL and the daemon lives on.
             log.critical("scrubber pass failed", exc_info=True)
@@ -39,29 +39,44 @@ async def _daemon(database: Database, settings: Settings) -> None:
     log.info("scrubber stopped")
 
 
-async def _main(settings: Settings, *, daemon: bool) -> int:
-    database = Database.from_settings(settings)
+async def _restore(runtime: ScrubberRuntime, image_id: str) -> int:
+    refusal = await runtime.deletion.restore(image_id)
+    if refusal is not None:
+        log.error("cannot restore: %s", refusal)
+        return 1
+    log.info("image %s restored to active", image_id)
+    return 0
+
+
+async def _main(settings: Settings, *, daemon: bool, restore: str | None) -> int:
+    runtime = ScrubberRuntime.build(settings)
     try:
+        if restore is not None:
+            return await _restore(runtime, restore)
         if daemon:
-            await _daemon(database, settings)
+            await _daemon(runtime)
             return 0
         try:
-            await run_pass(database, settings)
+            await run_pass(runtime)
         except Exception:
             log.critical("scrubber pass failed", exc_info=True)
             return 1
         return 0
     finally:
-        await database.dispose()
+        await runtime.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="glimpse-scrubber", description=__doc__)
     parser.add_argument("--config-file", help="glance-api.conf style file (or $GLIMPSE_CONFIG)")
-    parser.add_argument("--daemon", action="store_true", help="keep running, every wakeup_time")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--daemon", action="store_true", help="keep running, every wakeup_time")
+    mode.add_argument(
+        "--restore", metavar="IMAGE_ID", help="bring a pending_delete image back to active"
+    )
     args = parser.parse_args(argv)
     settings = settings_or_exit(parser.prog, args.config_file)
-    return asyncio.run(_main(settings, daemon=args.daemon))
+    return asyncio.run(_main(settings, daemon=args.daemon, restore=args.restore))
 
 
 if __name__ == "__main__":

@@ -133,6 +133,14 @@ class CeleryOptions(BaseModel):
 
 class ScrubberOptions(BaseModel):
     wakeup_time: int = Field(300, ge=1, description="Seconds between scrubber passes (--daemon).")
+    lease_time: int = Field(
+        600,
+        ge=1,
+        description=(
+            "Seconds a claimed deletion stays with the process that claimed it; after that a "
+            "scrubber takes it over (the claimant is presumed dead)."
+        ),
+    )
 
 
 def _parse_backends(value: object) -> object:
@@ -194,6 +202,17 @@ class Settings(BaseSettings):
         default_factory=lambda: {"file": "file"},
         description="Stores as id:type pairs, e.g. fast:file, cheap:file.",
     )
+    delayed_delete: bool = Field(
+        default=False,
+        description=(
+            "Keep a deleted image's data (status pending_delete) until the scrubber removes it "
+            "after scrub_time; until then glimpse-scrubber --restore can bring the image back."
+        ),
+    )
+    scrub_time: int = Field(
+        0, ge=0, description="Seconds the data of a pending_delete image is kept before scrubbing."
+    )
+    scrub_pool_size: int = Field(1, ge=1, description="Deletions the scrubber runs at once.")
     show_image_direct_url: bool = Field(
         default=False, description="Show the data location of an image as direct_url."
     )

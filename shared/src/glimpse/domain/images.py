@@ -20,6 +20,16 @@ class ImageStatus(enum.StrEnum):
     IMPORTING = "importing"
 
 
+class LocationStatus(enum.StrEnum):
+    """A location's life: its data is removed by whoever claims it (`deleting`), the API right
+    after a delete or the scrubber once `scrub_time` has passed (`pending_delete`)."""
+
+    ACTIVE = "active"
+    PENDING_DELETE = "pending_delete"
+    DELETING = "deleting"
+    DELETED = "deleted"
+
+
 class Visibility(enum.StrEnum):
     PUBLIC = "public"
     COMMUNITY = "community"

@@ -12,7 +12,7 @@ from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRecord, ImageRepository
-from glimpse.db.tables import Image, utcnow
+from glimpse.db.tables import Image, ImageLocation, utcnow
 from glimpse.domain import attributes, patch, policy
 from glimpse.domain.errors import (
     Conflict,
@@ -61,6 +61,7 @@ class ImageService:
         self.db = database
         self.stores = stores
         self.locations = locations or LocationService(settings, database, stores)
+        self.deletion = self.locations.deletion
 
     def _check_quotas(self, properties: dict[str, str], tags: list[str]) -> None:
         _quota_check("properties", len(properties), self.settings.image_property_quota)
@@ -170,13 +171,12 @@ class ImageService:
                 await repo.replace_properties(image.id, state.properties)
             if state.tags != record.tags:
                 await repo.replace_tags(image.id, state.tags)
-            removed = []
+            removed: list[ImageLocation] = []
             if prepared is not None:
                 removed = await self.locations.apply_patch(repo, image, prepared)
             await repo.touch(image)
             record = await repo.record(image)
-        for store_id, url in removed:
-            await self.stores.discard(image_id, store_id, url)
+        await self.deletion.remove_all(removed)
         return (await self._presented([record]))[0]
 
     def _check_patched(self, ctx: RequestContext, image: Image, state: patch.ImageState) -> None:
@@ -225,7 +225,9 @@ class ImageService:
             )
             if image.protected:
                 raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
-            locations = await repo.mark_deleted(image)
-        # Data goes only after the delete is committed, outside any transaction.
-        for location in locations:
-            await self.stores.discard(image_id, location.store_id, location.value)
+            delayed = self.settings.delayed_delete
+            locations = await repo.mark_deleted(image, delayed=delayed)
+        if not delayed:
+            # Data goes only after the delete is committed, outside any transaction; what a
+            # store refuses now stays recorded for the scrubber.
+            await self.deletion.remove_all(locations)

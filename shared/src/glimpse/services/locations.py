@@ -22,7 +22,7 @@ from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
-from glimpse.db.tables import Image
+from glimpse.db.tables import Image, ImageLocation
 from glimpse.domain import policy
 from glimpse.domain.errors import Conflict, Forbidden, InvalidInput, LimitExceeded, NotFound
 from glimpse.domain.images import ImageStatus
@@ -30,6 +30,7 @@ from glimpse.domain.locations import LocationPlan, LocationValue, check_visible,
 from glimpse.domain.patch import Operation
 from glimpse.net.urlfilter import URLFilter, URLRefused
 from glimpse.services.access import authorized_image
+from glimpse.services.deletion import DeletionService
 from glimpse.stores.base import StoreError
 from glimpse.stores.metering import Meter, metered
 from glimpse.stores.registry import StoreRegistry
@@ -94,6 +95,7 @@ class LocationService:
         self.db = database
         self.stores = stores
         self.url_filter = URLFilter(settings.import_filtering_opts)
+        self.deletion = DeletionService(settings, database, stores)
 
     # -- checking a URL -------------------------------------------------------------------
 
@@ -238,9 +240,9 @@ class LocationService:
 
     async def apply_patch(
         self, repo: ImageRepository, image: Image, prepared: PreparedPatch
-    ) -> list[tuple[str | None, str]]:
-        """Write a prepared plan inside the caller's transaction; return the (store, url) of
-        data to remove once it commits."""
+    ) -> list[ImageLocation]:
+        """Write a prepared plan inside the caller's transaction; return the locations it
+        claimed, whose data the caller removes once this commits."""
         current = self.stores.by_weight((await repo.record(image)).locations)
         if [loc.value for loc in current] != prepared.expected or image.status != prepared.status:
             raise Conflict("The image changed while its locations were being updated.")
@@ -252,11 +254,11 @@ class LocationService:
             )
         for location in prepared.resolved:
             await self.check_unshared(repo, image.id, location.url)
-        removed: list[tuple[str | None, str]] = []
+        removed: list[ImageLocation] = []
         for existing in current:
             if existing.value in prepared.plan.removed:
                 await repo.retire_location(existing)
-                removed.append((existing.store_id, existing.value))
+                removed.append(existing)
         for location in prepared.resolved:
             await repo.add_location(image.id, location.url, location.metadata)
         if image.status == ImageStatus.QUEUED and prepared.resolved:
@@ -301,7 +303,7 @@ class LocationService:
             await repo.touch(image)
         # The location is gone from the image once committed; only then does the data go, so a
         # reader never follows a location whose data was removed first.
-        await self.stores.discard(image_id, target.store_id, target.value)
+        await self.deletion.remove_claimed(target)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from importlib.metadata import entry_points
 from typing import Protocol, TypeVar
@@ -13,7 +12,6 @@ from glimpse.stores.base import StoreDriver, StoreError
 from glimpse.stores.checked import CheckedStore
 
 ENTRY_POINT_GROUP = "glimpse.stores"
-log = logging.getLogger(__name__)
 RESERVED_STORE_TYPE = "file"
 
 
@@ -104,19 +102,6 @@ class StoreRegistry:
             return rank, -self.weights.get(store_id, 0)
 
         return sorted(items, key=key)
-
-    async def discard(self, image_id: str, store_id: str | None, location: str) -> None:
-        """Delete data no image refers to any more; a failure is logged, never raised, because
-        the caller's change is already committed."""
-        store = self.get(store_id or self.default_id)
-        if store is None:
-            log.warning("image %s: data at %s left in a disabled store", image_id, location)
-            return
-        try:
-            if not await store.delete_if_present(location):
-                log.warning("image %s: data at %s was already gone", image_id, location)
-        except (StoreError, OSError):
-            log.exception("image %s: data at %s left behind", image_id, location)
 
     async def aclose(self) -> None:
         for store in (*self._stores.values(), *self._reserved.values()):

@@ -13,7 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from glimpse.context import RequestContext
 from glimpse.db.tables import Image, ImageLocation, ImageProperty, ImageTag, utcnow
-from glimpse.domain.images import ImageStatus, Visibility
+from glimpse.domain.images import ImageStatus, LocationStatus, Visibility
 from glimpse.domain.listing import ListQuery, Op, SortDir
 
 _IMAGE = Image.__table__  # type: ignore[attr-defined]
@@ -120,7 +120,7 @@ class ImageRepository:
         locations: dict[str, list[ImageLocation]] = defaultdict(list)
         location_rows = await self.session.execute(
             sa.select(ImageLocation)
-            .where(_LOCS.c.image_id.in_(ids), _LOCS.c.status == "active")
+            .where(_LOCS.c.image_id.in_(ids), _LOCS.c.status == LocationStatus.ACTIVE)
             .order_by(_LOCS.c.id)
         )
         for location in location_rows.scalars():
@@ -192,10 +192,12 @@ class ImageRepository:
         await self.session.flush()
         return rewritten
 
-    async def mark_deleted(self, image: Image) -> list[ImageLocation]:
-        """Soft-delete an image; return the locations whose data must now be removed."""
+    async def mark_deleted(self, image: Image, *, delayed: bool) -> list[ImageLocation]:
+        """Soft-delete an image. With `delayed`, its data waits for the scrubber
+        (pending_delete); otherwise the caller claims the locations (deleting) and must remove
+        their data once this commits. Returns the locations now pending or claimed."""
         now = utcnow()
-        image.status = ImageStatus.DELETED
+        image.status = ImageStatus.PENDING_DELETE if delayed else ImageStatus.DELETED
         image.deleted = True
         image.deleted_at = now
         image.updated_at = now
@@ -203,15 +205,16 @@ class ImageRepository:
             (
                 await self.session.execute(
                     sa.select(ImageLocation).where(
-                        _LOCS.c.image_id == image.id, _LOCS.c.status == "active"
+                        _LOCS.c.image_id == image.id, _LOCS.c.status == LocationStatus.ACTIVE
                     )
                 )
             ).scalars()
         )
         for location in locations:
-            location.status = "deleted"
+            location.status = LocationStatus.PENDING_DELETE if delayed else LocationStatus.DELETING
             location.updated_at = now
-        await self.replace_tags(image.id, [])
+        if not delayed:
+            await self.replace_tags(image.id, [])  # a delayed delete may still be restored
         await self.session.flush()
         return locations
 
@@ -237,12 +240,15 @@ class ImageRepository:
     async def location_in_use(self, url: str, *, exclude_image: str) -> bool:
         """True if a live location of another image holds `url`."""
         statement = sa.select(sa.func.count()).where(
-            _LOCS.c.value == url, _LOCS.c.status != "deleted", _LOCS.c.image_id != exclude_image
+            _LOCS.c.value == url,
+            _LOCS.c.status != LocationStatus.DELETED,
+            _LOCS.c.image_id != exclude_image,
         )
         return bool((await self.session.execute(statement)).scalar_one())
 
     async def retire_location(self, location: ImageLocation) -> None:
-        location.status = "deleted"
+        """Take a location off its image; the caller claims its data for deletion."""
+        location.status = LocationStatus.DELETING
         location.updated_at = utcnow()
         await self.session.flush()
 

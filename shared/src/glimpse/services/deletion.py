@@ -1,0 +1,97 @@
+"""Removing image data from stores, durably: nothing is lost when a store is down.
+
+The row says what must go (see DeletionRepository); the data is removed outside any
+transaction, and the row is marked deleted only once the store confirms. A failure leaves the
+row pending, so the scrubber's next pass tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from glimpse.config import Settings
+from glimpse.db.engine import Database
+from glimpse.db.repositories.deletions import DeletionRepository
+from glimpse.db.tables import ImageLocation, utcnow
+from glimpse.stores.base import StoreError
+from glimpse.stores.registry import StoreRegistry
+
+log = logging.getLogger(__name__)
+
+SCRUB_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ScrubReport:
+    removed: int
+    failed: int
+    images_deleted: int
+
+
+class DeletionService:
+    def __init__(self, settings: Settings, database: Database, stores: StoreRegistry) -> None:
+        self.settings = settings
+        self.db = database
+        self.stores = stores
+
+    async def remove_claimed(self, location: ImageLocation) -> bool:
+        """Delete the data of a location this process has claimed; True when it is gone."""
+        assert location.id is not None  # noqa: S101 -- rows from the database have ids
+        store = self.stores.get(location.store_id or self.stores.default_id)
+        removed = False
+        if store is None:
+            log.warning(
+                "image %s: data at %s is in store %s, which is not enabled here; left for later",
+                location.image_id,
+                location.value,
+                location.store_id,
+            )
+        else:
+            try:
+                await store.delete_if_present(location.value)
+                removed = True
+            except (StoreError, OSError) as exc:
+                log.warning(
+                    "image %s: could not delete %s yet: %s", location.image_id, location.value, exc
+                )
+        async with self.db.write() as session:
+            repo = DeletionRepository(session)
+            if removed:
+                await repo.finish(location.id)
+            else:
+                await repo.release(location.id)
+        return removed
+
+    async def remove_all(self, locations: list[ImageLocation]) -> None:
+        for location in locations:
+            await self.remove_claimed(location)
+
+    async def scrub(self) -> ScrubReport:
+        """One pass: remove every piece of data that is due, scrub_pool_size at a time."""
+        now = utcnow()
+        scrub_before = now - timedelta(seconds=self.settings.scrub_time)
+        stale_before = now - timedelta(seconds=self.settings.scrubber.lease_time)
+        async with self.db.read() as session:
+            due = await DeletionRepository(session).due(scrub_before, stale_before, SCRUB_BATCH)
+        slots = asyncio.Semaphore(self.settings.scrub_pool_size)
+        outcomes: list[bool] = []
+
+        async def one(location_id: int) -> None:
+            async with slots:
+                async with self.db.write() as session:
+                    location = await DeletionRepository(session).claim(location_id, stale_before)
+                if location is not None:
+                    outcomes.append(await self.remove_claimed(location))
+
+        await asyncio.gather(*(one(location_id) for location_id in due))
+        async with self.db.write() as session:
+            completed = await DeletionRepository(session).complete_images()
+        return ScrubReport(outcomes.count(True), outcomes.count(False), completed)
+
+    async def restore(self, image_id: str) -> str | None:
+        """pending_delete -> active; the reason it cannot be done, or None."""
+        async with self.db.write() as session:
+            return await DeletionRepository(session).restore(image_id)
