@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from glimpse.config import Settings, load_settings
+from glimpse.services.housekeeping import Housekeeping
 from glimpse_api.deps import Runtime
 from glimpse_api.errors import add_exception_handlers
 from glimpse_api.middleware import RequestIdMiddleware, VersionPrefixMiddleware
@@ -31,9 +34,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.build(settings)
         app.state.runtime = runtime
+        # Leftovers of a previous life are swept at start, as Glance does, without delaying it.
+        sweep = asyncio.create_task(_sweep(runtime))
         try:
             yield
         finally:
+            sweep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweep
             await runtime.aclose()
 
     app = FastAPI(
@@ -50,6 +58,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(VersionPrefixMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+async def _sweep(runtime: Runtime) -> None:
+    try:
+        removed = await Housekeeping(runtime.settings, runtime.database, runtime.stores).run()
+    except Exception:
+        log.exception("start-up sweep of leftover files failed")
+        return
+    if removed:
+        log.info("start-up sweep removed %d leftover files", removed)
 
 
 def app_from_environment() -> FastAPI:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.services.deletion import DeletionService
+from glimpse.services.housekeeping import Housekeeping
 from glimpse.stores.registry import StoreRegistry
 
 log = logging.getLogger("glimpse_scrubber")
@@ -58,5 +59,12 @@ async def scrub_deleted_data(runtime: ScrubberRuntime) -> None:
         )
 
 
-# Key cleanup and staging cleanup join this list as they are built.
-JOBS: Final[tuple[Job, ...]] = (check_database, scrub_deleted_data)
+async def clean_leftovers(runtime: ScrubberRuntime) -> None:
+    """Staged data and import work files of finished images; abandoned partial uploads."""
+    removed = await Housekeeping(runtime.settings, runtime.database, runtime.stores).run()
+    if removed:
+        log.info("removed %d leftover files", removed)
+
+
+# Key cleanup joins this list when it is built.
+JOBS: Final[tuple[Job, ...]] = (check_database, scrub_deleted_data, clean_leftovers)

@@ -12,6 +12,7 @@ import errno
 import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 from urllib.parse import unquote, urlsplit
@@ -33,6 +34,13 @@ READ_CHUNK: Final = 1024 * 1024
 FLUSH_EVERY: Final = 64 * 1024 * 1024
 TEMP_PREFIX: Final = ".partial-"
 _RWF_NOWAIT: Final[int | None] = getattr(os, "RWF_NOWAIT", None)  # Linux only
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    name: str
+    location: str
+    modified: float  # seconds since the epoch
 
 
 class FilesystemStore:
@@ -123,6 +131,22 @@ class FilesystemStore:
 
     async def aclose(self) -> None:
         return None
+
+    async def entries(self) -> list[StoredEntry]:
+        """Every file in the data directory (temporary ones included), for housekeeping."""
+        return await asyncio.to_thread(self._scan)
+
+    def _scan(self) -> list[StoredEntry]:
+        if not self.datadir.is_dir():
+            return []
+        with os.scandir(self.datadir) as found:
+            return [
+                StoredEntry(
+                    entry.name, self.datadir.joinpath(entry.name).as_uri(), entry.stat().st_mtime
+                )
+                for entry in found
+                if entry.is_file(follow_symlinks=False)
+            ]
 
 
 class _PipelinedWriter:

@@ -218,6 +218,14 @@ class ImageRepository:
         await self.session.flush()
         return locations
 
+    async def live_statuses(self, image_ids: set[str]) -> dict[str, str]:
+        """Status of each of these images that exists and is not deleted."""
+        statement = sa.select(_IMAGE.c.id, _IMAGE.c.status).where(
+            _IMAGE.c.id.in_(image_ids), _IMAGE.c.deleted.is_(False)
+        )
+        rows = await self.session.execute(statement)
+        return {image_id: status for image_id, status in rows}  # noqa: C416 -- rows are Row objects
+
     async def storage_used(self, owner: str | None) -> int:
         """Bytes of image data `owner` keeps, counting images being written."""
         statement = sa.select(sa.func.coalesce(sa.func.sum(_IMAGE.c.size), 0)).where(
