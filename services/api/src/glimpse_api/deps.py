@@ -12,6 +12,7 @@ from glimpse.context import RequestContext, new_request_id
 from glimpse.db.engine import Database
 from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
+from glimpse.services.members import MemberService
 from glimpse.stores.registry import StoreRegistry
 from glimpse_api.identity import context_from_request
 
@@ -25,6 +26,7 @@ class Runtime:
     stores: StoreRegistry
     images: ImageService
     image_data: ImageDataService
+    members: MemberService
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -36,6 +38,7 @@ class Runtime:
             stores=stores,
             images=ImageService(settings, database, stores),
             image_data=ImageDataService(settings, database, stores),
+            members=MemberService(settings, database),
         )
 
     async def aclose(self) -> None:
@@ -66,7 +69,12 @@ async def get_image_data_service(request: Request) -> ImageDataService:
     return _runtime(request).image_data
 
 
+async def get_member_service(request: Request) -> MemberService:
+    return _runtime(request).members
+
+
 ContextDep = Annotated[RequestContext, Depends(get_context)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ImageServiceDep = Annotated[ImageService, Depends(get_image_service)]
 ImageDataServiceDep = Annotated[ImageDataService, Depends(get_image_data_service)]
+MemberServiceDep = Annotated[MemberService, Depends(get_member_service)]

@@ -11,6 +11,7 @@ from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRecord, ImageRepository
+from glimpse.db.repositories.members import MemberRepository
 from glimpse.db.tables import Image, utcnow
 from glimpse.domain import attributes, patch, policy
 from glimpse.domain.errors import (
@@ -22,7 +23,7 @@ from glimpse.domain.errors import (
 )
 from glimpse.domain.images import MUTABLE_ATTRIBUTES, ImageStatus, Visibility
 from glimpse.domain.listing import ListQuery
-from glimpse.services.access import authorized_image
+from glimpse.services.access import authorized_image, readable
 from glimpse.stores.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
@@ -57,18 +58,15 @@ class ImageService:
         _quota_check("properties", len(properties), self.settings.image_property_quota)
         _quota_check("tags", len(tags), self.settings.image_tag_quota)
 
-    def _check_visibility(self, ctx: RequestContext, image: Image | None, visibility: str) -> None:
+    def _check_visibility(
+        self, ctx: RequestContext, target: Image | policy.Target, visibility: str
+    ) -> None:
         if visibility == Visibility.PUBLIC:
-            policy.enforce(ctx, "publicize_image", image)
+            policy.enforce(ctx, "publicize_image", target)
         elif visibility == Visibility.COMMUNITY:
-            policy.enforce(ctx, "communitize_image", image)
-
-    def _check_owner(self, ctx: RequestContext, owner: str | None) -> None:
-        if owner != ctx.project_id and not policy.allowed(ctx, "set_image_owner"):
-            raise Forbidden("You are not permitted to create images owned by another project.")
+            policy.enforce(ctx, "communitize_image", target)
 
     async def create(self, ctx: RequestContext, body: dict[str, Any]) -> ImageRecord:
-        policy.enforce(ctx, "add_image")
         core: dict[str, Any] = {"visibility": Visibility.SHARED.value, "owner": ctx.project_id}
         properties: dict[str, str] = {}
         tags: list[str] = []
@@ -84,8 +82,11 @@ class ImageService:
                 core[name] = attributes.validate_core(name, value)
             else:
                 properties[name] = attributes.validate_property(name, value)
-        self._check_owner(ctx, core["owner"])
-        self._check_visibility(ctx, None, core["visibility"])
+        target = policy.proposed(core["owner"], core["visibility"])
+        if not policy.allowed(ctx, "add_image", target) and core["owner"] != ctx.project_id:
+            raise Forbidden(f"You are not permitted to create images owned by '{core['owner']}'")
+        policy.enforce(ctx, "add_image", target)
+        self._check_visibility(ctx, target, core["visibility"])
         self._check_quotas(properties, tags)
         now = utcnow()
         image = Image(
@@ -114,7 +115,7 @@ class ImageService:
             marker = None
             if query.marker is not None:
                 marker = await repo.get(query.marker)
-                if marker is None or not policy.allowed(ctx, "get_image", marker):
+                if marker is None or not await readable(repo, ctx, marker):
                     raise InvalidInput(f"Invalid marker. Image {query.marker} could not be found.")
             images = await repo.page(ctx, query, marker)
             records = await repo.records(images)
@@ -139,8 +140,8 @@ class ImageService:
                     raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")
             if "visibility" in state.changed_core:
                 self._check_visibility(ctx, image, state.core["visibility"])
-            if "owner" in state.changed_core:
-                self._check_owner(ctx, state.core["owner"])
+            if "owner" in state.changed_core and not ctx.is_admin:
+                raise Forbidden("Owner can't be updated by non admin.")
             self._check_quotas(state.properties, state.tags)
             for name in state.changed_core:
                 setattr(image, name, state.core[name])
@@ -188,6 +189,7 @@ class ImageService:
             if image.protected:
                 raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
             locations = await repo.mark_deleted(image)
+            await MemberRepository(session).remove_all(image_id)
         # Data goes only after the delete is committed, outside any transaction.
         for location in locations:
             store = self.stores.get(location.meta_data.get("store", self.stores.default_id))
