@@ -12,7 +12,15 @@ from glimpse.config import Settings, load_settings
 from glimpse_api.deps import Runtime
 from glimpse_api.errors import add_exception_handlers
 from glimpse_api.middleware import RequestIdMiddleware, VersionPrefixMiddleware
-from glimpse_api.routers import image_data, images, members, schemas, tags, versions
+from glimpse_api.routers import (
+    image_actions,
+    image_data,
+    images,
+    members,
+    schemas,
+    tags,
+    versions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     add_exception_handlers(app)
-    for module in (versions, images, image_data, tags, members, schemas):
+    for module in (versions, images, image_data, image_actions, tags, members, schemas):
         app.include_router(module.router)
     app.add_middleware(VersionPrefixMiddleware)
     app.add_middleware(RequestIdMiddleware)

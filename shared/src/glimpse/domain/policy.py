@@ -97,6 +97,8 @@ RULES: Final[dict[str, Rule]] = {
     "delete_image": _owner_or_admin,
     "publicize_image": _admin,
     "communitize_image": _owner_or_admin,
+    "deactivate": _owner_or_admin,
+    "reactivate": _owner_or_admin,
     "add_member": _owner_or_admin,
     "delete_member": _owner_or_admin,
     "get_member": _owner_or_member_project,

@@ -24,7 +24,7 @@ from glimpse.domain.errors import (
     RangeNotSatisfiable,
     StoreUnavailable,
 )
-from glimpse.domain.images import ImageStatus, transition
+from glimpse.domain.images import ImageStatus, check_downloadable, transition
 from glimpse.services.access import authorized_image
 from glimpse.stores.base import (
     ByteRange,
@@ -176,6 +176,7 @@ class ImageDataService:
         async with self.db.read() as session:
             repo = ImageRepository(session)
             image = await authorized_image(repo, ctx, image_id, "download_image")
+            check_downloadable(image.status, ctx.is_admin)
             record = await repo.record(image)
         if not record.locations or image.size is None:
             return None

@@ -21,7 +21,7 @@ from glimpse.domain.errors import (
     LimitExceeded,
     NotFound,
 )
-from glimpse.domain.images import MUTABLE_ATTRIBUTES, ImageStatus, Visibility
+from glimpse.domain.images import MUTABLE_ATTRIBUTES, ImageStatus, Visibility, deactivation
 from glimpse.domain.listing import ListQuery
 from glimpse.services.access import authorized_image, readable
 from glimpse.stores.registry import StoreRegistry
@@ -174,6 +174,18 @@ class ImageService:
                 raise NotFound(f"Tag {tag} not found.")
             await repo.replace_tags(image_id, [t for t in record.tags if t != tag])
             await repo.touch(image)
+
+    async def change_activation(self, ctx: RequestContext, image_id: str, action: str) -> None:
+        """`deactivate` or `reactivate` (the policy names of the two actions)."""
+        async with self.db.write() as session:
+            repo = ImageRepository(session)
+            image = await authorized_image(repo, ctx, image_id, action, lock=True)
+            target = deactivation(image.status, action)
+            if target is not None and not await repo.claim_status(
+                image_id, ImageStatus(image.status), target
+            ):
+                # Changed under us (no row locks on SQLite): answer as for the new status.
+                raise Conflict(f"Image {image_id} changed status while being {action}d")
 
     async def delete(self, ctx: RequestContext, image_id: str) -> None:
         async with self.db.write() as session:
