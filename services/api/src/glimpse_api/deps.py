@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from glimpse.config import Settings
 from glimpse.context import RequestContext, new_request_id
 from glimpse.db.engine import Database
+from glimpse.domain.policy import PolicyEngine
 from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
 from glimpse.services.members import MemberService
@@ -24,18 +25,22 @@ class Runtime:
     settings: Settings
     database: Database
     stores: StoreRegistry
+    policy: PolicyEngine
     images: ImageService
     image_data: ImageDataService
     members: MemberService
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
+        # The policy first: a bad policy file stops start-up before anything is opened.
+        policy = PolicyEngine(settings.oslo_policy.policy_file)
         database = Database.from_settings(settings)
         stores = StoreRegistry.from_settings(settings)
         return cls(
             settings=settings,
             database=database,
             stores=stores,
+            policy=policy,
             images=ImageService(settings, database, stores),
             image_data=ImageDataService(settings, database, stores),
             members=MemberService(settings, database),
@@ -54,7 +59,8 @@ def _runtime(request: Request) -> Runtime:
 
 async def get_context(request: Request) -> RequestContext:
     request_id = getattr(request.state, "request_id", None) or new_request_id()
-    return context_from_request(_runtime(request).settings, request, request_id)
+    runtime = _runtime(request)
+    return runtime.policy.bind(context_from_request(runtime.settings, request, request_id))
 
 
 async def get_settings(request: Request) -> Settings:

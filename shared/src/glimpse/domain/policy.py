@@ -1,19 +1,31 @@
 """The one place that decides who may do what to an image.
 
-Rules are data keyed by Glance's policy names, evaluated at the entry of each service use case.
-This first cut knows owner, member project and admin; the full rule set arrives with the
-policy engine.
+Rules are data keyed by Glance's policy names (`policy_defaults.py`), evaluated by oslo.policy
+at the entry of each service use case through `enforce(ctx, action, image)`. Operators change
+them with `[oslo_policy] policy_file` (YAML or JSON), exactly as for Glance.
+
+oslo.policy is synchronous, but evaluating a rule is pure CPU work on in-memory data: the
+policy file is read once when the engine is built (`PolicyEngine`), never while a request
+runs, so calling it from the event loop does not block on I/O.
+
+The engine is built once per process from the settings and bound to each request's context at
+the request boundary (`PolicyEngine.bind`), so there is no module-level enforcer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
-from typing import Final, Protocol
+from pathlib import Path
+from typing import Any, Protocol
+
+from oslo_config import cfg
+from oslo_policy import policy as oslo
 
 from glimpse.context import RequestContext
 from glimpse.domain.errors import Forbidden, ImageNotFound
 from glimpse.domain.images import Visibility
+from glimpse.domain.policy_defaults import RULES
 
 
 class ImageLike(Protocol):
@@ -23,6 +35,10 @@ class ImageLike(Protocol):
     def owner(self) -> str | None: ...
     @property
     def visibility(self) -> str: ...
+
+
+class PolicyFileError(ValueError):
+    """The policy file cannot be read or parsed (start-up stops)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +54,19 @@ class Target:
     @property
     def exists(self) -> bool:
         return self.image_id is not None
+
+    def as_dict(self, ctx: RequestContext) -> dict[str, Any]:
+        """The target dict rules see: `project_id` is the owner, `member_id` the caller's
+        project when it is a member, as in Glance."""
+        return {
+            "project_id": self.owner,
+            "owner": self.owner,
+            "visibility": self.visibility,
+            "id": self.image_id,
+            "image_id": self.image_id,
+            "member_id": ctx.project_id if self.member_status is not None else None,
+            "member_status": self.member_status,
+        }
 
 
 def proposed(owner: str | None, visibility: str) -> Target:
@@ -64,47 +93,57 @@ def visible(ctx: RequestContext, target: Target) -> bool:
     return target.visibility == Visibility.SHARED and target.member_status is not None
 
 
-Rule = Callable[[RequestContext, Target | None], bool]
+class PolicyEngine:
+    """oslo.policy's Enforcer with Glimpse's defaults and the operator's file, loaded once."""
+
+    def __init__(self, policy_file: Path | None = None) -> None:
+        # A private ConfigOpts: oslo.policy reads its options from one, and the process-wide
+        # cfg.CONF would leak state between engines (and tests).
+        conf = cfg.ConfigOpts()
+        conf([], project="glimpse", default_config_files=[], default_config_dirs=[])
+        # Without a file, name one that cannot exist so the standard directories
+        # (/etc/glimpse, ~/.glimpse) are not searched behind the operator's back.
+        path = policy_file.resolve() if policy_file is not None else Path("/nonexistent/policy")
+        self.enforcer = oslo.Enforcer(conf, policy_file=str(path))
+        conf.set_override("policy_dirs", [], "oslo_policy")
+        self.enforcer.register_defaults(RULES)
+        try:
+            self.enforcer.load_rules()
+        except Exception as exc:
+            raise PolicyFileError(f"policy file {policy_file} is invalid: {exc}") from exc
+        # Rules are in memory now; stop oslo.policy from checking the file on every call.
+        self.enforcer.use_conf = False
+
+    def check(self, ctx: RequestContext, action: str, target: dict[str, Any]) -> bool:
+        if action not in self.enforcer.registered_rules:
+            raise oslo.PolicyNotRegistered(action)
+        creds = {
+            "user_id": ctx.user_id,
+            "project_id": ctx.project_id,
+            "roles": sorted(ctx.roles),
+        }
+        return bool(self.enforcer.enforce(action, target, creds))
+
+    def bind(self, ctx: RequestContext) -> RequestContext:
+        """`ctx` with this engine attached and is_admin decided by `context_is_admin`."""
+        is_admin = self.check(ctx, "context_is_admin", {"project_id": ctx.project_id})
+        return dataclasses.replace(ctx, policy=self, is_admin=is_admin)
 
 
-def _admin(ctx: RequestContext, _target: Target | None) -> bool:
-    return ctx.is_admin
+def _engine(ctx: RequestContext) -> PolicyEngine:
+    if ctx.policy is None:
+        msg = "no policy engine is bound to this request context"
+        raise RuntimeError(msg)
+    return ctx.policy
 
 
-def _owner_or_admin(ctx: RequestContext, target: Target | None) -> bool:
-    return ctx.is_admin or (target is not None and target.owner == ctx.project_id)
-
-
-def _member_project(ctx: RequestContext, target: Target | None) -> bool:
-    return ctx.is_admin or (target is not None and target.member_status is not None)
-
-
-def _owner_or_member_project(ctx: RequestContext, target: Target | None) -> bool:
-    return _owner_or_admin(ctx, target) or _member_project(ctx, target)
-
-
-def _anyone(_ctx: RequestContext, _target: Target | None) -> bool:
-    return True
-
-
-RULES: Final[dict[str, Rule]] = {
-    "get_images": _anyone,
-    "get_image": _anyone,
-    "download_image": _anyone,
-    "add_image": _owner_or_admin,
-    "modify_image": _owner_or_admin,
-    "upload_image": _owner_or_admin,
-    "delete_image": _owner_or_admin,
-    "publicize_image": _admin,
-    "communitize_image": _owner_or_admin,
-    "deactivate": _owner_or_admin,
-    "reactivate": _owner_or_admin,
-    "add_member": _owner_or_admin,
-    "delete_member": _owner_or_admin,
-    "get_member": _owner_or_member_project,
-    "get_members": _owner_or_member_project,
-    "modify_member": _member_project,
-}
+def _rule(ctx: RequestContext, action: str, target: Target | None) -> bool:
+    if target is None:
+        # Nothing specific (list, create a task): the caller's own project is the target.
+        data: dict[str, Any] = {"project_id": ctx.project_id, "owner": ctx.project_id}
+    else:
+        data = target.as_dict(ctx)
+    return _engine(ctx).check(ctx, action, data)
 
 
 def allowed(
@@ -117,7 +156,7 @@ def allowed(
     target = None if image is None else target_of(image, member_status)
     if target is not None and target.exists and not visible(ctx, target):
         return False
-    return RULES[action](ctx, target)
+    return _rule(ctx, action, target)
 
 
 def enforce(
