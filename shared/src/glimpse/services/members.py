@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
@@ -76,9 +78,14 @@ class MemberService:
                     f"exceeded on the number of allowed image members for this image. "
                     f"Attempted: {attempted}, Maximum: {quota}"
                 )
+            duplicate = Conflict(f"Member {member_id} is duplicated for image {image_id}")
             if await repo.get(image_id, member_id) is not None:
-                raise Conflict(f"Member {member_id} is duplicated for image {image_id}")
-            return await repo.add(image_id, member_id)
+                raise duplicate
+            try:
+                return await repo.add(image_id, member_id)
+            except IntegrityError:
+                # Another request added the same project a moment ago.
+                raise duplicate from None
 
     async def list_members(self, ctx: RequestContext, image_id: str) -> list[ImageMember]:
         async with self.db.read() as session:
@@ -114,6 +121,8 @@ class MemberService:
     async def update(
         self, ctx: RequestContext, image_id: str, member_id: str, body: dict[str, Any]
     ) -> ImageMember:
+        # A body without a status is refused at once; a wrong status only after the checks
+        # below, in Glance's order.
         if "status" not in body:
             members.validate_status(body)
         refusal = f"Not allowed to update members for image {image_id}."
