@@ -60,3 +60,23 @@ def test_broken_policy_file_stops_start_up(tmp_path: Path) -> None:
     config.write_text("[oslo_policy]\npolicy_file = policy.yaml\n")
     with pytest.raises(ConfigError, match="not valid YAML or JSON"):
         load_settings(config)
+
+
+async def test_get_image_rule_also_filters_lists(
+    make_settings: Any, client_for: Any, tmp_path: Path
+) -> None:
+    policy_file = tmp_path / "policy.yaml"
+    # Only the owning project (or an admin) may see an image, public or not.
+    policy_file.write_text(
+        '"get_image": "rule:context_is_admin or (role:reader and project_id:%(project_id)s)"\n'
+    )
+    client = await proxy_client(
+        make_settings, client_for, oslo_policy={"policy_file": str(policy_file)}
+    )
+    public = await new_image(client, ADMIN, visibility="public", owner="ops")
+    own = await new_image(client, OWNER)
+    listed = await client.get("/v2/images", headers=OWNER)
+    assert [image["id"] for image in listed.json()["images"]] == [own]
+    assert (await client.get(f"/v2/images/{public}", headers=OWNER)).status_code == 404
+    admin_listed = await client.get("/v2/images", headers=ADMIN)
+    assert {image["id"] for image in admin_listed.json()["images"]} == {public, own}

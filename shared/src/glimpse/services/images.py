@@ -118,7 +118,17 @@ class ImageService:
                 if marker is None or not await readable(repo, ctx, marker):
                     raise InvalidInput(f"Invalid marker. Image {query.marker} could not be found.")
             images = await repo.page(ctx, query, marker)
-            records = await repo.records(images)
+            # As Glance, each row must also pass get_image (a policy file may narrow it); the
+            # next marker still follows the database page.
+            statuses = await MemberRepository(session).statuses_of(
+                [image.id for image in images], ctx.project_id
+            )
+            shown = [
+                image
+                for image in images
+                if policy.allowed(ctx, "get_image", image, member_status=statuses.get(image.id))
+            ]
+            records = await repo.records(shown)
         full_page = query.limit > 0 and len(images) == query.limit
         return ImagePage(records, images[-1].id if full_page else None)
 

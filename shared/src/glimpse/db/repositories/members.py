@@ -27,6 +27,17 @@ class MemberRepository:
         status: str | None = (await self.session.execute(statement)).scalar_one_or_none()
         return status
 
+    async def statuses_of(self, image_ids: list[str], project_id: str | None) -> dict[str, str]:
+        """image id -> `project_id`'s live membership status, for the images it is a member of."""
+        if project_id is None or not image_ids:
+            return {}
+        statement = sa.select(_MEMBERS.c.image_id, _MEMBERS.c.status).where(
+            _MEMBERS.c.image_id.in_(image_ids),
+            _MEMBERS.c.member == project_id,
+            _MEMBERS.c.deleted.is_(False),
+        )
+        return {str(row[0]): str(row[1]) for row in await self.session.execute(statement)}
+
     async def get(self, image_id: str, member: str, *, lock: bool = False) -> ImageMember | None:
         statement = sa.select(ImageMember).where(
             _MEMBERS.c.image_id == image_id,
