@@ -1,13 +1,15 @@
 """Who gets what: every route of the app, for every persona, with the exact status code.
 
 The route list comes from the application itself, so a new route without an expectation here
-fails the suite. Each route runs against a shared image owned by project `owner`, shared with
-`friend` (pending) and `pal` (accepted), with data, and tagged `t`; routes that change state
-get a fresh image for every persona. `{member_id}` is always `friend`.
+fails the suite. Each route runs against an image owned by project `owner`, with data and
+tagged `t`: a shared one (shared with `friend`, pending, and `pal`, accepted), then a public
+one (no members; `friend` and `pal` are just other projects). Routes that change state get a
+fresh image for every persona. `{member_id}` is always `friend`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
 import httpx
@@ -64,6 +66,33 @@ EXPECTED: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ),
 }
 
+# The routes on one image, when that image is public instead of shared.
+PUBLIC_EXPECTED: Final[dict[tuple[str, str], tuple[int, ...]]] = {
+    ("GET", "/v2/images/{image_id}"): (200, 200, 200, 200, 200, 200, 401),
+    ("PATCH", "/v2/images/{image_id}"): (200, 403, 403, 403, 403, 200, 401),
+    ("DELETE", "/v2/images/{image_id}"): (204, 403, 403, 403, 403, 204, 401),
+    ("PUT", "/v2/images/{image_id}/file"): (204, 403, 403, 403, 403, 204, 401),
+    ("GET", "/v2/images/{image_id}/file"): (200, 403, 200, 200, 200, 200, 401),
+    ("POST", "/v2/images/{image_id}/actions/deactivate"): (204, 403, 403, 403, 403, 204, 401),
+    ("POST", "/v2/images/{image_id}/actions/reactivate"): (204, 403, 403, 403, 403, 204, 401),
+    ("PUT", "/v2/images/{image_id}/tags/{tag}"): (204, 403, 403, 403, 403, 204, 401),
+    ("DELETE", "/v2/images/{image_id}/tags/{tag}"): (204, 403, 403, 403, 403, 204, 401),
+    # Only shared images have members: 403, and 404 for the read of one member.
+    ("GET", "/v2/images/{image_id}/members"): (403, 403, 403, 403, 403, 403, 401),
+    ("POST", "/v2/images/{image_id}/members"): (403, 403, 403, 403, 403, 403, 401),
+    ("GET", "/v2/images/{image_id}/members/{member_id}"): (404, 404, 404, 404, 404, 404, 401),
+    ("PUT", "/v2/images/{image_id}/members/{member_id}"): (403, 403, 403, 403, 403, 403, 401),
+    ("DELETE", "/v2/images/{image_id}/members/{member_id}"): (
+        403,
+        403,
+        403,
+        403,
+        403,
+        403,
+        401,
+    ),
+}
+
 # What each request sends besides the persona's identity.
 BODIES: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("POST", "/v2/images"): {"json": {"name": "new"}},
@@ -101,21 +130,8 @@ def test_every_route_has_an_expectation(make_settings: Any) -> None:
     assert all(len(statuses) == len(PERSONAS) for statuses in EXPECTED.values())
 
 
-async def _scenario(client: httpx.AsyncClient, *, with_data: bool = True) -> str:
-    created = await client.post(
-        "/v2/images",
-        json={"name": "shared", "disk_format": "raw", "container_format": "bare", "tags": ["t"]},
-        headers=OWNER,
-    )
-    assert created.status_code == 201
-    image_id: str = created.json()["id"]
-    if with_data:
-        upload = await client.put(
-            f"/v2/images/{image_id}/file",
-            content=b"matrix data",
-            headers={**OWNER, "Content-Type": "application/octet-stream"},
-        )
-        assert upload.status_code == 204
+async def _shared_image(client: httpx.AsyncClient, *, with_data: bool = True) -> str:
+    image_id = await _image(client, OWNER, {}, with_data=with_data)
     for member in ("friend", "pal"):
         added = await client.post(
             f"/v2/images/{image_id}/members", json={"member": member}, headers=OWNER
@@ -128,18 +144,51 @@ async def _scenario(client: httpx.AsyncClient, *, with_data: bool = True) -> str
     return image_id
 
 
-async def test_isolation_matrix(make_settings: Any, client_for: Any) -> None:
-    client = await proxy_client(make_settings, client_for)
-    shared_image = await _scenario(client)
+async def _public_image(client: httpx.AsyncClient, *, with_data: bool = True) -> str:
+    return await _image(
+        client, ADMIN, {"visibility": "public", "owner": "owner"}, with_data=with_data
+    )
+
+
+async def _image(
+    client: httpx.AsyncClient,
+    creator: dict[str, str],
+    fields: dict[str, str],
+    *,
+    with_data: bool,
+) -> str:
+    created = await client.post(
+        "/v2/images",
+        json={"disk_format": "raw", "container_format": "bare", "tags": ["t"], **fields},
+        headers=creator,
+    )
+    assert created.status_code == 201
+    image_id: str = created.json()["id"]
+    if with_data:
+        upload = await client.put(
+            f"/v2/images/{image_id}/file",
+            content=b"matrix data",
+            headers={**OWNER, "Content-Type": "application/octet-stream"},
+        )
+        assert upload.status_code == 204
+    return image_id
+
+
+async def _matrix(
+    client: httpx.AsyncClient,
+    routes: Iterable[tuple[str, str]],
+    scenario: Callable[..., Awaitable[str]],
+) -> dict[tuple[str, str], tuple[int, ...]]:
+    image = await scenario(client)
     actual: dict[tuple[str, str], tuple[int, ...]] = {}
-    for method, path in sorted(EXPECTED):
+    for method, path in sorted(routes):
         extra = BODIES.get((method, path), {})
         statuses = []
         for headers in PERSONAS.values():
-            image_id = shared_image
+            image_id = image
             if "{image_id}" in path and method not in SAFE_METHODS:
                 # A fresh image, so one persona's change does not decide the next one's answer.
-                image_id = await _scenario(client, with_data=not path.endswith("/file"))
+                image_id = await scenario(client, with_data=not path.endswith("/file"))
             url = path.format(image_id=image_id, tag="t", member_id="friend")
             response = await client.request(
                 method,
@@ -150,4 +199,16 @@ async def test_isolation_matrix(make_settings: Any, client_for: Any) -> None:
             )
             statuses.append(response.status_code)
         actual[method, path] = tuple(statuses)
-    assert actual == EXPECTED
+    return actual
+
+
+async def test_isolation_matrix_shared_image(make_settings: Any, client_for: Any) -> None:
+    client = await proxy_client(make_settings, client_for)
+    assert await _matrix(client, EXPECTED, _shared_image) == EXPECTED
+
+
+async def test_isolation_matrix_public_image(make_settings: Any, client_for: Any) -> None:
+    client = await proxy_client(make_settings, client_for)
+    image_routes = {route for route in EXPECTED if "{image_id}" in route[1]}
+    assert set(PUBLIC_EXPECTED) == image_routes
+    assert await _matrix(client, image_routes, _public_image) == PUBLIC_EXPECTED
