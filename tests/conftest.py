@@ -91,7 +91,10 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         # One migrated database per session; each test starts from empty tables.
         async with database.write() as session:
             await session.execute(
-                sa.text("TRUNCATE images, image_properties, image_tags, image_locations CASCADE")
+                sa.text(
+                    "TRUNCATE images, image_properties, image_tags, image_locations,"
+                    " image_members CASCADE"
+                )
             )
     yield database
     await database.dispose()

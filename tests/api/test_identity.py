@@ -16,7 +16,8 @@ PROJECT_B = {
     "X-Identity-Status": "Confirmed",
     "X-User-Id": "u2",
     "X-Tenant-Id": "pb",
-    "X-Roles": "member",
+    # Keystone sends implied roles too: member implies reader.
+    "X-Roles": "member,reader",
 }
 ADMIN = {
     "X-Identity-Status": "Confirmed",

@@ -274,3 +274,27 @@ def test_data_of_queued_image_is_empty(glance: Any, unique_name: str) -> None:
     assert body.wrapped is None
     assert body.request_ids[0].startswith("req-")
     glance.images.delete(image["id"])
+
+
+def test_members_and_deactivation(glance: Any, unique_name: str) -> None:
+    image = _create(glance, unique_name)
+    assert image["visibility"] == "shared"
+    member = glance.image_members.create(image["id"], "partner-project")
+    assert member["member_id"] == "partner-project"
+    assert member["status"] == "pending"
+    listed = list(glance.image_members.list(image["id"]))
+    assert [m["member_id"] for m in listed] == ["partner-project"]
+    # noauth acts as an admin, who may answer for the member project.
+    updated = glance.image_members.update(image["id"], "partner-project", "accepted")
+    assert updated["status"] == "accepted"
+    glance.image_members.delete(image["id"], "partner-project")
+    assert list(glance.image_members.list(image["id"])) == []
+    glance.image_members.create(image["id"], "p2")
+    with pytest.raises(glance_exc.HTTPConflict):
+        glance.image_members.create(image["id"], "p2")
+    glance.images.upload(image["id"], io.BytesIO(b"deactivate me"))
+    glance.images.deactivate(image["id"])
+    assert glance.images.get(image["id"])["status"] == "deactivated"
+    glance.images.reactivate(image["id"])
+    assert glance.images.get(image["id"])["status"] == "active"
+    glance.images.delete(image["id"])

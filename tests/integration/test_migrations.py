@@ -55,10 +55,10 @@ def test_manage_db_sync_and_version(tmp_path: Path) -> None:
         return result.stdout.strip()
 
     assert manage("db", "version") == "None"
-    assert "0001_expand" in manage("db", "sync")
+    assert str(migrate.head_revision()) in manage("db", "sync")
     assert manage("db", "version") == migrate.head_revision()
     # Running it again is a no-op.
-    assert "0001_expand" in manage("db", "sync")
+    assert str(migrate.head_revision()) in manage("db", "sync")
 
 
 @pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg2"])

@@ -18,6 +18,7 @@ import asyncio, sys
 from glimpse.config import load_settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
+from glimpse.domain.policy import PolicyEngine
 from glimpse.services.images import ImageService
 from glimpse.stores.registry import StoreRegistry
 
@@ -25,7 +26,8 @@ async def main(url, worker, count):
     settings = load_settings(None, database={"connection": url})
     database = Database.from_settings(settings)
     service = ImageService(settings, database, StoreRegistry.from_settings(settings))
-    ctx = RequestContext(project_id="p", user_id="u", is_admin=True)
+    ctx = RequestContext(project_id="p", user_id="u", roles=frozenset({"admin"}))
+    ctx = PolicyEngine().bind(ctx)
     for index in range(count):
         image = await service.create(ctx, {"name": f"w{worker}-{index}", "tags": ["t"]})
         await service.add_tag(ctx, image.image.id, f"tag-{index}")

@@ -1,4 +1,4 @@
-"""Pure domain rules: transitions, attributes, JSON-patch, list parameters, policy."""
+"""Pure domain rules: transitions, attributes, JSON-patch, list parameters."""
 
 from __future__ import annotations
 
@@ -8,12 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from glimpse.context import RequestContext
-from glimpse.domain import attributes, patch, policy
+from glimpse.domain import attributes, patch
 from glimpse.domain.errors import (
     Conflict,
     Forbidden,
-    ImageNotFound,
     InvalidInput,
     InvalidTransition,
     ReservedAttribute,
@@ -193,26 +191,3 @@ def test_parse_list_query() -> None:
     ]
     with pytest.raises(ReservedAttribute):
         parse_list_query([("deleted", "true")], default_limit=25, max_limit=1000)
-
-
-class _Image:
-    def __init__(self, owner: str, visibility: str) -> None:
-        self.id = "i"
-        self.owner = owner
-        self.visibility = visibility
-
-
-def test_policy() -> None:
-    member = RequestContext(project_id="p", user_id="u", roles=frozenset({"member"}))
-    admin = RequestContext(project_id="ops", user_id="a", roles=frozenset({"admin"}), is_admin=True)
-    own = _Image("p", "private")
-    other = _Image("q", "private")
-    public = _Image("q", "public")
-    policy.enforce(member, "modify_image", own)
-    with pytest.raises(ImageNotFound):
-        policy.enforce(member, "get_image", other)
-    with pytest.raises(Forbidden):
-        policy.enforce(member, "delete_image", public)
-    with pytest.raises(Forbidden):
-        policy.enforce(member, "publicize_image")
-    policy.enforce(admin, "delete_image", other)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from glimpse.domain.policy import PolicyEngine
 
 
 def new_request_id() -> str:
@@ -17,3 +21,5 @@ class RequestContext:
     roles: frozenset[str] = frozenset()
     is_admin: bool = False
     request_id: str = field(default_factory=new_request_id)
+    # The process's policy engine, bound where the request (or job) enters (PolicyEngine.bind).
+    policy: PolicyEngine | None = field(default=None, compare=False, repr=False)

@@ -17,9 +17,11 @@ from glimpse_api.errors import add_exception_handlers
 from glimpse_api.middleware import RequestIdMiddleware, VersionPrefixMiddleware
 from glimpse_api.routers import (
     discovery,
+    image_actions,
     image_data,
     images,
     locations,
+    members,
     schemas,
     stores,
     tags,
@@ -53,7 +55,18 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     add_exception_handlers(app)
-    for module in (versions, images, image_data, tags, schemas, discovery, stores, locations):
+    for module in (
+        versions,
+        images,
+        image_data,
+        image_actions,
+        tags,
+        members,
+        schemas,
+        discovery,
+        stores,
+        locations,
+    ):
         app.include_router(module.router)
     app.add_middleware(VersionPrefixMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -10,10 +10,12 @@ from fastapi import Depends, Request
 from glimpse.config import Settings
 from glimpse.context import RequestContext, new_request_id
 from glimpse.db.engine import Database
+from glimpse.domain.policy import PolicyEngine
 from glimpse.services.discovery import DiscoveryService
 from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
 from glimpse.services.locations import LocationService
+from glimpse.services.members import MemberService
 from glimpse.stores.registry import StoreRegistry
 from glimpse_api.identity import context_from_request
 
@@ -25,13 +27,17 @@ class Runtime:
     settings: Settings
     database: Database
     stores: StoreRegistry
+    policy: PolicyEngine
     images: ImageService
     image_data: ImageDataService
     locations: LocationService
     discovery: DiscoveryService
+    members: MemberService
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
+        # The policy first: a bad policy file stops start-up before anything is opened.
+        policy = PolicyEngine(settings.oslo_policy.policy_file)
         database = Database.from_settings(settings)
         stores = StoreRegistry.from_settings(settings)
         locations = LocationService(settings, database, stores)
@@ -39,10 +45,12 @@ class Runtime:
             settings=settings,
             database=database,
             stores=stores,
+            policy=policy,
             images=ImageService(settings, database, stores, locations),
             image_data=ImageDataService(settings, database, stores),
             locations=locations,
             discovery=DiscoveryService(settings, database, stores),
+            members=MemberService(settings, database),
         )
 
     async def aclose(self) -> None:
@@ -58,7 +66,8 @@ def _runtime(request: Request) -> Runtime:
 
 async def get_context(request: Request) -> RequestContext:
     request_id = getattr(request.state, "request_id", None) or new_request_id()
-    return context_from_request(_runtime(request).settings, request, request_id)
+    runtime = _runtime(request)
+    return runtime.policy.bind(context_from_request(runtime.settings, request, request_id))
 
 
 async def get_settings(request: Request) -> Settings:
@@ -81,9 +90,16 @@ async def get_discovery_service(request: Request) -> DiscoveryService:
     return _runtime(request).discovery
 
 
+async def get_member_service(request: Request) -> MemberService:
+    return _runtime(request).members
+
+
 ContextDep = Annotated[RequestContext, Depends(get_context)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ImageServiceDep = Annotated[ImageService, Depends(get_image_service)]
 ImageDataServiceDep = Annotated[ImageDataService, Depends(get_image_data_service)]
 LocationServiceDep = Annotated[LocationService, Depends(get_location_service)]
 DiscoveryServiceDep = Annotated[DiscoveryService, Depends(get_discovery_service)]
+
+
+MemberServiceDep = Annotated[MemberService, Depends(get_member_service)]

@@ -143,6 +143,43 @@ class ScrubberOptions(BaseModel):
     )
 
 
+class OsloPolicyOptions(BaseModel):
+    policy_file: Path | None = Field(
+        None,
+        description=(
+            "YAML or JSON file overriding the default policy rules (Glance's rule names, e.g. "
+            "add_image: role:admin). A relative path is relative to the config file's "
+            "directory. Unset: the built-in secure-RBAC defaults."
+        ),
+    )
+
+    @field_validator("policy_file")
+    @classmethod
+    def _resolve(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        from glimpse.config.sources import CURRENT_FILE  # noqa: PLC0415 -- avoids a cycle
+
+        config_file = CURRENT_FILE.get()
+        if not value.is_absolute() and config_file is not None:
+            value = config_file.parent / value
+        if not value.is_file():
+            msg = f"policy file {value} does not exist"
+            raise ValueError(msg)
+        # Parse it now so a broken file stops start-up with the option named, not later.
+        from oslo_policy.policy import parse_file_contents  # noqa: PLC0415 -- only when set
+
+        try:
+            parsed = parse_file_contents(value.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            msg = f"policy file {value} is not valid YAML or JSON: {exc}"
+            raise ValueError(msg) from None
+        if not isinstance(parsed, dict):
+            msg = f"policy file {value} must map rule names to rules"
+            raise ValueError(msg)  # noqa: TRY004 -- pydantic reports ValueError, not TypeError
+        return value
+
+
 def _parse_backends(value: object) -> object:
     """Accept Glance's `id:type, id:type` notation as well as a mapping."""
     if isinstance(value, str):
@@ -239,6 +276,7 @@ class Settings(BaseSettings):
     import_filtering_opts: ImportFilteringOptions = Field(default_factory=ImportFilteringOptions)
     celery: CeleryOptions = Field(default_factory=CeleryOptions)
     scrubber: ScrubberOptions = Field(default_factory=ScrubberOptions)
+    oslo_policy: OsloPolicyOptions = Field(default_factory=OsloPolicyOptions)
     stores: dict[str, StoreOptions] = Field(
         default_factory=dict,
         description=(

@@ -89,3 +89,22 @@ class ImageLocation(SQLModel, table=True):
         if self.store_id is not None:
             metadata["store"] = self.store_id
         return metadata
+
+
+class ImageMember(SQLModel, table=True):
+    """A project an image is shared with. Rows are soft-deleted, as in Glance, and a project
+    added again gets its old row back (status reset to pending)."""
+
+    __tablename__ = "image_members"
+    __table_args__ = (
+        sa.UniqueConstraint("image_id", "member", name="uq_image_members_image_id_member"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    image_id: str = Field(foreign_key="images.id", ondelete="CASCADE", index=True, max_length=36)
+    member: str = Field(max_length=255, index=True)
+    status: str = Field(default="pending", max_length=20)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
+    updated_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+    deleted_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+    deleted: bool = Field(default=False, index=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from glimpse.domain.errors import InvalidTransition
+from glimpse.domain.errors import Forbidden, InvalidTransition
 
 
 class ImageStatus(enum.StrEnum):
@@ -75,6 +75,29 @@ def transition(current: ImageStatus, target: ImageStatus) -> ImageStatus:
     if target not in TRANSITIONS[current]:
         raise InvalidTransition(current, target)
     return target
+
+
+def deactivation(current: str, action: str) -> ImageStatus | None:
+    """The status `deactivate`/`reactivate` moves an image to, or None when it is already
+    there (Glance makes both idempotent); any other status refuses, with 403 as in Glance."""
+    here, there = (
+        (ImageStatus.ACTIVE, ImageStatus.DEACTIVATED)
+        if action == "deactivate"
+        else (ImageStatus.DEACTIVATED, ImageStatus.ACTIVE)
+    )
+    if current == there:
+        return None
+    if current != here:
+        raise Forbidden(f"Not allowed to {action} image in status '{current}'")
+    return transition(here, there)
+
+
+def check_downloadable(status: str, is_admin: bool) -> None:
+    """Only admins read the data of a deactivated image."""
+    if status == ImageStatus.DEACTIVATED and not is_admin:
+        raise Forbidden(
+            "The requested image has been deactivated. Image data download is forbidden."
+        )
 
 
 READ_ONLY_ATTRIBUTES: Final = frozenset(

@@ -10,6 +10,7 @@ from typing import Final, TypeVar
 
 from glimpse.domain.errors import InvalidInput, ReservedAttribute
 from glimpse.domain.images import RESERVED_ATTRIBUTES
+from glimpse.domain.members import validate_list_status
 
 T = TypeVar("T")
 
@@ -92,6 +93,8 @@ class ListQuery:
     protected: bool | None = None
     os_hidden: bool = False
     visibility: str | None = None
+    # Which answers of the caller's own memberships list shared images (`all`: any).
+    member_status: str = "accepted"
     times: tuple[TimeFilter, ...] = ()
 
 
@@ -258,5 +261,6 @@ def parse_list_query(
         protected=_optional(single, "protected", _exact_bool),
         os_hidden=_exact_bool("os_hidden", hidden.lower()) if hidden is not None else False,
         visibility=visibility,
+        member_status=validate_list_status(single.get("member_status", "accepted")),
         times=tuple(times),
     )

@@ -1,82 +1,174 @@
 """The one place that decides who may do what to an image.
 
-Rules are data keyed by Glance's policy names, evaluated at the entry of each service use case.
-This first cut knows owner and admin; the full rule set arrives with the identity work.
+Rules are data keyed by Glance's policy names (`policy_defaults.py`), evaluated by oslo.policy
+at the entry of each service use case through `enforce(ctx, action, image)`. Operators change
+them with `[oslo_policy] policy_file` (YAML or JSON), exactly as for Glance.
+
+oslo.policy is synchronous, but evaluating a rule is pure CPU work on in-memory data: the
+policy file is read once when the engine is built (`PolicyEngine`), never while a request
+runs, so calling it from the event loop does not block on I/O.
+
+The engine is built once per process from the settings and bound to each request's context at
+the request boundary (`PolicyEngine.bind`), so there is no module-level enforcer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Final, Protocol
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from oslo_config import cfg
+from oslo_policy import policy as oslo
 
 from glimpse.context import RequestContext
 from glimpse.domain.errors import Forbidden, ImageNotFound
 from glimpse.domain.images import Visibility
+from glimpse.domain.policy_defaults import RULES
 
 
 class ImageLike(Protocol):
-    id: str
+    @property
+    def id(self) -> str: ...
+    @property
+    def owner(self) -> str | None: ...
+    @property
+    def visibility(self) -> str: ...
+
+
+class PolicyFileError(ValueError):
+    """The policy file cannot be read or parsed (start-up stops)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a rule looks at: the image (or the one being proposed) and the caller's
+    membership of it."""
+
     owner: str | None
     visibility: str
+    image_id: str | None = None  # None: a proposed image, not created yet
+    member_status: str | None = None  # the caller's membership status, None if not a member
+
+    @property
+    def exists(self) -> bool:
+        return self.image_id is not None
+
+    def as_dict(self, ctx: RequestContext) -> dict[str, Any]:
+        """The target dict rules see: `project_id` is the owner, `member_id` the caller's
+        project when it is a member, as in Glance."""
+        return {
+            "project_id": self.owner,
+            "owner": self.owner,
+            "visibility": self.visibility,
+            "id": self.image_id,
+            "image_id": self.image_id,
+            "member_id": ctx.project_id if self.member_status is not None else None,
+            "member_status": self.member_status,
+        }
 
 
-Rule = Callable[[RequestContext, ImageLike | None], bool]
+def proposed(owner: str | None, visibility: str) -> Target:
+    """The target of add_image and friends: an image that does not exist yet."""
+    return Target(owner=owner, visibility=visibility)
 
 
-def _admin(ctx: RequestContext, _image: ImageLike | None) -> bool:
-    return ctx.is_admin
+def target_of(image: ImageLike | Target, member_status: str | None = None) -> Target:
+    if isinstance(image, Target):
+        return image
+    return Target(image.owner, image.visibility, image.id, member_status)
 
 
-def _owner_or_admin(ctx: RequestContext, image: ImageLike | None) -> bool:
-    return ctx.is_admin or (image is not None and image.owner == ctx.project_id)
-
-
-def _reader(ctx: RequestContext, image: ImageLike | None) -> bool:
-    if image is None or _owner_or_admin(ctx, image):
+def visible(ctx: RequestContext, target: Target) -> bool:
+    """Whether the image exists for the caller at all (Glance's database-layer rule, which no
+    policy file changes): admins, public and community images, the owner, and for shared
+    images the member projects (whatever their answer)."""
+    if ctx.is_admin or target.owner is None:
         return True
-    return image.visibility in (Visibility.PUBLIC, Visibility.COMMUNITY)
+    if target.visibility in (Visibility.PUBLIC, Visibility.COMMUNITY):
+        return True
+    if ctx.project_id is not None and ctx.project_id == target.owner:
+        return True
+    return target.visibility == Visibility.SHARED and target.member_status is not None
 
 
-def _admin_or_service(ctx: RequestContext, _image: ImageLike | None) -> bool:
-    return ctx.is_admin or "service" in ctx.roles
+class PolicyEngine:
+    """oslo.policy's Enforcer with Glimpse's defaults and the operator's file, loaded once."""
+
+    def __init__(self, policy_file: Path | None = None) -> None:
+        # A private ConfigOpts: oslo.policy reads its options from one, and the process-wide
+        # cfg.CONF would leak state between engines (and tests).
+        conf = cfg.ConfigOpts()
+        conf([], project="glimpse", default_config_files=[], default_config_dirs=[])
+        # Without a file, name one that cannot exist so the standard directories
+        # (/etc/glimpse, ~/.glimpse) are not searched behind the operator's back.
+        path = policy_file.resolve() if policy_file is not None else Path("/nonexistent/policy")
+        self.enforcer = oslo.Enforcer(conf, policy_file=str(path))
+        conf.set_override("policy_dirs", [], "oslo_policy")
+        self.enforcer.register_defaults(RULES)
+        try:
+            self.enforcer.load_rules()
+        except Exception as exc:
+            raise PolicyFileError(f"policy file {policy_file} is invalid: {exc}") from exc
+        # Rules are in memory now; stop oslo.policy from checking the file on every call.
+        self.enforcer.use_conf = False
+
+    def check(self, ctx: RequestContext, action: str, target: dict[str, Any]) -> bool:
+        if action not in self.enforcer.registered_rules:
+            raise oslo.PolicyNotRegistered(action)
+        creds = {
+            "user_id": ctx.user_id,
+            "project_id": ctx.project_id,
+            "roles": sorted(ctx.roles),
+        }
+        return bool(self.enforcer.enforce(action, target, creds))
+
+    def bind(self, ctx: RequestContext) -> RequestContext:
+        """`ctx` with this engine attached and is_admin decided by `context_is_admin`."""
+        is_admin = self.check(ctx, "context_is_admin", {"project_id": ctx.project_id})
+        return dataclasses.replace(ctx, policy=self, is_admin=is_admin)
 
 
-def _service_or_owner(ctx: RequestContext, image: ImageLike | None) -> bool:
-    return _admin_or_service(ctx, image) or _owner_or_admin(ctx, image)
+def _engine(ctx: RequestContext) -> PolicyEngine:
+    if ctx.policy is None:
+        msg = "no policy engine is bound to this request context"
+        raise RuntimeError(msg)
+    return ctx.policy
 
 
-def _anyone(_ctx: RequestContext, _image: ImageLike | None) -> bool:
-    return True
+def _rule(ctx: RequestContext, action: str, target: Target | None) -> bool:
+    if target is None:
+        # Nothing specific (list, create a task): the caller's own project is the target.
+        data: dict[str, Any] = {"project_id": ctx.project_id, "owner": ctx.project_id}
+    else:
+        data = target.as_dict(ctx)
+    return _engine(ctx).check(ctx, action, data)
 
 
-RULES: Final[dict[str, Rule]] = {
-    "get_images": _anyone,
-    "get_image": _reader,
-    "download_image": _reader,
-    "download_from_store": _reader,
-    "add_image": _anyone,
-    "modify_image": _owner_or_admin,
-    "upload_image": _owner_or_admin,
-    "delete_image": _owner_or_admin,
-    "publicize_image": _admin,
-    "communitize_image": _owner_or_admin,
-    "set_image_owner": _admin,
-    "get_image_location": _owner_or_admin,
-    "delete_image_location": _admin,
-    "set_image_location": _owner_or_admin,
-    "add_image_location": _service_or_owner,
-    "fetch_image_location": _admin_or_service,
-    "stores_info_detail": _admin_or_service,
-}
+def allowed(
+    ctx: RequestContext,
+    action: str,
+    image: ImageLike | Target | None = None,
+    *,
+    member_status: str | None = None,
+) -> bool:
+    target = None if image is None else target_of(image, member_status)
+    if target is not None and target.exists and not visible(ctx, target):
+        return False
+    return _rule(ctx, action, target)
 
 
-def allowed(ctx: RequestContext, action: str, image: ImageLike | None = None) -> bool:
-    return RULES[action](ctx, image)
-
-
-def enforce(ctx: RequestContext, action: str, image: ImageLike | None = None) -> None:
+def enforce(
+    ctx: RequestContext,
+    action: str,
+    image: ImageLike | Target | None = None,
+    *,
+    member_status: str | None = None,
+) -> None:
     """Raise if `ctx` may not do `action`; a failed read hides the image (404, never 403)."""
-    if image is not None and not allowed(ctx, "get_image", image):
-        raise ImageNotFound(image.id)
-    if not allowed(ctx, action, image):
+    target = None if image is None else target_of(image, member_status)
+    if target is not None and target.exists and not allowed(ctx, "get_image", target):
+        raise ImageNotFound(target.image_id or "")
+    if not allowed(ctx, action, target):
         raise Forbidden(f"You are not authorized to complete {action} action.")

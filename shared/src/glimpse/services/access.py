@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from glimpse.context import RequestContext
 from glimpse.db.repositories.images import ImageRepository
+from glimpse.db.repositories.members import MemberRepository
 from glimpse.db.tables import Image
 from glimpse.domain import policy
 from glimpse.domain.errors import GlimpseError, ImageNotFound
+from glimpse.domain.images import Visibility
+
+
+async def membership(repo: ImageRepository, ctx: RequestContext, image: Image) -> str | None:
+    """The caller's member status on `image`; only shared images of other projects have one
+    that matters to policy."""
+    if image.visibility != Visibility.SHARED or image.owner == ctx.project_id:
+        return None
+    return await MemberRepository(repo.session).status_of(image.id, ctx.project_id)
+
+
+async def readable(repo: ImageRepository, ctx: RequestContext, image: Image) -> bool:
+    status = await membership(repo, ctx, image)
+    return policy.allowed(ctx, "get_image", image, member_status=status)
 
 
 async def authorized_image(
@@ -22,5 +37,14 @@ async def authorized_image(
     image = await repo.get(image_id, lock=lock)
     if image is None:
         raise missing or ImageNotFound(image_id)
-    policy.enforce(ctx, action, image)
+    status = await membership(repo, ctx, image)
+    try:
+        policy.enforce(ctx, action, image, member_status=status)
+    except ImageNotFound:
+        raise missing or ImageNotFound(image_id) from None
     return image
+
+
+async def authorize(repo: ImageRepository, ctx: RequestContext, image: Image, action: str) -> None:
+    """A further check on an image already loaded with authorized_image."""
+    policy.enforce(ctx, action, image, member_status=await membership(repo, ctx, image))

@@ -16,7 +16,6 @@ from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
-from glimpse.domain import policy
 from glimpse.domain.errors import (
     Gone,
     ImageNotFound,
@@ -25,9 +24,8 @@ from glimpse.domain.errors import (
     RangeNotSatisfiable,
     StoreUnavailable,
 )
-from glimpse.domain.images import ImageStatus, transition
-from glimpse.domain.policy import ImageLike
-from glimpse.services.access import authorized_image
+from glimpse.domain.images import ImageStatus, check_downloadable, transition
+from glimpse.services.access import authorize, authorized_image
 from glimpse.stores.base import (
     ByteRange,
     ObjectNotFound,
@@ -171,8 +169,7 @@ class ImageDataService:
                 "The image may have been deleted during the upload."
             )
 
-    def _check_preferred(self, ctx: RequestContext, image: ImageLike, prefer: list[str]) -> None:
-        policy.enforce(ctx, "download_from_store", image)
+    def _check_preferred(self, prefer: list[str]) -> None:
         if not self.settings.multistore:
             raise InvalidInput(
                 "Store selection for download is not available when multiple backends "
@@ -195,9 +192,12 @@ class ImageDataService:
         async with self.db.read() as session:
             repo = ImageRepository(session)
             image = await authorized_image(repo, ctx, image_id, "download_image")
+            check_downloadable(image.status, ctx.is_admin)
+            if prefer:
+                await authorize(repo, ctx, image, "download_from_store")
             record = await repo.record(image)
         if prefer:
-            self._check_preferred(ctx, image, prefer)
+            self._check_preferred(prefer)
         if not record.locations or image.size is None:
             return None
         span = None

@@ -12,6 +12,7 @@ from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRecord, ImageRepository
+from glimpse.db.repositories.members import MemberRepository
 from glimpse.db.tables import Image, ImageLocation, utcnow
 from glimpse.domain import attributes, patch, policy
 from glimpse.domain.errors import (
@@ -21,9 +22,9 @@ from glimpse.domain.errors import (
     LimitExceeded,
     NotFound,
 )
-from glimpse.domain.images import MUTABLE_ATTRIBUTES, ImageStatus, Visibility
+from glimpse.domain.images import MUTABLE_ATTRIBUTES, ImageStatus, Visibility, deactivation
 from glimpse.domain.listing import ListQuery
-from glimpse.services.access import authorized_image
+from glimpse.services.access import authorized_image, readable
 from glimpse.services.locations import LocationService
 from glimpse.stores.registry import StoreRegistry
 
@@ -67,18 +68,15 @@ class ImageService:
         _quota_check("properties", len(properties), self.settings.image_property_quota)
         _quota_check("tags", len(tags), self.settings.image_tag_quota)
 
-    def _check_visibility(self, ctx: RequestContext, image: Image | None, visibility: str) -> None:
+    def _check_visibility(
+        self, ctx: RequestContext, target: Image | policy.Target, visibility: str
+    ) -> None:
         if visibility == Visibility.PUBLIC:
-            policy.enforce(ctx, "publicize_image", image)
+            policy.enforce(ctx, "publicize_image", target)
         elif visibility == Visibility.COMMUNITY:
-            policy.enforce(ctx, "communitize_image", image)
-
-    def _check_owner(self, ctx: RequestContext, owner: str | None) -> None:
-        if owner != ctx.project_id and not policy.allowed(ctx, "set_image_owner"):
-            raise Forbidden("You are not permitted to create images owned by another project.")
+            policy.enforce(ctx, "communitize_image", target)
 
     async def create(self, ctx: RequestContext, body: dict[str, Any]) -> ImageRecord:
-        policy.enforce(ctx, "add_image")
         core: dict[str, Any] = {"visibility": Visibility.SHARED.value, "owner": ctx.project_id}
         properties: dict[str, str] = {}
         tags: list[str] = []
@@ -94,8 +92,11 @@ class ImageService:
                 core[name] = attributes.validate_core(name, value)
             else:
                 properties[name] = attributes.validate_property(name, value)
-        self._check_owner(ctx, core["owner"])
-        self._check_visibility(ctx, None, core["visibility"])
+        target = policy.proposed(core["owner"], core["visibility"])
+        if not policy.allowed(ctx, "add_image", target) and core["owner"] != ctx.project_id:
+            raise Forbidden(f"You are not permitted to create images owned by '{core['owner']}'")
+        policy.enforce(ctx, "add_image", target)
+        self._check_visibility(ctx, target, core["visibility"])
         self._check_quotas(properties, tags)
         now = utcnow()
         image = Image(
@@ -140,10 +141,20 @@ class ImageService:
             marker = None
             if query.marker is not None:
                 marker = await repo.get(query.marker)
-                if marker is None or not policy.allowed(ctx, "get_image", marker):
+                if marker is None or not await readable(repo, ctx, marker):
                     raise InvalidInput(f"Invalid marker. Image {query.marker} could not be found.")
             images = await repo.page(ctx, query, marker)
-            records = await repo.records(images)
+            # As Glance, each row must also pass get_image (a policy file may narrow it); the
+            # next marker still follows the database page.
+            statuses = await MemberRepository(session).statuses_of(
+                [image.id for image in images], ctx.project_id
+            )
+            shown = [
+                image
+                for image in images
+                if policy.allowed(ctx, "get_image", image, member_status=statuses.get(image.id))
+            ]
+            records = await repo.records(shown)
         full_page = query.limit > 0 and len(images) == query.limit
         return ImagePage(await self._presented(records), images[-1].id if full_page else None)
 
@@ -185,8 +196,8 @@ class ImageService:
                 raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")
         if "visibility" in state.changed_core:
             self._check_visibility(ctx, image, state.core["visibility"])
-        if "owner" in state.changed_core:
-            self._check_owner(ctx, state.core["owner"])
+        if "owner" in state.changed_core and not ctx.is_admin:
+            raise Forbidden("Owner can't be updated by non admin.")
         self._check_quotas(state.properties, state.tags)
 
     async def add_tag(self, ctx: RequestContext, image_id: str, tag: str) -> None:
@@ -212,6 +223,18 @@ class ImageService:
             await repo.replace_tags(image_id, [t for t in record.tags if t != tag])
             await repo.touch(image)
 
+    async def change_activation(self, ctx: RequestContext, image_id: str, action: str) -> None:
+        """`deactivate` or `reactivate` (the policy names of the two actions)."""
+        async with self.db.write() as session:
+            repo = ImageRepository(session)
+            image = await authorized_image(repo, ctx, image_id, action, lock=True)
+            target = deactivation(image.status, action)
+            if target is not None and not await repo.claim_status(
+                image_id, ImageStatus(image.status), target
+            ):
+                # Changed under us (no row locks on SQLite): answer as for the new status.
+                raise Conflict(f"Image {image_id} changed status while being {action}d")
+
     async def delete(self, ctx: RequestContext, image_id: str) -> None:
         async with self.db.write() as session:
             repo = ImageRepository(session)
@@ -227,6 +250,8 @@ class ImageService:
                 raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
             delayed = self.settings.delayed_delete
             locations = await repo.mark_deleted(image, delayed=delayed)
+            if not delayed:  # a delayed delete keeps its members for a restore
+                await MemberRepository(session).remove_all(image_id)
         if not delayed:
             # Data goes only after the delete is committed, outside any transaction; what a
             # store refuses now stays recorded for the scrubber.

@@ -23,13 +23,12 @@ from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.tables import Image, ImageLocation
-from glimpse.domain import policy
 from glimpse.domain.errors import Conflict, Forbidden, InvalidInput, LimitExceeded, NotFound
 from glimpse.domain.images import ImageStatus
 from glimpse.domain.locations import LocationPlan, LocationValue, check_visible, plan
 from glimpse.domain.patch import Operation
 from glimpse.net.urlfilter import URLFilter, URLRefused
-from glimpse.services.access import authorized_image
+from glimpse.services.access import authorize, authorized_image
 from glimpse.services.deletion import DeletionService
 from glimpse.stores.base import StoreError
 from glimpse.stores.metering import Meter, metered
@@ -223,13 +222,13 @@ class LocationService:
             repo = ImageRepository(session)
             image = await authorized_image(repo, ctx, image_id, "modify_image")
             current = self.stores.by_weight((await repo.record(image)).locations)
-        check_visible(operations, show_multiple_locations=self.settings.show_multiple_locations)
-        before = [LocationValue(loc.value, loc.normalized_metadata()) for loc in current]
-        planned = plan(before, operations, image.status)
-        if planned.removed:
-            policy.enforce(ctx, "delete_image_location", image)
-        if planned.added:
-            policy.enforce(ctx, "set_image_location", image)
+            check_visible(operations, show_multiple_locations=self.settings.show_multiple_locations)
+            before = [LocationValue(loc.value, loc.normalized_metadata()) for loc in current]
+            planned = plan(before, operations, image.status)
+            if planned.removed:
+                await authorize(repo, ctx, image, "delete_image_location")
+            if planned.added:
+                await authorize(repo, ctx, image, "set_image_location")
         resolved = [await self.resolve(ctx, value.url, value.metadata) for value in planned.added]
         validation = validation_values(
             planned.validation_data or None, self.settings.hashing_algorithm
@@ -284,7 +283,7 @@ class LocationService:
                 lock=True,
                 missing=NotFound(f"Failed to find image {image_id}"),
             )
-            policy.enforce(ctx, "delete_image_location", image)
+            await authorize(repo, ctx, image, "delete_image_location")
             if image.status != ImageStatus.ACTIVE:
                 raise Conflict(
                     "It's not allowed to remove image data from store if image status is not "

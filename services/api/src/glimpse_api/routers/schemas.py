@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from glimpse_api.schemas.json_schemas import image_schema, images_schema
+from glimpse_api.schemas.members import member_schema, members_schema
 
 router = APIRouter(prefix="/v2/schemas")
 
@@ -19,3 +20,13 @@ async def get_image_schema() -> dict[str, Any]:
 @router.get("/images")
 async def get_images_schema() -> dict[str, Any]:
     return images_schema()
+
+
+@router.get("/member")
+async def get_member_schema() -> dict[str, Any]:
+    return member_schema()
+
+
+@router.get("/members")
+async def get_members_schema() -> dict[str, Any]:
+    return members_schema()

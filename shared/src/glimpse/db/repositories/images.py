@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from glimpse.context import RequestContext
-from glimpse.db.tables import Image, ImageLocation, ImageProperty, ImageTag, utcnow
+from glimpse.db.tables import Image, ImageLocation, ImageMember, ImageProperty, ImageTag, utcnow
 from glimpse.domain.images import ImageStatus, LocationStatus, Visibility
 from glimpse.domain.listing import ListQuery, Op, SortDir
 
@@ -20,6 +20,7 @@ _IMAGE = Image.__table__  # type: ignore[attr-defined]
 _PROPS = ImageProperty.__table__  # type: ignore[attr-defined]
 _TAGS = ImageTag.__table__  # type: ignore[attr-defined]
 _LOCS = ImageLocation.__table__  # type: ignore[attr-defined]
+_MEMBERS = ImageMember.__table__  # type: ignore[attr-defined]
 
 # NULL sorts differently on SQLite and PostgreSQL; compare these stand-ins instead so paging is
 # identical on both.
@@ -260,27 +261,43 @@ class ImageRepository:
         location.updated_at = utcnow()
         await self.session.flush()
 
-    def _readable(self, ctx: RequestContext, visibility: str | None) -> ColumnElement[bool]:
-        """Visibility in SQL: what `ctx` may list, per the `visibility` filter."""
-        owned = _IMAGE.c.owner == ctx.project_id
-        if visibility == "all":
-            if ctx.is_admin:
-                return sa.true()
-            return sa.or_(owned, _IMAGE.c.visibility.in_([Visibility.PUBLIC, Visibility.COMMUNITY]))
-        if visibility is not None:
-            condition: ColumnElement[bool] = _IMAGE.c.visibility == visibility
-            if ctx.is_admin or visibility in (Visibility.PUBLIC, Visibility.COMMUNITY):
-                return condition
-            return sa.and_(condition, owned)
-        # The default list leaves out other projects' community images, as Glance does.
+    def _readable(self, ctx: RequestContext, query: ListQuery) -> ColumnElement[bool]:
+        """Visibility in SQL, as Glance lists: what `ctx` may see at all (admins everything;
+        others public and community images, their own, and shared images whose membership
+        answer matches `member_status`), narrowed by the `visibility` filter."""
+        project = ctx.project_id
+        owned: ColumnElement[bool] = _IMAGE.c.owner == project if project else sa.false()
         if ctx.is_admin:
-            return sa.or_(_IMAGE.c.visibility != Visibility.COMMUNITY, owned)
-        return sa.or_(owned, _IMAGE.c.visibility == Visibility.PUBLIC)
+            seen: ColumnElement[bool] = sa.true()
+        else:
+            shared_with_me: ColumnElement[bool] = sa.false()
+            if project:
+                membership = [
+                    _MEMBERS.c.image_id == _IMAGE.c.id,
+                    _MEMBERS.c.member == project,
+                    _MEMBERS.c.deleted.is_(False),
+                ]
+                if query.member_status != "all":
+                    membership.append(_MEMBERS.c.status == query.member_status)
+                shared_with_me = sa.and_(
+                    _IMAGE.c.visibility == Visibility.SHARED, sa.exists().where(*membership)
+                )
+            seen = sa.or_(
+                _IMAGE.c.visibility.in_([Visibility.PUBLIC, Visibility.COMMUNITY]),
+                owned,
+                shared_with_me,
+            )
+        if query.visibility == "all":
+            return seen
+        if query.visibility is not None:
+            return sa.and_(seen, _IMAGE.c.visibility == query.visibility)
+        # The default list leaves out other projects' community images.
+        return sa.and_(seen, sa.or_(owned, _IMAGE.c.visibility != Visibility.COMMUNITY))
 
     async def page(
         self, ctx: RequestContext, query: ListQuery, marker: Image | None
     ) -> list[Image]:
-        conditions = [_IMAGE.c.deleted.is_(False), self._readable(ctx, query.visibility)]
+        conditions = [_IMAGE.c.deleted.is_(False), self._readable(ctx, query)]
         conditions.extend(_filter_conditions(query))
         # created_at and id break ties so every page boundary is well defined.
         sort = list(query.sort)

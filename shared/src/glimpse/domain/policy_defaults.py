@@ -1,0 +1,119 @@
+"""The default policy rules: Glance's names with Glance 33's secure-RBAC defaults.
+
+Project-scoped roles only: `admin` everywhere, `member` of the owning project for changes,
+`reader` of the owning (or member) project for reads, and `service` where Glance has a
+service-to-service API. Operators override any of these in `[oslo_policy] policy_file`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from oslo_policy.policy import RuleDefault
+
+ADMIN: Final = "rule:context_is_admin"
+PROJECT_MEMBER: Final = "role:member and project_id:%(project_id)s"
+PROJECT_READER: Final = "role:reader and project_id:%(project_id)s"
+IMAGE_MEMBER: Final = "project_id:%(member_id)s"
+# Who may see an image at all (the database layer has already hidden shared images from
+# projects that are not members, so `shared` here means "shared with the caller").
+READABLE: Final = (
+    f"project_id:%(project_id)s or {IMAGE_MEMBER} or 'community':%(visibility)s"
+    " or 'public':%(visibility)s or 'shared':%(visibility)s"
+)
+
+ADMIN_OR_PROJECT_MEMBER: Final = f"{ADMIN} or ({PROJECT_MEMBER})"
+ADMIN_OR_PROJECT_READER: Final = f"{ADMIN} or ({PROJECT_READER})"
+_PROJECT = ["project"]
+
+
+def _rule(name: str, check: str, description: str) -> RuleDefault:
+    return RuleDefault(name=name, check_str=check, description=description, scope_types=_PROJECT)
+
+
+BASE_RULES: Final = (
+    RuleDefault("default", "", description="Rule for policies a policy file leaves undefined."),
+    RuleDefault("context_is_admin", "role:admin", description="Who is an admin."),
+    RuleDefault(
+        "service_api",
+        "role:service or role:admin",
+        description="Service-to-service APIs (admin kept for services without a service token).",
+    ),
+)
+
+IMAGE_RULES: Final = (
+    _rule("get_images", ADMIN_OR_PROJECT_READER, "List images."),
+    _rule("get_image", f"{ADMIN} or (role:reader and ({READABLE}))", "Show an image."),
+    _rule(
+        "add_image",
+        f"{ADMIN} or ({PROJECT_MEMBER} and project_id:%(owner)s)",
+        "Create an image (owned by the caller's project unless admin).",
+    ),
+    _rule("modify_image", ADMIN_OR_PROJECT_MEMBER, "Update an image or its tags."),
+    _rule("delete_image", ADMIN_OR_PROJECT_MEMBER, "Delete an image."),
+    _rule("publicize_image", ADMIN, "Make an image public."),
+    _rule("communitize_image", ADMIN_OR_PROJECT_MEMBER, "Make an image community."),
+    _rule("upload_image", ADMIN_OR_PROJECT_MEMBER, "Upload image data."),
+    _rule("download_image", f"{ADMIN} or (role:member and ({READABLE}))", "Download image data."),
+    _rule("deactivate", ADMIN_OR_PROJECT_MEMBER, "Deactivate an image."),
+    _rule("reactivate", ADMIN_OR_PROJECT_MEMBER, "Reactivate an image."),
+    _rule("copy_image", ADMIN, "Copy an image to other stores."),
+    _rule(
+        "download_from_store",
+        f"{ADMIN} or (role:member and ({READABLE}))",
+        "Download image data from chosen stores (?prefer=).",
+    ),
+)
+
+LOCATION_RULES: Final = (
+    _rule("get_image_location", ADMIN_OR_PROJECT_READER, "See an image's locations."),
+    _rule("delete_image_location", ADMIN, "Remove a location and its data."),
+    _rule("set_image_location", ADMIN_OR_PROJECT_MEMBER, "Add or replace locations (patch)."),
+    _rule(
+        "add_image_location",
+        f"rule:service_api or ({PROJECT_MEMBER} and project_id:%(owner)s)",
+        "Add a location to a queued image (2.17).",
+    ),
+    _rule("fetch_image_location", "rule:service_api", "List an image's locations (2.17)."),
+)
+
+MEMBER_RULES: Final = (
+    _rule("add_member", ADMIN_OR_PROJECT_MEMBER, "Share an image with a project."),
+    _rule("delete_member", ADMIN_OR_PROJECT_MEMBER, "Stop sharing an image with a project."),
+    _rule(
+        "get_member",
+        f"{ADMIN} or (role:reader and (project_id:%(project_id)s or {IMAGE_MEMBER}))",
+        "Show an image member.",
+    ),
+    _rule(
+        "get_members",
+        f"{ADMIN} or (role:reader and (project_id:%(project_id)s or {IMAGE_MEMBER}))",
+        "List image members.",
+    ),
+    _rule(
+        "modify_member",
+        f"{ADMIN} or (role:member and {IMAGE_MEMBER})",
+        "Accept or reject a shared image (the member project answers).",
+    ),
+)
+
+TASK_RULES: Final = (
+    _rule("get_task", "rule:default", "Show a task."),
+    _rule("get_tasks", "rule:default", "List tasks."),
+    _rule("add_task", "rule:default", "Create a task."),
+    _rule("modify_task", "rule:default", "Change a task."),
+    _rule("tasks_api_access", ADMIN, "Use the tasks API at all."),
+)
+
+DISCOVERY_RULES: Final = (
+    _rule("stores_info_detail", f"{ADMIN} or rule:service_api", "Show store details."),
+)
+
+RULES: Final = (
+    *BASE_RULES,
+    *IMAGE_RULES,
+    *LOCATION_RULES,
+    *MEMBER_RULES,
+    *TASK_RULES,
+    *DISCOVERY_RULES,
+)
