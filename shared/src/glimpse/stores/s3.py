@@ -48,7 +48,8 @@ MiB: Final = 1024 * 1024
 READ_CHUNK: Final = MiB
 MAX_PARTS: Final = 10_000  # S3's limit per multipart upload
 MAX_PARTS_IN_FLIGHT: Final = 2
-_NOT_FOUND: Final = frozenset({"NoSuchKey", "NotFound", "404"})
+# An object whose bucket is gone is as missing as one whose key is.
+_NOT_FOUND: Final = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404"})
 _NO_BUCKET: Final = frozenset({"NoSuchBucket", "NotFound", "404"})
 _AWS_REGION_HOST: Final = re.compile(r"^s3[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 
