@@ -3,6 +3,7 @@ the bucket on first put, and its options."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid
@@ -159,3 +160,43 @@ def test_part_size_below_s3_minimum_is_refused() -> None:
             enabled_backends="cold:s3",
             stores={"cold": {"s3_store_large_object_chunk_size": 4}},
         )
+
+
+async def test_cancel_while_the_multipart_upload_is_being_created_leaves_nothing(
+    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server has created the upload but its answer has not arrived when the put is
+    cancelled: the upload is aborted once its id is known."""
+    driver = s3_store(moto_server, s3_store_large_object_size=5, s3_store_large_object_chunk_size=5)
+    client = await driver._s3()  # noqa: SLF001 -- to hold back the server's answer
+    real_create = client.create_multipart_upload
+    created, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_answer(**kwargs: Any) -> Any:
+        answer = await real_create(**kwargs)
+        created.set()
+        await release.wait()
+        return answer
+
+    monkeypatch.setattr(client, "create_multipart_upload", slow_answer)
+
+    async def endless() -> AsyncIterator[bytes]:
+        block = b"z" * 1024 * 1024
+        while True:
+            yield block
+
+    bucket = driver.config.bucket
+    try:
+        task = asyncio.create_task(driver.put("held", endless()))
+        await created.wait()
+        listed = await client.list_multipart_uploads(Bucket=bucket)
+        assert len(listed.get("Uploads", [])) == 1
+        task.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        listed = await client.list_multipart_uploads(Bucket=bucket)
+        assert listed.get("Uploads", []) == []
+        assert (await client.list_objects_v2(Bucket=bucket)).get("Contents", []) == []
+    finally:
+        await driver.aclose()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Coroutine
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
     from aiobotocore.session import ClientCreatorContext
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_s3.literals import BucketLocationConstraintType
+    from types_aiobotocore_s3.type_defs import CreateMultipartUploadOutputTypeDef
+
+log = logging.getLogger(__name__)
 
 MiB: Final = 1024 * 1024
 READ_CHUNK: Final = MiB
@@ -227,11 +231,19 @@ class S3Store:
         self, client: S3Client, key: str, first: _Part, reader: _PartReader
     ) -> StoredObject:
         bucket = self.config.bucket
-        created = await self.request(
-            f"start multipart upload {bucket}/{key}",
-            client.create_multipart_upload(Bucket=bucket, Key=key),
-            missing=frozenset(),
+        creating = asyncio.ensure_future(
+            self.request(
+                f"start multipart upload {bucket}/{key}",
+                client.create_multipart_upload(Bucket=bucket, Key=key),
+                missing=frozenset(),
+            )
         )
+        try:
+            created = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # The server may have created the upload already: abort it once its id is known.
+            await self._shielded(self._abort_once_created(client, key, creating))
+            raise
         upload = _Multipart(self, client, key, created["UploadId"])
         try:
             size = await upload.send_all(first, reader)
@@ -239,6 +251,18 @@ class S3Store:
             await self._shielded(upload.abort())
             raise
         return StoredObject(location=self.location_for(key), size=size)
+
+    async def _abort_once_created(
+        self,
+        client: S3Client,
+        key: str,
+        creating: asyncio.Future[CreateMultipartUploadOutputTypeDef],
+    ) -> None:
+        try:
+            created = await creating
+        except StoreError:
+            return  # no upload was created
+        await _Multipart(self, client, key, created["UploadId"]).abort()
 
     async def _shielded(self, cleanup: Coroutine[Any, Any, None]) -> None:
         """Run a cleanup to its end even if the caller is cancelled again meanwhile."""
@@ -370,7 +394,7 @@ class _Multipart:
         for task in self.sending:
             task.cancel()
         await asyncio.gather(*self.sending, return_exceptions=True)
-        with contextlib.suppress(StoreError):
+        try:
             await self.store.request(
                 f"abort multipart upload {self.bucket}/{self.key}",
                 self.client.abort_multipart_upload(
@@ -378,6 +402,11 @@ class _Multipart:
                 ),
                 missing=frozenset({"NoSuchUpload"}),
             )
+        except ObjectNotFound:
+            pass  # already gone
+        except StoreError as exc:
+            # The upload's parts stay billed until removed: say which upload to remove.
+            log.warning("%s; upload id %s is left pending", exc, self.upload_id)
 
 
 class _Part:
