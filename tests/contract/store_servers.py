@@ -44,8 +44,8 @@ class HttpServer:
     """Serves files of `root` under `base`. Path prefixes choose a behaviour:
     /files/<name> honours Range; /norange/<name> ignores it (always 200 and the whole file);
     /nolength/<name> answers HEAD without Content-Length; /redirect/<n>/<name> redirects n
-    times before /files/<name>. A proxy request (absolute URL) is served the same way and
-    counted in `proxied`."""
+    times before /files/<name>; /status/<code>/<name> answers <code>. A proxy request (an
+    absolute URL) is served the same way and counted in `proxied`."""
 
     base: str
     root: Path
@@ -72,6 +72,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.proxied.append(path)
             path = urlsplit(path).path
         mode, _, rest = unquote(path).lstrip("/").partition("/")
+        if mode == "status":
+            self._answer(int(rest.partition("/")[0]), {"Content-Length": "0"})
+            return
         if mode == "redirect":
             hops, _, name = rest.partition("/")
             target = f"/files/{name}" if int(hops) <= 1 else f"/redirect/{int(hops) - 1}/{name}"

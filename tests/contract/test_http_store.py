@@ -97,3 +97,12 @@ async def test_proxy_information_routes_requests_through_the_proxy(
     finally:
         await store.aclose()
     assert http_server.proxied == [location, location]
+
+
+async def test_server_errors_are_store_errors(store: CheckedStore, http_server: HttpServer) -> None:
+    location = f"{http_server.base}/status/503/image"
+    with pytest.raises(StoreError, match="answered 503") as failed:
+        await store.size(location)
+    assert not isinstance(failed.value, ObjectNotFound)
+    with pytest.raises(StoreError, match="answered 503"):
+        await read_all(store.get(location))

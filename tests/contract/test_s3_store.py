@@ -14,9 +14,11 @@ import pytest
 from store_servers import MotoServer
 
 from glimpse.config import ConfigError, load_settings
+from glimpse.stores import s3 as s3_module
 from glimpse.stores.base import ObjectNotFound, StoreError
 from glimpse.stores.checked import CheckedStore
 from glimpse.stores.s3 import S3Store, from_settings
+from support import free_port
 
 ACCESS_KEY = "AKIA-s3-test-access"
 SECRET_KEY = "s3-test-secret-never-in-logs"
@@ -198,5 +200,63 @@ async def test_cancel_while_the_multipart_upload_is_being_created_leaves_nothing
         listed = await client.list_multipart_uploads(Bucket=bucket)
         assert listed.get("Uploads", []) == []
         assert (await client.list_objects_v2(Bucket=bucket)).get("Contents", []) == []
+    finally:
+        await driver.aclose()
+
+
+async def test_bucket_created_with_the_configured_region(moto_server: MotoServer) -> None:
+    driver = s3_store(moto_server, s3_store_region_name="eu-west-3")
+    try:
+        stored = await driver.put("r", chunks_of(b"r"))
+        client = await driver._s3()  # noqa: SLF001 -- to read the bucket's region
+        located = await client.get_bucket_location(Bucket=driver.config.bucket)
+        assert located["LocationConstraint"] == "eu-west-3"
+        assert await read_all(driver.get(stored.location)) == b"r"
+    finally:
+        await driver.aclose()
+
+
+async def test_object_over_the_part_limit_fails_and_leaves_nothing(
+    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(s3_module, "MAX_PARTS", 2)
+    driver = s3_store(moto_server, s3_store_large_object_size=5, s3_store_large_object_chunk_size=5)
+    block = b"p" * 1024 * 1024
+
+    async def fifteen_mib() -> AsyncIterator[bytes]:
+        for _ in range(15):
+            yield block
+
+    try:
+        with pytest.raises(StoreError, match="exceeds 2 parts of 5 MiB"):
+            await driver.put("too-big", fifteen_mib())
+        client = await driver._s3()  # noqa: SLF001 -- to list what is left
+        bucket = driver.config.bucket
+        assert (await client.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
+        assert (await client.list_objects_v2(Bucket=bucket)).get("Contents", []) == []
+    finally:
+        await driver.aclose()
+
+
+async def test_unreachable_endpoint_is_a_store_error() -> None:
+    settings = load_settings(
+        None,
+        enabled_backends="cold:s3",
+        stores={
+            "cold": {
+                "s3_store_host": f"127.0.0.1:{free_port()}",
+                "s3_store_access_key": ACCESS_KEY,
+                "s3_store_secret_key": SECRET_KEY,
+                "s3_store_bucket": "b",
+            }
+        },
+    )
+    driver = from_settings("cold", settings)
+    try:
+        with pytest.raises(StoreError) as failed:
+            await driver.size(driver.location_for("k"))
+        assert not isinstance(failed.value, ObjectNotFound)
+        assert "HEAD b/k failed" in str(failed.value)
+        assert SECRET_KEY not in str(failed.value)
     finally:
         await driver.aclose()
