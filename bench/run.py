@@ -8,7 +8,11 @@ test: the exit code is 0 whatever the verdicts (1 only when the run itself fails
 Environment:
   BENCH_IMAGE_MIB       size of the single upload/download image (default 1024)
   BENCH_CONCURRENT_MIB  size of each of the 8 concurrent uploads (default 256)
+  BENCH_DRIVER_MIB      size of the object each store driver puts and gets (default 256)
   BENCH_TIMEOUT         seconds after which the whole run gives up (default 900)
+
+`--drivers` measures only the store drivers (file, and s3 against a moto server the bench
+starts), in this process, without the API server.
 
 MB is 10**6 bytes throughout.
 """
@@ -68,7 +72,7 @@ RSS_GROWTH_LIMIT: Final = 100 * MiB
 OTHER_CPU_WARNING: Final = 25.0  # % of one core used by other processes worth a note
 
 # Groups of table rows, in the order they are printed.
-MACHINE, THROUGHPUT, MEMORY, LATENCY, CONCURRENCY, RUN = range(6)
+MACHINE, THROUGHPUT, MEMORY, LATENCY, CONCURRENCY, DRIVERS, RUN = range(7)
 
 
 def env_int(name: str, default: int) -> int:
@@ -1019,7 +1023,94 @@ async def measure_concurrency(api: Api, pid: int, image_id: str) -> None:
         api.results.errors.append(f"GET {path}: {failed} of {done} answers were not 200")
 
 
-async def run(workdir: Path, image_size: int, concurrent_size: int) -> Results:
+@contextlib.contextmanager
+def moto_server() -> Iterator[tuple[str, int]]:
+    """moto's S3 server in its own process: (endpoint, pid)."""
+    port = free_port()
+    proc = spawn(
+        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"moto server exited with {proc.returncode}")
+            try:
+                httpx.get(endpoint + "/moto-api/", timeout=2.0)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("moto server did not answer within 60 s") from None
+                time.sleep(0.1)
+        yield endpoint, proc.pid
+    finally:
+        stop_process(proc)
+
+
+async def measure_drivers(workdir: Path, size: int, results: Results) -> None:
+    """Put and get of one object through each store driver, called directly in this process:
+    the file driver on the bench's temporary directory, the s3 driver (default part sizes)
+    against moto's S3 server on loopback, so s3 figures are bound by moto, not by S3."""
+    from glimpse.stores.base import StoreDriver, StoreError  # noqa: PLC0415 -- only here
+    from glimpse.stores.filesystem import FilesystemStore  # noqa: PLC0415
+    from glimpse.stores.s3 import S3Config, S3Store  # noqa: PLC0415
+
+    print(f"Store drivers ({size // MiB} MiB object)", flush=True)
+    results.group = DRIVERS
+    with moto_server() as (endpoint, moto_pid):
+        drivers: dict[str, StoreDriver] = {
+            "file": FilesystemStore("bench-file", workdir / "driver-file"),
+            "s3 (moto)": S3Store(
+                "bench-s3",
+                S3Config(
+                    endpoint_url=endpoint,
+                    bucket="bench",
+                    access_key="bench",
+                    secret_key="bench",  # noqa: S106 -- moto takes any key
+                    create_bucket=True,
+                    addressing_style="path",
+                ),
+            ),
+        }
+        for label, driver in drivers.items():
+            try:
+                with cpu_share(moto_pid) as put_cpu:
+                    started = time.perf_counter()
+                    stored = await driver.put("bench-object", stream_pattern(size))
+                    put_elapsed = time.perf_counter() - started
+                with cpu_share(moto_pid) as get_cpu:
+                    started = time.perf_counter()
+                    received = 0
+                    async for chunk in driver.get(stored.location):
+                        received += len(chunk)
+                    get_elapsed = time.perf_counter() - started
+                if received != size:
+                    raise RuntimeError(f"{label}: read {received} bytes, expected {size}")
+                await driver.delete(stored.location)
+            except StoreError as exc:
+                raise RuntimeError(f"{label}: {exc}") from exc
+            finally:
+                await driver.aclose()
+            for verb, elapsed, cpu in (
+                ("put", put_elapsed, put_cpu),
+                ("get", get_elapsed, get_cpu),
+            ):
+                notes = f"CPU: bench {cpu.bench:.0f}%"
+                if label.startswith("s3"):
+                    notes += f", moto {cpu.server:.0f}%"
+                results.add(f"Driver {label} {verb}", f"{size / elapsed / MB:.0f} MB/s", notes)
+
+
+async def drivers_only(workdir: Path, size: int) -> Results:
+    results = Results()
+    await measure_drivers(workdir, size, results)
+    return results
+
+
+async def run(workdir: Path, image_size: int, concurrent_size: int, driver_size: int) -> Results:
     results = Results()
     figures = Figures()
     print(
@@ -1079,6 +1170,7 @@ async def run(workdir: Path, image_size: int, concurrent_size: int) -> Results:
         for bulk in clients:
             await bulk.aclose()
 
+    await measure_drivers(workdir, driver_size, results)
     results.verdicts = [
         verdict("Download vs loopback ceiling", figures.download, figures.ceiling, DOWNLOAD_TARGET),
         verdict("Upload vs hashing bound", figures.upload, figures.hash_bound, UPLOAD_TARGET),
@@ -1123,11 +1215,12 @@ def report(results: Results) -> None:
     print("## Glimpse benchmark (MB = 10^6 bytes)")
     print()
     print(markdown(("Measure", "Value", "Notes"), results.table_rows()))
-    print()
-    print("## Targets")
-    print()
-    header = ("Target", "Measured", "Bound", "Ratio", "Required", "Verdict")
-    print(markdown(header, results.verdicts))
+    if results.verdicts:  # none when only the drivers were measured
+        print()
+        print("## Targets")
+        print()
+        header = ("Target", "Measured", "Bound", "Ratio", "Required", "Verdict")
+        print(markdown(header, results.verdicts))
     for note in results.notes:
         print()
         print(f"Note: {note}")
@@ -1146,6 +1239,7 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loopback-server", type=int, metavar="BYTES", help=argparse.SUPPRESS)
+    parser.add_argument("--drivers", action="store_true", help="measure only the store drivers")
     args = parser.parse_args(argv)
     loop_factory = _loop_factory()
     if args.loopback_server is not None:
@@ -1156,14 +1250,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     image_size = env_int("BENCH_IMAGE_MIB", 1024) * MiB
     concurrent_size = env_int("BENCH_CONCURRENT_MIB", 256) * MiB
+    driver_size = env_int("BENCH_DRIVER_MIB", 256) * MiB
     timeout = env_int("BENCH_TIMEOUT", 900)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="glimpse-bench-") as workdir:
         try:
             with asyncio.Runner(loop_factory=loop_factory) as runner:
-                results = runner.run(
-                    asyncio.wait_for(run(Path(workdir), image_size, concurrent_size), timeout)
+                work = (
+                    drivers_only(Path(workdir), driver_size)
+                    if args.drivers
+                    else run(Path(workdir), image_size, concurrent_size, driver_size)
                 )
+                results = runner.run(asyncio.wait_for(work, timeout))
         except (
             RuntimeError,
             TransferError,

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -65,6 +65,104 @@ class StoreOptions(BaseModel):
     )
     store_description: str = Field("", description="Text shown to users for this store.")
     weight: int = Field(0, description="Higher weights are read first when data is in several.")
+
+    # s3 stores (glance_store's names and defaults).
+    s3_store_host: str | None = Field(
+        None,
+        description=(
+            "Endpoint of the S3 or S3-compatible server, e.g. https://s3.example.com or "
+            "127.0.0.1:9000 (http:// is assumed without a scheme). Required for s3 stores."
+        ),
+    )
+    s3_store_region_name: str = Field(
+        "",
+        description="Region to sign requests for; empty derives it from an AWS host name, "
+        "else us-east-1.",
+    )
+    s3_store_access_key: SecretStr | None = Field(
+        None, description="Access key of the S3 user. Required for s3 stores; never logged."
+    )
+    s3_store_secret_key: SecretStr | None = Field(
+        None, description="Secret key of the S3 user. Required for s3 stores; never logged."
+    )
+    s3_store_bucket: str | None = Field(
+        None, description="Bucket that holds the image data. Required for s3 stores."
+    )
+    s3_store_create_bucket_on_put: bool = Field(
+        default=False, description="Create the bucket on the first upload if it does not exist."
+    )
+    s3_store_bucket_url_format: Literal["auto", "path", "virtual"] = Field(
+        "auto",
+        description=(
+            "Addressing style: path (https://host/bucket/key, what most local S3-compatible "
+            "servers need), virtual (https://bucket.host/key), or auto (botocore chooses)."
+        ),
+    )
+    s3_store_large_object_size: int = Field(
+        100,
+        ge=0,
+        description=(
+            "MB: an upload that ends within this size and within one part is sent with a "
+            "single PUT; larger ones use a multipart upload."
+        ),
+    )
+    s3_store_large_object_chunk_size: int = Field(
+        10,
+        ge=5,
+        description=(
+            "MB per part of a multipart upload (S3's minimum is 5). An object may have at most "
+            "10000 parts, so this also caps the object size."
+        ),
+    )
+    s3_store_thread_pools: int = Field(
+        10,
+        ge=1,
+        description=(
+            "Most parts of one multipart upload sent at the same time (further capped at 2, "
+            "which bounds the memory an upload holds)."
+        ),
+    )
+    s3_store_cacert: str = Field(
+        "", description="CA bundle to verify an https endpoint; empty uses botocore's bundle."
+    )
+
+    # http stores (read-only; glance_store's names and defaults).
+    https_insecure: bool = Field(
+        default=True,
+        description=(
+            "Do not verify the certificate of https image servers (Glance's default). Ignored "
+            "when https_ca_certificates_file is set."
+        ),
+    )
+    https_ca_certificates_file: Path | None = Field(
+        None, description="CA bundle that verifies https image servers."
+    )
+    http_proxy_information: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description=(
+            "Proxies as scheme:proxy pairs, e.g. http:10.0.0.1:3128, https:10.0.0.1:1080. "
+            "Without it no proxy is used (the environment's proxy variables are not read)."
+        ),
+    )
+
+    @field_validator("http_proxy_information", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        return _parse_proxies(value)
+
+
+def _parse_proxies(value: object) -> object:
+    """oslo.config's dict notation, `http:10.0.0.1:3128, https:host:1080`, or a mapping."""
+    if not isinstance(value, str):
+        return value
+    proxies: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        scheme, sep, proxy = item.partition(":")
+        if not sep or not scheme.strip() or not proxy.strip():
+            msg = f"expected scheme:proxy pairs separated by commas, got {item!r}"
+            raise ValueError(msg)
+        proxies[scheme.strip()] = proxy.strip()
+    return proxies
 
 
 class ImportFilteringOptions(BaseModel):

@@ -1,0 +1,185 @@
+"""The `http` store: read-only image data at http(s):// URLs, as glance_store's http store.
+
+A location is the URL itself. Reads stream with a `Range` header for a span; a server that
+ignores it and answers 200 with the whole object still yields only the span asked for (the
+bytes before it are skipped as they arrive, the stream stops after it). Sizes come from HEAD's
+Content-Length, or from the total of a `Range: bytes=0-0` answer when HEAD gives none.
+Redirects are followed up to MAX_REDIRECTS times (glance_store's limit). Proxies come only from
+`http_proxy_information`, not from the environment, so what a store reaches is in its config.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Final, NoReturn
+from urllib.parse import urlsplit
+
+import httpx
+
+from glimpse.config import Settings
+from glimpse.stores.base import (
+    Capability,
+    CapabilityMissing,
+    ObjectNotFound,
+    ResolvedRange,
+    StoredObject,
+    StoreError,
+)
+
+READ_CHUNK: Final = 1024 * 1024
+MAX_REDIRECTS: Final = 5
+TIMEOUT: Final = httpx.Timeout(60.0, connect=10.0)
+_CONTENT_RANGE: Final = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+# Range offsets apply to the bytes as stored, so ask for them unencoded.
+_HEADERS: Final = {"Accept-Encoding": "identity"}
+
+
+class HttpStore:
+    capabilities = Capability.READ | Capability.RANGE_READ
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        verify: ssl.SSLContext | bool = True,
+        proxies: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        mounts = {
+            f"{scheme}://": httpx.AsyncHTTPTransport(proxy=proxy, verify=verify)
+            for scheme, proxy in (proxies or {}).items()
+        }
+        self.client = httpx.AsyncClient(
+            verify=verify,
+            mounts=mounts,
+            trust_env=False,
+            follow_redirects=True,
+            max_redirects=MAX_REDIRECTS,
+            timeout=TIMEOUT,
+            headers=_HEADERS,
+        )
+
+    def _url(self, location: str) -> str:
+        if urlsplit(location).scheme not in ("http", "https"):
+            raise StoreError(f"not an http(s) location: {_redact(location)!r}")
+        return location
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> StoredObject:  # noqa: ARG002
+        raise CapabilityMissing(f"store {self.name} is read-only")
+
+    async def delete(self, location: str) -> None:  # noqa: ARG002
+        raise CapabilityMissing(f"store {self.name} is read-only")
+
+    async def get(
+        self, location: str, byte_range: ResolvedRange | None = None
+    ) -> AsyncIterator[bytes]:
+        url = self._url(location)
+        if byte_range is not None and byte_range.stop <= byte_range.start:
+            return
+        headers = {}
+        if byte_range is not None:
+            headers["Range"] = f"bytes={byte_range.start}-{byte_range.stop - 1}"
+        try:
+            async with self.client.stream("GET", url, headers=headers) as response:
+                skip, remaining = self._span(response, location, byte_range)
+                async for raw in response.aiter_raw(READ_CHUNK):
+                    # A server that ignored Range sends everything: drop what precedes the span.
+                    dropped = min(skip, len(raw))
+                    skip -= dropped
+                    if remaining is None:
+                        piece = raw[dropped:]
+                    else:
+                        piece = raw[dropped : dropped + remaining]
+                        remaining -= len(piece)
+                    if piece:
+                        yield piece
+                    if remaining == 0:
+                        break
+                if remaining or skip:
+                    raise StoreError(f"store {self.name}: {_redact(location)} ended early")
+        except httpx.HTTPError as exc:
+            self._fail(location, exc)
+
+    def _span(
+        self, response: httpx.Response, location: str, byte_range: ResolvedRange | None
+    ) -> tuple[int, int | None]:
+        """(bytes to skip, bytes to yield or None for all) for a response to a GET."""
+        self._check_status(response, location)
+        if byte_range is None:
+            return 0, None
+        wanted = byte_range.stop - byte_range.start
+        if response.status_code == httpx.codes.PARTIAL_CONTENT:
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            if match is None or int(match.group(1)) != byte_range.start:
+                raise StoreError(
+                    f"store {self.name}: {_redact(location)} answered another range "
+                    f"({response.headers.get('Content-Range')!r})"
+                )
+            return 0, wanted
+        return byte_range.start, wanted  # 200: the whole object
+
+    def _check_status(self, response: httpx.Response, location: str) -> None:
+        status = response.status_code
+        if status == httpx.codes.NOT_FOUND:
+            raise ObjectNotFound(location)
+        if status not in (httpx.codes.OK, httpx.codes.PARTIAL_CONTENT):
+            raise StoreError(f"store {self.name}: {_redact(location)} answered {status}")
+
+    def _fail(self, location: str, exc: httpx.HTTPError) -> NoReturn:
+        raise StoreError(
+            f"store {self.name}: {_redact(location)} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+    async def size(self, location: str) -> int:
+        url = self._url(location)
+        try:
+            head = await self.client.head(url)
+            self._check_status(head, location)
+            length = head.headers.get("Content-Length")
+            if length is not None and length.isdigit():
+                return int(length)
+            # No length on HEAD (some servers stream it): ask for one byte and read the total.
+            async with self.client.stream("GET", url, headers={"Range": "bytes=0-0"}) as response:
+                self._check_status(response, location)
+                match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+                if response.status_code == httpx.codes.PARTIAL_CONTENT and match:
+                    total = match.group(3)
+                    if total.isdigit():
+                        return int(total)
+                length = response.headers.get("Content-Length")
+                if response.status_code == httpx.codes.OK and length and length.isdigit():
+                    return int(length)
+        except httpx.HTTPError as exc:
+            self._fail(location, exc)
+        raise StoreError(f"store {self.name}: {_redact(location)} does not tell its size")
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _redact(location: str) -> str:
+    """The URL without user:password, which must never reach a message or a log."""
+    parts = urlsplit(location)
+    if "@" not in parts.netloc:
+        return location
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _proxy_url(proxy: str) -> str:
+    # glance_store passes these to requests, which assumes http:// for a bare host:port.
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def from_settings(store_id: str, settings: Settings) -> HttpStore:
+    options = settings.store_options(store_id)
+    verify: ssl.SSLContext | bool
+    if options.https_ca_certificates_file is not None:
+        verify = ssl.create_default_context(cafile=str(options.https_ca_certificates_file))
+    else:
+        verify = not options.https_insecure
+    proxies = {
+        scheme: _proxy_url(proxy) for scheme, proxy in options.http_proxy_information.items()
+    }
+    return HttpStore(store_id, verify=verify, proxies=proxies)

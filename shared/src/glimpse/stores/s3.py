@@ -1,0 +1,504 @@
+"""The `s3` store: image data as objects in one bucket of an S3 or S3-compatible server.
+
+Locations are `s3://<host>/<bucket>/<key>` (`s3+https://` for an https endpoint), the form
+current glance_store writes. Older glance_store releases put the access and secret keys into the
+location (`s3://<access>:<secret>@<host>/<bucket>/<key>`), so they ended up in the database and
+in `direct_url`. This driver never writes credentials into a location: it signs every request
+with the keys configured for the store, ignores credentials an imported location still carries,
+and serves only locations on its own endpoint, so a signed request never goes to another host.
+
+Uploads arrive without a size. The driver reads up to one part: a stream that ends there (and
+within `s3_store_large_object_size`) is stored with one PutObject; a longer one becomes a
+multipart upload of `s3_store_large_object_chunk_size` parts. A new part is filled only while
+fewer than `MAX_PARTS_IN_FLIGHT` parts are held, so one upload holds at most two parts of
+memory: one being sent while the next fills (or two being sent). Any error or cancellation
+aborts the multipart upload, so neither an object nor a pending upload is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from urllib.parse import urlsplit
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from glimpse.config import ConfigError, Settings
+from glimpse.stores.base import (
+    Capability,
+    ObjectNotFound,
+    ResolvedRange,
+    StoredObject,
+    StoreError,
+)
+
+if TYPE_CHECKING:
+    from aiobotocore.session import ClientCreatorContext
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.literals import BucketLocationConstraintType
+    from types_aiobotocore_s3.type_defs import CreateMultipartUploadOutputTypeDef
+
+log = logging.getLogger(__name__)
+
+MiB: Final = 1024 * 1024
+READ_CHUNK: Final = MiB
+MAX_PARTS: Final = 10_000  # S3's limit per multipart upload
+MAX_PARTS_IN_FLIGHT: Final = 2
+# An object whose bucket is gone is as missing as one whose key is.
+_NOT_FOUND: Final = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404"})
+_NO_BUCKET: Final = frozenset({"NoSuchBucket", "NotFound", "404"})
+_AWS_REGION_HOST: Final = re.compile(r"^s3[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class S3Config:
+    """One store's settings, sizes in bytes. Keys stay out of repr so they never reach logs."""
+
+    endpoint_url: str
+    bucket: str
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    region_name: str = "us-east-1"
+    create_bucket: bool = False
+    addressing_style: str = "auto"
+    large_object_size: int = 100 * MiB
+    part_size: int = 10 * MiB
+    parts_in_flight: int = MAX_PARTS_IN_FLIGHT
+    cacert: str = ""
+
+
+class S3Store:
+    capabilities = Capability.READ | Capability.WRITE | Capability.DELETE | Capability.RANGE_READ
+
+    def __init__(self, name: str, config: S3Config) -> None:
+        self.name = name
+        self.config = config
+        endpoint = urlsplit(config.endpoint_url)
+        self.scheme = "s3+https" if endpoint.scheme == "https" else "s3"
+        self.host = endpoint.netloc.rpartition("@")[2] + endpoint.path.rstrip("/")
+        self._client: S3Client | None = None
+        self._exit = contextlib.AsyncExitStack()
+        self._client_lock = asyncio.Lock()
+        self._bucket_ready = False
+        self._bucket_lock = asyncio.Lock()
+        self._cleanups: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.name!r}, {self.config!r})"
+
+    # -- locations --------------------------------------------------------------------------
+
+    def location_for(self, key: str) -> str:
+        return f"{self.scheme}://{self.host}/{self.config.bucket}/{key}"
+
+    def _check_key(self, key: str) -> None:
+        if not key or "/" in key or key.startswith("."):
+            raise StoreError(f"invalid object key {key!r}")
+
+    def _parse(self, location: str) -> tuple[str, str]:
+        """(bucket, key) of a location on this store's endpoint; StoreError otherwise."""
+        parts = urlsplit(location)
+        if parts.scheme not in ("s3", "s3+http", "s3+https"):
+            raise StoreError(f"not an s3 location: {_redact(location)!r}")
+        host = parts.netloc.rpartition("@")[2]  # drop legacy embedded credentials
+        # glance_store's layout: everything before the last two path segments is the endpoint.
+        *prefix, bucket, key = ["", *parts.path.split("/")] if parts.path else ["", "", ""]
+        service = "/".join(p for p in [host, *prefix] if p)
+        if not bucket or not key or service != self.host:
+            raise StoreError(
+                f"location {_redact(location)!r} is not on store {self.name}'s endpoint"
+            )
+        return bucket, key
+
+    # -- the client -------------------------------------------------------------------------
+
+    async def _s3(self) -> S3Client:
+        if self._client is None:
+            async with self._client_lock:
+                if self._client is None:
+                    self._client = await self._exit.enter_async_context(self._create_client())
+        return self._client
+
+    def _create_client(self) -> ClientCreatorContext[S3Client]:
+        config = AioConfig(
+            s3={"addressing_style": self.config.addressing_style},
+            # Only the checksums S3 requires, as glance_store does by default: many
+            # S3-compatible servers reject the newer default ones.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            connect_timeout=10,
+            read_timeout=120,
+            retries={"max_attempts": 3, "mode": "standard"},
+        )
+        return get_session().create_client(
+            "s3",
+            endpoint_url=self.config.endpoint_url,
+            region_name=self.config.region_name,
+            aws_access_key_id=self.config.access_key,
+            aws_secret_access_key=self.config.secret_key,
+            verify=self.config.cacert or None,
+            config=config,
+        )
+
+    async def request(self, what: str, call: Awaitable[T], *, missing: frozenset[str]) -> T:
+        """Await one S3 call, turning its errors into ObjectNotFound (codes in `missing`) or
+        StoreError with the operation and S3's message."""
+        try:
+            return await call
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(what, exc, missing) from exc
+
+    def _error(
+        self, what: str, exc: ClientError | BotoCoreError, missing: frozenset[str]
+    ) -> StoreError:
+        if not isinstance(exc, ClientError):
+            return StoreError(f"store {self.name}: {what} failed: {exc}")
+        code = _code(exc)
+        if code in missing:
+            return ObjectNotFound(what)
+        message = exc.response.get("Error", {}).get("Message") or code
+        return StoreError(f"store {self.name}: {what} failed: {code}: {message}")
+
+    async def _ensure_bucket(self, client: S3Client) -> None:
+        if self._bucket_ready:
+            return
+        bucket = self.config.bucket
+        async with self._bucket_lock:
+            if self._bucket_ready:
+                return
+            try:
+                await self.request(
+                    f"HEAD bucket {bucket}", client.head_bucket(Bucket=bucket), missing=_NO_BUCKET
+                )
+            except ObjectNotFound:
+                if not self.config.create_bucket:
+                    raise StoreError(
+                        f"store {self.name}: bucket {bucket} does not exist "
+                        "(set s3_store_create_bucket_on_put to create it)"
+                    ) from None
+                await self._create_bucket(client)
+            self._bucket_ready = True
+
+    async def _create_bucket(self, client: S3Client) -> None:
+        bucket = self.config.bucket
+        region = self.config.region_name
+        what = f"create bucket {bucket}"
+        try:
+            if region == "us-east-1":  # the one region that takes no location constraint
+                await client.create_bucket(Bucket=bucket)
+            else:
+                await client.create_bucket(
+                    Bucket=bucket,
+                    CreateBucketConfiguration={
+                        "LocationConstraint": cast("BucketLocationConstraintType", region)
+                    },
+                )
+        except ClientError as exc:
+            if _code(exc) != "BucketAlreadyOwnedByYou":  # another upload just created it
+                raise self._error(what, exc, frozenset()) from exc
+        except BotoCoreError as exc:
+            raise self._error(what, exc, frozenset()) from exc
+
+    # -- the driver contract ----------------------------------------------------------------
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> StoredObject:
+        self._check_key(key)
+        client = await self._s3()
+        await self._ensure_bucket(client)
+        config = self.config
+        reader = _PartReader(chunks)
+        first = await reader.read(config.part_size)
+        if await reader.at_end() and first.size <= config.large_object_size:
+            await self.request(
+                f"PUT {config.bucket}/{key}",
+                client.put_object(Bucket=config.bucket, Key=key, Body=first.take()),
+                missing=frozenset(),
+            )
+            return StoredObject(location=self.location_for(key), size=first.size)
+        return await self._put_multipart(client, key, first, reader)
+
+    async def _put_multipart(
+        self, client: S3Client, key: str, first: _Part, reader: _PartReader
+    ) -> StoredObject:
+        bucket = self.config.bucket
+        creating = asyncio.ensure_future(
+            self.request(
+                f"start multipart upload {bucket}/{key}",
+                client.create_multipart_upload(Bucket=bucket, Key=key),
+                missing=frozenset(),
+            )
+        )
+        try:
+            created = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # The server may have created the upload already: abort it once its id is known.
+            await self._shielded(self._abort_once_created(client, key, creating))
+            raise
+        upload = _Multipart(self, client, key, created["UploadId"])
+        try:
+            size = await upload.send_all(first, reader)
+        except BaseException:
+            await self._shielded(upload.abort())
+            raise
+        return StoredObject(location=self.location_for(key), size=size)
+
+    async def _abort_once_created(
+        self,
+        client: S3Client,
+        key: str,
+        creating: asyncio.Future[CreateMultipartUploadOutputTypeDef],
+    ) -> None:
+        try:
+            created = await creating
+        except StoreError:
+            return  # no upload was created
+        await _Multipart(self, client, key, created["UploadId"]).abort()
+
+    async def _shielded(self, cleanup: Coroutine[Any, Any, None]) -> None:
+        """Run a cleanup to its end even if the caller is cancelled again meanwhile."""
+        task = asyncio.ensure_future(cleanup)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+        await asyncio.shield(task)
+
+    async def get(
+        self, location: str, byte_range: ResolvedRange | None = None
+    ) -> AsyncIterator[bytes]:
+        bucket, key = self._parse(location)
+        if byte_range is not None and byte_range.stop <= byte_range.start:
+            return
+        client = await self._s3()
+        what = f"GET {bucket}/{key}"
+        if byte_range is None:
+            request = client.get_object(Bucket=bucket, Key=key)
+        else:
+            span = f"bytes={byte_range.start}-{byte_range.stop - 1}"
+            request = client.get_object(Bucket=bucket, Key=key, Range=span)
+        response = await self.request(what, request, missing=_NOT_FOUND)
+        body = response["Body"]
+        try:
+            while True:
+                try:
+                    chunk = await body.read(READ_CHUNK)
+                except (BotoCoreError, OSError) as exc:
+                    raise StoreError(f"store {self.name}: {what} failed: {exc}") from exc
+                if not chunk:
+                    break
+                yield chunk
+        finally:
+            body.close()
+
+    async def delete(self, location: str) -> None:
+        bucket, key = self._parse(location)
+        client = await self._s3()
+        # S3 answers a DELETE of a missing key with success; the contract says ObjectNotFound.
+        await self.request(
+            f"HEAD {bucket}/{key}", client.head_object(Bucket=bucket, Key=key), missing=_NOT_FOUND
+        )
+        await self.request(
+            f"DELETE {bucket}/{key}",
+            client.delete_object(Bucket=bucket, Key=key),
+            missing=_NOT_FOUND,
+        )
+
+    async def size(self, location: str) -> int:
+        bucket, key = self._parse(location)
+        client = await self._s3()
+        head = await self.request(
+            f"HEAD {bucket}/{key}", client.head_object(Bucket=bucket, Key=key), missing=_NOT_FOUND
+        )
+        return head["ContentLength"]
+
+    async def aclose(self) -> None:
+        if self._cleanups:
+            await asyncio.gather(*self._cleanups, return_exceptions=True)
+        await self._exit.aclose()
+        self._client = None
+
+
+class _Multipart:
+    """One multipart upload: parts go out while the next one fills, within MAX_PARTS_IN_FLIGHT."""
+
+    def __init__(self, store: S3Store, client: S3Client, key: str, upload_id: str) -> None:
+        self.store = store
+        self.client = client
+        self.bucket = store.config.bucket
+        self.key = key
+        self.upload_id = upload_id
+        self.etags: dict[int, str] = {}
+        self.sending: set[asyncio.Task[None]] = set()
+
+    async def send_all(self, first: _Part, reader: _PartReader) -> int:
+        config = self.store.config
+        in_flight = max(1, min(config.parts_in_flight, MAX_PARTS_IN_FLIGHT))
+        size = 0
+        number = 0
+        part = first
+        while part.size:
+            number += 1
+            if number > MAX_PARTS:
+                raise StoreError(
+                    f"store {self.store.name}: object exceeds {MAX_PARTS} parts of "
+                    f"{config.part_size // MiB} MiB; raise s3_store_large_object_chunk_size"
+                )
+            size += part.size
+            self.sending.add(asyncio.create_task(self._send(number, part.take())))
+            while len(self.sending) >= in_flight:
+                done, self.sending = await asyncio.wait(
+                    self.sending, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    task.result()
+            part = await reader.read(config.part_size)
+        if self.sending:
+            await asyncio.gather(*self.sending)
+            self.sending.clear()
+        parts = [{"PartNumber": n, "ETag": etag} for n, etag in sorted(self.etags.items())]
+        await self.store.request(
+            f"complete multipart upload {self.bucket}/{self.key}",
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
+            ),
+            missing=frozenset(),
+        )
+        return size
+
+    async def _send(self, number: int, body: io.BytesIO) -> None:
+        response = await self.store.request(
+            f"upload part {number} of {self.bucket}/{self.key}",
+            self.client.upload_part(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                Body=body,
+            ),
+            missing=frozenset(),
+        )
+        self.etags[number] = response["ETag"]
+
+    async def abort(self) -> None:
+        for task in self.sending:
+            task.cancel()
+        await asyncio.gather(*self.sending, return_exceptions=True)
+        try:
+            await self.store.request(
+                f"abort multipart upload {self.bucket}/{self.key}",
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
+                ),
+                missing=frozenset({"NoSuchUpload"}),
+            )
+        except ObjectNotFound:
+            pass  # already gone
+        except StoreError as exc:
+            # The upload's parts stay billed until removed: say which upload to remove.
+            log.warning("%s; upload id %s is left pending", exc, self.upload_id)
+
+
+class _Part:
+    """One part's bytes in a BytesIO: botocore sends a file-like body as it is, and aiohttp
+    reads it in small slices, so no copy of the part is ever made (bytes or a bytearray would
+    be copied once more on the way out)."""
+
+    def __init__(self) -> None:
+        self.body = io.BytesIO()
+        self.size = 0
+
+    def add(self, data: memoryview) -> None:
+        self.body.write(data)
+        self.size += len(data)
+
+    def take(self) -> io.BytesIO:
+        """The body, rewound; the part lets go of it so its memory goes once it is sent."""
+        body, self.body = self.body, io.BytesIO()
+        body.seek(0)
+        return body
+
+
+class _PartReader:
+    """Cuts a stream of chunks into parts of a fixed size."""
+
+    def __init__(self, chunks: AsyncIterable[bytes]) -> None:
+        self._chunks = aiter(chunks)
+        self._pending = memoryview(b"")
+        self._exhausted = False
+
+    async def _next(self) -> bool:
+        while not self._pending and not self._exhausted:
+            try:
+                self._pending = memoryview(await anext(self._chunks))
+            except StopAsyncIteration:
+                self._exhausted = True
+        return bool(self._pending)
+
+    async def at_end(self) -> bool:
+        return not await self._next()
+
+    async def read(self, size: int) -> _Part:
+        """Up to `size` bytes; fewer only at the end of the stream, none after it."""
+        part = _Part()
+        while part.size < size and await self._next():
+            take = min(size - part.size, len(self._pending))
+            part.add(self._pending[:take])
+            self._pending = self._pending[take:]
+        return part
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _redact(location: str) -> str:
+    """A location without the credentials an old glance_store location may embed."""
+    parts = urlsplit(location)
+    if "@" not in parts.netloc:
+        return location
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _region_for(host: str) -> str:
+    """glance_store's rule: the region is in an AWS endpoint's name; anything else signs for
+    us-east-1, which S3-compatible servers accept."""
+    name = urlsplit(host).hostname or ""
+    match = _AWS_REGION_HOST.match(name)
+    return match.group(1) if match else "us-east-1"
+
+
+def from_settings(store_id: str, settings: Settings) -> S3Store:
+    options = settings.store_options(store_id)
+    host, bucket = options.s3_store_host, options.s3_store_bucket
+    access, secret = options.s3_store_access_key, options.s3_store_secret_key
+    if not host or not bucket or access is None or secret is None:
+        names = ("s3_store_host", "s3_store_bucket", "s3_store_access_key", "s3_store_secret_key")
+        missing = [n for n, v in zip(names, (host, bucket, access, secret), strict=True) if not v]
+        raise ConfigError(f"[{store_id}] an s3 store needs {', '.join(missing)}")
+    host = host.strip().rstrip("/")
+    endpoint = host if "://" in host else f"http://{host}"
+    config = S3Config(
+        endpoint_url=endpoint,
+        bucket=bucket,
+        access_key=access.get_secret_value(),
+        secret_key=secret.get_secret_value(),
+        region_name=options.s3_store_region_name or _region_for(endpoint),
+        create_bucket=options.s3_store_create_bucket_on_put,
+        addressing_style=options.s3_store_bucket_url_format,
+        large_object_size=options.s3_store_large_object_size * MiB,
+        part_size=options.s3_store_large_object_chunk_size * MiB,
+        parts_in_flight=options.s3_store_thread_pools,
+        cacert=options.s3_store_cacert,
+    )
+    return S3Store(store_id, config)
