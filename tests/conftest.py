@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,8 @@ from glimpse.config.reserved import RESERVED_STORES
 from glimpse.db import migrate
 from glimpse.db.engine import Database
 from glimpse_api.app import create_app
+from store_servers import HttpServer, MotoServer, RequestHandler, wait_until_answering
+from support import free_port
 
 PG_ADMIN_DSN = os.environ.get("GLIMPSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -147,3 +154,49 @@ async def client_for(
 async def client(client_for: Callable[[Settings], Any], settings: Settings) -> httpx.AsyncClient:
     result: httpx.AsyncClient = await client_for(settings)
     return result
+
+
+# -- loopback servers the stores talk to ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's standalone S3 server in its own process, answering real S3 HTTP requests."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answering(endpoint, process, log)
+        yield MotoServer(endpoint=endpoint, host=f"127.0.0.1:{port}")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[HttpServer]:
+    root = tmp_path / "http-root"
+    root.mkdir()
+    proxied: list[str] = []
+    handler = type("Handler", (RequestHandler,), {"root": root, "proxied": proxied})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="http-store-server", daemon=True)
+    thread.start()
+    try:
+        yield HttpServer(base=f"http://127.0.0.1:{server.server_port}", root=root, proxied=proxied)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        shutil.rmtree(root, ignore_errors=True)

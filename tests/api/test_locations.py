@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from glimpse.config import Settings
+from store_servers import HttpServer
 
 PROJECT = "project-a"
 PATCH = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
@@ -267,4 +268,67 @@ async def test_location_quota(make_settings: Any, client_for: Any, tmp_path: Pat
     response = await client.patch(f"/v2/images/{image_id}", json=ops, headers={**PATCH, **ADMIN})
     assert response.status_code == 413
     shown = (await client.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
+    assert (shown["status"], shown["locations"]) == ("queued", [])
+
+
+@pytest.fixture
+async def web(make_settings: Any, client_for: Any, tmp_path: Path, http_server: HttpServer) -> Any:
+    """A file store and an http store; the loopback test server is allow-listed."""
+    port = http_server.base.rsplit(":", 1)[1]
+    settings = make_settings(
+        auth_strategy="trusted-proxy",
+        enabled_backends="fast:file, web:http",
+        glance_store={"default_backend": "fast"},
+        stores={"fast": {"filesystem_store_datadir": str(tmp_path / "fast")}},
+        show_multiple_locations=True,
+        import_filtering_opts={"allowed_hosts": "127.0.0.1", "allowed_ports": port},
+    )
+    return await client_for(settings)
+
+
+async def test_users_add_http_locations_that_pass_the_filter(
+    web: httpx.AsyncClient, http_server: HttpServer
+) -> None:
+    data = b"served over http " * 4096
+    (http_server.root / "disk.raw").write_bytes(data)
+    image_id = await queued_image(web)
+    url = f"{http_server.base}/files/disk.raw"
+    response = await web.post(
+        f"/v2/images/{image_id}/locations",
+        json={"url": url, "validation_data": {"os_hash_value": hashlib.sha512(data).hexdigest()}},
+        headers=MEMBER,
+    )
+    assert response.status_code == 202, response.text
+    shown = (await web.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
+    assert (shown["status"], shown["size"], shown["stores"]) == ("active", len(data), "web")
+    assert shown["locations"] == [{"url": url, "metadata": {"store": "web"}}]
+    downloaded = await web.get(f"/v2/images/{image_id}/file", headers=MEMBER)
+    assert downloaded.content == data
+    ranged = await web.get(f"/v2/images/{image_id}/file", headers={**MEMBER, "Range": "bytes=5-10"})
+    assert (ranged.status_code, ranged.content) == (206, data[5:11])
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", 400),
+        ("http://2130706433/disk.raw", 400),
+        ("http://localhost:1/disk.raw", 400),
+        ("ftp://example.com/disk.raw", 403),
+        ("file:///etc/passwd", 403),
+    ],
+)
+async def test_users_cannot_point_at_private_or_local_data(
+    web: httpx.AsyncClient, url: str, status: int
+) -> None:
+    image_id = await queued_image(web)
+    response = await web.post(f"/v2/images/{image_id}/locations", json={"url": url}, headers=MEMBER)
+    assert response.status_code == status, response.text
+    patched = await web.patch(
+        f"/v2/images/{image_id}",
+        json=[{"op": "add", "path": "/locations/-", "value": {"url": url, "metadata": {}}}],
+        headers={**PATCH, **MEMBER},
+    )
+    assert patched.status_code == status
+    shown = (await web.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
     assert (shown["status"], shown["locations"]) == ("queued", [])
