@@ -17,3 +17,9 @@ class RequestContext:
     roles: frozenset[str] = frozenset()
     is_admin: bool = False
     request_id: str = field(default_factory=new_request_id)
+    # Filled under auth_strategy=keystone from the validated token(s); empty otherwise.
+    user_domain_id: str | None = None
+    project_domain_id: str | None = None
+    service_user_id: str | None = None
+    service_project_id: str | None = None
+    service_roles: frozenset[str] = frozenset()

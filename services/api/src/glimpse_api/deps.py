@@ -10,10 +10,11 @@ from fastapi import Depends, Request
 from glimpse.config import Settings
 from glimpse.context import RequestContext, new_request_id
 from glimpse.db.engine import Database
+from glimpse.logs import bind_identity
 from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
 from glimpse.stores.registry import StoreRegistry
-from glimpse_api.identity import context_from_request
+from glimpse_api.identity import Authenticator, build_authenticator
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,7 @@ class Runtime:
     stores: StoreRegistry
     images: ImageService
     image_data: ImageDataService
+    authenticator: Authenticator
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -36,9 +38,11 @@ class Runtime:
             stores=stores,
             images=ImageService(settings, database, stores),
             image_data=ImageDataService(settings, database, stores),
+            authenticator=build_authenticator(settings),
         )
 
     async def aclose(self) -> None:
+        await self.authenticator.aclose()
         await self.stores.aclose()
         await self.database.dispose()
 
@@ -51,7 +55,9 @@ def _runtime(request: Request) -> Runtime:
 
 async def get_context(request: Request) -> RequestContext:
     request_id = getattr(request.state, "request_id", None) or new_request_id()
-    return context_from_request(_runtime(request).settings, request, request_id)
+    context = await _runtime(request).authenticator.authenticate(request, request_id)
+    bind_identity(context.user_id, context.project_id)
+    return context
 
 
 async def get_settings(request: Request) -> Settings:
