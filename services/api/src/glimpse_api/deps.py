@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -15,6 +16,8 @@ from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
 from glimpse.stores.registry import StoreRegistry
 from glimpse_api.identity import Authenticator, build_authenticator
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,7 @@ async def get_context(request: Request) -> RequestContext:
     request_id = getattr(request.state, "request_id", None) or new_request_id()
     context = await _runtime(request).authenticator.authenticate(request, request_id)
     bind_identity(context.user_id, context.project_id)
+    log.debug("%s %s with roles %s", request.method, request.url.path, sorted(context.roles))
     return context
 
 
