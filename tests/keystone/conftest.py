@@ -65,6 +65,7 @@ def keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeystoneEnv]:
 def _populate(server: KeystoneProcess) -> KeystoneEnv:
     admin = KeystoneAdmin(server.url)
     admin.login()
+    admin.fix_identity_endpoint()
     glimpse_port = free_port()
     admin.register_image_service(f"http://127.0.0.1:{glimpse_port}")
     root_id = admin.find("users", "admin") or ""

@@ -1,9 +1,10 @@
 """A real Keystone for the tests: its virtualenv, its configuration, its process, its REST API.
 
 The virtualenv is built with the repository's uv from requirements.txt and kept under
-`.cache/keystone/<hash of requirements.txt>/`, so later runs reuse it. Keystone runs on SQLite
-with fernet tokens, set up with keystone-manage (db_sync, fernet_setup, credential_setup,
-bootstrap), and serves its WSGI app on a loopback port through serve.py.
+`.cache/keystone/<hash of requirements.txt>/` (gitignored), so later runs reuse it. Keystone runs
+on SQLite with fernet tokens, set up with keystone-manage (db_sync, fernet_setup,
+credential_setup, bootstrap) once into `<hash>-state/`; each test session serves a copy of that
+state through serve.py on a free loopback port.
 """
 
 from __future__ import annotations
@@ -140,16 +141,21 @@ class KeystoneProcess:
             self.process.wait(timeout=STOP_TIMEOUT)
 
 
-def start_keystone(bin_dir: Path, workdir: Path) -> KeystoneProcess:
-    """Configure a fresh Keystone in `workdir`, bootstrap its admin and serve it."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/v3"
+PLACEHOLDER_URL = "http://127.0.0.1:1/v3"  # the bootstrapped identity endpoint, fixed at start
+
+
+def _manage(bin_dir: Path, workdir: Path) -> list[str]:
+    conf = workdir / "keystone.conf"
+    if not conf.exists():
+        conf.write_text(KEYSTONE_CONF.format(workdir=workdir))
+    return [str(bin_dir / "keystone-manage"), "--config-file", str(conf)]
+
+
+def _bootstrap(bin_dir: Path, workdir: Path) -> None:
+    """Schema, keys and the admin user, as keystone-manage sets them up, in `workdir`."""
     for name in ("fernet-keys", "credential-keys"):
         (workdir / name).mkdir()
-    conf = workdir / "keystone.conf"
-    conf.write_text(KEYSTONE_CONF.format(workdir=workdir))
-    log = workdir / "keystone-manage.log"
-    manage = [str(bin_dir / "keystone-manage"), "--config-file", str(conf)]
+    manage = _manage(bin_dir, workdir)
     owner = ["--keystone-user", pwd.getpwuid(os.getuid()).pw_name]
     owner += ["--keystone-group", grp.getgrgid(os.getgid()).gr_name]
     # Each keystone-manage start costs seconds of imports: the three independent steps run
@@ -159,29 +165,46 @@ def start_keystone(bin_dir: Path, workdir: Path) -> KeystoneProcess:
         [*manage, "fernet_setup", *owner],
         [*manage, "credential_setup", *owner],
     ]
-    logs = [workdir / f"keystone-manage-{i}.log" for i in range(len(steps))]
-    with_logs = []
-    for args, step_log in zip(steps, logs, strict=True):
-        out = step_log.open("wb")
-        with_logs.append((args, subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT), out))
-    for args, process, out in with_logs:
-        code = process.wait(timeout=600)
-        out.close()
-        if code != 0:
-            raise SetupError(f"{args[3]} failed:\n{Path(out.name).read_text()[-4000:]}")
+    running = []
+    for index, args in enumerate(steps):
+        step_log = workdir / f"keystone-manage-{index}.log"
+        with step_log.open("wb") as out:
+            running.append((args, step_log, subprocess.Popen(args, stdout=out, stderr=out)))
+    for args, step_log, process in running:
+        if process.wait(timeout=600) != 0:
+            raise SetupError(f"{args[3]} failed:\n{step_log.read_text()[-4000:]}")
+    bootstrap = ["--bootstrap-password", ADMIN_PASSWORD, "--bootstrap-public-url", PLACEHOLDER_URL]
     _run(
-        [
-            *manage,
-            "bootstrap",
-            "--bootstrap-password",
-            ADMIN_PASSWORD,
-            "--bootstrap-public-url",
-            url,
-            "--bootstrap-region-id",
-            "RegionOne",
-        ],
-        log,
+        [*manage, "bootstrap", *bootstrap, "--bootstrap-region-id", "RegionOne"],
+        workdir / "bootstrap.log",
     )
+
+
+def ensure_state(bin_dir: Path) -> Path:
+    """A bootstrapped Keystone (SQLite database and keys), made once per requirements.txt and
+    copied for each test session: keystone-manage's four steps take a minute on a busy machine."""
+    template = bin_dir.parent.with_name(bin_dir.parent.name + "-state")
+    if (template / ".complete").exists():
+        return template
+    shutil.rmtree(template, ignore_errors=True)
+    building = template.with_name(f"{template.name}.{os.getpid()}")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    _bootstrap(bin_dir, building)
+    (building / "keystone.conf").unlink()  # holds the building directory's paths
+    (building / ".complete").write_text("")
+    building.rename(template)
+    return template
+
+
+def start_keystone(bin_dir: Path, workdir: Path) -> KeystoneProcess:
+    """Serve a copy of the bootstrapped Keystone from `workdir` on a free loopback port."""
+    template = ensure_state(bin_dir)
+    shutil.copytree(template, workdir, dirs_exist_ok=True)
+    conf = workdir / "keystone.conf"
+    conf.write_text(KEYSTONE_CONF.format(workdir=workdir))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v3"
     server_log = workdir / "keystone.log"
     env = {**os.environ, "OS_KEYSTONE_CONFIG_FILES": str(conf)}
     with server_log.open("wb") as out:
@@ -294,6 +317,13 @@ class KeystoneAdmin:
         for role in roles:
             self.call("PUT", f"/projects/{project_id}/users/{user_id}/roles/{self.role(role)}")
         return User(name, password, user_id, project, project_id)
+
+    def fix_identity_endpoint(self) -> None:
+        """Point the bootstrapped identity endpoint at this server's real port."""
+        for endpoint in self.call("GET", "/endpoints")["endpoints"]:
+            if endpoint["url"] == PLACEHOLDER_URL:
+                body = {"endpoint": {"url": self.url}}
+                self.call("PATCH", f"/endpoints/{endpoint['id']}", json=body)
 
     def register_image_service(self, endpoint: str) -> None:
         body = {"service": {"type": "image", "name": "glance", "enabled": True}}
