@@ -181,6 +181,19 @@ async def test_nodes_share_validations_through_redis(
         assert shared.keys(f"*{token}*") == []
 
 
+async def test_unreachable_redis_leaves_keystone_and_memory(
+    keystone: KeystoneEnv, keystone_settings: Callable[..., Settings], client_for: Opener
+) -> None:
+    settings = keystone_settings(cache_redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    client = await client_for(settings)
+    token = keystone.token(keystone.bob)
+    for _ in range(2):
+        assert (await client.get("/v2/images", headers=as_user(token))).status_code == 200
+    authenticator = authenticator_of(client)
+    assert authenticator.client.calls.validations == 1
+    assert authenticator.cache.stats.memory_hits == 1
+
+
 async def test_service_tokens(
     keystone: KeystoneEnv, keystone_settings: Callable[..., Settings], client_for: Opener
 ) -> None:
