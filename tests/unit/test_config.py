@@ -212,6 +212,11 @@ def test_defaults_without_a_file() -> None:
         ("[DEFAULT]\nauth_strategy = keystone-ish\n", "[DEFAULT] auth_strategy"),
         ("[DEFAULT]\nhashing_algorithm = crc1\n", "[DEFAULT] hashing_algorithm"),
         ("[database]\nmax_pool_size = 0\n", "[database] max_pool_size"),
+        (
+            "[keystone_authtoken]\ncache_redis_url = memcache://x\n",
+            "[keystone_authtoken] cache_redis_url",
+        ),
+        ("[keystone_authtoken]\ntoken_cache_time = -2\n", "[keystone_authtoken] token_cache_time"),
         ("[DEFAULT]\nenabled_backends = a:file\n[a]\nweight = heavy\n", "[a] weight"),
     ],
 )

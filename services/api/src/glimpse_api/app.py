@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from glimpse.config import Settings, load_settings
+from glimpse.logs import setup_logging
 from glimpse_api.deps import Runtime
 from glimpse_api.errors import add_exception_handlers
 from glimpse_api.middleware import RequestIdMiddleware, VersionPrefixMiddleware
@@ -45,4 +46,5 @@ def create_app(settings: Settings) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """Factory for uvicorn worker processes: settings from GLIMPSE_CONFIG and the environment."""
+    setup_logging()  # a worker process started by uvicorn has not configured logging yet
     return create_app(load_settings())

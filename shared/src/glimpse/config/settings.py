@@ -164,6 +164,14 @@ class KeystoneAuthTokenOptions(BaseModel):
     def _lists(cls, value: object) -> object:
         return _split_list(value)
 
+    @field_validator("cache_redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            msg = f"expected a redis://, rediss:// or unix:// URL, got {value!r}"
+            raise ValueError(msg)
+        return value
+
     @property
     def identity_url(self) -> str:
         """auth_url ending in /v3 (keystonemiddleware accepts both forms)."""
