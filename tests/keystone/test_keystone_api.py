@@ -18,6 +18,7 @@ from glimpse.config import Settings
 from glimpse.logs import LOG_FORMAT, ContextFilter
 from glimpse_api.keystone import KeystoneAuthenticator
 from glimpse_api.keystone.cache import REDIS_PREFIX, token_key
+from glimpse_api.keystone.client import SERVICE_TOKEN_MARGIN, KeystoneClient
 from glimpse_api.keystone.tokens import TokenInfo, parse_time
 
 pytestmark = pytest.mark.keystone
@@ -271,3 +272,22 @@ async def test_log_lines_carry_request_user_and_project(
     assert records, "no log line carried the request id"
     line = logging.Formatter(LOG_FORMAT).format(records[-1])
     assert f"[{request_id} {user.id} {user.project_id}]" in line
+
+
+async def test_service_reauthenticates_before_its_token_expires(
+    keystone: KeystoneEnv, keystone_settings: Callable[..., Settings]
+) -> None:
+    options = keystone_settings().keystone_authtoken
+    now = [datetime.now(UTC)]
+    async with httpx.AsyncClient() as http:
+        client = KeystoneClient(options, http, clock=lambda: now[0])
+        alice = keystone.token(keystone.alice)
+        assert (await client.validate(alice)).user_id == keystone.alice.id
+        await client.validate(alice)
+        assert client.calls.authentications == 1
+        service_token = client._service  # noqa: SLF001 -- its expiry decides the renewal
+        assert service_token is not None
+        now[0] = service_token.expires_at - SERVICE_TOKEN_MARGIN
+        assert (await client.validate(alice)).project_id == keystone.alice.project_id
+        assert client.calls.authentications == 2
+        assert client.calls.validations == 3
