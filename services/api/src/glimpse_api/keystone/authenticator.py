@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 
@@ -13,7 +14,7 @@ from glimpse.config import Settings
 from glimpse.config.settings import KeystoneAuthTokenOptions
 from glimpse.context import RequestContext
 from glimpse.domain.errors import IdentityUnavailable, NotAuthenticated
-from glimpse_api.keystone.cache import TokenCache
+from glimpse_api.keystone.cache import TokenCache, token_key
 from glimpse_api.keystone.client import (
     Clock,
     KeystoneClient,
@@ -51,6 +52,9 @@ class KeystoneAuthenticator:
         self._service_roles = frozenset(role.lower() for role in options.service_token_roles)
         self._warned_service_roles = False
         self.client = KeystoneClient(options, http, clock)
+        # Validations in flight by token hash: concurrent requests with a token not yet cached
+        # (a client's parallel uploads) wait for one answer instead of asking Keystone each.
+        self._pending: dict[str, asyncio.Future[TokenInfo]] = {}
         self.cache = TokenCache(
             options.token_cache_time, options.token_cache_max_entries, redis, clock
         )
@@ -94,19 +98,38 @@ class KeystoneAuthenticator:
     async def _identity(self, token: str) -> TokenInfo:
         info = await self.cache.get(token)
         if info is None:
-            try:
-                info = await self.client.validate(token)
-            except TokenRejected:
-                log.info("Keystone rejected a token")
-                raise NotAuthenticated(REJECTED) from None
-            except KeystoneUnavailable:
-                raise IdentityUnavailable(UNAVAILABLE) from None
-            await self.cache.put(token, info)  # put() keeps nothing past the token's expiry
+            info = await self._validated(token)
         # Checked on every use, cached or not: an entry may outlive its token by clock skew
         # between nodes sharing Redis, and Keystone may hand out a token in its last second.
         if info.expired(self._clock()):
             log.info("token of user %s expired at %s", info.user_id, info.expires_at)
             raise NotAuthenticated(REJECTED)
+        return info
+
+    async def _validated(self, token: str) -> TokenInfo:
+        key = token_key(token)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._ask_keystone(token))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda done: self._forget(key, done))
+        # shield: one waiter's cancellation (a client gone) must not cancel the others' answer.
+        return await asyncio.shield(pending)
+
+    def _forget(self, key: str, done: asyncio.Future[TokenInfo]) -> None:
+        self._pending.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here too, in case every waiter went away
+
+    async def _ask_keystone(self, token: str) -> TokenInfo:
+        try:
+            info = await self.client.validate(token)
+        except TokenRejected:
+            log.info("Keystone rejected a token")
+            raise NotAuthenticated(REJECTED) from None
+        except KeystoneUnavailable:
+            raise IdentityUnavailable(UNAVAILABLE) from None
+        await self.cache.put(token, info)  # put() keeps nothing past the token's expiry
         return info
 
     async def _service_identity(self, token: str) -> TokenInfo:
