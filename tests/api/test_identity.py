@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
+
+from glimpse.logs import LOG_FORMAT, ContextFilter
 
 PROJECT_A = {
     "X-Identity-Status": "Confirmed",
@@ -116,3 +119,22 @@ async def test_only_admins_set_another_owner(
     allowed = await client.post("/v2/images", json={"owner": "pb"}, headers=ADMIN)
     assert allowed.status_code == 201
     assert allowed.json()["owner"] == "pb"
+
+
+async def test_log_lines_carry_request_user_and_project(
+    make_settings: Any,
+    client_for: Any,
+    caplog: Any,
+) -> None:
+    client = await proxy_client(make_settings, client_for)
+    caplog.handler.addFilter(ContextFilter())
+    with caplog.at_level(logging.DEBUG, logger="glimpse_api"):
+        response = await client.get("/v2/images", headers=PROJECT_A)
+    request_id = response.headers["x-openstack-request-id"]
+    mine = [r for r in caplog.records if getattr(r, "request_id", None) == request_id]
+    assert mine
+    assert f"[{request_id} u1 pa]" in logging.Formatter(LOG_FORMAT).format(mine[-1])
+    # Outside a request the fields are placeholders.
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "outside", None, None)
+    ContextFilter().filter(record)
+    assert (record.request_id, record.user_id, record.project_id) == ("-", "-", "-")

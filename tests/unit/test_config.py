@@ -50,6 +50,19 @@ connection = postgresql+psycopg2://glance:secret@db.example.com/glance
 
 [keystone_authtoken]
 www_authenticate_uri = http://keystone:5000
+auth_url = http://keystone:5000
+auth_type = password
+username = glance
+password = s3cret
+project_name = service
+user_domain_name = Default
+project_domain_name = Default
+service_token_roles = service, Admin
+service_token_roles_required = true
+token_cache_time = 60
+memcached_servers = cache1:11211,cache2:11211
+cache_redis_url = redis://cache:6379/3
+region_name = RegionOne
 
 [paste_deploy]
 flavor = keystone
@@ -79,15 +92,85 @@ def test_glance_api_conf_loads(tmp_path: Path, caplog: pytest.LogCaptureFixture)
     assert settings.show_image_direct_url is True
     assert settings.hashing_algorithm == "sha256"
     assert settings.database.connection.startswith("postgresql+psycopg2://")
+    # [paste_deploy] flavor = keystone without an auth_strategy means Keystone, as in Glance.
+    assert settings.auth_strategy == "keystone"
+    keystone = settings.keystone_authtoken
+    assert keystone.identity_url == "http://keystone:5000/v3"
+    assert keystone.challenge_uri == "http://keystone:5000"
+    assert (keystone.username, keystone.project_name) == ("glance", "service")
+    assert keystone.password is not None
+    assert keystone.password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+    assert keystone.service_token_roles == ["service", "Admin"]
+    assert keystone.service_token_roles_required is True
+    assert keystone.token_cache_time == 60
+    assert keystone.memcached_servers == ["cache1:11211", "cache2:11211"]
+    assert keystone.cache_redis_url == "redis://cache:6379/3"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert sorted(warnings) == sorted(
         [
             f"Ignoring unknown option [DEFAULT] debug in {path}",
             f"Ignoring unknown option [DEFAULT] transport_url in {path}",
-            f"Ignoring unknown option [keystone_authtoken] www_authenticate_uri in {path}",
-            f"Ignoring unknown option [paste_deploy] flavor in {path}",
+            f"Ignoring unknown option [keystone_authtoken] region_name in {path}",
         ]
     )
+
+
+KEYSTONE_SECTION = """
+[keystone_authtoken]
+auth_url = http://10.0.0.5/identity/v3/
+username = glance
+password = pw
+project_name = service
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[paste_deploy]\nflavor = keystone\n", "keystone"),
+        ("[paste_deploy]\nflavor = keystone+cachemanagement\n", "keystone"),
+        ("[paste_deploy]\nflavor = caching\n", "noauth"),
+        (
+            "[DEFAULT]\nauth_strategy = trusted-proxy\n[paste_deploy]\nflavor = keystone\n",
+            "trusted-proxy",
+        ),
+        ("[DEFAULT]\nauth_strategy = keystone\n", "keystone"),
+    ],
+)
+def test_paste_deploy_flavor_selects_keystone(tmp_path: Path, text: str, expected: str) -> None:
+    settings = load_settings(write(tmp_path, text + KEYSTONE_SECTION))
+    assert settings.auth_strategy == expected
+    keystone = settings.keystone_authtoken
+    assert keystone.identity_url == "http://10.0.0.5/identity/v3"
+    assert keystone.challenge_uri == "http://10.0.0.5/identity"
+    assert keystone.service_token_roles == ["service"]
+    assert keystone.token_cache_time == 300
+
+
+def test_keystone_needs_credentials(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "[paste_deploy]\nflavor = keystone\n[keystone_authtoken]\nusername = g\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert "auth_strategy=keystone needs [keystone_authtoken] auth_url, password, project_name" in (
+        str(caught.value)
+    )
+    assert str(path) in str(caught.value)
+
+
+def test_keystone_options_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLIMPSE_AUTH_STRATEGY", "keystone")
+    monkeypatch.setenv("GLIMPSE_KEYSTONE_AUTHTOKEN__AUTH_URL", "http://ks:5000/v3")
+    monkeypatch.setenv("GLIMPSE_KEYSTONE_AUTHTOKEN__USERNAME", "glance")
+    monkeypatch.setenv("GLIMPSE_KEYSTONE_AUTHTOKEN__PASSWORD", "pw")
+    monkeypatch.setenv("GLIMPSE_KEYSTONE_AUTHTOKEN__PROJECT_NAME", "service")
+    monkeypatch.setenv("GLIMPSE_KEYSTONE_AUTHTOKEN__SERVICE_TOKEN_ROLES", "service,nova")
+    settings = load_settings()
+    assert settings.auth_strategy == "keystone"
+    assert settings.keystone_authtoken.identity_url == "http://ks:5000/v3"
+    assert settings.keystone_authtoken.service_token_roles == ["service", "nova"]
 
 
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,6 +212,11 @@ def test_defaults_without_a_file() -> None:
         ("[DEFAULT]\nauth_strategy = keystone-ish\n", "[DEFAULT] auth_strategy"),
         ("[DEFAULT]\nhashing_algorithm = crc1\n", "[DEFAULT] hashing_algorithm"),
         ("[database]\nmax_pool_size = 0\n", "[database] max_pool_size"),
+        (
+            "[keystone_authtoken]\ncache_redis_url = memcache://x\n",
+            "[keystone_authtoken] cache_redis_url",
+        ),
+        ("[keystone_authtoken]\ntoken_cache_time = -2\n", "[keystone_authtoken] token_cache_time"),
         ("[DEFAULT]\nenabled_backends = a:file\n[a]\nweight = heavy\n", "[a] weight"),
     ],
 )

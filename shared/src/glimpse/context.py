@@ -23,3 +23,9 @@ class RequestContext:
     request_id: str = field(default_factory=new_request_id)
     # The process's policy engine, bound where the request (or job) enters (PolicyEngine.bind).
     policy: PolicyEngine | None = field(default=None, compare=False, repr=False)
+    # Filled under auth_strategy=keystone from the validated token(s); empty otherwise.
+    user_domain_id: str | None = None
+    project_domain_id: str | None = None
+    service_user_id: str | None = None
+    service_project_id: str | None = None
+    service_roles: frozenset[str] = frozenset()

@@ -1,14 +1,69 @@
-"""Logging set-up shared by every entry point."""
+"""Logging set-up shared by every entry point, and the per-request log context.
+
+Each line carries `[request_id user_id project_id]` (oslo.log puts the same ids in the same
+place), taken from a context variable that the API sets for each request: the request id as the
+request arrives, the user and project once the caller is authenticated. Lines logged outside a
+request show `-` for each.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+from dataclasses import dataclass, replace
+
+LOG_FORMAT = (
+    "%(asctime)s %(process)d %(levelname)s %(name)s "
+    "[%(request_id)s %(user_id)s %(project_id)s] %(message)s"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LogContext:
+    request_id: str = "-"
+    user_id: str = "-"
+    project_id: str = "-"
+
+
+_current: contextvars.ContextVar[LogContext] = contextvars.ContextVar(
+    "glimpse_log_context",
+    default=LogContext(),  # noqa: B039 -- a frozen dataclass, never mutated
+)
+
+
+def bind_request(request_id: str) -> contextvars.Token[LogContext]:
+    """Start a request's log context; give the token to `unbind` when the request ends."""
+    return _current.set(LogContext(request_id=request_id))
+
+
+def bind_identity(user_id: str | None, project_id: str | None) -> None:
+    """Add the authenticated caller to the current request's log context."""
+    _current.set(replace(_current.get(), user_id=user_id or "-", project_id=project_id or "-"))
+
+
+def unbind(token: contextvars.Token[LogContext]) -> None:
+    _current.reset(token)
+
+
+def current() -> LogContext:
+    return _current.get()
+
+
+class ContextFilter(logging.Filter):
+    """Copies the log context onto every record a handler emits (never drops one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = _current.get()
+        record.request_id = context.request_id
+        record.user_id = context.user_id
+        record.project_id = context.project_id
+        return True
 
 
 def setup_logging() -> None:
     level = os.environ.get("GLIMPSE_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, ContextFilter) for f in handler.filters):
+            handler.addFilter(ContextFilter())

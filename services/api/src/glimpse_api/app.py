@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from glimpse.config import Settings, load_settings
+from glimpse.logs import setup_logging
 from glimpse.services.housekeeping import Housekeeping
 from glimpse_api.deps import Runtime
 from glimpse_api.errors import add_exception_handlers
@@ -85,4 +86,5 @@ async def _sweep(runtime: Runtime) -> None:
 
 def app_from_environment() -> FastAPI:
     """Factory for uvicorn worker processes: settings from GLIMPSE_CONFIG and the environment."""
+    setup_logging()  # a worker process started by uvicorn has not configured logging yet
     return create_app(load_settings())

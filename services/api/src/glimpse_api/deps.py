@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -11,13 +12,16 @@ from glimpse.config import Settings
 from glimpse.context import RequestContext, new_request_id
 from glimpse.db.engine import Database
 from glimpse.domain.policy import PolicyEngine
+from glimpse.logs import bind_identity
 from glimpse.services.discovery import DiscoveryService
 from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
 from glimpse.services.locations import LocationService
 from glimpse.services.members import MemberService
 from glimpse.stores.registry import StoreRegistry
-from glimpse_api.identity import context_from_request
+from glimpse_api.identity import Authenticator, build_authenticator
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,7 @@ class Runtime:
     locations: LocationService
     discovery: DiscoveryService
     members: MemberService
+    authenticator: Authenticator
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -51,9 +56,11 @@ class Runtime:
             locations=locations,
             discovery=DiscoveryService(settings, database, stores),
             members=MemberService(settings, database),
+            authenticator=build_authenticator(settings),
         )
 
     async def aclose(self) -> None:
+        await self.authenticator.aclose()
         await self.stores.aclose()
         await self.database.dispose()
 
@@ -67,7 +74,11 @@ def _runtime(request: Request) -> Runtime:
 async def get_context(request: Request) -> RequestContext:
     request_id = getattr(request.state, "request_id", None) or new_request_id()
     runtime = _runtime(request)
-    return runtime.policy.bind(context_from_request(runtime.settings, request, request_id))
+    identity = await runtime.authenticator.authenticate(request, request_id)
+    context = runtime.policy.bind(identity)
+    bind_identity(context.user_id, context.project_id)
+    log.debug("%s %s with roles %s", request.method, request.url.path, sorted(context.roles))
+    return context
 
 
 async def get_settings(request: Request) -> Settings:

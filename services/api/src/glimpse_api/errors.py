@@ -28,6 +28,7 @@ STATUS_BY_ERROR: Final[tuple[tuple[type[errors.GlimpseError], HTTPStatus], ...]]
     (errors.UnsupportedMediaType, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
     (errors.RangeNotSatisfiable, HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE),
     (errors.StoreUnavailable, HTTPStatus.SERVICE_UNAVAILABLE),
+    (errors.IdentityUnavailable, HTTPStatus.SERVICE_UNAVAILABLE),
 )
 
 
@@ -36,6 +37,13 @@ def status_for(error: errors.GlimpseError) -> HTTPStatus:
         if isinstance(error, error_type):
             return status
     return HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+def _challenge(request: Request) -> str:
+    """keystonemiddleware's 401 header: where to get a token (empty without Keystone)."""
+    runtime = getattr(request.app.state, "runtime", None)
+    uri = runtime.authenticator.www_authenticate_uri if runtime is not None else ""
+    return f'Keystone uri="{uri}"'
 
 
 def _accept(request: Request) -> str:
@@ -99,7 +107,7 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, errors.RangeNotSatisfiable) and exc.size is not None:
         headers = {"Content-Range": f"bytes */{exc.size}"}
     if isinstance(exc, errors.NotAuthenticated):
-        headers = {"WWW-Authenticate": "Keystone uri=''"}
+        headers = {"WWW-Authenticate": _challenge(request)}
     if isinstance(exc, errors.UnsupportedMediaType) and exc.accept_patch:
         headers = {"Accept-Patch": exc.accept_patch}
     return error_response(status, exc.message, headers, _accept(request))

@@ -9,6 +9,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glimpse.context import new_request_id
+from glimpse.logs import bind_request, unbind
 
 REQUEST_ID_HEADER: Final = "x-openstack-request-id"
 _VERSION_PREFIX: Final = re.compile(r"^/v2(?:\.(\d+))?(?=/|$)")
@@ -65,4 +66,8 @@ class RequestIdMiddleware:
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        token = bind_request(request_id)  # log lines of this request carry its id
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            unbind(token)

@@ -8,7 +8,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from glimpse.config.settings import Settings, StoreOptions
@@ -32,7 +32,16 @@ def _type_name(annotation: Any) -> str:  # noqa: ANN401 -- any typing construct
         return "one of " + ", ".join(str(a) for a in typing.get_args(annotation))
     if origin is dict:
         return "dict (id:type, ...)"
-    names = {int: "integer", bool: "boolean", str: "string", Path: "path"}
+    if origin is list:
+        return "list (comma-separated)"
+    names = {
+        int: "integer",
+        float: "float",
+        bool: "boolean",
+        str: "string",
+        Path: "path",
+        SecretStr: "string (secret)",
+    }
     return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
@@ -44,6 +53,8 @@ def _default_text(field: FieldInfo) -> str:
         return str(default).lower()
     if isinstance(default, dict):
         return ", ".join(f"{k}:{v}" for k, v in default.items())
+    if isinstance(default, list):
+        return ", ".join(str(item) for item in default)
     return str(default)
 
 

@@ -13,7 +13,14 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -278,6 +285,101 @@ class OsloPolicyOptions(BaseModel):
         return value
 
 
+def _split_list(value: object) -> object:
+    """oslo.config ListOpt notation: `a, b, c`."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class KeystoneAuthTokenOptions(BaseModel):
+    """`[keystone_authtoken]`, with keystonemiddleware's option names (auth_strategy=keystone)."""
+
+    www_authenticate_uri: str | None = Field(
+        None,
+        description=(
+            "Public Identity endpoint sent to unauthenticated clients in "
+            'WWW-Authenticate: Keystone uri="...". Defaults to auth_url without /v3.'
+        ),
+    )
+    auth_url: str | None = Field(
+        None,
+        description="Identity API endpoint the service authenticates at and validates tokens "
+        "with, e.g. http://keystone:5000/v3 (/v3 is added when missing).",
+    )
+    auth_type: Literal["password", "v3password"] = Field(
+        "password", description="How the service authenticates itself (password only)."
+    )
+    username: str | None = Field(None, description="The service user's name.")
+    password: SecretStr | None = Field(None, description="The service user's password.")
+    project_name: str | None = Field(
+        None, description="Project the service token is scoped to (usually 'service')."
+    )
+    user_domain_name: str = Field("Default", description="Domain of the service user.")
+    project_domain_name: str = Field("Default", description="Domain of project_name.")
+    service_token_roles: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["service"],
+        description="An X-Service-Token must carry one of these roles (comma-separated list).",
+    )
+    service_token_roles_required: bool = Field(
+        default=True,
+        description="Reject an X-Service-Token without a role from service_token_roles "
+        "(false: accept it and log a warning, the old keystonemiddleware behaviour).",
+    )
+    token_cache_time: int = Field(
+        300,
+        ge=-1,
+        description=(
+            "Seconds a token validation is reused (never past the token's expiry); -1 disables "
+            "the cache. A token revoked in Keystone stays accepted until its entry ages out."
+        ),
+    )
+    token_cache_max_entries: int = Field(
+        10000, ge=1, description="Validations kept in each API process's memory (LRU)."
+    )
+    cache_redis_url: str | None = Field(
+        None,
+        description=(
+            "redis://host:6379/N: share token validations between API processes and nodes. "
+            "Keys are SHA-256 hashes of tokens, never tokens. Redis must be trusted."
+        ),
+    )
+    memcached_servers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Accepted for glance-api.conf compatibility and not used: see cache_redis_url.",
+    )
+    http_connect_timeout: float = Field(
+        10.0, gt=0, description="Seconds to wait for the Identity service to answer."
+    )
+    insecure: bool = Field(default=False, description="Skip TLS verification of auth_url.")
+    cafile: Path | None = Field(None, description="CA bundle that signs auth_url's certificate.")
+
+    @field_validator("service_token_roles", "memcached_servers", mode="before")
+    @classmethod
+    def _lists(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("cache_redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            msg = f"expected a redis://, rediss:// or unix:// URL, got {value!r}"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def identity_url(self) -> str:
+        """auth_url ending in /v3 (keystonemiddleware accepts both forms)."""
+        base = (self.auth_url or "").rstrip("/")
+        return base if base.endswith("/v3") else f"{base}/v3"
+
+    @property
+    def challenge_uri(self) -> str:
+        if self.www_authenticate_uri:
+            return self.www_authenticate_uri
+        return self.identity_url.removesuffix("/v3")
+
+
 def _parse_backends(value: object) -> object:
     """Accept Glance's `id:type, id:type` notation as well as a mapping."""
     if isinstance(value, str):
@@ -305,12 +407,14 @@ class Settings(BaseSettings):
     bind_host: str = Field("127.0.0.1", description="Address the API listens on.")
     bind_port: int = Field(9292, ge=0, le=65535, description="Port the API listens on.")
     workers: int = Field(1, ge=1, description="Number of API worker processes.")
-    auth_strategy: Literal["noauth", "trusted-proxy"] = Field(
+    auth_strategy: Literal["noauth", "trusted-proxy", "keystone"] = Field(
         "noauth",
         description=(
             "noauth: every request acts as the admin of one project (development only). "
             "trusted-proxy: identity comes from X-Identity-Status/X-User-Id/X-Project-Id/"
-            "X-Roles headers set by an authenticating proxy in front of the API."
+            "X-Roles headers set by an authenticating proxy in front of the API. "
+            "keystone: X-Auth-Token is validated with Keystone ([keystone_authtoken]); "
+            "the default when [paste_deploy] flavor starts with keystone."
         ),
     )
     noauth_allow_public_bind: bool = Field(
@@ -375,6 +479,7 @@ class Settings(BaseSettings):
     celery: CeleryOptions = Field(default_factory=CeleryOptions)
     scrubber: ScrubberOptions = Field(default_factory=ScrubberOptions)
     oslo_policy: OsloPolicyOptions = Field(default_factory=OsloPolicyOptions)
+    keystone_authtoken: KeystoneAuthTokenOptions = Field(default_factory=KeystoneAuthTokenOptions)
     stores: dict[str, StoreOptions] = Field(
         default_factory=dict,
         description=(
@@ -428,6 +533,13 @@ class Settings(BaseSettings):
         if default is not None and default not in self.enabled_backends:
             msg = f"default_backend {default!r} is not in enabled_backends"
             raise ValueError(msg)
+        if self.auth_strategy == "keystone":
+            keystone = self.keystone_authtoken
+            required = ("auth_url", "username", "password", "project_name")
+            missing = [name for name in required if not getattr(keystone, name)]
+            if missing:
+                msg = f"auth_strategy=keystone needs [keystone_authtoken] {', '.join(missing)}"
+                raise ValueError(msg)
         self._check_shared_datadirs()
         self._warn_deprecated()
         return self

@@ -1,9 +1,11 @@
 """A pydantic-settings source that reads glance-api.conf style INI files.
 
 Glance's own option names and sections map onto the settings model: `[DEFAULT]` options onto
-top-level fields, `[database]`, `[glance_store]`, `[celery]`, `[scrubber]` onto nested models,
-and every section named by `enabled_backends` onto `stores`. Anything else is ignored with one
-warning line per option, so an operator's existing glance-api.conf loads as it is.
+top-level fields, `[database]`, `[glance_store]`, `[celery]`, `[scrubber]`, `[keystone_authtoken]`
+onto nested models, and every section named by `enabled_backends` onto `stores`. Glance chooses
+Keystone through `[paste_deploy] flavor = keystone...`; without an explicit `auth_strategy` that
+flavor means `auth_strategy = keystone` here. Anything else is ignored with one warning line per
+option, so an operator's existing glance-api.conf loads as it is.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ CURRENT_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
 )
 DEFAULT_SECTION = "DEFAULT"
 STORES_FIELD = "stores"
+PASTE_SECTION = "paste_deploy"
 
 
 class _CaseKeepingParser(configparser.ConfigParser):
@@ -51,6 +54,15 @@ def _nested_sections(settings_cls: type[BaseSettings]) -> dict[str, type[BaseMod
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             nested[name] = annotation
     return nested
+
+
+def _strategy_from_flavor(sections: dict[str, dict[str, str]]) -> str | None:
+    """Glance's `flavor = keystone` (or keystone+caching, ...) selects Keystone auth, unless the
+    file names an auth_strategy itself."""
+    if "auth_strategy" in sections.get(DEFAULT_SECTION, {}):
+        return None
+    flavor = sections.get(PASTE_SECTION, {}).get("flavor", "")
+    return "keystone" if flavor.strip().lower().startswith("keystone") else None
 
 
 def _store_ids(sections: dict[str, dict[str, str]]) -> set[str]:
@@ -79,6 +91,9 @@ class GlanceIniSource(PydanticBaseSettingsSource):
         store_ids = _store_ids(sections)
         top_level = set(self.settings_cls.model_fields) - set(nested) - {STORES_FIELD}
         result: dict[str, Any] = {}
+        strategy = _strategy_from_flavor(sections)
+        if strategy is not None:
+            result["auth_strategy"] = strategy
         for section, options in sections.items():
             if section == DEFAULT_SECTION:
                 known: set[str] = top_level
@@ -95,6 +110,8 @@ class GlanceIniSource(PydanticBaseSettingsSource):
                 known = set()
                 target = {}
             for option, value in options.items():
+                if section == PASTE_SECTION and option == "flavor":
+                    continue  # read by _strategy_from_flavor
                 if option in known:
                     target[option] = value
                 else:

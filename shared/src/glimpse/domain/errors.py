@@ -79,3 +79,7 @@ class RangeNotSatisfiable(GlimpseError):
 
 class StoreUnavailable(GlimpseError):
     """The backing store failed or is full (503 unless mapped more precisely)."""
+
+
+class IdentityUnavailable(GlimpseError):
+    """The identity service could not validate the caller's token (503)."""

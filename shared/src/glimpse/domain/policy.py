@@ -121,6 +121,8 @@ class PolicyEngine:
             "user_id": ctx.user_id,
             "project_id": ctx.project_id,
             "roles": sorted(ctx.roles),
+            # The roles of an X-Service-Token, for rules such as `service_roles:service`.
+            "service_roles": sorted(ctx.service_roles),
         }
         return bool(self.enforcer.enforce(action, target, creds))
 

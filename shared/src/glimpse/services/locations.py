@@ -85,7 +85,7 @@ def validation_values(data: object, hashing_algorithm: str) -> dict[str, str]:
 
 def _is_trusted(ctx: RequestContext) -> bool:
     """Services (Nova, Cinder) and admins may use any store's URLs; others only http(s)."""
-    return ctx.is_admin or SERVICE_ROLE in ctx.roles
+    return ctx.is_admin or SERVICE_ROLE in ctx.roles or SERVICE_ROLE in ctx.service_roles
 
 
 class LocationService:
