@@ -3,8 +3,12 @@ proxies from its options."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +110,101 @@ async def test_server_errors_are_store_errors(store: CheckedStore, http_server: 
     assert not isinstance(failed.value, ObjectNotFound)
     with pytest.raises(StoreError, match="answered 503"):
         await read_all(store.get(location))
+
+
+async def test_reads_pass_the_url_filter(http_server: HttpServer, data: bytes) -> None:
+    location = f"{http_server.base}/files/image"
+    refused = _filtered_store_for()
+    try:
+        with pytest.raises(StoreError, match=r"not allowed|not a public address"):
+            await refused.size(location)
+    finally:
+        await refused.aclose()
+    port = http_server.base.rsplit(":", 1)[1]
+    allowed = _filtered_store_for(allowed_hosts="localhost", allowed_ports=port)
+    try:
+        # By name: the store connects to the address it checked, and keeps the Host header.
+        by_name = f"http://localhost:{port}/files/image"
+        assert await allowed.size(by_name) == len(data)
+        assert await read_all(allowed.get(by_name, ResolvedRange(1, 5))) == data[1:5]
+    finally:
+        await allowed.aclose()
+
+
+class _Redirecting(BaseHTTPRequestHandler):
+    """Answers every request with a redirect to `target`."""
+
+    target = ""
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", self.target)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@contextlib.contextmanager
+def _redirect_server(target: str) -> Iterator[str]:
+    handler = type("Handler", (_Redirecting,), {"target": target})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield str(server.server_port)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["http://127.0.0.1/files/image", "http://169.254.169.254/latest/meta-data/"],
+)
+async def test_redirects_to_private_addresses_are_refused(target: str) -> None:
+    with _redirect_server(target) as port:
+        # Allowed by name (localhost), then redirected to an address that is not.
+        store = _filtered_store_for(allowed_hosts="localhost", allowed_ports=f"{port},80")
+        try:
+            with pytest.raises(StoreError, match="is not allowed"):
+                await store.size(f"http://localhost:{port}/image")
+        finally:
+            await store.aclose()
+
+
+async def test_relative_redirects_stay_on_the_named_host(tmp_path: Path) -> None:
+    """A redirect without a host resolves against the name, not the pinned address."""
+    (tmp_path / "image").write_bytes(b"relative")
+
+    class Relative(BaseHTTPRequestHandler):
+        def log_message(self, *_: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            if self.path == "/old":
+                self.send_response(302)
+                self.send_header("Location", "/new")
+                self.send_header("Content-Length", "0")
+            else:
+                self.send_response(200)
+                self.send_header("Content-Length", "8")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Relative)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = str(server.server_port)
+    store = _filtered_store_for(allowed_hosts="localhost", allowed_ports=port)
+    try:
+        assert await store.size(f"http://localhost:{port}/old") == len(b"relative")
+    finally:
+        await store.aclose()
+        server.shutdown()
+        server.server_close()
+
+
+def _filtered_store_for(**filtering: str) -> CheckedStore:
+    settings = load_settings(None, enabled_backends="web:http", import_filtering_opts=filtering)
+    return CheckedStore(from_settings("web", settings))

@@ -135,10 +135,11 @@ class StoreOptions(BaseModel):
 
     # http stores (read-only; glance_store's names and defaults).
     https_insecure: bool = Field(
-        default=True,
+        default=False,
         description=(
-            "Do not verify the certificate of https image servers (Glance's default). Ignored "
-            "when https_ca_certificates_file is set."
+            "Do not verify the certificate of https image servers. Glance's default is true; "
+            "Glimpse verifies unless told otherwise. Ignored when https_ca_certificates_file "
+            "is set."
         ),
     )
     https_ca_certificates_file: Path | None = Field(

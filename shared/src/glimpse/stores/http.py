@@ -6,6 +6,8 @@ bytes before it are skipped as they arrive, the stream stops after it). Sizes co
 Content-Length, or from the total of a `Range: bytes=0-0` answer when HEAD gives none.
 Redirects are followed up to MAX_REDIRECTS times (glance_store's limit). Proxies come only from
 `http_proxy_information`, not from the environment, so what a store reaches is in its config.
+Built from settings, the store reads only URLs that pass `[import_filtering_opts]`, checked on
+every request and every redirect, from the address that was checked (see glimpse.net.transport).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from glimpse.config import Settings
+from glimpse.net.transport import FilteredTransport
+from glimpse.net.urlfilter import URLFilter
 from glimpse.stores.base import (
     Capability,
     CapabilityMissing,
@@ -45,14 +49,19 @@ class HttpStore:
         *,
         verify: ssl.SSLContext | bool = True,
         proxies: dict[str, str] | None = None,
+        url_filter: URLFilter | None = None,
     ) -> None:
         self.name = name
-        mounts = {
-            f"{scheme}://": httpx.AsyncHTTPTransport(proxy=proxy, verify=verify)
-            for scheme, proxy in (proxies or {}).items()
-        }
+
+        def transport(proxy: str | None = None) -> httpx.AsyncBaseTransport:
+            inner = httpx.AsyncHTTPTransport(proxy=proxy, verify=verify)
+            if url_filter is None:
+                return inner
+            return FilteredTransport(url_filter, inner, pin=proxy is None)
+
+        mounts = {f"{scheme}://": transport(proxy) for scheme, proxy in (proxies or {}).items()}
         self.client = httpx.AsyncClient(
-            verify=verify,
+            transport=transport(),
             mounts=mounts,
             trust_env=False,
             follow_redirects=True,
@@ -182,4 +191,6 @@ def from_settings(store_id: str, settings: Settings) -> HttpStore:
     proxies = {
         scheme: _proxy_url(proxy) for scheme, proxy in options.http_proxy_information.items()
     }
-    return HttpStore(store_id, verify=verify, proxies=proxies)
+    # Image URLs come from users: every read (and redirect) passes [import_filtering_opts].
+    url_filter = URLFilter(settings.import_filtering_opts)
+    return HttpStore(store_id, verify=verify, proxies=proxies, url_filter=url_filter)
