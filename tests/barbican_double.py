@@ -61,10 +61,10 @@ class BarbicanDouble:
             def log_message(self, *_: object) -> None:
                 return None
 
-            def do_DELETE(self) -> None:  # noqa: N802 -- http.server's naming
+            def do_DELETE(self) -> None:
                 self._answer(double.handle("DELETE", self.path, self.headers.get("X-Auth-Token")))
 
-            def do_GET(self) -> None:  # noqa: N802 -- http.server's naming
+            def do_GET(self) -> None:
                 self._answer(double.handle("GET", self.path, self.headers.get("X-Auth-Token")))
 
             def _answer(self, status: int) -> None:
@@ -86,7 +86,7 @@ class BarbicanDouble:
             self._thread.join()
             self._thread = None
 
-    def handle(self, method: str, path: str, token: str | None) -> int:
+    def handle(self, method: str, path: str, token: str | None) -> int:  # noqa: PLR0911 -- one answer per Barbican case
         project = self.token_project(token) if token and self.token_project else None
         with self._lock:
             self.calls.append(BarbicanCall(method, path, token, project))

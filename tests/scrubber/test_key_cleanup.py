@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from barbican_double import BarbicanDouble, running_barbican
 
+from barbican_double import BarbicanDouble, running_barbican
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.db.tables import ImageKeyCleanup, ImageProperty, utcnow
