@@ -125,8 +125,11 @@ class KeyCleanupService:
                     await self._establish_trust(
                         clients, cleanup_id, token, ctx.user_id, sorted(ctx.roles)
                     )
-        except Exception:  # noqa: BLE001 -- anything unexpected is the scrubber's to retry
-            log.warning("key cleanup %s: left for the scrubber after an error", cleanup_id)
+        except Exception as exc:  # noqa: BLE001 -- anything unexpected is the scrubber's to retry
+            # The type only: an exception's text could quote a request and so a token.
+            log.warning(
+                "key cleanup %s: left for the scrubber after %s", cleanup_id, type(exc).__name__
+            )
 
     # -- the scrubber's pass --------------------------------------------------------------
 
