@@ -1,6 +1,7 @@
 """Key cleanup rows without Keystone (noauth), on both databases: which deletes record one, the
 wait and backoff when nothing can act in the image's project, and a restore voiding it.
-The Barbican calls themselves, with real tokens and trusts, are in tests/keystone."""
+The Barbican calls themselves, with real tokens and trusts, are in
+tests/keystone/test_keystone_key_cleanup.py."""
 
 from __future__ import annotations
 
