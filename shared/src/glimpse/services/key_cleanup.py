@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
-from glimpse.db.repositories.key_cleanups import KeyCleanupRepository
+from glimpse.db.repositories.key_cleanups import PENDING, KeyCleanupRepository
 from glimpse.db.tables import Image, ImageKeyCleanup, utcnow
 from glimpse.keymanager.barbican import BarbicanClient, BarbicanError
 from glimpse.keymanager.keystone import IdentityClient, KeystoneError
@@ -266,7 +266,7 @@ class KeyCleanupService:
         """Create the trust a later attempt will use; True when one was recorded."""
         async with self.db.read() as session:
             row = await KeyCleanupRepository(session).get(cleanup_id)
-        if row is None or row.status != "pending" or row.trust_id is not None:
+        if row is None or row.status != PENDING or row.trust_id is not None:
             return False
         if clients.identity is None or row.project_id is None:
             return False
