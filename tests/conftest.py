@@ -100,7 +100,7 @@ async def database(database_url: str) -> AsyncIterator[Database]:
             await session.execute(
                 sa.text(
                     "TRUNCATE images, image_properties, image_tags, image_locations,"
-                    " image_members CASCADE"
+                    " image_members, image_key_cleanups CASCADE"
                 )
             )
     yield database

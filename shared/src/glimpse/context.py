@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,3 +30,7 @@ class RequestContext:
     service_user_id: str | None = None
     service_project_id: str | None = None
     service_roles: frozenset[str] = frozenset()
+    # The caller's own Keystone token (auth_strategy=keystone), kept only so work that must act
+    # in the caller's name later (a key cleanup's trust) can; never logged or shown.
+    auth_token: str | None = field(default=None, repr=False, compare=False)
+    token_expires_at: datetime | None = None  # aware UTC

@@ -13,6 +13,7 @@ from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.services.deletion import DeletionService
 from glimpse.services.housekeeping import Housekeeping
+from glimpse.services.key_cleanup import KeyCleanupService
 from glimpse.stores.registry import StoreRegistry
 
 log = logging.getLogger("glimpse_scrubber")
@@ -59,6 +60,21 @@ async def scrub_deleted_data(runtime: ScrubberRuntime) -> None:
         )
 
 
+async def clean_keys(runtime: ScrubberRuntime) -> None:
+    """Delete the encryption keys of images that are really gone (after scrub_deleted_data,
+    which turns pending_delete images into deleted ones), and retry failed key deletions."""
+    report = await KeyCleanupService(runtime.settings, runtime.database).run()
+    if report.deleted or report.failed or report.trusts_created or report.trusts_deleted:
+        log.info(
+            "key cleanup: %d keys deleted (%d failed, retried later); %d trusts created, "
+            "%d deleted",
+            report.deleted,
+            report.failed,
+            report.trusts_created,
+            report.trusts_deleted,
+        )
+
+
 async def clean_leftovers(runtime: ScrubberRuntime) -> None:
     """Staged data and import work files of finished images; abandoned partial uploads."""
     removed = await Housekeeping(runtime.settings, runtime.database, runtime.stores).run()
@@ -66,5 +82,4 @@ async def clean_leftovers(runtime: ScrubberRuntime) -> None:
         log.info("removed %d leftover files", removed)
 
 
-# Key cleanup joins this list when it is built.
-JOBS: Final[tuple[Job, ...]] = (check_database, scrub_deleted_data, clean_leftovers)
+JOBS: Final[tuple[Job, ...]] = (check_database, scrub_deleted_data, clean_keys, clean_leftovers)

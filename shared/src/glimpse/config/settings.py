@@ -6,6 +6,7 @@ Sources, highest priority first: constructor arguments, `GLIMPSE_*` environment 
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import logging
 import os
@@ -33,6 +34,7 @@ from glimpse.config.units import parse_size
 
 CONFIG_ENV = "GLIMPSE_CONFIG"
 TiB = 1024**4
+FERNET_KEY_BYTES = 32
 _RESERVED_DEFAULT_DIRS = {STAGING_STORE: Path("data/staging"), TASKS_STORE: Path("data/tasks")}
 
 log = logging.getLogger(__name__)
@@ -381,6 +383,70 @@ class KeystoneAuthTokenOptions(BaseModel):
         return self.identity_url.removesuffix("/v3")
 
 
+class KeyManagerOptions(BaseModel):
+    """`[key_manager]`: castellan's section in Glance; Glimpse speaks Barbican itself."""
+
+    backend: Literal["barbican", "none"] = Field(
+        "barbican",
+        description=(
+            "Key manager holding cinder_encryption_key_id secrets. `none` records key cleanups "
+            "but never performs them (they wait until a backend is configured)."
+        ),
+    )
+    token_encryption_key: SecretStr | None = Field(
+        None,
+        description=(
+            "Fernet key (urlsafe base64 of 32 bytes) that encrypts a deleting user's token kept "
+            "for a pending key cleanup. Without it no token is kept: the cleanup relies on a "
+            "Keystone trust or the service credentials."
+        ),
+    )
+    cleanup_retry_initial: int = Field(
+        60, ge=0, description="Seconds before the first retry of a failed key deletion."
+    )
+    cleanup_retry_max: int = Field(
+        3600, ge=0, description="Longest wait between retries (the wait doubles each time)."
+    )
+
+    @field_validator("token_encryption_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(value.get_secret_value().encode("ascii"))
+        except (ValueError, UnicodeError):
+            raw = b""
+        if len(raw) != FERNET_KEY_BYTES:
+            msg = "expected a Fernet key: urlsafe base64 of 32 bytes"
+            raise ValueError(msg)
+        return value
+
+
+class BarbicanOptions(BaseModel):
+    """`[barbican]`, castellan's option names (the subset a direct REST client needs)."""
+
+    barbican_endpoint: str | None = Field(
+        None,
+        description=(
+            "Barbican's URL, e.g. http://barbican:9311. Required for key cleanup "
+            "(Glimpse does not look it up in the catalog)."
+        ),
+    )
+    barbican_api_version: str = Field("v1", description="API version in Barbican's URLs.")
+    auth_endpoint: str | None = Field(
+        None,
+        description=(
+            "Keystone URL for the trusts and trust-scoped tokens of key cleanup; "
+            "defaults to [keystone_authtoken] auth_url."
+        ),
+    )
+    verify_ssl: bool = Field(default=True, description="Verify Barbican's TLS certificate.")
+    verify_ssl_path: Path | None = Field(
+        None, description="CA bundle for Barbican's certificate (with verify_ssl)."
+    )
+
+
 def _parse_backends(value: object) -> object:
     """Accept Glance's `id:type, id:type` notation as well as a mapping."""
     if isinstance(value, str):
@@ -481,6 +547,8 @@ class Settings(BaseSettings):
     scrubber: ScrubberOptions = Field(default_factory=ScrubberOptions)
     oslo_policy: OsloPolicyOptions = Field(default_factory=OsloPolicyOptions)
     keystone_authtoken: KeystoneAuthTokenOptions = Field(default_factory=KeystoneAuthTokenOptions)
+    key_manager: KeyManagerOptions = Field(default_factory=KeyManagerOptions)
+    barbican: BarbicanOptions = Field(default_factory=BarbicanOptions)
     stores: dict[str, StoreOptions] = Field(
         default_factory=dict,
         description=(

@@ -108,3 +108,29 @@ class ImageMember(SQLModel, table=True):
     updated_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
     deleted_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
     deleted: bool = Field(default=False, index=True)
+
+
+class ImageKeyCleanup(SQLModel, table=True):
+    """An encryption key (cinder_encryption_key_id) to delete from the key manager once its
+    image is really gone. Written in the image delete's own transaction, so a committed delete
+    never loses its cleanup. See glimpse.services.key_cleanup for the life of a row."""
+
+    __tablename__ = "image_key_cleanups"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # No foreign key: the cleanup must outlive a purge of the image row.
+    image_id: str = Field(index=True, max_length=36)
+    key_id: str = Field(max_length=255)
+    project_id: str | None = Field(default=None, max_length=255)  # the image owner's
+    user_id: str | None = Field(default=None, max_length=255)  # who deleted the image
+    roles: str = Field(default="", max_length=1024)  # their roles, for the trust
+    status: str = Field(default="pending", max_length=20, index=True)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True, sa_type=sa.DateTime)
+    # The deleting user's token, Fernet-encrypted; NULL once used up or expired.
+    user_token: str | None = Field(default=None, sa_type=sa.Text)
+    token_expires_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+    trust_id: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
+    updated_at: datetime | None = Field(default=None, sa_type=sa.DateTime)

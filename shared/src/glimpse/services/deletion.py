@@ -15,6 +15,7 @@ from datetime import timedelta
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.db.repositories.deletions import DeletionRepository
+from glimpse.db.repositories.key_cleanups import KeyCleanupRepository
 from glimpse.db.tables import ImageLocation, utcnow
 from glimpse.stores.base import StoreError
 from glimpse.stores.registry import StoreRegistry
@@ -92,6 +93,10 @@ class DeletionService:
         return ScrubReport(outcomes.count(True), outcomes.count(False), completed)
 
     async def restore(self, image_id: str) -> str | None:
-        """pending_delete -> active; the reason it cannot be done, or None."""
+        """pending_delete -> active; the reason it cannot be done, or None. A restored image
+        keeps its encryption key: its pending key cleanup is voided in the same transaction."""
         async with self.db.write() as session:
-            return await DeletionRepository(session).restore(image_id)
+            refusal = await DeletionRepository(session).restore(image_id)
+            if refusal is None:
+                await KeyCleanupRepository(session).void_for_image(image_id)
+            return refusal

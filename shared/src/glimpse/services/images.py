@@ -25,6 +25,7 @@ from glimpse.domain.errors import (
 from glimpse.domain.images import MUTABLE_ATTRIBUTES, ImageStatus, Visibility, deactivation
 from glimpse.domain.listing import ListQuery
 from glimpse.services.access import authorized_image, readable
+from glimpse.services.key_cleanup import KeyCleanupService
 from glimpse.services.locations import LocationService
 from glimpse.stores.registry import StoreRegistry
 
@@ -63,6 +64,7 @@ class ImageService:
         self.stores = stores
         self.locations = locations or LocationService(settings, database, stores)
         self.deletion = self.locations.deletion
+        self.key_cleanup = KeyCleanupService(settings, database)
 
     def _check_quotas(self, properties: dict[str, str], tags: list[str]) -> None:
         _quota_check("properties", len(properties), self.settings.image_property_quota)
@@ -252,7 +254,11 @@ class ImageService:
             locations = await repo.mark_deleted(image, delayed=delayed)
             if not delayed:  # a delayed delete keeps its members for a restore
                 await MemberRepository(session).remove_all(image_id)
+            # In this transaction, so a committed delete never loses its key cleanup.
+            cleanup_id = await self.key_cleanup.record(session, ctx, image)
         if not delayed:
             # Data goes only after the delete is committed, outside any transaction; what a
             # store refuses now stays recorded for the scrubber.
             await self.deletion.remove_all(locations)
+        if cleanup_id is not None:
+            await self.key_cleanup.after_delete(ctx, cleanup_id, gone=not delayed)

@@ -93,6 +93,8 @@ class KeystoneAuthenticator:
             service_user_id=service.user_id if service else None,
             service_project_id=service.project_id if service else None,
             service_roles=frozenset(service.roles) if service else frozenset(),
+            auth_token=user_token,
+            token_expires_at=user.expires_at,
         )
 
     async def _identity(self, token: str) -> TokenInfo:
