@@ -100,7 +100,7 @@ async def database(database_url: str) -> AsyncIterator[Database]:
             await session.execute(
                 sa.text(
                     "TRUNCATE images, image_properties, image_tags, image_locations,"
-                    " image_members CASCADE"
+                    " image_members, tasks CASCADE"
                 )
             )
     yield database
@@ -112,6 +112,8 @@ def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         overrides.setdefault("database", {"connection": database_url})
         overrides.setdefault("glance_store", {"filesystem_store_datadir": str(tmp_path / "images")})
+        # Job messages the API sends land in this test's folder, not the working directory.
+        overrides.setdefault("celery", {"broker_data_dir": str(tmp_path / "broker")})
         stores = overrides.setdefault("stores", {})
         for store_id in RESERVED_STORES:
             stores.setdefault(store_id, {"filesystem_store_datadir": str(tmp_path / store_id)})

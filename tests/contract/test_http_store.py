@@ -7,12 +7,12 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
-from store_servers import HttpServer
 
 from glimpse.config import load_settings
 from glimpse.stores.base import ObjectNotFound, ResolvedRange, StoreError
 from glimpse.stores.checked import CheckedStore
 from glimpse.stores.http import HttpStore, from_settings
+from store_servers import HttpServer
 
 
 async def read_all(stream: AsyncIterator[bytes]) -> bytes:

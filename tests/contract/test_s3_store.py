@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from store_servers import MotoServer
 
 from glimpse.config import ConfigError, load_settings
 from glimpse.stores import s3 as s3_module
 from glimpse.stores.base import ObjectNotFound, StoreError
 from glimpse.stores.checked import CheckedStore
 from glimpse.stores.s3 import S3Store, from_settings
+from store_servers import MotoServer
 from support import free_port
 
 ACCESS_KEY = "AKIA-s3-test-access"

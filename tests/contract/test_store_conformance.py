@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 from aiobotocore.session import get_session
-from store_servers import HttpServer, MotoServer
 
 from glimpse.config import load_settings
 from glimpse.stores import s3 as s3_driver
@@ -30,6 +29,7 @@ from glimpse.stores.base import (
 from glimpse.stores.checked import CheckedStore
 from glimpse.stores.filesystem import FilesystemStore
 from glimpse.stores.http import HttpStore
+from store_servers import HttpServer, MotoServer
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
