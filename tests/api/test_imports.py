@@ -87,17 +87,10 @@ async def test_info_import_lists_the_configured_methods(
     assert (await only.get("/v2/info/import")).json()["import-methods"]["value"] == ["web-download"]
 
 
-async def test_glance_direct_end_to_end_as_a_project_member(
-    make_settings: Any, client_for: Any, settings: Settings, database: Database
-) -> None:
-    client = await proxy_client(make_settings, client_for)
-    data = os.urandom(3 * 1024 * 1024 + 5)
-    image_id = await staged_image(client, data, OWNER)
-    staged = (await client.get(f"/v2/images/{image_id}", headers=OWNER)).json()
-    assert staged["status"] == "uploading"
-    assert staged["size"] == len(data)
-    assert [p.name for p in staged_files(settings)] == [image_id]
-
+async def start_import_as_owner(
+    client: httpx.AsyncClient, image_id: str, settings: Settings
+) -> dict[str, Any]:
+    """POST /import as the owner; check the image, its lock, the task row and the message."""
     response = await client.post(f"/v2/images/{image_id}/import", json=GLANCE_DIRECT, headers=OWNER)
     assert response.status_code == 202, response.text
     importing = (await client.get(f"/v2/images/{image_id}", headers=OWNER)).json()
@@ -118,6 +111,21 @@ async def test_glance_direct_end_to_end_as_a_project_member(
     # The member may not use the Tasks API (admin by default), yet its import runs.
     assert (await client.get("/v2/tasks", headers=OWNER)).status_code == 403
     assert (await client.get(f"/v2/tasks/{task['id']}", headers=OWNER)).status_code == 403
+    return task
+
+
+async def test_glance_direct_end_to_end_as_a_project_member(
+    make_settings: Any, client_for: Any, settings: Settings, database: Database
+) -> None:
+    client = await proxy_client(make_settings, client_for)
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    image_id = await staged_image(client, data, OWNER)
+    staged = (await client.get(f"/v2/images/{image_id}", headers=OWNER)).json()
+    assert staged["status"] == "uploading"
+    assert staged["size"] == len(data)
+    assert [p.name for p in staged_files(settings)] == [image_id]
+
+    task = await start_import_as_owner(client, image_id, settings)
 
     context = WorkerContext.build(settings)
     try:
@@ -138,6 +146,7 @@ async def test_glance_direct_end_to_end_as_a_project_member(
         assert shown["status"] == "success"
         assert shown["result"] == {"image_id": image_id, "stores": ["file"], "failed": []}
         assert shown["expires_at"] is not None
+        assert shown["message"] == "Copied 3 MiB"  # the last progress report
         # A redelivered message finds the task finished and changes nothing.
         await import_.run(context, task["id"])
         assert (await client.get(f"/v2/tasks/{task['id']}", headers=ADMIN)).json() == shown

@@ -145,3 +145,18 @@ async def test_a_lost_message_is_sent_again_by_the_scrubber(
     finally:
         await worker.aclose()
     assert (await client.get(f"/v2/images/{image_id}")).json()["status"] == "active"
+
+
+async def test_a_processing_task_whose_lease_ran_out_is_sent_again(
+    settings: Settings, database: Database
+) -> None:
+    now = utcnow()
+    dead = await add_task(database, status="processing", lease_until=now - timedelta(minutes=1))
+    await add_task(database, status="processing", lease_until=now + timedelta(minutes=10))
+    await add_task(database, status="success")
+    runtime = ScrubberRuntime.build(settings)
+    try:
+        await requeue_pending(runtime)
+    finally:
+        await runtime.aclose()
+    assert sent_messages(settings) == [(names.IMPORT, [dead])]

@@ -73,10 +73,11 @@ async def clean_leftovers(runtime: ScrubberRuntime) -> None:
 async def requeue_pending(runtime: ScrubberRuntime) -> None:
     """Send again the messages of import tasks left pending for longer than
     `[task] requeue_pending_after` (their message was lost: the broker was down when the API
-    sent it, or lost it). A duplicate is harmless: the worker claims a task only once."""
+    sent it, or lost it), and of processing tasks whose worker's lease ran out. A duplicate is
+    harmless: a worker takes a task only through the conditional claim."""
     after = timedelta(seconds=runtime.settings.task.requeue_pending_after)
     async with runtime.database.read() as session:
-        stale = await TaskRepository(session).pending_since(utcnow() - after)
+        stale = await TaskRepository(session).stalled(utcnow() - after)
     if not stale:
         return
     publisher = JobPublisher(runtime.settings)
@@ -86,7 +87,7 @@ async def requeue_pending(runtime: ScrubberRuntime) -> None:
         await publisher.aclose()
     async with runtime.database.write() as session:
         await TaskRepository(session).touch_pending(sent)
-    log.info("requeued %d of %d pending import tasks", len(sent), len(stale))
+    log.info("requeued %d of %d stalled import tasks", len(sent), len(stale))
 
 
 # Key cleanup joins this list when it is built.

@@ -91,7 +91,7 @@ async def run(ctx: WorkerContext, task_id: str) -> None:
         log.warning("import task %s failed: %s", task_id, exc, exc_info=True)
         await _fail(ctx, task, str(exc) or type(exc).__name__)
         return
-    await _finish(ctx, task_id, TaskStatus.SUCCESS, "", result)
+    await _finish(ctx, task_id, TaskStatus.SUCCESS, None, result)  # keeps "Copied N MiB"
     log.info("import task %s: image %s active", task_id, task.image_id)
 
 
@@ -244,7 +244,7 @@ async def _finish(
     ctx: WorkerContext,
     task_id: str,
     status: TaskStatus,
-    message: str,
+    message: str | None,
     result: dict[str, Any] | None,
 ) -> None:
     expires_at = utcnow() + timedelta(hours=ctx.settings.task.task_time_to_live)

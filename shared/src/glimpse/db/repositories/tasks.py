@@ -111,11 +111,13 @@ class TaskRepository:
         task_id: str,
         status: TaskStatus,
         *,
-        message: str,
+        message: str | None,
         result: dict[str, Any] | None,
         expires_at: datetime,
     ) -> bool:
-        """processing (or pending, for a task that cannot start) -> success/failure."""
+        """processing (or pending, for a task that cannot start) -> success/failure; a None
+        message keeps the last progress message."""
+        values: dict[str, Any] = {"message": message} if message is not None else {}
         statement = (
             sa.update(_TASKS)
             .where(
@@ -124,21 +126,31 @@ class TaskRepository:
             )
             .values(
                 status=status,
-                message=message,
                 result=result,
                 expires_at=expires_at,
                 lease_until=None,
                 updated_at=utcnow(),
+                **values,
             )
         )
         return bool((await self.session.execute(statement)).rowcount)  # type: ignore[attr-defined]
 
-    async def pending_since(self, before: datetime) -> list[str]:
-        """Ids of tasks still pending that were created (or last re-sent) before `before`."""
+    async def stalled(self, before: datetime) -> list[str]:
+        """Tasks whose message looks lost: pending since before `before` (created or last
+        re-sent), or processing with a lease that ran out (the worker died, the message is
+        gone)."""
         statement = sa.select(_TASKS.c.id).where(
-            _TASKS.c.status == TaskStatus.PENDING,
             _TASKS.c.deleted.is_(False),
-            sa.func.coalesce(_TASKS.c.updated_at, _TASKS.c.created_at) < before,
+            sa.or_(
+                sa.and_(
+                    _TASKS.c.status == TaskStatus.PENDING,
+                    sa.func.coalesce(_TASKS.c.updated_at, _TASKS.c.created_at) < before,
+                ),
+                sa.and_(
+                    _TASKS.c.status == TaskStatus.PROCESSING,
+                    _TASKS.c.lease_until < utcnow(),
+                ),
+            ),
         )
         return list((await self.session.execute(statement)).scalars())
 
