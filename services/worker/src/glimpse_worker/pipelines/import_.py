@@ -136,7 +136,8 @@ async def _import(ctx: WorkerContext, task: Task, progress: _Progress) -> dict[s
             ImageStatus.IMPORTING,
             ImageStatus.ACTIVE,
             size=meter.size,
-            virtual_size=meter.size if image.disk_format == "raw" else None,
+            # A raw disk's virtual size is its size (other formats need inspection).
+            virtual_size=meter.size if _is_raw(image.disk_format, image.container_format) else None,
             checksum=meter.checksum,
             os_hash_algo=meter.hash_algo,
             os_hash_value=meter.hash_value,
@@ -252,3 +253,7 @@ async def _finish(
         await TaskRepository(session).finish(
             task_id, status, message=message, result=result, expires_at=expires_at
         )
+
+
+def _is_raw(disk_format: str | None, container_format: str | None) -> bool:
+    return disk_format == "raw" and container_format == "bare"
