@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import redis
 import sqlalchemy as sa
 
 from glimpse.config import Settings, load_settings
@@ -29,6 +30,7 @@ from support import free_port
 
 PG_ADMIN_DSN = os.environ.get("GLIMPSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+REDIS_URL = "redis://127.0.0.1:6379"
 
 
 async def _pg_reachable() -> bool:
@@ -100,7 +102,7 @@ async def database(database_url: str) -> AsyncIterator[Database]:
             await session.execute(
                 sa.text(
                     "TRUNCATE images, image_properties, image_tags, image_locations,"
-                    " image_members, image_key_cleanups CASCADE"
+                    " image_members, image_key_cleanups, tasks CASCADE"
                 )
             )
     yield database
@@ -112,6 +114,8 @@ def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         overrides.setdefault("database", {"connection": database_url})
         overrides.setdefault("glance_store", {"filesystem_store_datadir": str(tmp_path / "images")})
+        # Job messages the API sends land in this test's folder, not the working directory.
+        overrides.setdefault("celery", {"broker_data_dir": str(tmp_path / "broker")})
         stores = overrides.setdefault("stores", {})
         for store_id in RESERVED_STORES:
             stores.setdefault(store_id, {"filesystem_store_datadir": str(tmp_path / store_id)})
@@ -200,3 +204,28 @@ def http_server(tmp_path: Path) -> Iterator[HttpServer]:
         server.server_close()
         thread.join(timeout=10)
         shutil.rmtree(root, ignore_errors=True)
+
+
+# -- Redis (the production broker) ----------------------------------------------------------
+
+
+def _redis_answers() -> bool:
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=3).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def redis_db() -> Iterator[str]:
+    """A flushed database of the machine's Redis for this test (1-14, picked at random)."""
+    if not _redis_answers():
+        if IN_CI:
+            pytest.fail("Redis is required under CI=true and does not answer on 127.0.0.1:6379")
+        pytest.skip("Redis does not answer on 127.0.0.1:6379")
+    index = 1 + uuid.uuid4().int % 14
+    client = redis.Redis.from_url(f"{REDIS_URL}/{index}")
+    client.flushdb()
+    yield f"{REDIS_URL}/{index}"
+    client.flushdb()
+    client.close()

@@ -40,6 +40,12 @@ EXPECTED: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("GET", "/v2/schemas/images"): (200, 200, 200, 200, 200, 200, 200),
     ("GET", "/v2/schemas/member"): (200, 200, 200, 200, 200, 200, 200),
     ("GET", "/v2/schemas/members"): (200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/v2/schemas/task"): (200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/v2/schemas/tasks"): (200, 200, 200, 200, 200, 200, 200),
+    # tasks_api_access is admin-only by default; the task id does not exist.
+    ("GET", "/v2/tasks"): (403, 403, 403, 403, 403, 200, 401),
+    ("GET", "/v2/tasks/{task_id}"): (403, 403, 403, 403, 403, 404, 401),
+    ("GET", "/v2/info/import"): (200, 200, 200, 200, 200, 200, 401),
     ("POST", "/v2/images"): (201, 403, 201, 201, 201, 201, 401),
     ("GET", "/v2/images"): (200, 200, 200, 200, 200, 200, 401),
     ("GET", "/v2/images/{image_id}"): (200, 200, 404, 200, 200, 200, 401),
@@ -67,6 +73,10 @@ EXPECTED: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("GET", "/v2/info/stores"): (200, 200, 200, 200, 200, 200, 401),
     ("GET", "/v2/info/stores/detail"): (403, 403, 403, 403, 403, 200, 401),
     ("GET", "/v2/info/usage"): (200, 200, 200, 200, 200, 200, 401),
+    ("GET", "/v2/images/{image_id}/tasks"): (200, 200, 404, 200, 200, 200, 401),
+    ("PUT", "/v2/images/{image_id}/stage"): (204, 403, 404, 403, 403, 204, 401),
+    # The image is active, not staged: those allowed to import learn it is too late (409).
+    ("POST", "/v2/images/{image_id}/import"): (409, 403, 404, 403, 403, 409, 401),
     # The image's only copy can never be removed this way, not even by an admin.
     ("DELETE", "/v2/stores/{store_id}/{image_id}"): (403, 403, 404, 403, 403, 403, 401),
     ("GET", "/v2/images/{image_id}/locations"): (403, 403, 404, 403, 403, 200, 401),
@@ -102,6 +112,9 @@ PUBLIC_EXPECTED: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("DELETE", "/v2/stores/{store_id}/{image_id}"): (403, 403, 403, 403, 403, 403, 401),
     ("GET", "/v2/images/{image_id}/locations"): (403, 403, 403, 403, 403, 200, 401),
     ("POST", "/v2/images/{image_id}/locations"): (409, 403, 403, 403, 403, 409, 401),
+    ("GET", "/v2/images/{image_id}/tasks"): (200, 200, 200, 200, 200, 200, 401),
+    ("PUT", "/v2/images/{image_id}/stage"): (204, 403, 403, 403, 403, 204, 401),
+    ("POST", "/v2/images/{image_id}/import"): (409, 403, 403, 403, 403, 409, 401),
 }
 
 # What each request sends besides the persona's identity.
@@ -118,7 +131,15 @@ BODIES: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("POST", "/v2/images/{image_id}/members"): {"json": {"member": "newcomer"}},
     ("PUT", "/v2/images/{image_id}/members/{member_id}"): {"json": {"status": "accepted"}},
     ("POST", "/v2/images/{image_id}/locations"): {"json": {"url": "http://203.0.113.9/x"}},
+    ("PUT", "/v2/images/{image_id}/stage"): {
+        "content": b"staged",
+        "headers": {"Content-Type": "application/octet-stream"},
+    },
+    ("POST", "/v2/images/{image_id}/import"): {"json": {"method": {"name": "glance-direct"}}},
 }
+# Routes that need an image without data (queued).
+TAKES_DATA: Final = ("/file", "/stage")
+MISSING_TASK: Final = "8a1b7b1e-0000-4000-8000-000000000000"
 # The matrix runs in multi-store mode (one file store), so the store routes answer.
 MULTISTORE: Final = {"enabled_backends": "file:file"}
 SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
@@ -202,8 +223,14 @@ async def _matrix(
             image_id = image
             if "{image_id}" in path and method not in SAFE_METHODS:
                 # A fresh image, so one persona's change does not decide the next one's answer.
-                image_id = await scenario(client, with_data=not path.endswith("/file"))
-            url = path.format(image_id=image_id, tag="t", member_id="friend", store_id="file")
+                image_id = await scenario(client, with_data=not path.endswith(TAKES_DATA))
+            url = path.format(
+                image_id=image_id,
+                tag="t",
+                member_id="friend",
+                store_id="file",
+                task_id=MISSING_TASK,
+            )
             response = await client.request(
                 method,
                 url,

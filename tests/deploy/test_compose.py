@@ -389,6 +389,7 @@ def local_config(tmp_path: Path, port: int) -> Path:
     parser["DEFAULT"]["bind_host"] = "127.0.0.1"
     parser["DEFAULT"]["bind_port"] = str(port)
     parser[store_id]["filesystem_store_datadir"] = str(tmp_path / "images")
+    parser["os_glance_staging_store"]["filesystem_store_datadir"] = str(tmp_path / "staging")
     parser["database"]["connection"] = f"sqlite:///{tmp_path / 'glimpse.sqlite'}"
     parser["celery"]["broker_url"] = "filesystem://"
     parser["celery"]["broker_data_dir"] = str(tmp_path / "broker")

@@ -21,11 +21,13 @@ from glimpse_api.routers import (
     image_actions,
     image_data,
     images,
+    imports,
     locations,
     members,
     schemas,
     stores,
     tags,
+    tasks,
     versions,
 )
 
@@ -67,6 +69,8 @@ def create_app(settings: Settings) -> FastAPI:
         discovery,
         stores,
         locations,
+        tasks,
+        imports,
     ):
         app.include_router(module.router)
     app.add_middleware(VersionPrefixMiddleware)

@@ -12,12 +12,15 @@ from glimpse.config import Settings
 from glimpse.context import RequestContext, new_request_id
 from glimpse.db.engine import Database
 from glimpse.domain.policy import PolicyEngine
+from glimpse.jobs.publisher import JobPublisher
 from glimpse.logs import bind_identity
 from glimpse.services.discovery import DiscoveryService
 from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
+from glimpse.services.imports import ImportService
 from glimpse.services.locations import LocationService
 from glimpse.services.members import MemberService
+from glimpse.services.tasks import TaskService
 from glimpse.stores.registry import StoreRegistry
 from glimpse_api.identity import Authenticator, build_authenticator
 
@@ -37,6 +40,9 @@ class Runtime:
     locations: LocationService
     discovery: DiscoveryService
     members: MemberService
+    tasks: TaskService
+    imports: ImportService
+    publisher: JobPublisher
     authenticator: Authenticator
 
     @classmethod
@@ -46,6 +52,7 @@ class Runtime:
         database = Database.from_settings(settings)
         stores = StoreRegistry.from_settings(settings)
         locations = LocationService(settings, database, stores)
+        publisher = JobPublisher(settings)
         return cls(
             settings=settings,
             database=database,
@@ -56,11 +63,15 @@ class Runtime:
             locations=locations,
             discovery=DiscoveryService(settings, database, stores),
             members=MemberService(settings, database),
+            tasks=TaskService(settings, database),
+            imports=ImportService(settings, database, stores, publisher),
+            publisher=publisher,
             authenticator=build_authenticator(settings),
         )
 
     async def aclose(self) -> None:
         await self.authenticator.aclose()
+        await self.publisher.aclose()
         await self.stores.aclose()
         await self.database.dispose()
 
@@ -112,5 +123,18 @@ ImageDataServiceDep = Annotated[ImageDataService, Depends(get_image_data_service
 LocationServiceDep = Annotated[LocationService, Depends(get_location_service)]
 DiscoveryServiceDep = Annotated[DiscoveryService, Depends(get_discovery_service)]
 
-
 MemberServiceDep = Annotated[MemberService, Depends(get_member_service)]
+
+
+async def get_task_service(request: Request) -> TaskService:
+    return _runtime(request).tasks
+
+
+TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
+
+
+async def get_import_service(request: Request) -> ImportService:
+    return _runtime(request).imports
+
+
+ImportServiceDep = Annotated[ImportService, Depends(get_import_service)]

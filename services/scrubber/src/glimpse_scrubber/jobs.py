@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final
 
 import sqlalchemy as sa
 
 from glimpse.config import Settings
 from glimpse.db.engine import Database
+from glimpse.db.repositories.tasks import TaskRepository
+from glimpse.db.tables import utcnow
+from glimpse.jobs.publisher import JobPublisher
 from glimpse.services.deletion import DeletionService
 from glimpse.services.housekeeping import Housekeeping
 from glimpse.services.key_cleanup import KeyCleanupService
@@ -82,4 +86,30 @@ async def clean_leftovers(runtime: ScrubberRuntime) -> None:
         log.info("removed %d leftover files", removed)
 
 
-JOBS: Final[tuple[Job, ...]] = (check_database, scrub_deleted_data, clean_keys, clean_leftovers)
+async def requeue_pending(runtime: ScrubberRuntime) -> None:
+    """Send again the messages of import tasks left pending for longer than
+    `[task] requeue_pending_after` (their message was lost: the broker was down when the API
+    sent it, or lost it), and of processing tasks whose worker's lease ran out. A duplicate is
+    harmless: a worker takes a task only through the conditional claim."""
+    after = timedelta(seconds=runtime.settings.task.requeue_pending_after)
+    async with runtime.database.read() as session:
+        stale = await TaskRepository(session).stalled(utcnow() - after)
+    if not stale:
+        return
+    publisher = JobPublisher(runtime.settings)
+    try:
+        sent = [task_id for task_id in stale if await publisher.publish_import(task_id)]
+    finally:
+        await publisher.aclose()
+    async with runtime.database.write() as session:
+        await TaskRepository(session).touch_pending(sent)
+    log.info("requeued %d of %d stalled import tasks", len(sent), len(stale))
+
+
+JOBS: Final[tuple[Job, ...]] = (
+    check_database,
+    scrub_deleted_data,
+    clean_keys,
+    clean_leftovers,
+    requeue_pending,
+)

@@ -31,6 +31,7 @@ from pydantic_settings import (
 
 from glimpse.config.reserved import RESERVED_PREFIX, RESERVED_STORES, STAGING_STORE, TASKS_STORE
 from glimpse.config.units import parse_size
+from glimpse.domain.tasks import KNOWN_METHODS as KNOWN_IMPORT_METHODS
 
 CONFIG_ENV = "GLIMPSE_CONFIG"
 TiB = 1024**4
@@ -219,6 +220,22 @@ class TaskOptions(BaseModel):
     )
     task_time_to_live: int = Field(
         48, ge=0, description="Hours a finished task stays visible before it expires."
+    )
+    lease_time: int = Field(
+        300,
+        ge=10,
+        description=(
+            "Seconds a worker holds an import it claimed without reporting progress; after "
+            "that a redelivered message may take the import over (the worker is presumed dead)."
+        ),
+    )
+    requeue_pending_after: int = Field(
+        300,
+        ge=1,
+        description=(
+            "Seconds a task may stay pending (its message lost, e.g. the broker was down) "
+            "before the scrubber sends its message again."
+        ),
     )
 
 
@@ -531,6 +548,13 @@ class Settings(BaseSettings):
     public_endpoint: str | None = Field(
         None, description="Public URL of the API, used in version links instead of the request's."
     )
+    enabled_import_methods: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["glance-direct", "web-download", "copy-image"],
+        description=(
+            "Import methods offered by GET /v2/info/import; only glance-direct runs in this "
+            "release, the others are refused (400) at import time."
+        ),
+    )
     node_staging_uri: str | None = Field(
         None,
         description=(
@@ -561,6 +585,20 @@ class Settings(BaseSettings):
     @classmethod
     def _backends(cls, value: object) -> object:
         return _parse_backends(value)
+
+    @field_validator("enabled_import_methods", mode="before")
+    @classmethod
+    def _import_methods(cls, value: object) -> object:
+        # Glance's own samples write the list in brackets: [glance-direct,web-download].
+        if isinstance(value, str):
+            items = value.strip().removeprefix("[").removesuffix("]").split(",")
+            value = [item.strip().strip("'\"") for item in items if item.strip()]
+        if isinstance(value, list):
+            unknown = sorted(set(value) - set(KNOWN_IMPORT_METHODS))
+            if unknown:
+                msg = f"unknown import methods {unknown}; known: {list(KNOWN_IMPORT_METHODS)}"
+                raise ValueError(msg)
+        return value
 
     @field_validator("user_storage_quota", mode="before")
     @classmethod

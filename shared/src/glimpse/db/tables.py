@@ -134,3 +134,28 @@ class ImageKeyCleanup(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=255)
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
     updated_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+
+
+class Task(SQLModel, table=True):
+    """A Glance task: one per import. The row is also the outbox of its job message (the
+    message carries the id only), and `lease_until` says until when the worker that claimed it
+    is presumed alive (a redelivered message may take over after that)."""
+
+    __tablename__ = "tasks"
+
+    id: str = Field(primary_key=True, max_length=36)
+    type: str = Field(max_length=30, index=True)
+    status: str = Field(max_length=30, index=True)
+    input: dict[str, object] = Field(default_factory=dict, sa_type=sa.JSON)
+    result: dict[str, object] | None = Field(default=None, sa_type=sa.JSON)
+    message: str = Field(default="", sa_type=sa.Text)
+    owner: str | None = Field(default=None, max_length=255, index=True)
+    image_id: str | None = Field(default=None, max_length=36, index=True)
+    user_id: str | None = Field(default=None, max_length=255)
+    request_id: str | None = Field(default=None, max_length=255)
+    expires_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+    lease_until: datetime | None = Field(default=None, sa_type=sa.DateTime)
+    created_at: datetime = Field(default_factory=utcnow, index=True, sa_type=sa.DateTime)
+    updated_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+    deleted_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+    deleted: bool = Field(default=False, index=True)

@@ -3,3 +3,4 @@
 from typing import Final
 
 PING: Final = "glimpse.health.ping"
+IMPORT: Final = "glimpse.image.import"

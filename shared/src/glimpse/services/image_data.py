@@ -91,7 +91,7 @@ class ImageDataService:
             if quota > 0:
                 remaining = quota - await repo.storage_used(image.owner)
                 if remaining <= 0:
-                    raise LimitExceeded(_quota_message(quota))
+                    raise LimitExceeded(quota_message(quota))
             await repo.claim_status(image_id, ImageStatus.QUEUED, ImageStatus.SAVING)
             is_raw = image.disk_format == "raw" and image.container_format == "bare"
             return remaining, is_raw
@@ -121,14 +121,14 @@ class ImageDataService:
         store = self._store(store_id)
         cap = self.settings.image_size_cap
         if expected_size is not None and expected_size > cap:
-            raise LimitExceeded(_cap_message(cap))
+            raise LimitExceeded(cap_message(cap))
         quota_left, is_raw = await self._claim(ctx, image_id)
         limit = cap if quota_left is None else min(cap, quota_left)
 
         def too_big() -> LimitExceeded:
             if quota_left is not None and quota_left < cap:
-                return LimitExceeded(_quota_message(self.settings.user_storage_quota))
-            return LimitExceeded(_cap_message(cap))
+                return LimitExceeded(quota_message(self.settings.user_storage_quota))
+            return LimitExceeded(cap_message(cap))
 
         meter = Meter(self.settings.hashing_algorithm)
         data = metered(chunks, meter, limit=limit, on_limit=too_big, expected_size=expected_size)
@@ -228,9 +228,9 @@ class ImageDataService:
         raise ImageNotFound(image_id)
 
 
-def _cap_message(cap: int) -> str:
+def cap_message(cap: int) -> str:
     return f"The incoming image is too large: image_size_cap is {cap} bytes"
 
 
-def _quota_message(quota: int) -> str:
+def quota_message(quota: int) -> str:
     return f"Denying attempt to upload image because it exceeds the quota: {quota} bytes"

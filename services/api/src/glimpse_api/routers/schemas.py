@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from glimpse_api.schemas.json_schemas import image_schema, images_schema
 from glimpse_api.schemas.members import member_schema, members_schema
+from glimpse_api.schemas.tasks import task_schema, tasks_schema
 
 router = APIRouter(prefix="/v2/schemas")
 
@@ -30,3 +31,13 @@ async def get_member_schema() -> dict[str, Any]:
 @router.get("/members")
 async def get_members_schema() -> dict[str, Any]:
     return members_schema()
+
+
+@router.get("/task")
+async def get_task_schema() -> dict[str, Any]:
+    return task_schema()
+
+
+@router.get("/tasks")
+async def get_tasks_schema() -> dict[str, Any]:
+    return tasks_schema()

@@ -16,7 +16,7 @@ router = APIRouter()
 # features are here are listed; as in Glance, the multi-store ones only with enabled_backends.
 CURRENT: Final = 17
 ALWAYS: Final = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 9, 15, CURRENT})
-MULTISTORE: Final = frozenset({8, 10, 13})
+MULTISTORE: Final = frozenset({8, 10, 11, 12, 13})
 
 
 def minor_versions(settings: Settings) -> list[int]:

@@ -152,6 +152,21 @@ class ImageRepository:
                 sa.insert(_TAGS), [{"image_id": image_id, "value": tag} for tag in tags]
             )
 
+    async def set_properties(self, image_id: str, values: dict[str, str | None]) -> None:
+        """Set some properties and remove those given as None, leaving the others alone."""
+        await self.session.execute(
+            sa.delete(_PROPS).where(_PROPS.c.image_id == image_id, _PROPS.c.name.in_(values))
+        )
+        rows = [{"image_id": image_id, "name": k, "value": v} for k, v in values.items() if v]
+        if rows:
+            await self.session.execute(sa.insert(_PROPS), rows)
+
+    async def properties(self, image_id: str) -> dict[str, str]:
+        rows = await self.session.execute(
+            sa.select(_PROPS.c.name, _PROPS.c.value).where(_PROPS.c.image_id == image_id)
+        )
+        return {name: value for name, value in rows}  # noqa: C416 -- rows are Row objects
+
     async def touch(self, image: Image) -> None:
         image.updated_at = utcnow()
         await self.session.flush()

@@ -1,0 +1,33 @@
+"""Tasks: the legacy Tasks API read side and an image's tasks (2.12)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+
+from glimpse_api.deps import ContextDep, TaskServiceDep
+from glimpse_api.schemas.tasks import image_tasks_view, task_view, tasks_view
+
+router = APIRouter()
+
+
+@router.get("/v2/tasks")
+async def list_tasks(request: Request, ctx: ContextDep, tasks: TaskServiceDep) -> dict[str, Any]:
+    params = dict(request.query_params)
+    page = await tasks.list_tasks(ctx, params)
+    next_query = None
+    if page.next_marker is not None:
+        next_query = urlencode({**params, "marker": page.next_marker})
+    return tasks_view(page.tasks, next_query)
+
+
+@router.get("/v2/tasks/{task_id}")
+async def get_task(task_id: str, ctx: ContextDep, tasks: TaskServiceDep) -> dict[str, Any]:
+    return task_view(await tasks.get(ctx, task_id))
+
+
+@router.get("/v2/images/{image_id}/tasks")
+async def image_tasks(image_id: str, ctx: ContextDep, tasks: TaskServiceDep) -> dict[str, Any]:
+    return image_tasks_view(await tasks.for_image(ctx, image_id))

@@ -1,0 +1,259 @@
+"""The import job: staged data into each target store, then the image goes active.
+
+Every step is safe to run again. The task is claimed with a conditional UPDATE (pending ->
+processing, or a processing task whose worker's lease ran out), so a message delivered twice
+does nothing the second time, and a message redelivered after its worker died takes over.
+Stores already written are dropped from `os_glance_importing_to_stores` as each is recorded,
+so a takeover continues where the dead worker stopped; a store write that fails leaves nothing
+behind (CheckedStore.put's contract).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterable, AsyncIterator
+from datetime import timedelta
+from typing import Any, Final
+
+from glimpse.db.repositories.images import ImageRepository
+from glimpse.db.repositories.tasks import TaskRepository
+from glimpse.db.tables import ImageLocation, Task, utcnow
+from glimpse.domain.errors import LimitExceeded
+from glimpse.domain.images import ImageStatus
+from glimpse.domain.tasks import (
+    FAILED_IMPORT,
+    IMPORT_LOCK,
+    IMPORTING_TO_STORES,
+    TaskStatus,
+    store_list,
+)
+from glimpse.services.image_data import cap_message
+from glimpse.services.imports import staged_location
+from glimpse.stores.metering import Meter, metered
+from glimpse_worker.runtime import WorkerContext
+
+log = logging.getLogger(__name__)
+
+MiB: Final = 1024 * 1024
+PROGRESS_SECONDS: Final = 5.0  # at most one progress write (and lease renewal) this often
+
+
+class ImportFailed(Exception):
+    """The import cannot complete; the message becomes the task's."""
+
+
+class _Progress:
+    """Writes "Copied N MiB" to the task and renews its lease, throttled."""
+
+    def __init__(self, ctx: WorkerContext, task_id: str) -> None:
+        self.ctx = ctx
+        self.task_id = task_id
+        self.done = 0
+        self._last = time.monotonic()
+
+    def lease_until(self) -> Any:  # noqa: ANN401 -- a naive UTC datetime
+        return utcnow() + timedelta(seconds=self.ctx.settings.task.lease_time)
+
+    async def beat(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < PROGRESS_SECONDS:
+            return
+        self._last = now
+        async with self.ctx.database.write() as session:
+            await TaskRepository(session).heartbeat(
+                self.task_id, f"Copied {self.done // MiB} MiB", self.lease_until()
+            )
+
+    async def count(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            self.done += len(chunk)
+            yield chunk
+            await self.beat()
+
+
+async def run(ctx: WorkerContext, task_id: str) -> None:
+    """Run (or resume) import task `task_id`; a no-op if it is finished or held by a live
+    worker."""
+    progress = _Progress(ctx, task_id)
+    async with ctx.database.write() as session:
+        tasks = TaskRepository(session)
+        if not await tasks.claim(task_id, progress.lease_until()):
+            log.info("import task %s: already finished or running elsewhere", task_id)
+            return
+        task = await tasks.get(task_id)
+    if task is None or task.image_id is None:
+        return
+    try:
+        result = await _import(ctx, task, progress)
+    except Exception as exc:
+        log.warning("import task %s failed: %s", task_id, exc, exc_info=True)
+        await _fail(ctx, task, str(exc) or type(exc).__name__)
+        return
+    await _finish(ctx, task_id, TaskStatus.SUCCESS, None, result)  # keeps "Copied N MiB"
+    log.info("import task %s: image %s active", task_id, task.image_id)
+
+
+async def _import(ctx: WorkerContext, task: Task, progress: _Progress) -> dict[str, Any]:
+    image_id = task.image_id
+    assert image_id is not None  # noqa: S101 -- checked by run()
+    request = task.input.get("import_req")
+    must_succeed = bool(isinstance(request, dict) and request.get("all_stores_must_succeed", True))
+    async with ctx.database.read() as session:
+        repo = ImageRepository(session)
+        image = await repo.get(image_id)
+        properties = await repo.properties(image_id) if image is not None else {}
+    if image is None or image.status != ImageStatus.IMPORTING:
+        raise ImportFailed(f"Image {image_id} is no longer importing")
+    if properties.get(IMPORT_LOCK) != task.id:
+        raise ImportFailed(f"Image {image_id} is locked by another import")
+    staged = staged_location(ctx.settings, image_id)
+    remaining = store_list(properties.get(IMPORTING_TO_STORES))
+    failed = store_list(properties.get(FAILED_IMPORT))
+    meter: Meter | None = None
+    for store_id in remaining:
+        try:
+            meter = await _copy(ctx, image_id, store_id, staged, progress)
+        except Exception as exc:
+            log.warning("import %s: store %s failed: %s", task.id, store_id, exc)
+            if must_succeed:
+                raise ImportFailed(f"Import into store {store_id} failed: {exc}") from exc
+            failed.append(store_id)
+            async with ctx.database.write() as session:
+                await _left(ImageRepository(session), image_id, store_id, failed)
+    async with ctx.database.read() as session:
+        written = (await ImageRepository(session).record(image)).locations
+    if not written:
+        raise ImportFailed(f"Import failed in every store: {', '.join(failed)}")
+    if meter is None:
+        # A takeover after every store was written: hash the staged data again.
+        meter = await _hash(ctx, image_id, staged)
+    async with ctx.database.write() as session:
+        repo = ImageRepository(session)
+        activated = await repo.claim_status(
+            image_id,
+            ImageStatus.IMPORTING,
+            ImageStatus.ACTIVE,
+            size=meter.size,
+            # A raw disk's virtual size is its size (other formats need inspection).
+            virtual_size=meter.size if _is_raw(image.disk_format, image.container_format) else None,
+            checksum=meter.checksum,
+            os_hash_algo=meter.hash_algo,
+            os_hash_value=meter.hash_value,
+        )
+        if not activated:
+            raise ImportFailed(f"Image {image_id} is no longer importing")
+        await repo.set_properties(
+            image_id,
+            {IMPORT_LOCK: None, IMPORTING_TO_STORES: None, FAILED_IMPORT: ",".join(failed)},
+        )
+    await ctx.stores.staging.delete_if_present(staged)
+    return {"image_id": image_id, "stores": [loc.store_id for loc in written], "failed": failed}
+
+
+async def _left(repo: ImageRepository, image_id: str, store_id: str, failed: list[str]) -> None:
+    """Record that `store_id` is done (written or failed) on the image's tracking properties."""
+    remaining = store_list((await repo.properties(image_id)).get(IMPORTING_TO_STORES))
+    await repo.set_properties(
+        image_id,
+        {
+            IMPORTING_TO_STORES: ",".join(s for s in remaining if s != store_id),
+            FAILED_IMPORT: ",".join(failed),
+        },
+    )
+
+
+def _limited(ctx: WorkerContext) -> tuple[int, Any]:
+    cap = ctx.settings.image_size_cap
+    return cap, lambda: LimitExceeded(cap_message(cap))
+
+
+async def _copy(
+    ctx: WorkerContext, image_id: str, store_id: str, staged: str, progress: _Progress
+) -> Meter:
+    store = ctx.stores.get(store_id)
+    if store is None:
+        raise ImportFailed(f"Store {store_id} is not configured on this worker")
+    cap, too_big = _limited(ctx)
+    meter = Meter(ctx.settings.hashing_algorithm)
+    data = metered(
+        progress.count(ctx.stores.staging.get(staged)), meter, limit=cap, on_limit=too_big
+    )
+    stored = await store.put(image_id, data)
+    try:
+        async with ctx.database.write() as session:
+            repo = ImageRepository(session)
+            await _still_importing(repo, image_id)
+            await repo.add_location(image_id, stored.location, {"store": store_id})
+            failed = store_list((await repo.properties(image_id)).get(FAILED_IMPORT))
+            await _left(repo, image_id, store_id, failed)
+    except BaseException:
+        # Not recorded: the data must not outlive the failure.
+        await asyncio.shield(store.delete_if_present(stored.location))
+        raise
+    await progress.beat(force=True)
+    return meter
+
+
+async def _still_importing(repo: ImageRepository, image_id: str) -> None:
+    image = await repo.get(image_id, lock=True)
+    if image is None or image.status != ImageStatus.IMPORTING:
+        raise ImportFailed(f"Image {image_id} is no longer importing")
+
+
+async def _hash(ctx: WorkerContext, image_id: str, staged: str) -> Meter:
+    cap, too_big = _limited(ctx)
+    meter = Meter(ctx.settings.hashing_algorithm)
+    async for _block in metered(ctx.stores.staging.get(staged), meter, limit=cap, on_limit=too_big):
+        pass
+    log.debug("import of %s: re-hashed %d staged bytes", image_id, meter.size)
+    return meter
+
+
+async def _fail(ctx: WorkerContext, task: Task, message: str) -> None:
+    """Glance's revert: the data written by this import is removed, the image is queued again
+    (its staged data too is removed: a queued image is staged afresh), the lock released."""
+    image_id = task.image_id
+    assert image_id is not None  # noqa: S101 -- checked by run()
+    locations: list[ImageLocation] = []
+    ours = True
+    async with ctx.database.write() as session:
+        repo = ImageRepository(session)
+        image = await repo.get(image_id, lock=True)
+        properties = await repo.properties(image_id) if image is not None else {}
+        ours = image is None or properties.get(IMPORT_LOCK) == task.id
+        if image is not None and ours:
+            if image.status == ImageStatus.IMPORTING:
+                locations = (await repo.record(image)).locations
+                for location in locations:
+                    await repo.retire_location(location)
+                await repo.claim_status(
+                    image_id, ImageStatus.IMPORTING, ImageStatus.QUEUED, size=None
+                )
+            await repo.set_properties(image_id, {IMPORT_LOCK: None, IMPORTING_TO_STORES: None})
+    for location in locations:
+        store = ctx.stores.get(location.store_id or ctx.stores.default_id)
+        if store is not None:
+            await store.delete_if_present(location.value)
+    if ours:
+        await ctx.stores.staging.delete_if_present(staged_location(ctx.settings, image_id))
+    await _finish(ctx, task.id, TaskStatus.FAILURE, message, None)
+
+
+async def _finish(
+    ctx: WorkerContext,
+    task_id: str,
+    status: TaskStatus,
+    message: str | None,
+    result: dict[str, Any] | None,
+) -> None:
+    expires_at = utcnow() + timedelta(hours=ctx.settings.task.task_time_to_live)
+    async with ctx.database.write() as session:
+        await TaskRepository(session).finish(
+            task_id, status, message=message, result=result, expires_at=expires_at
+        )
+
+
+def _is_raw(disk_format: str | None, container_format: str | None) -> bool:
+    return disk_format == "raw" and container_format == "bare"

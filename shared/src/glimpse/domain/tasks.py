@@ -1,0 +1,38 @@
+"""Task vocabulary (Glance's tasks: one row per import) and the import methods."""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+
+class TaskStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+FINISHED: Final = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILURE})
+
+TASK_TYPE_IMPORT: Final = "api_image_import"
+
+GLANCE_DIRECT: Final = "glance-direct"
+WEB_DOWNLOAD: Final = "web-download"
+COPY_IMAGE: Final = "copy-image"
+GLANCE_DOWNLOAD: Final = "glance-download"
+KNOWN_METHODS: Final = (GLANCE_DIRECT, WEB_DOWNLOAD, COPY_IMAGE, GLANCE_DOWNLOAD)
+# What this release can run; the others are listed when configured but refused at import.
+IMPLEMENTED_METHODS: Final = frozenset({GLANCE_DIRECT})
+
+# Reserved image properties that track an import (users can never write os_glance_*).
+IMPORT_LOCK: Final = "os_glance_import_task"
+IMPORTING_TO_STORES: Final = "os_glance_importing_to_stores"
+FAILED_IMPORT: Final = "os_glance_failed_import"
+
+TASK_SORT_KEYS: Final = ("created_at", "updated_at", "id", "type", "status")
+
+
+def store_list(value: str | None) -> list[str]:
+    """A comma-separated store list as kept in the tracking properties."""
+    return [item for item in (value or "").split(",") if item]

@@ -1,0 +1,57 @@
+"""Sends job messages (ids only) to the broker, after the transaction that made the work commits.
+
+A failed send is logged and reported, never raised: the task row is the outbox, so a task left
+pending is sent again by the scrubber's `requeue_pending` job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Final
+
+from celery import Celery
+
+from glimpse.config import Settings
+from glimpse.jobs import names
+from glimpse.jobs.broker import celery_config
+
+log = logging.getLogger(__name__)
+
+# Bounded retries: a request waits a few seconds at most for a broker that is down.
+RETRY_POLICY: Final = {"max_retries": 2, "interval_start": 0, "interval_step": 1, "interval_max": 2}
+
+
+class JobPublisher:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._app: Celery | None = None
+
+    def _celery(self) -> Celery:
+        if self._app is None:
+            app = Celery("glimpse-publisher")
+            app.conf.update(celery_config(self.settings))
+            self._app = app
+        return self._app
+
+    def _send(self, name: str, task_id: str) -> None:
+        self._celery().send_task(name, args=[task_id], retry=True, retry_policy=RETRY_POLICY)
+
+    async def publish_import(self, task_id: str) -> bool:
+        """Send the import job of `task_id`; False (logged) when the broker refused it."""
+        try:
+            # kombu is blocking; a thread keeps the event loop serving other requests.
+            await asyncio.to_thread(self._send, names.IMPORT, task_id)
+        except Exception:
+            log.warning(
+                "could not send import task %s; it stays pending until requeued",
+                task_id,
+                exc_info=True,
+            )
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        if self._app is not None:
+            await asyncio.to_thread(self._app.close)
+            self._app = None

@@ -1,0 +1,234 @@
+"""Interoperable import, API side: the methods on offer, staging, and starting an import.
+
+Staging streams the request into the reserved staging store (queued -> uploading). An import
+moves the image to importing, takes the `os_glance_import_task` lock and writes the task row in
+one transaction; the job message (the task id only) is sent after it commits. A worker does the
+rest (glimpse_worker.pipelines.import_).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterable
+from typing import Any, Protocol
+
+from glimpse.config import Settings
+from glimpse.config.reserved import STAGING_STORE
+from glimpse.context import RequestContext
+from glimpse.db.engine import Database
+from glimpse.db.repositories.images import ImageRepository
+from glimpse.db.repositories.tasks import TaskRepository
+from glimpse.db.tables import Task
+from glimpse.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
+from glimpse.domain.images import ImageStatus, transition
+from glimpse.domain.tasks import (
+    GLANCE_DIRECT,
+    IMPLEMENTED_METHODS,
+    IMPORT_LOCK,
+    IMPORTING_TO_STORES,
+    TASK_TYPE_IMPORT,
+    TaskStatus,
+)
+from glimpse.services.access import authorized_image
+from glimpse.services.image_data import cap_message, quota_message
+from glimpse.stores.base import Capability
+from glimpse.stores.metering import Meter, metered
+from glimpse.stores.registry import StoreRegistry
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    async def publish_import(self, task_id: str) -> bool: ...
+
+
+def staged_location(settings: Settings, image_id: str) -> str:
+    """Where an image's staged data lives: the staging store is always a file store, keyed by
+    image id, so the API and the workers find it without recording it."""
+    return (settings.store_datadir(STAGING_STORE).resolve() / image_id).as_uri()
+
+
+class ImportService:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        stores: StoreRegistry,
+        publisher: Publisher,
+    ) -> None:
+        self.settings = settings
+        self.db = database
+        self.stores = stores
+        self.publisher = publisher
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "import-methods": {
+                "description": "Import methods available.",
+                "type": "array",
+                "value": list(self.settings.enabled_import_methods),
+            }
+        }
+
+    # -- staging -------------------------------------------------------------------------
+
+    async def _claim_stage(self, ctx: RequestContext, image_id: str) -> int | None:
+        """queued -> uploading; how many bytes the owner may still store (None: no quota)."""
+        async with self.db.write() as session:
+            repo = ImageRepository(session)
+            image = await authorized_image(repo, ctx, image_id, "modify_image", lock=True)
+            transition(ImageStatus(image.status), ImageStatus.UPLOADING)
+            quota = self.settings.user_storage_quota
+            remaining = None
+            if quota > 0:
+                remaining = quota - await repo.storage_used(image.owner)
+                if remaining <= 0:
+                    raise LimitExceeded(quota_message(quota))
+            await repo.claim_status(image_id, ImageStatus.QUEUED, ImageStatus.UPLOADING)
+            return remaining
+
+    async def _unstage(self, image_id: str) -> None:
+        async with self.db.write() as session:
+            await ImageRepository(session).claim_status(
+                image_id, ImageStatus.UPLOADING, ImageStatus.QUEUED, size=None
+            )
+
+    async def stage(self, ctx: RequestContext, image_id: str, chunks: AsyncIterable[bytes]) -> None:
+        if GLANCE_DIRECT not in self.settings.enabled_import_methods:
+            raise NotFound("The stage API is not available: glance-direct is not enabled.")
+        cap = self.settings.image_size_cap
+        quota_left = await self._claim_stage(ctx, image_id)
+        limit = cap if quota_left is None else min(cap, quota_left)
+
+        def too_big() -> LimitExceeded:
+            if quota_left is not None and quota_left < cap:
+                return LimitExceeded(quota_message(self.settings.user_storage_quota))
+            return LimitExceeded(cap_message(cap))
+
+        meter = Meter(self.settings.hashing_algorithm)
+        data = metered(chunks, meter, limit=limit, on_limit=too_big)
+        staging = self.stores.staging
+        try:
+            stored = await staging.put(image_id, data)
+        except BaseException:
+            # The store leaves no partial object; the image takes data again.
+            await asyncio.shield(self._unstage(image_id))
+            raise
+        try:
+            async with self.db.write() as session:
+                # The staged size counts against the owner's quota until the import ends.
+                kept = await ImageRepository(session).claim_status(
+                    image_id, ImageStatus.UPLOADING, ImageStatus.UPLOADING, size=meter.size
+                )
+        except BaseException:
+            await asyncio.shield(staging.delete_if_present(stored.location))
+            await asyncio.shield(self._unstage(image_id))
+            raise
+        if not kept:
+            # Deleted meanwhile: nothing will import this data.
+            await staging.delete_if_present(stored.location)
+
+    # -- import --------------------------------------------------------------------------
+
+    def _method(self, body: dict[str, Any]) -> str:
+        method = body.get("method")
+        name = method.get("name") if isinstance(method, dict) else None
+        if not isinstance(name, str):
+            raise InvalidInput("Import request requires a 'method' field with a 'name'.")
+        if name not in self.settings.enabled_import_methods:
+            raise InvalidInput(f"Import method {name} is not enabled.")
+        if name not in IMPLEMENTED_METHODS:
+            raise InvalidInput(f"Import method {name} is not available in this release.")
+        return name
+
+    def _writable(self) -> list[str]:
+        writable = []
+        for store_id in self.stores.ids():
+            store = self.stores.get(store_id)
+            if store is not None and Capability.WRITE in store.capabilities:
+                writable.append(store_id)
+        return writable
+
+    def _targets(self, body: dict[str, Any], header_store: str | None) -> list[str]:
+        stores = body.get("stores")
+        all_stores = body.get("all_stores", False)
+        if stores is not None and header_store is not None:
+            raise InvalidInput("Only one of X-Image-Meta-Store header or stores may be given.")
+        if not isinstance(all_stores, bool):
+            raise InvalidInput("all_stores must be a boolean.")
+        writable = self._writable()
+        if all_stores:
+            if stores:
+                raise InvalidInput("stores and all_stores cannot be given together.")
+            return writable
+        wanted = stores if stores is not None else [header_store or self.stores.default_id]
+        if (
+            not wanted
+            or not isinstance(wanted, list)
+            or not all(isinstance(s, str) for s in wanted)
+        ):
+            raise InvalidInput("stores must be a non-empty list of store identifiers.")
+        for store_id in wanted:
+            if store_id not in self.stores.ids():
+                raise InvalidInput(f"Store for identifier {store_id} not found")
+            if store_id not in writable:
+                raise InvalidInput(f"Store {store_id} is read-only.")
+        return list(dict.fromkeys(wanted))
+
+    async def import_image(
+        self,
+        ctx: RequestContext,
+        image_id: str,
+        body: dict[str, Any],
+        header_store: str | None = None,
+    ) -> str:
+        """Start an import; returns the task id. The image must be staged (uploading)."""
+        method = self._method(body)
+        targets = self._targets(body, header_store)
+        must_succeed = body.get("all_stores_must_succeed", True)
+        if not isinstance(must_succeed, bool):
+            raise InvalidInput("all_stores_must_succeed must be a boolean.")
+        task_id = str(uuid.uuid4())
+        async with self.db.write() as session:
+            repo = ImageRepository(session)
+            image = await authorized_image(repo, ctx, image_id, "modify_image", lock=True)
+            if (await repo.properties(image_id)).get(IMPORT_LOCK):
+                raise Conflict(f"Image {image_id} has an import in progress.")
+            if image.status != ImageStatus.UPLOADING:
+                raise Conflict(
+                    f"Image {image_id} is not in uploading status (it is {image.status}): "
+                    "stage its data first."
+                )
+            if image.disk_format is None or image.container_format is None:
+                raise InvalidInput("container_format and disk_format must be set before import.")
+            transition(ImageStatus.UPLOADING, ImageStatus.IMPORTING)
+            if not await repo.claim_status(image_id, ImageStatus.UPLOADING, ImageStatus.IMPORTING):
+                raise Conflict(f"Image {image_id} has an import in progress.")
+            await repo.set_properties(
+                image_id, {IMPORT_LOCK: task_id, IMPORTING_TO_STORES: ",".join(targets)}
+            )
+            await TaskRepository(session).add(
+                Task(
+                    id=task_id,
+                    type=TASK_TYPE_IMPORT,
+                    status=TaskStatus.PENDING,
+                    input={
+                        "image_id": image_id,
+                        "import_req": {
+                            "method": {"name": method},
+                            "stores": targets,
+                            "all_stores_must_succeed": must_succeed,
+                        },
+                        "backend": targets,
+                    },
+                    owner=ctx.project_id,
+                    image_id=image_id,
+                    user_id=ctx.user_id,
+                    request_id=ctx.request_id,
+                )
+            )
+        # After commit only: a message must never name a task that was rolled back.
+        await self.publisher.publish_import(task_id)
+        return task_id

@@ -1,0 +1,286 @@
+"""Interoperable import, glance-direct: stage, import, and the worker's pipeline run directly."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from glimpse.config import Settings
+from glimpse.config.reserved import STAGING_STORE
+from glimpse.db.engine import Database
+from glimpse.jobs import names
+from glimpse_worker.pipelines import import_
+from glimpse_worker.runtime import WorkerContext
+from personas import ADMIN, OWNER, new_image, proxy_client
+
+OCTET = {"Content-Type": "application/octet-stream"}
+GLANCE_DIRECT = {"method": {"name": "glance-direct"}}
+
+
+@pytest.fixture
+async def worker(settings: Settings) -> AsyncIterator[WorkerContext]:
+    """What a worker process builds, around the test's settings."""
+    context = WorkerContext.build(settings)
+    yield context
+    await context.aclose()
+
+
+def staged_files(settings: Settings) -> list[Path]:
+    datadir = settings.store_datadir(STAGING_STORE)
+    return sorted(datadir.iterdir()) if datadir.exists() else []
+
+
+def sent_messages(settings: Settings) -> list[tuple[str, list[Any]]]:
+    """(task name, args) of every message waiting in the filesystem broker's folder."""
+    queue = settings.celery.broker_data_dir / "queue"
+    found = []
+    for path in sorted(queue.glob("*")) if queue.exists() else []:
+        message = json.loads(path.read_bytes())
+        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        found.append((message["headers"]["task"], args))
+    return found
+
+
+async def staged_image(
+    client: httpx.AsyncClient, data: bytes, headers: dict[str, str] | None = None
+) -> str:
+    headers = headers or {}
+    image_id = await new_image(client, headers, disk_format="raw", container_format="bare")
+    response = await client.put(
+        f"/v2/images/{image_id}/stage", content=data, headers={**headers, **OCTET}
+    )
+    assert response.status_code == 204, response.text
+    return image_id
+
+
+async def image_tasks(
+    client: httpx.AsyncClient, image_id: str, headers: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    response = await client.get(f"/v2/images/{image_id}/tasks", headers=headers or {})
+    assert response.status_code == 200, response.text
+    tasks: list[dict[str, Any]] = response.json()["tasks"]
+    return tasks
+
+
+async def test_info_import_lists_the_configured_methods(
+    client: httpx.AsyncClient, make_settings: Any, client_for: Any
+) -> None:
+    response = await client.get("/v2/info/import")
+    assert response.status_code == 200
+    assert response.json() == {
+        "import-methods": {
+            "description": "Import methods available.",
+            "type": "array",
+            "value": ["glance-direct", "web-download", "copy-image"],
+        }
+    }
+    only = await client_for(make_settings(enabled_import_methods="[web-download]"))
+    assert (await only.get("/v2/info/import")).json()["import-methods"]["value"] == ["web-download"]
+
+
+async def start_import_as_owner(
+    client: httpx.AsyncClient, image_id: str, settings: Settings
+) -> dict[str, Any]:
+    """POST /import as the owner; check the image, its lock, the task row and the message."""
+    response = await client.post(f"/v2/images/{image_id}/import", json=GLANCE_DIRECT, headers=OWNER)
+    assert response.status_code == 202, response.text
+    importing = (await client.get(f"/v2/images/{image_id}", headers=OWNER)).json()
+    assert importing["status"] == "importing"
+    [task] = await image_tasks(client, image_id, OWNER)
+    assert importing["os_glance_import_task"] == task["id"]
+    assert importing["os_glance_importing_to_stores"] == "file"
+    assert task["status"] == "pending"
+    assert task["type"] == "api_image_import"
+    assert task["owner"] == "owner"
+    assert task["user_id"] == "alice"
+    assert task["input"]["import_req"]["method"] == {"name": "glance-direct"}
+    # The message carries the task id and nothing else.
+    assert sent_messages(settings) == [(names.IMPORT, [task["id"]])]
+    # A second import meets the lock.
+    again = await client.post(f"/v2/images/{image_id}/import", json=GLANCE_DIRECT, headers=OWNER)
+    assert again.status_code == 409
+    # The member may not use the Tasks API (admin by default), yet its import runs.
+    assert (await client.get("/v2/tasks", headers=OWNER)).status_code == 403
+    assert (await client.get(f"/v2/tasks/{task['id']}", headers=OWNER)).status_code == 403
+    return task
+
+
+async def test_glance_direct_end_to_end_as_a_project_member(
+    make_settings: Any, client_for: Any, settings: Settings, database: Database
+) -> None:
+    client = await proxy_client(make_settings, client_for)
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    image_id = await staged_image(client, data, OWNER)
+    staged = (await client.get(f"/v2/images/{image_id}", headers=OWNER)).json()
+    assert staged["status"] == "uploading"
+    assert staged["size"] == len(data)
+    assert [p.name for p in staged_files(settings)] == [image_id]
+
+    task = await start_import_as_owner(client, image_id, settings)
+
+    context = WorkerContext.build(settings)
+    try:
+        await import_.run(context, task["id"])
+        active = (await client.get(f"/v2/images/{image_id}", headers=OWNER)).json()
+        assert active["status"] == "active"
+        assert active["size"] == len(data)
+        assert active["checksum"] == hashlib.md5(data, usedforsecurity=False).hexdigest()
+        assert active["os_hash_algo"] == "sha512"
+        assert active["os_hash_value"] == hashlib.sha512(data).hexdigest()
+        assert active["virtual_size"] == len(data)
+        for reserved in ("os_glance_import_task", "os_glance_importing_to_stores"):
+            assert reserved not in active
+        download = await client.get(f"/v2/images/{image_id}/file", headers=OWNER)
+        assert download.content == data
+        assert staged_files(settings) == []
+        shown = (await client.get(f"/v2/tasks/{task['id']}", headers=ADMIN)).json()
+        assert shown["status"] == "success"
+        assert shown["result"] == {"image_id": image_id, "stores": ["file"], "failed": []}
+        assert shown["expires_at"] is not None
+        assert shown["message"] == "Copied 3 MiB"  # the last progress report
+        # A redelivered message finds the task finished and changes nothing.
+        await import_.run(context, task["id"])
+        assert (await client.get(f"/v2/tasks/{task['id']}", headers=ADMIN)).json() == shown
+        async with database.read() as session:
+            count = await session.scalar(
+                sa.text("SELECT count(*) FROM image_locations WHERE image_id = :i"),
+                {"i": image_id},
+            )
+        assert count == 1
+    finally:
+        await context.aclose()
+
+
+async def test_stage_refuses_data_past_the_size_cap(
+    make_settings: Any, client_for: Any, settings: Settings
+) -> None:
+    client = await client_for(make_settings(image_size_cap=1024 * 1024))
+    image_id = await new_image(client, {}, disk_format="raw", container_format="bare")
+    response = await client.put(
+        f"/v2/images/{image_id}/stage", content=b"x" * (2 * 1024 * 1024), headers=OCTET
+    )
+    assert response.status_code == 413
+    image = (await client.get(f"/v2/images/{image_id}")).json()
+    assert image["status"] == "queued"
+    assert image["size"] is None
+    assert staged_files(settings) == []
+
+
+async def test_stage_refuses_data_past_the_storage_quota(
+    make_settings: Any, client_for: Any, settings: Settings
+) -> None:
+    client = await client_for(make_settings(user_storage_quota="1MB"))
+    image_id = await new_image(client, {}, disk_format="raw", container_format="bare")
+    response = await client.put(
+        f"/v2/images/{image_id}/stage", content=b"x" * (2 * 1024 * 1024), headers=OCTET
+    )
+    assert response.status_code == 413
+    assert "quota" in response.json()["message"]
+    assert (await client.get(f"/v2/images/{image_id}")).json()["status"] == "queued"
+    assert staged_files(settings) == []
+
+
+async def test_stage_only_takes_a_queued_image(client: httpx.AsyncClient) -> None:
+    image_id = await staged_image(client, b"once")
+    again = await client.put(f"/v2/images/{image_id}/stage", content=b"twice", headers=OCTET)
+    assert again.status_code == 409
+
+
+async def test_stage_is_not_found_without_glance_direct(
+    make_settings: Any, client_for: Any
+) -> None:
+    client = await client_for(make_settings(enabled_import_methods="web-download"))
+    image_id = await new_image(client, {}, disk_format="raw", container_format="bare")
+    response = await client.put(f"/v2/images/{image_id}/stage", content=b"x", headers=OCTET)
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"method": {"name": "web-download", "uri": "http://example.com/x"}}, 400),
+        ({"method": {"name": "copy-image"}}, 400),
+        ({"method": {"name": "glance-download"}}, 400),
+        ({"method": {}}, 400),
+        ({}, 400),
+        ({**GLANCE_DIRECT, "stores": ["nowhere"]}, 400),
+    ],
+)
+async def test_import_refuses_what_it_cannot_run(
+    client: httpx.AsyncClient, body: dict[str, Any], status: int
+) -> None:
+    image_id = await staged_image(client, b"data")
+    response = await client.post(f"/v2/images/{image_id}/import", json=body)
+    assert response.status_code == status, response.text
+    assert (await client.get(f"/v2/images/{image_id}")).json()["status"] == "uploading"
+    assert await image_tasks(client, image_id) == []
+
+
+async def test_import_needs_staged_data(client: httpx.AsyncClient) -> None:
+    image_id = await new_image(client, {}, disk_format="raw", container_format="bare")
+    response = await client.post(f"/v2/images/{image_id}/import", json=GLANCE_DIRECT)
+    assert response.status_code == 409
+    assert await image_tasks(client, image_id) == []
+
+
+async def test_failed_import_returns_the_image_to_queued(
+    client: httpx.AsyncClient, settings: Settings, worker: WorkerContext
+) -> None:
+    image_id = await staged_image(client, b"will vanish")
+    assert (
+        await client.post(f"/v2/images/{image_id}/import", json=GLANCE_DIRECT)
+    ).status_code == 202
+    [task] = await image_tasks(client, image_id)
+    for path in staged_files(settings):
+        path.unlink()  # the staged data is lost
+    await import_.run(worker, task["id"])
+    image = (await client.get(f"/v2/images/{image_id}")).json()
+    assert image["status"] == "queued"
+    assert image["size"] is None
+    assert "os_glance_import_task" not in image
+    assert "os_glance_importing_to_stores" not in image
+    [failed] = await image_tasks(client, image_id)
+    assert failed["status"] == "failure"
+    assert failed["message"]
+    assert failed["expires_at"] is not None
+    # The image takes data again.
+    response = await client.put(f"/v2/images/{image_id}/stage", content=b"again", headers=OCTET)
+    assert response.status_code == 204
+
+
+async def test_import_into_every_store(make_settings: Any, client_for: Any, tmp_path: Path) -> None:
+    settings = make_settings(
+        enabled_backends="fast:file, cheap:file",
+        stores={
+            "fast": {"filesystem_store_datadir": str(tmp_path / "fast")},
+            "cheap": {"filesystem_store_datadir": str(tmp_path / "cheap")},
+        },
+    )
+    client = await client_for(settings)
+    data = b"everywhere" * 1000
+    image_id = await staged_image(client, data)
+    body = {**GLANCE_DIRECT, "all_stores": True}
+    assert (await client.post(f"/v2/images/{image_id}/import", json=body)).status_code == 202
+    [task] = await image_tasks(client, image_id)
+    context = WorkerContext.build(settings)
+    try:
+        await import_.run(context, task["id"])
+    finally:
+        await context.aclose()
+    image = (await client.get(f"/v2/images/{image_id}")).json()
+    assert image["status"] == "active"
+    assert sorted(image["stores"].split(",")) == ["cheap", "fast"]
+    assert image.get("os_glance_failed_import", "") == ""
+    for store in ("fast", "cheap"):
+        assert (tmp_path / store / image_id).read_bytes() == data
+        download = await client.get(f"/v2/images/{image_id}/file?prefer={store}")
+        assert download.content == data

@@ -1,0 +1,157 @@
+"""Import, glance-direct, end to end: a real glimpse-api and a real glimpse-worker process,
+on the Redis broker and on the embedded filesystem:// broker, and the glance CLI's
+image-create-via-import."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from compat_helpers import BIN_DIR, CompatServer, free_port, running_server, server_env
+
+pytestmark = pytest.mark.compat
+
+ACTIVE_WITHIN = 120.0  # seconds before a poll gives up (not an assertion on speed)
+
+
+@contextlib.contextmanager
+def worker_and_server(workdir: Path, broker_url: str) -> Iterator[CompatServer]:
+    """glimpse-api and one glimpse-worker sharing a database, stores and broker."""
+    env = server_env(workdir, free_port())
+    env["GLIMPSE_CELERY__BROKER_URL"] = broker_url
+    env["GLIMPSE_CELERY__WORKER_CONCURRENCY"] = "1"
+    with running_server(workdir, env) as server:
+        log = (workdir / "glimpse-worker.log").open("wb")
+        worker = subprocess.Popen(
+            [str(BIN_DIR / "glimpse-worker"), "--loglevel=INFO"],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield server
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            log.close()
+
+
+def wait_until_active(client: httpx.Client, image_id: str, workdir: Path) -> dict[str, object]:
+    deadline = time.monotonic() + ACTIVE_WITHIN
+    while True:
+        image: dict[str, object] = client.get(f"/v2/images/{image_id}").json()
+        if image["status"] not in {"uploading", "importing"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    worker_log = (workdir / "glimpse-worker.log").read_text(errors="replace")
+    assert image["status"] == "active", f"{image}\n{worker_log}"
+    return image
+
+
+def stage_and_import(server: CompatServer, workdir: Path) -> None:
+    data = os.urandom(5 * 1024 * 1024 + 3)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        created = client.post(
+            "/v2/images", json={"name": "live", "disk_format": "raw", "container_format": "bare"}
+        )
+        assert created.status_code == 201
+        image_id = created.json()["id"]
+        staged = client.put(
+            f"/v2/images/{image_id}/stage",
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert staged.status_code == 204
+        started = client.post(
+            f"/v2/images/{image_id}/import", json={"method": {"name": "glance-direct"}}
+        )
+        assert started.status_code == 202
+        image = wait_until_active(client, image_id, workdir)
+        assert image["size"] == len(data)
+        assert client.get(f"/v2/images/{image_id}/file").content == data
+        [task] = client.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
+        assert task["status"] == "success"
+    assert list((workdir / "data" / "staging").iterdir()) == []
+
+
+def test_import_through_a_worker_on_redis(redis_db: str, tmp_path: Path) -> None:
+    with worker_and_server(tmp_path, redis_db) as server:
+        stage_and_import(server, tmp_path)
+
+
+def test_import_through_a_worker_on_the_embedded_broker(tmp_path: Path) -> None:
+    with worker_and_server(tmp_path, "filesystem://") as server:
+        stage_and_import(server, tmp_path)
+
+
+def test_glance_cli_image_create_via_import(tmp_path: Path) -> None:
+    data = os.urandom(2 * 1024 * 1024 + 11)
+    image_file = tmp_path / "cirros.raw"
+    image_file.write_bytes(data)
+    glance = str(Path(sys.executable).parent / "glance")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    # glanceclient treats a stdin that is not a terminal as image data and then refuses
+    # --file; a pseudo-terminal is what an operator's shell gives it.
+    controller, terminal = pty.openpty()
+    with worker_and_server(tmp_path, "filesystem://") as server:
+        common = [glance, "--os-image-url", server.url, "--os-auth-token", "t"]
+        try:
+            created = subprocess.run(
+                [
+                    *common,
+                    "image-create-via-import",
+                    "--import-method",
+                    "glance-direct",
+                    "--disk-format",
+                    "raw",
+                    "--container-format",
+                    "bare",
+                    "--name",
+                    "via-import",
+                    "--file",
+                    str(image_file),
+                ],
+                env=env,
+                stdin=terminal,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        finally:
+            os.close(terminal)
+            os.close(controller)
+        assert created.returncode == 0, created.stderr
+        [image_id] = [
+            line.split("|")[2].strip()
+            for line in created.stdout.splitlines()
+            if line.startswith("| id ")
+        ]
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            wait_until_active(client, image_id, tmp_path)
+        out = tmp_path / "out.raw"
+        downloaded = subprocess.run(
+            [*common, "image-download", "--file", str(out), image_id],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert downloaded.returncode == 0, downloaded.stderr
+        assert out.read_bytes() == data
