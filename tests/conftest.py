@@ -26,7 +26,7 @@ from glimpse.db import migrate
 from glimpse.db.engine import Database
 from glimpse_api.app import create_app
 from store_servers import HttpServer, MotoServer, RequestHandler, wait_until_answering
-from support import free_port
+from support import free_port, terminate
 
 PG_ADMIN_DSN = os.environ.get("GLIMPSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -179,12 +179,7 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
         wait_until_answering(endpoint, process, log)
         yield MotoServer(endpoint=endpoint, host=f"127.0.0.1:{port}")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, timeout=15)
 
 
 @pytest.fixture

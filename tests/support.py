@@ -40,3 +40,13 @@ def stop(process: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]
         process.kill()
         output, _ = process.communicate(timeout=timeout)
     return process.returncode, output or ""
+
+
+def terminate(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it lingers (for servers whose output goes to a file)."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

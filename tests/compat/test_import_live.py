@@ -17,6 +17,8 @@ import httpx
 import pytest
 from compat_helpers import BIN_DIR, CompatServer, free_port, running_server, server_env
 
+from support import terminate
+
 pytestmark = pytest.mark.compat
 
 ACTIVE_WITHIN = 120.0  # seconds before a poll gives up (not an assertion on speed)
@@ -41,12 +43,7 @@ def worker_and_server(workdir: Path, broker_url: str) -> Iterator[CompatServer]:
         try:
             yield server
         finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+            terminate(worker)
             log.close()
 
 

@@ -393,6 +393,20 @@ class KeystoneAuthTokenOptions(BaseModel):
         base = (self.auth_url or "").rstrip("/")
         return base if base.endswith("/v3") else f"{base}/v3"
 
+    def password_identity(self) -> dict[str, Any]:
+        """The service user's credentials as Keystone's `auth.identity` wants them."""
+        password = self.password.get_secret_value() if self.password else ""
+        return {
+            "methods": ["password"],
+            "password": {
+                "user": {
+                    "name": self.username,
+                    "domain": {"name": self.user_domain_name},
+                    "password": password,
+                }
+            },
+        }
+
     @property
     def challenge_uri(self) -> str:
         if self.www_authenticate_uri:

@@ -43,22 +43,8 @@ class IdentityClient:
     def configured(options: KeystoneAuthTokenOptions) -> bool:
         return bool(options.auth_url and options.username and options.password)
 
-    def _password_identity(self) -> dict[str, Any]:
-        options = self._options
-        password = options.password.get_secret_value() if options.password else ""
-        return {
-            "methods": ["password"],
-            "password": {
-                "user": {
-                    "name": options.username,
-                    "domain": {"name": options.user_domain_name},
-                    "password": password,
-                }
-            },
-        }
-
     async def _issue(self, scope: dict[str, Any], what: str) -> ServiceToken:
-        body = {"auth": {"identity": self._password_identity(), "scope": scope}}
+        body = {"auth": {"identity": self._options.password_identity(), "scope": scope}}
         response = await self._send("POST", "/auth/tokens", json=body, params={"nocatalog": "1"})
         if response.status_code != HTTPStatus.CREATED:
             raise KeystoneError(f"{what}: Keystone answered {response.status_code}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 
 from glimpse.config import Settings
@@ -123,13 +123,7 @@ class ImageDataService:
         if expected_size is not None and expected_size > cap:
             raise LimitExceeded(cap_message(cap))
         quota_left, is_raw = await self._claim(ctx, image_id)
-        limit = cap if quota_left is None else min(cap, quota_left)
-
-        def too_big() -> LimitExceeded:
-            if quota_left is not None and quota_left < cap:
-                return LimitExceeded(quota_message(self.settings.user_storage_quota))
-            return LimitExceeded(cap_message(cap))
-
+        limit, too_big = size_limit(self.settings, quota_left)
         meter = Meter(self.settings.hashing_algorithm)
         data = metered(chunks, meter, limit=limit, on_limit=too_big, expected_size=expected_size)
         try:
@@ -226,6 +220,17 @@ class ImageDataService:
         if errors:
             raise StoreUnavailable(f"Image {image_id} data could not be read from any store")
         raise ImageNotFound(image_id)
+
+
+def size_limit(
+    settings: Settings, quota_left: int | None
+) -> tuple[int, Callable[[], LimitExceeded]]:
+    """How many bytes an incoming image may have (the size cap, or the owner's remaining quota
+    when that is smaller), and the error for going past it, naming whichever limit it was."""
+    cap = settings.image_size_cap
+    if quota_left is None or quota_left >= cap:
+        return cap, lambda: LimitExceeded(cap_message(cap))
+    return quota_left, lambda: LimitExceeded(quota_message(settings.user_storage_quota))
 
 
 def cap_message(cap: int) -> str:

@@ -32,7 +32,7 @@ from glimpse.domain.tasks import (
     TaskStatus,
 )
 from glimpse.services.access import authorized_image
-from glimpse.services.image_data import cap_message, quota_message
+from glimpse.services.image_data import quota_message, size_limit
 from glimpse.stores.base import Capability
 from glimpse.stores.metering import Meter, metered
 from glimpse.stores.registry import StoreRegistry
@@ -98,15 +98,8 @@ class ImportService:
     async def stage(self, ctx: RequestContext, image_id: str, chunks: AsyncIterable[bytes]) -> None:
         if GLANCE_DIRECT not in self.settings.enabled_import_methods:
             raise NotFound("The stage API is not available: glance-direct is not enabled.")
-        cap = self.settings.image_size_cap
         quota_left = await self._claim_stage(ctx, image_id)
-        limit = cap if quota_left is None else min(cap, quota_left)
-
-        def too_big() -> LimitExceeded:
-            if quota_left is not None and quota_left < cap:
-                return LimitExceeded(quota_message(self.settings.user_storage_quota))
-            return LimitExceeded(cap_message(cap))
-
+        limit, too_big = size_limit(self.settings, quota_left)
         meter = Meter(self.settings.hashing_algorithm)
         data = metered(chunks, meter, limit=limit, on_limit=too_big)
         staging = self.stores.staging

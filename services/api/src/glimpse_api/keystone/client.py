@@ -104,19 +104,9 @@ class KeystoneClient:
 
     async def _authenticate(self) -> _ServiceToken:
         options = self._options
-        password = options.password.get_secret_value() if options.password else ""
         body = {
             "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {
-                        "user": {
-                            "name": options.username,
-                            "domain": {"name": options.user_domain_name},
-                            "password": password,
-                        }
-                    },
-                },
+                "identity": options.password_identity(),
                 "scope": {
                     "project": {
                         "name": options.project_name,
