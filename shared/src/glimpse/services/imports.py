@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from glimpse.config import Settings
@@ -20,7 +21,7 @@ from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.tasks import TaskRepository
-from glimpse.db.tables import Task
+from glimpse.db.tables import Image, Task
 from glimpse.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from glimpse.domain.images import ImageStatus, transition
 from glimpse.domain.tasks import (
@@ -38,6 +39,21 @@ from glimpse.stores.metering import Meter, metered
 from glimpse.stores.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An import request at the moment it is admitted (inside the request's transaction).
+
+    `request` becomes the task's `import_req`, which is what the worker reads: a method adds
+    its own inputs to it."""
+
+    repo: ImageRepository
+    ctx: RequestContext
+    image: Image
+    method: str
+    body: dict[str, Any]
+    request: dict[str, Any]
 
 
 class Publisher(Protocol):
@@ -177,28 +193,26 @@ class ImportService:
         body: dict[str, Any],
         header_store: str | None = None,
     ) -> str:
-        """Start an import; returns the task id. The image must be staged (uploading)."""
+        """Start an import; returns the task id. The job message follows the commit."""
         method = self._method(body)
         targets = self._targets(body, header_store)
         must_succeed = body.get("all_stores_must_succeed", True)
         if not isinstance(must_succeed, bool):
             raise InvalidInput("all_stores_must_succeed must be a boolean.")
+        request: dict[str, Any] = {
+            "method": {"name": method},
+            "stores": targets,
+            "all_stores_must_succeed": must_succeed,
+        }
         task_id = str(uuid.uuid4())
         async with self.db.write() as session:
             repo = ImageRepository(session)
             image = await authorized_image(repo, ctx, image_id, "modify_image", lock=True)
             if (await repo.properties(image_id)).get(IMPORT_LOCK):
                 raise Conflict(f"Image {image_id} has an import in progress.")
-            if image.status != ImageStatus.UPLOADING:
-                raise Conflict(
-                    f"Image {image_id} is not in uploading status (it is {image.status}): "
-                    "stage its data first."
-                )
             if image.disk_format is None or image.container_format is None:
                 raise InvalidInput("container_format and disk_format must be set before import.")
-            transition(ImageStatus.UPLOADING, ImageStatus.IMPORTING)
-            if not await repo.claim_status(image_id, ImageStatus.UPLOADING, ImageStatus.IMPORTING):
-                raise Conflict(f"Image {image_id} has an import in progress.")
+            targets = await self._admit(Admission(repo, ctx, image, method, body, request))
             await repo.set_properties(
                 image_id, {IMPORT_LOCK: task_id, IMPORTING_TO_STORES: ",".join(targets)}
             )
@@ -207,15 +221,7 @@ class ImportService:
                     id=task_id,
                     type=TASK_TYPE_IMPORT,
                     status=TaskStatus.PENDING,
-                    input={
-                        "image_id": image_id,
-                        "import_req": {
-                            "method": {"name": method},
-                            "stores": targets,
-                            "all_stores_must_succeed": must_succeed,
-                        },
-                        "backend": targets,
-                    },
+                    input={"image_id": image_id, "import_req": request, "backend": targets},
                     owner=ctx.project_id,
                     image_id=image_id,
                     user_id=ctx.user_id,
@@ -225,3 +231,23 @@ class ImportService:
         # After commit only: a message must never name a task that was rolled back.
         await self.publisher.publish_import(task_id)
         return task_id
+
+    async def _admit(self, admission: Admission) -> list[str]:
+        """The method's own checks and status change; returns the stores to import into."""
+        method, image = admission.method, admission.image
+        targets: list[str] = admission.request["stores"]
+        if method == GLANCE_DIRECT:
+            await self._begin(admission.repo, image, ImageStatus.UPLOADING, "stage its data first")
+            return targets
+        raise InvalidInput(f"Import method {method} is not available in this release.")
+
+    @staticmethod
+    async def _begin(repo: ImageRepository, image: Image, expected: ImageStatus, hint: str) -> None:
+        """expected -> importing, or 409 saying what the caller must do first."""
+        if image.status != expected:
+            raise Conflict(
+                f"Image {image.id} is not in {expected} status (it is {image.status}): {hint}."
+            )
+        transition(expected, ImageStatus.IMPORTING)
+        if not await repo.claim_status(image.id, expected, ImageStatus.IMPORTING):
+            raise Conflict(f"Image {image.id} has an import in progress.")

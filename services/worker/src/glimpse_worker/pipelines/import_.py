@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterable, AsyncIterator
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any
 
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.tasks import TaskRepository
@@ -32,51 +30,22 @@ from glimpse.domain.tasks import (
 from glimpse.services.image_data import cap_message
 from glimpse.services.imports import staged_location
 from glimpse.stores.metering import Meter, metered
+from glimpse_worker.pipelines.prepare import prepare
+from glimpse_worker.pipelines.progress import Progress
+from glimpse_worker.pipelines.sources import ImportJob, fetch
 from glimpse_worker.runtime import WorkerContext
 
 log = logging.getLogger(__name__)
-
-MiB: Final = 1024 * 1024
-PROGRESS_SECONDS: Final = 5.0  # at most one progress write (and lease renewal) this often
 
 
 class ImportFailed(Exception):
     """The import cannot complete; the message becomes the task's."""
 
 
-class _Progress:
-    """Writes "Copied N MiB" to the task and renews its lease, throttled."""
-
-    def __init__(self, ctx: WorkerContext, task_id: str) -> None:
-        self.ctx = ctx
-        self.task_id = task_id
-        self.done = 0
-        self._last = time.monotonic()
-
-    def lease_until(self) -> Any:  # noqa: ANN401 -- a naive UTC datetime
-        return utcnow() + timedelta(seconds=self.ctx.settings.task.lease_time)
-
-    async def beat(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < PROGRESS_SECONDS:
-            return
-        self._last = now
-        async with self.ctx.database.write() as session:
-            await TaskRepository(session).heartbeat(
-                self.task_id, f"Copied {self.done // MiB} MiB", self.lease_until()
-            )
-
-    async def count(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-        async for chunk in chunks:
-            self.done += len(chunk)
-            yield chunk
-            await self.beat()
-
-
 async def run(ctx: WorkerContext, task_id: str) -> None:
     """Run (or resume) import task `task_id`; a no-op if it is finished or held by a live
     worker."""
-    progress = _Progress(ctx, task_id)
+    progress = Progress(ctx, task_id)
     async with ctx.database.write() as session:
         tasks = TaskRepository(session)
         if not await tasks.claim(task_id, progress.lease_until()):
@@ -95,7 +64,7 @@ async def run(ctx: WorkerContext, task_id: str) -> None:
     log.info("import task %s: image %s active", task_id, task.image_id)
 
 
-async def _import(ctx: WorkerContext, task: Task, progress: _Progress) -> dict[str, Any]:
+async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
     image_id = task.image_id
     assert image_id is not None  # noqa: S101 -- checked by run()
     request = task.input.get("import_req")
@@ -109,6 +78,10 @@ async def _import(ctx: WorkerContext, task: Task, progress: _Progress) -> dict[s
     if properties.get(IMPORT_LOCK) != task.id:
         raise ImportFailed(f"Image {image_id} is locked by another import")
     staged = staged_location(ctx.settings, image_id)
+    request = request if isinstance(request, dict) else {}
+    job = ImportJob(ctx, task, image, properties, request, staged, progress)
+    await fetch(job)
+    prepared = await prepare(job)
     remaining = store_list(properties.get(IMPORTING_TO_STORES))
     failed = store_list(properties.get(FAILED_IMPORT))
     meter: Meter | None = None
@@ -136,8 +109,7 @@ async def _import(ctx: WorkerContext, task: Task, progress: _Progress) -> dict[s
             ImageStatus.IMPORTING,
             ImageStatus.ACTIVE,
             size=meter.size,
-            # A raw disk's virtual size is its size (other formats need inspection).
-            virtual_size=meter.size if _is_raw(image.disk_format, image.container_format) else None,
+            **prepared.image_values(),
             checksum=meter.checksum,
             os_hash_algo=meter.hash_algo,
             os_hash_value=meter.hash_value,
@@ -146,7 +118,12 @@ async def _import(ctx: WorkerContext, task: Task, progress: _Progress) -> dict[s
             raise ImportFailed(f"Image {image_id} is no longer importing")
         await repo.set_properties(
             image_id,
-            {IMPORT_LOCK: None, IMPORTING_TO_STORES: None, FAILED_IMPORT: ",".join(failed)},
+            {
+                **prepared.properties,
+                IMPORT_LOCK: None,
+                IMPORTING_TO_STORES: None,
+                FAILED_IMPORT: ",".join(failed),
+            },
         )
     await ctx.stores.staging.delete_if_present(staged)
     return {"image_id": image_id, "stores": [loc.store_id for loc in written], "failed": failed}
@@ -170,7 +147,7 @@ def _limited(ctx: WorkerContext) -> tuple[int, Any]:
 
 
 async def _copy(
-    ctx: WorkerContext, image_id: str, store_id: str, staged: str, progress: _Progress
+    ctx: WorkerContext, image_id: str, store_id: str, staged: str, progress: Progress
 ) -> Meter:
     store = ctx.stores.get(store_id)
     if store is None:
@@ -253,7 +230,3 @@ async def _finish(
         await TaskRepository(session).finish(
             task_id, status, message=message, result=result, expires_at=expires_at
         )
-
-
-def _is_raw(disk_format: str | None, container_format: str | None) -> bool:
-    return disk_format == "raw" and container_format == "bare"

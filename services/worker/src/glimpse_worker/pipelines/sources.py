@@ -1,0 +1,57 @@
+"""Where an import's data comes from: each method brings it into the staging store.
+
+After `fetch`, the image's data is at its staged location (a file in the shared staging
+directory), whatever the method. A fetch must be safe to run again after a worker died
+part-way: it writes the staged object whole or not at all (CheckedStore.put's contract).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+
+from glimpse.db.tables import Image, Task
+from glimpse.domain.tasks import GLANCE_DIRECT
+from glimpse_worker.pipelines.progress import Progress
+from glimpse_worker.runtime import WorkerContext
+
+
+class SourceUnavailable(Exception):
+    """The data to import cannot be had; the message says why."""
+
+
+def staged_path(staged: str) -> Path:
+    """The local path of a staged location (the staging store is a file store)."""
+    return Path(urlsplit(staged).path)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportJob:
+    """One run of an import task, as its steps see it."""
+
+    ctx: WorkerContext
+    task: Task
+    image: Image
+    properties: dict[str, str]  # the image's, as the import found them
+    request: dict[str, Any]  # the task's import_req
+    staged: str  # the staged location
+    progress: Progress
+
+    @property
+    def method(self) -> str | None:
+        method = self.request.get("method")
+        return method.get("name") if isinstance(method, dict) else None
+
+
+async def fetch(job: ImportJob) -> None:
+    """Bring the image's data to its staged location for the job's method."""
+    method = job.method
+    if method == GLANCE_DIRECT:
+        if not await anyio.Path(staged_path(job.staged)).is_file():
+            raise SourceUnavailable(f"Image {job.image.id} has no staged data to import")
+        return
+    raise SourceUnavailable(f"Import method {method} is not available on this worker")
