@@ -221,7 +221,13 @@ class ImportService:
                     id=task_id,
                     type=TASK_TYPE_IMPORT,
                     status=TaskStatus.PENDING,
-                    input={"image_id": image_id, "import_req": request, "backend": targets},
+                    input={
+                        "image_id": image_id,
+                        "import_req": request,
+                        "backend": targets,
+                        # What the worker may need of the caller (inject_image_metadata).
+                        "user_roles": sorted(ctx.roles),
+                    },
                     owner=ctx.project_id,
                     image_id=image_id,
                     user_id=ctx.user_id,
