@@ -44,8 +44,9 @@ class HttpServer:
     """Serves files of `root` under `base`. Path prefixes choose a behaviour:
     /files/<name> honours Range; /norange/<name> ignores it (always 200 and the whole file);
     /nolength/<name> answers HEAD without Content-Length; /redirect/<n>/<name> redirects n
-    times before /files/<name>; /status/<code>/<name> answers <code>. A proxy request (an
-    absolute URL) is served the same way and counted in `proxied`."""
+    times before /files/<name>; /to/<url> redirects to <url>; /status/<code>/<name> answers
+    <code>. A proxy request (an absolute URL) is served the same way and counted in
+    `proxied`."""
 
     base: str
     root: Path
@@ -74,6 +75,9 @@ class RequestHandler(BaseHTTPRequestHandler):
         mode, _, rest = unquote(path).lstrip("/").partition("/")
         if mode == "status":
             self._answer(int(rest.partition("/")[0]), {"Content-Length": "0"})
+            return
+        if mode == "to":
+            self._answer(302, {"Location": rest, "Content-Length": "0"})
             return
         if mode == "redirect":
             hops, _, name = rest.partition("/")

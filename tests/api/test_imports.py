@@ -207,7 +207,7 @@ async def test_stage_is_not_found_without_glance_direct(
 @pytest.mark.parametrize(
     ("body", "status"),
     [
-        ({"method": {"name": "web-download", "uri": "http://example.com/x"}}, 400),
+        ({"method": {"name": "web-download", "uri": "ftp://example.com/x"}}, 400),
         ({"method": {"name": "copy-image"}}, 400),
         ({"method": {"name": "glance-download"}}, 400),
         ({"method": {}}, 400),

@@ -565,8 +565,8 @@ class Settings(BaseSettings):
     enabled_import_methods: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["glance-direct", "web-download", "copy-image"],
         description=(
-            "Import methods offered by GET /v2/info/import; only glance-direct runs in this "
-            "release, the others are refused (400) at import time."
+            "Import methods offered by GET /v2/info/import; glance-direct and web-download run "
+            "in this release, the others are refused (400) at import time."
         ),
     )
     node_staging_uri: str | None = Field(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Final
+from typing import Any, Final
 
 
 class TaskStatus(enum.StrEnum):
@@ -16,6 +16,8 @@ class TaskStatus(enum.StrEnum):
 FINISHED: Final = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILURE})
 
 TASK_TYPE_IMPORT: Final = "api_image_import"
+# The Tasks API's own import (POST /v2/tasks): a new image filled from a URL.
+TASK_TYPE_LEGACY_IMPORT: Final = "import"
 
 GLANCE_DIRECT: Final = "glance-direct"
 WEB_DOWNLOAD: Final = "web-download"
@@ -23,7 +25,7 @@ COPY_IMAGE: Final = "copy-image"
 GLANCE_DOWNLOAD: Final = "glance-download"
 KNOWN_METHODS: Final = (GLANCE_DIRECT, WEB_DOWNLOAD, COPY_IMAGE, GLANCE_DOWNLOAD)
 # What this release can run; the others are listed when configured but refused at import.
-IMPLEMENTED_METHODS: Final = frozenset({GLANCE_DIRECT})
+IMPLEMENTED_METHODS: Final = frozenset({GLANCE_DIRECT, WEB_DOWNLOAD})
 
 # Reserved image properties that track an import (users can never write os_glance_*).
 IMPORT_LOCK: Final = "os_glance_import_task"
@@ -36,3 +38,12 @@ TASK_SORT_KEYS: Final = ("created_at", "updated_at", "id", "type", "status")
 def store_list(value: str | None) -> list[str]:
     """A comma-separated store list as kept in the tracking properties."""
     return [item for item in (value or "").split(",") if item]
+
+
+def import_request(task_type: str, task_input: dict[str, Any]) -> dict[str, Any]:
+    """What the worker runs for a task: its `import_req`, or for a Tasks API import the
+    web-download that stands for it (its input stays as the caller wrote it)."""
+    if task_type == TASK_TYPE_LEGACY_IMPORT:
+        return {"method": {"name": WEB_DOWNLOAD, "uri": task_input.get("import_from")}}
+    request = task_input.get("import_req")
+    return request if isinstance(request, dict) else {}

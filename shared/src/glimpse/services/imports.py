@@ -30,8 +30,10 @@ from glimpse.domain.tasks import (
     IMPORT_LOCK,
     IMPORTING_TO_STORES,
     TASK_TYPE_IMPORT,
+    WEB_DOWNLOAD,
     TaskStatus,
 )
+from glimpse.net.urlfilter import URLFilter, URLRefused
 from glimpse.services.access import authorized_image
 from glimpse.services.image_data import quota_message, size_limit
 from glimpse.stores.base import Capability
@@ -204,6 +206,7 @@ class ImportService:
             "stores": targets,
             "all_stores_must_succeed": must_succeed,
         }
+        await self._vet(method, body)
         task_id = str(uuid.uuid4())
         async with self.db.write() as session:
             repo = ImageRepository(session)
@@ -238,12 +241,38 @@ class ImportService:
         await self.publisher.publish_import(task_id)
         return task_id
 
+    async def _vet(self, method: str, body: dict[str, Any]) -> None:
+        """The method's checks that need I/O, made before the write transaction (which must
+        stay short): web-download's URI, whose name is resolved here."""
+        if method == WEB_DOWNLOAD:
+            uri = body["method"].get("uri")
+            if not await self._fetchable(uri):
+                raise InvalidInput(f"URI for web-download does not pass filtering: {uri}")
+
+    async def _fetchable(self, uri: object) -> bool:
+        """Whether `uri` passes [import_filtering_opts] (the worker checks it again)."""
+        if not isinstance(uri, str) or not uri:
+            return False
+        try:
+            await URLFilter(self.settings.import_filtering_opts).check(uri)
+        except URLRefused as exc:
+            log.debug("refused to fetch %s: %s", uri, exc)
+            return False
+        return True
+
     async def _admit(self, admission: Admission) -> list[str]:
         """The method's own checks and status change; returns the stores to import into."""
         method, image = admission.method, admission.image
         targets: list[str] = admission.request["stores"]
         if method == GLANCE_DIRECT:
             await self._begin(admission.repo, image, ImageStatus.UPLOADING, "stage its data first")
+            return targets
+        if method == WEB_DOWNLOAD:
+            if image.status != ImageStatus.QUEUED:
+                raise Conflict(f"Image needs to be in 'queued' state to use '{method}' method")
+            await self._begin(admission.repo, image, ImageStatus.QUEUED, "it already has data")
+            # Checked by _vet; the worker fetches it (and checks it again).
+            admission.request["method"]["uri"] = admission.body["method"]["uri"]
             return targets
         raise InvalidInput(f"Import method {method} is not available in this release.")
 

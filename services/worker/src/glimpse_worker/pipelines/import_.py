@@ -25,6 +25,7 @@ from glimpse.domain.tasks import (
     IMPORT_LOCK,
     IMPORTING_TO_STORES,
     TaskStatus,
+    import_request,
     store_list,
 )
 from glimpse.services.image_data import cap_message
@@ -67,8 +68,8 @@ async def run(ctx: WorkerContext, task_id: str) -> None:
 async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
     image_id = task.image_id
     assert image_id is not None  # noqa: S101 -- checked by run()
-    request = task.input.get("import_req")
-    must_succeed = bool(isinstance(request, dict) and request.get("all_stores_must_succeed", True))
+    request = import_request(task.type, task.input)
+    must_succeed = bool(request.get("all_stores_must_succeed", True))
     async with ctx.database.read() as session:
         repo = ImageRepository(session)
         image = await repo.get(image_id)
@@ -78,7 +79,6 @@ async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[st
     if properties.get(IMPORT_LOCK) != task.id:
         raise ImportFailed(f"Image {image_id} is locked by another import")
     staged = staged_location(ctx.settings, image_id)
-    request = request if isinstance(request, dict) else {}
     job = ImportJob(ctx, task, image, properties, request, staged, progress)
     await fetch(job)
     prepared = await prepare(job)

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import anyio
 
 from glimpse.db.tables import Image, Task
-from glimpse.domain.tasks import GLANCE_DIRECT
+from glimpse.domain.tasks import GLANCE_DIRECT, WEB_DOWNLOAD
+from glimpse_worker.pipelines.download import DownloadFailed, download
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.runtime import WorkerContext
 
@@ -53,5 +54,16 @@ async def fetch(job: ImportJob) -> None:
     if method == GLANCE_DIRECT:
         if not await anyio.Path(staged_path(job.staged)).is_file():
             raise SourceUnavailable(f"Image {job.image.id} has no staged data to import")
+        return
+    if method == WEB_DOWNLOAD:
+        uri = job.request["method"].get("uri")
+        if not isinstance(uri, str):
+            raise SourceUnavailable(f"Import task {job.task.id} names no URI to download")
+        try:
+            await download(job.ctx, job.image, uri, job.progress)
+        except DownloadFailed as exc:
+            raise SourceUnavailable(str(exc)) from exc
+        # "Copied N MiB" counts the copy into the stores, as in Glance, so it starts over.
+        job.progress.done = 0
         return
     raise SourceUnavailable(f"Import method {method} is not available on this worker")
