@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -189,9 +190,7 @@ async def test_only_allow_listed_hosts_pass(
     port = urlsplit(http_server.base).port
     image_id = await new_image(web_client, {}, disk_format="raw", container_format="bare")
     for uri in (f"http://127.0.0.1:{port}/files/x", f"http://localhost:{port + 1}/files/x"):
-        response = await web_client.post(
-            f"/v2/images/{image_id}/import", json=web_download(uri)
-        )
+        response = await web_client.post(f"/v2/images/{image_id}/import", json=web_download(uri))
         assert response.status_code == 400, uri
     assert (await web_client.get(f"/v2/images/{image_id}")).json()["status"] == "queued"
 
@@ -210,24 +209,42 @@ async def test_web_download_needs_a_queued_image(
     assert (await web_client.get(f"/v2/images/{image_id}/tasks")).json()["tasks"] == []
 
 
-@pytest.mark.parametrize(
-    "target",
-    ["http://127.0.0.1:{port}/files/disk.raw", "http://169.254.169.254/latest/meta-data/"],
-)
-async def test_a_redirect_to_a_private_address_fails_the_fetch(
+@dataclass(frozen=True)
+class Web:
+    """An API client, a worker and the HTTP server, on settings that allow that server."""
+
+    client: httpx.AsyncClient
+    worker: WorkerContext
+    settings: Settings
+    database: Database
+    server: HttpServer
+
+    async def failed_and_queued(self, image_id: str) -> str:
+        return await assert_failed_and_queued(self.client, self.database, self.settings, image_id)
+
+
+@pytest.fixture
+def web(
     web_client: httpx.AsyncClient,
     web_worker: WorkerContext,
     web_settings: Settings,
     database: Database,
     http_server: HttpServer,
-    target: str,
-) -> None:
-    (http_server.root / "disk.raw").write_bytes(b"secret" * 1000)
-    redirect_to = target.format(port=urlsplit(http_server.base).port)
-    uri = f"{local_base(http_server)}/to/{redirect_to}"
-    image_id, task = await start(web_client, uri)  # the first hop is allowed
-    await import_.run(web_worker, task["id"])
-    message = await assert_failed_and_queued(web_client, database, web_settings, image_id)
+) -> Web:
+    return Web(web_client, web_worker, web_settings, database, http_server)
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["http://127.0.0.1:{port}/files/disk.raw", "http://169.254.169.254/latest/meta-data/"],
+)
+async def test_a_redirect_to_a_private_address_fails_the_fetch(web: Web, target: str) -> None:
+    (web.server.root / "disk.raw").write_bytes(b"secret" * 1000)
+    redirect_to = target.format(port=urlsplit(web.server.base).port)
+    uri = f"{local_base(web.server)}/to/{redirect_to}"
+    image_id, task = await start(web.client, uri)  # the first hop is allowed
+    await import_.run(web.worker, task["id"])
+    message = await web.failed_and_queued(image_id)
     assert message.startswith(f"Download of {uri} refused:")
     assert redirect_to in message
 
@@ -256,21 +273,15 @@ async def test_a_download_past_the_size_cap_fails(
 
 @pytest.mark.parametrize(("path", "status"), [("files/missing.raw", 404), ("status/500/x", 500)])
 async def test_a_source_that_answers_an_error_fails_the_fetch(
-    web_client: httpx.AsyncClient,
-    web_worker: WorkerContext,
-    web_settings: Settings,
-    database: Database,
-    http_server: HttpServer,
-    path: str,
-    status: int,
+    web: Web, path: str, status: int
 ) -> None:
-    uri = f"{local_base(http_server)}/{path}"
-    image_id, task = await start(web_client, uri)
-    await import_.run(web_worker, task["id"])
-    message = await assert_failed_and_queued(web_client, database, web_settings, image_id)
+    uri = f"{local_base(web.server)}/{path}"
+    image_id, task = await start(web.client, uri)
+    await import_.run(web.worker, task["id"])
+    message = await web.failed_and_queued(image_id)
     assert message == f"Download of {uri} failed: the server answered {status}"
     # The image takes another import.
-    (http_server.root / "disk.raw").write_bytes(b"second try")
-    again = f"{local_base(http_server)}/files/disk.raw"
-    response = await web_client.post(f"/v2/images/{image_id}/import", json=web_download(again))
+    (web.server.root / "disk.raw").write_bytes(b"second try")
+    again = f"{local_base(web.server)}/files/disk.raw"
+    response = await web.client.post(f"/v2/images/{image_id}/import", json=web_download(again))
     assert response.status_code == 202
