@@ -18,6 +18,7 @@ from glimpse.services.discovery import DiscoveryService
 from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
 from glimpse.services.imports import ImportService
+from glimpse.services.legacy_tasks import LegacyTaskService
 from glimpse.services.locations import LocationService
 from glimpse.services.members import MemberService
 from glimpse.services.tasks import TaskService
@@ -42,6 +43,7 @@ class Runtime:
     members: MemberService
     tasks: TaskService
     imports: ImportService
+    legacy_tasks: LegacyTaskService
     publisher: JobPublisher
     authenticator: Authenticator
 
@@ -65,6 +67,7 @@ class Runtime:
             members=MemberService(settings, database),
             tasks=TaskService(settings, database),
             imports=ImportService(settings, database, stores, publisher),
+            legacy_tasks=LegacyTaskService(settings, database, stores, publisher),
             publisher=publisher,
             authenticator=build_authenticator(settings),
         )
@@ -138,3 +141,10 @@ async def get_import_service(request: Request) -> ImportService:
 
 
 ImportServiceDep = Annotated[ImportService, Depends(get_import_service)]
+
+
+async def get_legacy_task_service(request: Request) -> LegacyTaskService:
+    return _runtime(request).legacy_tasks
+
+
+LegacyTaskServiceDep = Annotated[LegacyTaskService, Depends(get_legacy_task_service)]

@@ -51,6 +51,62 @@ def _quota_check(kind: str, attempted: int, maximum: int) -> None:
         )
 
 
+def _check_quotas(settings: Settings, properties: dict[str, str], tags: list[str]) -> None:
+    _quota_check("properties", len(properties), settings.image_property_quota)
+    _quota_check("tags", len(tags), settings.image_tag_quota)
+
+
+def _check_visibility(ctx: RequestContext, target: Image | policy.Target, visibility: str) -> None:
+    if visibility == Visibility.PUBLIC:
+        policy.enforce(ctx, "publicize_image", target)
+    elif visibility == Visibility.COMMUNITY:
+        policy.enforce(ctx, "communitize_image", target)
+
+
+@dataclass(frozen=True, slots=True)
+class NewImage:
+    """A queued image the caller may create, checked but not yet written."""
+
+    image: Image
+    properties: dict[str, str]
+    tags: list[str]
+
+
+def plan_new_image(settings: Settings, ctx: RequestContext, body: dict[str, Any]) -> NewImage:
+    """Validate a create request (attributes, policy, quotas); raises what POST /v2/images
+    answers for a bad one."""
+    core: dict[str, Any] = {"visibility": Visibility.SHARED.value, "owner": ctx.project_id}
+    properties: dict[str, str] = {}
+    tags: list[str] = []
+    image_id = str(uuid.uuid4())
+    for name, value in body.items():
+        if name == "id":
+            image_id = attributes.validate_image_id(value)
+        elif name == "tags":
+            tags = attributes.validate_tags(value)
+        elif name == "locations":
+            raise Forbidden("It's not allowed to add locations if locations are invisible.")
+        elif name in MUTABLE_ATTRIBUTES:
+            core[name] = attributes.validate_core(name, value)
+        else:
+            properties[name] = attributes.validate_property(name, value)
+    target = policy.proposed(core["owner"], core["visibility"])
+    if not policy.allowed(ctx, "add_image", target) and core["owner"] != ctx.project_id:
+        raise Forbidden(f"You are not permitted to create images owned by '{core['owner']}'")
+    policy.enforce(ctx, "add_image", target)
+    _check_visibility(ctx, target, core["visibility"])
+    _check_quotas(settings, properties, tags)
+    now = utcnow()
+    image = Image(id=image_id, status=ImageStatus.QUEUED, created_at=now, updated_at=now, **core)
+    return NewImage(image, properties, tags)
+
+
+async def add_new_image(repo: ImageRepository, new: NewImage) -> None:
+    if await repo.exists_any(new.image.id):
+        raise Conflict(f"Image with identifier {new.image.id} already exists!")
+    await repo.add(new.image, new.properties, new.tags)
+
+
 class ImageService:
     def __init__(
         self,
@@ -66,54 +122,12 @@ class ImageService:
         self.deletion = self.locations.deletion
         self.key_cleanup = KeyCleanupService(settings, database)
 
-    def _check_quotas(self, properties: dict[str, str], tags: list[str]) -> None:
-        _quota_check("properties", len(properties), self.settings.image_property_quota)
-        _quota_check("tags", len(tags), self.settings.image_tag_quota)
-
-    def _check_visibility(
-        self, ctx: RequestContext, target: Image | policy.Target, visibility: str
-    ) -> None:
-        if visibility == Visibility.PUBLIC:
-            policy.enforce(ctx, "publicize_image", target)
-        elif visibility == Visibility.COMMUNITY:
-            policy.enforce(ctx, "communitize_image", target)
-
     async def create(self, ctx: RequestContext, body: dict[str, Any]) -> ImageRecord:
-        core: dict[str, Any] = {"visibility": Visibility.SHARED.value, "owner": ctx.project_id}
-        properties: dict[str, str] = {}
-        tags: list[str] = []
-        image_id = str(uuid.uuid4())
-        for name, value in body.items():
-            if name == "id":
-                image_id = attributes.validate_image_id(value)
-            elif name == "tags":
-                tags = attributes.validate_tags(value)
-            elif name == "locations":
-                raise Forbidden("It's not allowed to add locations if locations are invisible.")
-            elif name in MUTABLE_ATTRIBUTES:
-                core[name] = attributes.validate_core(name, value)
-            else:
-                properties[name] = attributes.validate_property(name, value)
-        target = policy.proposed(core["owner"], core["visibility"])
-        if not policy.allowed(ctx, "add_image", target) and core["owner"] != ctx.project_id:
-            raise Forbidden(f"You are not permitted to create images owned by '{core['owner']}'")
-        policy.enforce(ctx, "add_image", target)
-        self._check_visibility(ctx, target, core["visibility"])
-        self._check_quotas(properties, tags)
-        now = utcnow()
-        image = Image(
-            id=image_id,
-            status=ImageStatus.QUEUED,
-            created_at=now,
-            updated_at=now,
-            **core,
-        )
+        new = plan_new_image(self.settings, ctx, body)
         async with self.db.write() as session:
             repo = ImageRepository(session)
-            if await repo.exists_any(image_id):
-                raise Conflict(f"Image with identifier {image_id} already exists!")
-            await repo.add(image, properties, tags)
-            return await repo.record(image)
+            await add_new_image(repo, new)
+            return await repo.record(new.image)
 
     async def get(self, ctx: RequestContext, image_id: str) -> ImageRecord:
         async with self.db.read() as session:
@@ -197,10 +211,10 @@ class ImageService:
             if name in state.changed_core and image.status not in _FORMAT_EDITABLE:
                 raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")
         if "visibility" in state.changed_core:
-            self._check_visibility(ctx, image, state.core["visibility"])
+            _check_visibility(ctx, image, state.core["visibility"])
         if "owner" in state.changed_core and not ctx.is_admin:
             raise Forbidden("Owner can't be updated by non admin.")
-        self._check_quotas(state.properties, state.tags)
+        _check_quotas(self.settings, state.properties, state.tags)
 
     async def add_tag(self, ctx: RequestContext, image_id: str, tag: str) -> None:
         attributes.validate_tag(tag)

@@ -1,13 +1,13 @@
-"""Tasks: the legacy Tasks API read side and an image's tasks (2.12)."""
+"""Tasks: the legacy Tasks API (list, show, create an `import`) and an image's tasks (2.12)."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
-from glimpse_api.deps import ContextDep, TaskServiceDep
+from glimpse_api.deps import ContextDep, LegacyTaskServiceDep, TaskServiceDep
 from glimpse_api.schemas.tasks import image_tasks_view, task_view, tasks_view
 
 router = APIRouter()
@@ -21,6 +21,19 @@ async def list_tasks(request: Request, ctx: ContextDep, tasks: TaskServiceDep) -
     if page.next_marker is not None:
         next_query = urlencode({**params, "marker": page.next_marker})
     return tasks_view(page.tasks, next_query)
+
+
+@router.post("/v2/tasks", status_code=201)
+async def create_task(
+    request: Request, response: Response, ctx: ContextDep, tasks: LegacyTaskServiceDep
+) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None  # refused by the service, as a missing body
+    task = await tasks.create(ctx, body)
+    response.headers["Location"] = f"/v2/tasks/{task.id}"
+    return task_view(task)
 
 
 @router.get("/v2/tasks/{task_id}")

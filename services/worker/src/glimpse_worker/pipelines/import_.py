@@ -24,6 +24,7 @@ from glimpse.domain.tasks import (
     FAILED_IMPORT,
     IMPORT_LOCK,
     IMPORTING_TO_STORES,
+    TASK_TYPE_LEGACY_IMPORT,
     TaskStatus,
     import_request,
     store_list,
@@ -209,6 +210,9 @@ async def _fail(ctx: WorkerContext, task: Task, message: str) -> None:
                     image_id, ImageStatus.IMPORTING, ImageStatus.QUEUED, size=None
                 )
             await repo.set_properties(image_id, {IMPORT_LOCK: None, IMPORTING_TO_STORES: None})
+            if task.type == TASK_TYPE_LEGACY_IMPORT:
+                # The Tasks API's import made the image for this data: it goes too, as in Glance.
+                await repo.mark_deleted(image, delayed=False)
     for location in locations:
         store = ctx.stores.get(location.store_id or ctx.stores.default_id)
         if store is not None:
