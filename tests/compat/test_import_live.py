@@ -5,6 +5,7 @@ image-create-via-import."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pty
 import subprocess
@@ -12,11 +13,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from compat_helpers import BIN_DIR, CompatServer, free_port, running_server, server_env
 
+from store_servers import HttpServer
 from support import terminate
 
 pytestmark = pytest.mark.compat
@@ -25,10 +28,13 @@ ACTIVE_WITHIN = 120.0  # seconds before a poll gives up (not an assertion on spe
 
 
 @contextlib.contextmanager
-def worker_and_server(workdir: Path, broker_url: str) -> Iterator[CompatServer]:
+def worker_and_server(
+    workdir: Path, broker_url: str, extra_env: dict[str, str] | None = None
+) -> Iterator[CompatServer]:
     """glimpse-api and one glimpse-worker sharing a database, stores and broker."""
     env = server_env(workdir, free_port())
     env["GLIMPSE_CELERY__BROKER_URL"] = broker_url
+    env.update(extra_env or {})
     env["GLIMPSE_CELERY__WORKER_CONCURRENCY"] = "1"
     with running_server(workdir, env) as server:
         log = (workdir / "glimpse-worker.log").open("wb")
@@ -152,3 +158,52 @@ def test_glance_cli_image_create_via_import(tmp_path: Path) -> None:
         )
         assert downloaded.returncode == 0, downloaded.stderr
         assert out.read_bytes() == data
+
+
+def test_glance_cli_web_download(tmp_path: Path, http_server: HttpServer) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    (http_server.root / "cirros.raw").write_bytes(data)
+    port = str(urlsplit(http_server.base).port)
+    uri = f"http://localhost:{port}/files/cirros.raw"
+    # The loopback test server is allowed by name and port; nothing else on loopback is.
+    allow = {
+        "GLIMPSE_IMPORT_FILTERING_OPTS__ALLOWED_HOSTS": "localhost",
+        "GLIMPSE_IMPORT_FILTERING_OPTS__ALLOWED_PORTS": port,
+    }
+    glance = str(Path(sys.executable).parent / "glance")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    controller, terminal = pty.openpty()  # as above: no image data on stdin
+    with worker_and_server(tmp_path, "filesystem://", allow) as server:
+        try:
+            created = subprocess.run(
+                [
+                    *(glance, "--os-image-url", server.url, "--os-auth-token", "t"),
+                    *("image-create-via-import", "--import-method", "web-download"),
+                    *("--uri", uri, "--disk-format", "raw", "--container-format", "bare"),
+                    *("--name", "from-the-web"),
+                ],
+                env=env,
+                stdin=terminal,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        finally:
+            os.close(terminal)
+            os.close(controller)
+        assert created.returncode == 0, created.stderr
+        [image_id] = [
+            line.split("|")[2].strip()
+            for line in created.stdout.splitlines()
+            if line.startswith("| id ")
+        ]
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            image = wait_until_active(client, image_id, tmp_path)
+            assert image["size"] == len(data)
+            assert image["os_hash_value"] == hashlib.sha512(data).hexdigest()
+            assert client.get(f"/v2/images/{image_id}/file").content == data
+            [task] = client.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
+            assert task["status"] == "success"
+            assert task["input"]["import_req"]["method"] == {"name": "web-download", "uri": uri}
+    assert list((tmp_path / "data" / "staging").iterdir()) == []
