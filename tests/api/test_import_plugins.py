@@ -201,6 +201,23 @@ async def test_conversion_refuses_a_qcow2_with_a_backing_file(
     assert_refused(imported, "backing file")
 
 
+async def test_conversion_refuses_a_raw_output_past_the_size_cap(
+    make_settings: Any, client_for: Any, tmp_path: Path
+) -> None:
+    sparse = tmp_path / "sparse.qcow2"
+    qemu_img("create", "-f", "qcow2", str(sparse), "64M")
+    assert sparse.stat().st_size < MiB
+    imported = await run_import(
+        make_settings,
+        client_for,
+        sparse.read_bytes(),
+        ["image_conversion"],
+        disk_format="qcow2",
+        image_size_cap=8 * MiB,
+    )
+    assert_refused(imported, "the raw image would be larger than image_size_cap (8388608 bytes)")
+
+
 async def test_conversion_refuses_data_that_is_not_what_it_declares(
     make_settings: Any, client_for: Any, tmp_path: Path
 ) -> None:

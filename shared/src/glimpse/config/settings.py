@@ -36,6 +36,7 @@ from glimpse.domain.tasks import KNOWN_METHODS as KNOWN_IMPORT_METHODS
 CONFIG_ENV = "GLIMPSE_CONFIG"
 TiB = 1024**4
 FERNET_KEY_BYTES = 32
+MAX_PROPERTY_NAME = 255  # the image_properties.name column
 _RESERVED_DEFAULT_DIRS = {STAGING_STORE: Path("data/staging"), TASKS_STORE: Path("data/tasks")}
 
 log = logging.getLogger(__name__)
@@ -297,6 +298,15 @@ class InjectMetadataOptions(BaseModel):
     @classmethod
     def _inject(cls, value: object) -> object:
         return _parse_dict(value)
+
+    @field_validator("inject")
+    @classmethod
+    def _property_names(cls, value: dict[str, str]) -> dict[str, str]:
+        too_long = [key for key in value if len(key) > MAX_PROPERTY_NAME]
+        if too_long:
+            msg = f"property names longer than {MAX_PROPERTY_NAME} characters: {too_long}"
+            raise ValueError(msg)
+        return value
 
 
 def _parse_dict(value: object) -> object:

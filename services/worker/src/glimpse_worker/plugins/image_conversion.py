@@ -65,6 +65,14 @@ async def image_conversion(job: ImportJob, prepared: Prepared) -> None:
     source = found  # the declared format, or the output format after an earlier run
     info = await _checked_info(job, staged, source)
     prepared.virtual_size = _virtual_size(info)
+    cap = job.ctx.settings.image_size_cap
+    if target == "raw" and (prepared.virtual_size or 0) > cap:
+        # A raw image is as large as its virtual size: refuse before writing it.
+        msg = (
+            "Image conversion failed: the raw image would be larger than "
+            f"image_size_cap ({cap} bytes)"
+        )
+        raise PluginFailed(msg)
     if source != target:
         async with replacement(staged, target) as converted:
             await _qemu_img(job, "convert", "-f", QEMU_FORMATS[source], "-O", target,
