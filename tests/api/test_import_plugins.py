@@ -3,6 +3,7 @@ images built here, real gzip and zip data."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import io
@@ -27,7 +28,7 @@ from glimpse_worker.pipelines import import_
 from glimpse_worker.pipelines.prepare import Prepared
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.pipelines.sources import ImportJob, staged_path
-from glimpse_worker.plugins.image_conversion import image_conversion
+from glimpse_worker.plugins.image_conversion import _qemu_img, image_conversion
 from glimpse_worker.plugins.image_decompression import image_decompression
 from glimpse_worker.plugins.inject_image_metadata import inject_image_metadata
 from glimpse_worker.runtime import WorkerContext
@@ -457,3 +458,46 @@ async def test_plugins_run_twice_give_the_same_result(
     assert image["status"] == "active"
     assert image["disk_format"] == "raw"
     assert image["os_hash_value"] == hashlib.sha512(data).hexdigest()
+
+
+def qemu_img_children() -> list[int]:
+    """Pids of this process's qemu-img children, zombies (exited, not reaped) included."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # exited meanwhile
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        parent = text[text.rindex(")") + 2 :].split()[1]
+        if name == "qemu-img" and int(parent) == os.getpid():
+            found.append(int(stat.parent.name))
+    return found
+
+
+async def test_qemu_img_is_killed_when_the_job_is_cancelled(
+    make_settings: Any, client_for: Any, tmp_path: Path
+) -> None:
+    _client, settings, image_id, task_id = await start_import(
+        make_settings, client_for, os.urandom(MiB)
+    )
+    disk = tmp_path / "bench.raw"
+    disk.write_bytes(bytes(MiB))
+    context = WorkerContext.build(settings)
+    try:
+        job = await job_for(settings, context, image_id, task_id)
+        # `qemu-img bench` with a huge request count runs until it is killed.
+        running = asyncio.ensure_future(
+            _qemu_img(job, "bench", "-c", "2000000000", "-f", "raw", str(disk))
+        )
+        for _poll in range(2000):
+            if qemu_img_children():
+                break
+            await asyncio.sleep(0.01)
+        assert len(qemu_img_children()) == 1
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        assert qemu_img_children() == []  # killed and reaped
+    finally:
+        await context.aclose()
