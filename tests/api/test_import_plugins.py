@@ -165,8 +165,9 @@ async def test_conversion_of_qcow2_to_raw(
     assert await downloaded(imported) == expected.read_bytes()
 
 
-async def test_conversion_of_raw_to_qcow2(
-    make_settings: Any, client_for: Any, tmp_path: Path
+@pytest.mark.parametrize("output_format", ["qcow2", "vmdk"])
+async def test_conversion_of_raw(
+    make_settings: Any, client_for: Any, tmp_path: Path, output_format: str
 ) -> None:
     data = random_disk(tmp_path / "disk.raw")
     imported = await run_import(
@@ -174,18 +175,18 @@ async def test_conversion_of_raw_to_qcow2(
         client_for,
         data,
         ["image_conversion"],
-        image_conversion={"output_format": "qcow2"},
+        image_conversion={"output_format": output_format},
     )
     assert imported.image["status"] == "active", imported.task
-    assert imported.image["disk_format"] == "qcow2"
+    assert imported.image["disk_format"] == output_format
     assert imported.image["virtual_size"] == 4 * MiB
-    converted = tmp_path / "converted.qcow2"
+    converted = tmp_path / f"converted.{output_format}"
     converted.write_bytes(await downloaded(imported))
-    info = json.loads(qemu_img("info", "--output=json", "-f", "qcow2", str(converted)))
-    assert info["format"] == "qcow2"
+    info = json.loads(qemu_img("info", "--output=json", "-f", output_format, str(converted)))
+    assert info["format"] == output_format
     assert info["virtual-size"] == 4 * MiB
     back = tmp_path / "back.raw"
-    qemu_img("convert", "-f", "qcow2", "-O", "raw", str(converted), str(back))
+    qemu_img("convert", "-f", output_format, "-O", "raw", str(converted), str(back))
     assert back.read_bytes() == data
 
 

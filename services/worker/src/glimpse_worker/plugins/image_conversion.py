@@ -75,8 +75,8 @@ async def image_conversion(job: ImportJob, prepared: Prepared) -> None:
         raise PluginFailed(msg)
     if source != target:
         async with replacement(staged, target) as converted:
-            await _qemu_img(job, "convert", "-f", QEMU_FORMATS[source], "-O", target,
-                            str(staged), str(converted))  # fmt: skip
+            convert = ("convert", "-f", QEMU_FORMATS[source], "-O", target)
+            await _qemu_img(job, *convert, str(staged), str(converted))
             if await asyncio.to_thread(detect_format, converted) != target:
                 msg = f"Image conversion failed: the output is not {target}"
                 raise PluginFailed(msg)
