@@ -6,6 +6,8 @@ import argparse
 import sys
 
 from glimpse.cli.common import settings_or_exit
+from glimpse.config import ConfigError
+from glimpse_worker import plugins
 from glimpse_worker.celery_app import create_celery
 
 
@@ -15,6 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args(argv)
     settings = settings_or_exit(parser.prog, args.config_file)
+    try:
+        plugins.load(settings.image_import_opts.image_import_plugins)
+    except ConfigError as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)  # noqa: T201 -- start-up failure
+        return 2
     app = create_celery(settings)
     app.worker_main(
         [

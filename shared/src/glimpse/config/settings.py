@@ -36,6 +36,7 @@ from glimpse.domain.tasks import KNOWN_METHODS as KNOWN_IMPORT_METHODS
 CONFIG_ENV = "GLIMPSE_CONFIG"
 TiB = 1024**4
 FERNET_KEY_BYTES = 32
+MAX_PROPERTY_NAME = 255  # the image_properties.name column
 _RESERVED_DEFAULT_DIRS = {STAGING_STORE: Path("data/staging"), TASKS_STORE: Path("data/tasks")}
 
 log = logging.getLogger(__name__)
@@ -237,6 +238,89 @@ class TaskOptions(BaseModel):
             "before the scrubber sends its message again."
         ),
     )
+
+
+def _glance_list(value: object) -> object:
+    """A ListOpt as Glance's samples write it too: `[a, 'b']` as well as `a, b`."""
+    if isinstance(value, str):
+        items = value.strip().removeprefix("[").removesuffix("]").split(",")
+        return [item.strip().strip("'\"") for item in items if item.strip().strip("'\"")]
+    return value
+
+
+class ImageImportOptions(BaseModel):
+    """`[image_import_opts]` (glance-image-import.conf in Glance)."""
+
+    image_import_plugins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Plugins the worker runs, in this order, on the staged data of every import before "
+            "it is written to the stores: no_op, image_decompression, image_conversion, "
+            "inject_image_metadata. An unknown name stops glimpse-worker at start-up."
+        ),
+    )
+
+    @field_validator("image_import_plugins", mode="before")
+    @classmethod
+    def _plugins(cls, value: object) -> object:
+        return _glance_list(value)
+
+
+class ImageConversionOptions(BaseModel):
+    """`[image_conversion]`: the image_conversion import plugin."""
+
+    output_format: Literal["qcow2", "raw", "vmdk"] = Field(
+        "raw", description="Disk format the image_conversion plugin converts imports to."
+    )
+
+
+class InjectMetadataOptions(BaseModel):
+    """`[inject_metadata_properties]`: the inject_image_metadata import plugin."""
+
+    ignore_user_roles: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["admin"],
+        description="Imports by a user with one of these roles get no injected properties.",
+    )
+    inject: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description=(
+            "Properties set on every imported image, as key:value pairs separated by commas, "
+            "e.g. property1:value1,property2:value2."
+        ),
+    )
+
+    @field_validator("ignore_user_roles", mode="before")
+    @classmethod
+    def _roles(cls, value: object) -> object:
+        return _glance_list(value)
+
+    @field_validator("inject", mode="before")
+    @classmethod
+    def _inject(cls, value: object) -> object:
+        return _parse_dict(value)
+
+    @field_validator("inject")
+    @classmethod
+    def _property_names(cls, value: dict[str, str]) -> dict[str, str]:
+        too_long = [key for key in value if len(key) > MAX_PROPERTY_NAME]
+        if too_long:
+            msg = f"property names longer than {MAX_PROPERTY_NAME} characters: {too_long}"
+            raise ValueError(msg)
+        return value
+
+
+def _parse_dict(value: object) -> object:
+    """oslo.config DictOpt notation, `k1:v1, k2:v2` (a value may hold colons), or a mapping."""
+    if not isinstance(value, str):
+        return value
+    parsed: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        key, sep, item_value = item.partition(":")
+        if not sep or not key.strip():
+            msg = f"expected key:value pairs separated by commas, got {item!r}"
+            raise ValueError(msg)
+        parsed[key.strip()] = item_value.strip()
+    return parsed
 
 
 class CeleryOptions(BaseModel):
@@ -582,6 +666,9 @@ class Settings(BaseSettings):
     task: TaskOptions = Field(default_factory=TaskOptions)
     import_filtering_opts: ImportFilteringOptions = Field(default_factory=ImportFilteringOptions)
     celery: CeleryOptions = Field(default_factory=CeleryOptions)
+    image_import_opts: ImageImportOptions = Field(default_factory=ImageImportOptions)
+    image_conversion: ImageConversionOptions = Field(default_factory=ImageConversionOptions)
+    inject_metadata_properties: InjectMetadataOptions = Field(default_factory=InjectMetadataOptions)
     scrubber: ScrubberOptions = Field(default_factory=ScrubberOptions)
     oslo_policy: OsloPolicyOptions = Field(default_factory=OsloPolicyOptions)
     keystone_authtoken: KeystoneAuthTokenOptions = Field(default_factory=KeystoneAuthTokenOptions)

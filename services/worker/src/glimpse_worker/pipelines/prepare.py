@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 
 from glimpse_worker.pipelines.sources import ImportJob, staged_path
+from glimpse_worker.plugins import run_plugins
 
 
 @dataclass(slots=True)
@@ -35,6 +36,7 @@ async def prepare(job: ImportJob) -> Prepared:
     """Run the enabled plugins over the staged file, then inspect what they left."""
     path = anyio.Path(staged_path(job.staged))
     prepared = Prepared(job.image.disk_format, job.image.container_format)
+    await run_plugins(job, prepared)
     if prepared.disk_format == "raw" and prepared.container_format == "bare":
         # A raw disk's virtual size is its size.
         prepared.virtual_size = (await path.stat()).st_size
