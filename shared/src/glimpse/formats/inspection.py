@@ -25,6 +25,7 @@ INSPECTABLE_FORMATS = frozenset(oslo.ALL_FORMATS)
 _MBR_TOLERANT_FORMATS = frozenset({"aki", "ari"})
 
 _FILE_CHUNK = 1024 * 1024
+_FEED_SLICE = 64 * 1024
 
 
 def inspected_container(container_format: str | None) -> bool:
@@ -122,6 +123,15 @@ class StreamInspector:
         self._size = 0
 
     def feed(self, chunk: bytes) -> None:
+        if len(chunk) > _FEED_SLICE:
+            # An inspector can follow a header to a region only while the chunk holding it is
+            # fed (a VHDX's metadata entries): feed at most what Glance's stores read at once.
+            for start in range(0, len(chunk), _FEED_SLICE):
+                self._feed(chunk[start : start + _FEED_SLICE])
+        else:
+            self._feed(chunk)
+
+    def _feed(self, chunk: bytes) -> None:
         self._size += len(chunk)
         for inspector in self._inspectors:
             if inspector in self._failed:
