@@ -63,12 +63,11 @@ def write_image(path: Path, chunks: Iterable[bytes]) -> ImageFile:
     return ImageFile(path=path, size=size, md5=md5.hexdigest(), sha512=sha512.hexdigest())
 
 
-def qcow2_bytes(virtual_size: int = MiB) -> bytes:
+def qcow2_bytes(virtual_size: int = MiB, cluster_bits: int = 16) -> bytes:
     """An empty but well-formed qcow2 (version 3) image, as `qemu-img create -f qcow2` makes.
 
-    Four 64 KiB clusters: header, refcount table, refcount block, L1 table.
+    Four clusters (64 KiB each by default): header, refcount table, refcount block, L1 table.
     """
-    cluster_bits = 16
     cluster = 1 << cluster_bits
     l2_entries = cluster // 8
     l1_size = -(-virtual_size // (cluster * l2_entries))

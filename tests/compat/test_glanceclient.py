@@ -8,6 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from compat_helpers import qcow2_bytes
 from glanceclient import Client
 from glanceclient import exc as glance_exc
 
@@ -101,9 +102,12 @@ def listed_images(glance: Any, unique_name: str) -> Any:
     """Three images sharing a unique tag: <name>-a raw 1 KiB, -b qcow2 2 KiB, -c raw 3 KiB."""
     tag = f"tag-{uuid.uuid4().hex}"
     images = {}
-    for suffix, disk_format, size in (("a", "raw", 1024), ("b", "qcow2", 2048), ("c", "raw", 3072)):
+    # The qcow2 must be one (uploads are inspected): 512-byte clusters make it 2 KiB.
+    payloads = {"a": ("raw", b"x" * 1024), "b": ("qcow2", qcow2_bytes(cluster_bits=9))}
+    payloads["c"] = ("raw", b"x" * 3072)
+    for suffix, (disk_format, data) in payloads.items():
         image = _create(glance, f"{unique_name}-{suffix}", disk_format=disk_format, tags=[tag])
-        glance.images.upload(image["id"], io.BytesIO(b"x" * size), image_size=size)
+        glance.images.upload(image["id"], io.BytesIO(data), image_size=len(data))
         images[suffix] = image["id"]
     yield tag, images
     for image_id in images.values():

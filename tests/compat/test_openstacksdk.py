@@ -114,7 +114,7 @@ def test_upload_bytes_and_download_in_memory(conn: connection.Connection, unique
     image = conn.image.create_image(
         name=unique_name,
         data=payload,
-        disk_format="qcow2",
+        disk_format="raw",
         container_format="bare",
         validate_checksum=True,
     )

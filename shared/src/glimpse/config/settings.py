@@ -209,6 +209,32 @@ class ImportFilteringOptions(BaseModel):
         return value
 
 
+class ImageFormatOptions(BaseModel):
+    """`[image_format]`: how uploaded and imported data is checked against its disk_format."""
+
+    require_image_format_match: bool = Field(
+        default=True,
+        description=(
+            "Inspect the data of uploads and imports (container_format bare) and refuse it when "
+            "it does not match the image's disk_format."
+        ),
+    )
+    gpt_safety_checks_nonfatal: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Safety checks (mbr, gptmbr) whose failure is only logged for data detected as "
+            "gpt. Relaxes the GPT specification: use with caution."
+        ),
+    )
+
+    @field_validator("gpt_safety_checks_nonfatal", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+
 class TaskOptions(BaseModel):
     """`[task]`: background work (imports) and how long task records are kept."""
 
@@ -664,6 +690,7 @@ class Settings(BaseSettings):
     database: DatabaseOptions = Field(default_factory=DatabaseOptions)
     glance_store: GlanceStoreOptions = Field(default_factory=GlanceStoreOptions)
     task: TaskOptions = Field(default_factory=TaskOptions)
+    image_format: ImageFormatOptions = Field(default_factory=ImageFormatOptions)
     import_filtering_opts: ImportFilteringOptions = Field(default_factory=ImportFilteringOptions)
     celery: CeleryOptions = Field(default_factory=CeleryOptions)
     image_import_opts: ImageImportOptions = Field(default_factory=ImageImportOptions)

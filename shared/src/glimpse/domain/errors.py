@@ -83,3 +83,7 @@ class StoreUnavailable(GlimpseError):
 
 class IdentityUnavailable(GlimpseError):
     """The identity service could not validate the caller's token (503)."""
+
+
+class InvalidImageData(InvalidInput):
+    """The image data is unsafe or is not in the image's declared disk_format (400)."""

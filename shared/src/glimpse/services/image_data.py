@@ -25,6 +25,7 @@ from glimpse.domain.errors import (
     StoreUnavailable,
 )
 from glimpse.domain.images import ImageStatus, check_downloadable, transition
+from glimpse.formats import StreamInspector, inspected_container
 from glimpse.services.access import authorize, authorized_image
 from glimpse.stores.base import (
     ByteRange,
@@ -39,6 +40,16 @@ from glimpse.stores.metering import Meter, metered
 from glimpse.stores.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An upload's image once claimed: the room left under its owner's quota (None: no
+    quota) and the formats its data must be in."""
+
+    quota_left: int | None
+    disk_format: str | None
+    container_format: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +82,8 @@ class ImageDataService:
             raise InvalidInput(f"Store for identifier {store_id} not found")
         return store
 
-    async def _claim(self, ctx: RequestContext, image_id: str) -> tuple[int | None, bool]:
-        """queued -> saving. Return how many bytes the owner may still store (None: no quota)
-        and whether the data is a raw disk (its virtual size is its size)."""
+    async def _claim(self, ctx: RequestContext, image_id: str) -> Claim:
+        """queued -> saving."""
         async with self.db.write() as session:
             repo = ImageRepository(session)
             image = await authorized_image(repo, ctx, image_id, "upload_image", lock=True)
@@ -93,8 +103,7 @@ class ImageDataService:
                 if remaining <= 0:
                     raise LimitExceeded(quota_message(quota))
             await repo.claim_status(image_id, ImageStatus.QUEUED, ImageStatus.SAVING)
-            is_raw = image.disk_format == "raw" and image.container_format == "bare"
-            return remaining, is_raw
+            return Claim(remaining, image.disk_format, image.container_format)
 
     async def _release(self, image_id: str) -> None:
         """saving -> queued after a failed upload (a no-op if the image was deleted meanwhile)."""
@@ -122,10 +131,13 @@ class ImageDataService:
         cap = self.settings.image_size_cap
         if expected_size is not None and expected_size > cap:
             raise LimitExceeded(cap_message(cap))
-        quota_left, is_raw = await self._claim(ctx, image_id)
-        limit, too_big = size_limit(self.settings, quota_left)
+        claim = await self._claim(ctx, image_id)
+        limit, too_big = size_limit(self.settings, claim.quota_left)
         meter = Meter(self.settings.hashing_algorithm)
         data = metered(chunks, meter, limit=limit, on_limit=too_big, expected_size=expected_size)
+        inspector = StreamInspector() if inspected_container(claim.container_format) else None
+        if inspector is not None:
+            data = inspector.watch(data)
         try:
             stored = await store.put(image_id, data)
         except BaseException as exc:
@@ -137,6 +149,7 @@ class ImageDataService:
                 raise StoreUnavailable(f"Store {store.name} failed: {exc}") from exc
             raise
         try:
+            virtual_size = self._checked_virtual_size(inspector, claim)
             async with self.db.write() as session:
                 repo = ImageRepository(session)
                 activated = await repo.claim_status(
@@ -144,8 +157,7 @@ class ImageDataService:
                     ImageStatus.SAVING,
                     ImageStatus.ACTIVE,
                     size=meter.size,
-                    # A raw disk's virtual size is its size (other formats need inspection).
-                    virtual_size=meter.size if is_raw and meter.size else None,
+                    virtual_size=virtual_size,
                     checksum=meter.checksum,
                     os_hash_algo=meter.hash_algo,
                     os_hash_value=meter.hash_value,
@@ -153,7 +165,8 @@ class ImageDataService:
                 if activated:
                     await repo.add_location(image_id, stored.location, {"store": store.name})
         except BaseException:
-            # The image did not become active: its data must not outlive the failure.
+            # The image did not become active (refused data included): its data must not
+            # outlive the failure.
             await asyncio.shield(self._discard(image_id, store, stored.location))
             raise
         if not activated:
@@ -162,6 +175,17 @@ class ImageDataService:
                 f"Image {image_id} could not be found after upload. "
                 "The image may have been deleted during the upload."
             )
+
+    def _checked_virtual_size(self, inspector: StreamInspector | None, claim: Claim) -> int | None:
+        """Refuse unsafe or (per [image_format]) mismatched data; the virtual size to record."""
+        if inspector is None:
+            return None
+        options = self.settings.image_format
+        return inspector.result().check(
+            claim.disk_format,
+            options.require_image_format_match,
+            options.gpt_safety_checks_nonfatal,
+        )
 
     def _check_preferred(self, prefer: list[str]) -> None:
         if not self.settings.multistore:

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
-
-from glimpse_worker.pipelines.sources import ImportJob, staged_path
+from glimpse_worker.pipelines.inspection import inspect_staged
+from glimpse_worker.pipelines.sources import ImportJob
 from glimpse_worker.plugins import run_plugins
 
 
@@ -34,10 +33,7 @@ class Prepared:
 
 async def prepare(job: ImportJob) -> Prepared:
     """Run the enabled plugins over the staged file, then inspect what they left."""
-    path = anyio.Path(staged_path(job.staged))
     prepared = Prepared(job.image.disk_format, job.image.container_format)
     await run_plugins(job, prepared)
-    if prepared.disk_format == "raw" and prepared.container_format == "bare":
-        # A raw disk's virtual size is its size.
-        prepared.virtual_size = (await path.stat()).st_size
+    await inspect_staged(job, prepared)
     return prepared
