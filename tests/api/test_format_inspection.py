@@ -37,9 +37,9 @@ async def assert_refused(
     response: httpx.Response,
     kept: tuple[str, ...] = (),
 ) -> str:
-    """The upload was refused with 400 and left nothing behind (the store holds only the
+    """The upload was refused with 415 and left nothing behind (the store holds only the
     images in `kept`); returns the reason."""
-    assert response.status_code == 400, response.text
+    assert response.status_code == 415, response.text
     image = await shown(client, image_id)
     assert image["status"] == "queued"
     assert (image["size"], image["virtual_size"], image["checksum"]) == (None, None, None)

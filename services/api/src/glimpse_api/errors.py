@@ -18,6 +18,8 @@ from glimpse.domain import errors
 log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: Final[tuple[tuple[type[errors.GlimpseError], HTTPStatus], ...]] = (
+    # Before InvalidInput, its base: refused image data is 415, as Glance answers an upload.
+    (errors.InvalidImageData, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
     (errors.InvalidInput, HTTPStatus.BAD_REQUEST),
     (errors.NotAuthenticated, HTTPStatus.UNAUTHORIZED),
     (errors.Forbidden, HTTPStatus.FORBIDDEN),

@@ -86,4 +86,4 @@ class IdentityUnavailable(GlimpseError):
 
 
 class InvalidImageData(InvalidInput):
-    """The image data is unsafe or is not in the image's declared disk_format (400)."""
+    """The image data is unsafe or is not in the image's declared disk_format (415)."""
