@@ -21,6 +21,7 @@ import resource
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from glimpse.formats import inspect_file
 from glimpse_worker.pipelines.sources import staged_path
 from glimpse_worker.plugins import PluginFailed
 from glimpse_worker.plugins.staging import replacement
@@ -44,7 +45,6 @@ VMDK_ALLOWED_TYPES: Final = frozenset({"monolithicSparse", "streamOptimized"})
 # `qemu-img info` on a hostile image must not eat the machine (Glance's limits).
 INFO_ADDRESS_SPACE: Final = 1024**3
 INFO_CPU_SECONDS: Final = 30
-HEAD_BYTES: Final = 0x9006  # up to the last place an ISO 9660 signature can be
 BEAT_SECONDS: Final = 5.0
 ERROR_CHARS: Final = 1000
 
@@ -87,26 +87,10 @@ async def image_conversion(job: ImportJob, prepared: Prepared) -> None:
         prepared.container_format = "bare"
 
 
-def detect_format(path: Path) -> str:
-    """The disk format the file's header shows; `raw` when it shows none."""
-    with path.open("rb") as file:
-        head = file.read(HEAD_BYTES)
-        size = file.seek(0, 2)
-        footer = b""
-        if size >= 512:  # noqa: PLR2004 -- a fixed VHD ends with a 512-byte footer
-            file.seek(size - 512)
-            footer = file.read(512)
-    signatures = (
-        ("qcow2", head.startswith(b"QFI\xfb")),
-        ("vmdk", head.startswith((b"KDMV", b"# Disk DescriptorFile"))),
-        ("vhdx", head.startswith(b"vhdxfile")),
-        ("vhd", head.startswith(b"conectix") or footer.startswith(b"conectix")),
-        ("vdi", head[64:68] == b"\x7f\x10\xda\xbe"),
-        ("qed", head.startswith(b"QED\x00")),
-        ("luks", head.startswith(b"LUKS\xba\xbe")),
-        ("iso", any(head[offset : offset + 5] == b"CD001" for offset in (0x8001, 0x8801, 0x9001))),
-    )
-    return next((name for name, matches in signatures if matches), "raw")
+def detect_format(path: Path) -> str | None:
+    """The disk format the file's content shows (None: it could not be told)."""
+    found = inspect_file(path).format
+    return "raw" if found == "gpt" else found  # a partitioned disk is raw data to qemu-img
 
 
 async def _checked_info(job: ImportJob, path: Path, disk_format: str) -> dict[str, Any]:
