@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, Final
 
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.tasks import TaskRepository
@@ -21,6 +21,7 @@ from glimpse.db.tables import ImageLocation, Task, utcnow
 from glimpse.domain.errors import LimitExceeded
 from glimpse.domain.images import ImageStatus
 from glimpse.domain.tasks import (
+    COPY_IMAGE,
     FAILED_IMPORT,
     IMPORT_LOCK,
     IMPORTING_TO_STORES,
@@ -38,8 +39,23 @@ from glimpse_worker.runtime import WorkerContext
 log = logging.getLogger(__name__)
 
 
+PARALLEL_STORE_WRITES: Final = 4  # target stores written at the same time, at most
+
+
 class ImportFailed(Exception):
     """The import cannot complete; the message becomes the task's."""
+
+
+class LockLost(ImportFailed):
+    """The image is no longer this task's to change."""
+
+
+class StoreFailed(ImportFailed):
+    """Writing to one store failed while every store had to succeed."""
+
+    def __init__(self, store_id: str, cause: Exception) -> None:
+        super().__init__(f"Import into store {store_id} failed: {cause}")
+        self.store_id = store_id
 
 
 async def run(ctx: WorkerContext, task_id: str) -> None:
@@ -58,7 +74,8 @@ async def run(ctx: WorkerContext, task_id: str) -> None:
         result = await _import(ctx, task, progress)
     except Exception as exc:
         log.warning("import task %s failed: %s", task_id, exc, exc_info=True)
-        await _fail(ctx, task, str(exc) or type(exc).__name__)
+        failed_store = exc.store_id if isinstance(exc, StoreFailed) else None
+        await _fail(ctx, task, str(exc) or type(exc).__name__, failed_store)
         return
     await _finish(ctx, task_id, TaskStatus.SUCCESS, None, result)  # keeps "Copied N MiB"
     log.info("import task %s: image %s active", task_id, task.image_id)
@@ -68,77 +85,132 @@ async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[st
     image_id = task.image_id
     assert image_id is not None  # noqa: S101 -- checked by run()
     request = task.input.get("import_req")
-    must_succeed = bool(isinstance(request, dict) and request.get("all_stores_must_succeed", True))
+    request = request if isinstance(request, dict) else {}
+    must_succeed = bool(request.get("all_stores_must_succeed", True))
+    copying = _copying(task)
+    # copy-image adds stores to an active image; the other methods bring an importing one
+    # to life.
+    expected = ImageStatus.ACTIVE if copying else ImageStatus.IMPORTING
     async with ctx.database.read() as session:
         repo = ImageRepository(session)
         image = await repo.get(image_id)
         properties = await repo.properties(image_id) if image is not None else {}
-    if image is None or image.status != ImageStatus.IMPORTING:
-        raise ImportFailed(f"Image {image_id} is no longer importing")
+    if image is None or image.status != expected:
+        raise ImportFailed(f"Image {image_id} is no longer {expected}")
     if properties.get(IMPORT_LOCK) != task.id:
-        raise ImportFailed(f"Image {image_id} is locked by another import")
+        raise LockLost(f"Image {image_id} is locked by another import")
     staged = staged_location(ctx.settings, image_id)
-    request = request if isinstance(request, dict) else {}
     job = ImportJob(ctx, task, image, properties, request, staged, progress)
     await fetch(job)
-    prepared = await prepare(job)
+    # The image's own data, copied: nothing to prepare, nothing new to learn about it.
+    prepared = None if copying else await prepare(job)
+    # Hashed once, before any store sees the data (every store is sent the same bytes).
+    meter = None if copying else await _hash(ctx, image_id, staged)
     remaining = store_list(properties.get(IMPORTING_TO_STORES))
-    failed = store_list(properties.get(FAILED_IMPORT))
-    meter: Meter | None = None
-    for store_id in remaining:
-        try:
-            meter = await _copy(ctx, image_id, store_id, staged, progress)
-        except Exception as exc:
-            log.warning("import %s: store %s failed: %s", task.id, store_id, exc)
-            if must_succeed:
-                raise ImportFailed(f"Import into store {store_id} failed: {exc}") from exc
-            failed.append(store_id)
-            async with ctx.database.write() as session:
-                await _left(ImageRepository(session), image_id, store_id, failed)
-    async with ctx.database.read() as session:
-        written = (await ImageRepository(session).record(image)).locations
-    if not written:
-        raise ImportFailed(f"Import failed in every store: {', '.join(failed)}")
-    if meter is None:
-        # A takeover after every store was written: hash the staged data again.
-        meter = await _hash(ctx, image_id, staged)
+    await _write_stores(
+        ctx, task, remaining, staged, progress, expected=expected, must_succeed=must_succeed
+    )
+    targets = _targets(task)
     async with ctx.database.write() as session:
         repo = ImageRepository(session)
-        activated = await repo.claim_status(
-            image_id,
-            ImageStatus.IMPORTING,
-            ImageStatus.ACTIVE,
-            size=meter.size,
-            **prepared.image_values(),
-            checksum=meter.checksum,
-            os_hash_algo=meter.hash_algo,
-            os_hash_value=meter.hash_value,
-        )
-        if not activated:
-            raise ImportFailed(f"Image {image_id} is no longer importing")
+        await _still_ours(repo, image_id, task.id, expected)
+        record = await repo.record(image)
+        written = [loc.store_id for loc in record.locations if loc.store_id in targets]
+        failed = store_list(record.properties.get(FAILED_IMPORT))
+        if not written:
+            raise ImportFailed(f"Import failed in every store: {', '.join(failed)}")
+        if prepared is not None and meter is not None:
+            await repo.claim_status(
+                image_id,
+                ImageStatus.IMPORTING,
+                ImageStatus.ACTIVE,
+                size=meter.size,
+                **prepared.image_values(),
+                checksum=meter.checksum,
+                os_hash_algo=meter.hash_algo,
+                os_hash_value=meter.hash_value,
+            )
         await repo.set_properties(
             image_id,
             {
-                **prepared.properties,
+                **(prepared.properties if prepared is not None else {}),
                 IMPORT_LOCK: None,
                 IMPORTING_TO_STORES: None,
-                FAILED_IMPORT: ",".join(failed),
             },
         )
     await ctx.stores.staging.delete_if_present(staged)
-    return {"image_id": image_id, "stores": [loc.store_id for loc in written], "failed": failed}
+    return {"image_id": image_id, "stores": written, "failed": failed}
 
 
-async def _left(repo: ImageRepository, image_id: str, store_id: str, failed: list[str]) -> None:
-    """Record that `store_id` is done (written or failed) on the image's tracking properties."""
-    remaining = store_list((await repo.properties(image_id)).get(IMPORTING_TO_STORES))
-    await repo.set_properties(
-        image_id,
-        {
-            IMPORTING_TO_STORES: ",".join(s for s in remaining if s != store_id),
-            FAILED_IMPORT: ",".join(failed),
-        },
-    )
+def _copying(task: Task) -> bool:
+    request = task.input.get("import_req")
+    method = request.get("method") if isinstance(request, dict) else None
+    return isinstance(method, dict) and method.get("name") == COPY_IMAGE
+
+
+def _targets(task: Task) -> list[str]:
+    """The stores this task was admitted to write: a location in one of them is its own."""
+    backend = task.input.get("backend")
+    return [s for s in backend if isinstance(s, str)] if isinstance(backend, list) else []
+
+
+async def _write_stores(
+    ctx: WorkerContext,
+    task: Task,
+    stores: list[str],
+    staged: str,
+    progress: Progress,
+    *,
+    expected: ImageStatus,
+    must_succeed: bool,
+) -> None:
+    """Write the staged data to `stores` side by side. A store that fails fails the import
+    when all stores must succeed (the others are cancelled: a cancelled write leaves
+    nothing); otherwise it is listed in os_glance_failed_import and the others go on."""
+    image_id = task.image_id
+    assert image_id is not None  # noqa: S101 -- checked by run()
+    slots = asyncio.Semaphore(PARALLEL_STORE_WRITES)
+
+    async def write(store_id: str) -> None:
+        async with slots:
+            try:
+                await _copy(ctx, task, store_id, staged, progress, expected=expected)
+            except LockLost:
+                raise
+            except Exception as exc:
+                progress.drop(store_id)
+                log.warning("import %s: store %s failed: %s", task.id, store_id, exc)
+                if must_succeed:
+                    raise StoreFailed(store_id, exc) from exc
+                async with ctx.database.write() as session:
+                    await _done_with(ImageRepository(session), image_id, store_id, failed=True)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for store_id in stores:
+                group.create_task(write(store_id))
+    except ExceptionGroup as failures:
+        # The first failure is the import's; the other writes were cancelled because of it.
+        raise failures.exceptions[0] from None
+
+
+async def _done_with(repo: ImageRepository, image_id: str, store_id: str, *, failed: bool) -> None:
+    """Record that `store_id` is done (written, or failed) on the image's tracking
+    properties, under the image's row lock: stores finish side by side."""
+    await repo.get(image_id, lock=True)
+    properties = await repo.properties(image_id)
+    values: dict[str, str | None] = {
+        IMPORTING_TO_STORES: ",".join(
+            s for s in store_list(properties.get(IMPORTING_TO_STORES)) if s != store_id
+        )
+    }
+    if failed:
+        values[FAILED_IMPORT] = _with(properties.get(FAILED_IMPORT), store_id)
+    await repo.set_properties(image_id, values)
+
+
+def _with(stores: str | None, store_id: str) -> str:
+    return ",".join(dict.fromkeys([*store_list(stores), store_id]))
 
 
 def _limited(ctx: WorkerContext) -> tuple[int, Any]:
@@ -147,36 +219,44 @@ def _limited(ctx: WorkerContext) -> tuple[int, Any]:
 
 
 async def _copy(
-    ctx: WorkerContext, image_id: str, store_id: str, staged: str, progress: Progress
-) -> Meter:
+    ctx: WorkerContext,
+    task: Task,
+    store_id: str,
+    staged: str,
+    progress: Progress,
+    *,
+    expected: ImageStatus,
+) -> None:
+    image_id = task.image_id
+    assert image_id is not None  # noqa: S101 -- checked by run()
     store = ctx.stores.get(store_id)
     if store is None:
         raise ImportFailed(f"Store {store_id} is not configured on this worker")
-    cap, too_big = _limited(ctx)
-    meter = Meter(ctx.settings.hashing_algorithm)
-    data = metered(
-        progress.count(ctx.stores.staging.get(staged)), meter, limit=cap, on_limit=too_big
-    )
+    data = progress.count(ctx.stores.staging.get(staged), lane=store_id)
     stored = await store.put(image_id, data)
     try:
         async with ctx.database.write() as session:
             repo = ImageRepository(session)
-            await _still_importing(repo, image_id)
+            await _still_ours(repo, image_id, task.id, expected)
             await repo.add_location(image_id, stored.location, {"store": store_id})
-            failed = store_list((await repo.properties(image_id)).get(FAILED_IMPORT))
-            await _left(repo, image_id, store_id, failed)
+            await _done_with(repo, image_id, store_id, failed=False)
     except BaseException:
         # Not recorded: the data must not outlive the failure.
         await asyncio.shield(store.delete_if_present(stored.location))
         raise
     await progress.beat(force=True)
-    return meter
 
 
-async def _still_importing(repo: ImageRepository, image_id: str) -> None:
+async def _still_ours(
+    repo: ImageRepository, image_id: str, task_id: str, expected: ImageStatus
+) -> None:
+    """Lock the image's row; fail unless it is still `expected` and this task holds its
+    import lock (another import may have taken over a lock it judged stale)."""
     image = await repo.get(image_id, lock=True)
-    if image is None or image.status != ImageStatus.IMPORTING:
-        raise ImportFailed(f"Image {image_id} is no longer importing")
+    if image is None or image.status != expected:
+        raise LockLost(f"Image {image_id} is no longer {expected}")
+    if (await repo.properties(image_id)).get(IMPORT_LOCK) != task_id:
+        raise LockLost(f"Image {image_id} is locked by another import")
 
 
 async def _hash(ctx: WorkerContext, image_id: str, staged: str) -> Meter:
@@ -184,13 +264,16 @@ async def _hash(ctx: WorkerContext, image_id: str, staged: str) -> Meter:
     meter = Meter(ctx.settings.hashing_algorithm)
     async for _block in metered(ctx.stores.staging.get(staged), meter, limit=cap, on_limit=too_big):
         pass
-    log.debug("import of %s: re-hashed %d staged bytes", image_id, meter.size)
+    log.debug("import of %s: hashed %d staged bytes", image_id, meter.size)
     return meter
 
 
-async def _fail(ctx: WorkerContext, task: Task, message: str) -> None:
-    """Glance's revert: the data written by this import is removed, the image is queued again
-    (its staged data too is removed: a queued image is staged afresh), the lock released."""
+async def _fail(
+    ctx: WorkerContext, task: Task, message: str, failed_store: str | None = None
+) -> None:
+    """Glance's revert: the data written by this import is removed and the lock released. An
+    image being imported is queued again (its staged data too is removed: a queued image is
+    staged afresh); an image being copied stays active with the data it had."""
     image_id = task.image_id
     assert image_id is not None  # noqa: S101 -- checked by run()
     locations: list[ImageLocation] = []
@@ -201,14 +284,21 @@ async def _fail(ctx: WorkerContext, task: Task, message: str) -> None:
         properties = await repo.properties(image_id) if image is not None else {}
         ours = image is None or properties.get(IMPORT_LOCK) == task.id
         if image is not None and ours:
-            if image.status == ImageStatus.IMPORTING:
+            if _copying(task):
+                targets = _targets(task)
+                held = (await repo.record(image)).locations
+                locations = [loc for loc in held if loc.store_id in targets]
+            elif image.status == ImageStatus.IMPORTING:
                 locations = (await repo.record(image)).locations
-                for location in locations:
-                    await repo.retire_location(location)
                 await repo.claim_status(
                     image_id, ImageStatus.IMPORTING, ImageStatus.QUEUED, size=None
                 )
-            await repo.set_properties(image_id, {IMPORT_LOCK: None, IMPORTING_TO_STORES: None})
+            for location in locations:
+                await repo.retire_location(location)
+            values: dict[str, str | None] = {IMPORT_LOCK: None, IMPORTING_TO_STORES: None}
+            if failed_store is not None:
+                values[FAILED_IMPORT] = _with(properties.get(FAILED_IMPORT), failed_store)
+            await repo.set_properties(image_id, values)
     for location in locations:
         store = ctx.stores.get(location.store_id or ctx.stores.default_id)
         if store is not None:

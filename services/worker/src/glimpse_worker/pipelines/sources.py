@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import anyio
 
 from glimpse.db.tables import Image, Task
-from glimpse.domain.tasks import GLANCE_DIRECT
+from glimpse.domain.tasks import COPY_IMAGE, GLANCE_DIRECT
+from glimpse_worker.pipelines.existing import stage_existing
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.runtime import WorkerContext
 
@@ -53,5 +54,8 @@ async def fetch(job: ImportJob) -> None:
     if method == GLANCE_DIRECT:
         if not await anyio.Path(staged_path(job.staged)).is_file():
             raise SourceUnavailable(f"Image {job.image.id} has no staged data to import")
+        return
+    if method == COPY_IMAGE:
+        await stage_existing(job.ctx, job.image, job.progress)
         return
     raise SourceUnavailable(f"Import method {method} is not available on this worker")
