@@ -128,9 +128,7 @@ def same_image_data(before: dict[str, Any], after: dict[str, Any]) -> None:
         assert after[field] == before[field], field
 
 
-async def test_copy_to_two_file_stores(
-    make_settings: Any, client_for: Any, tmp_path: Path
-) -> None:
+async def test_copy_to_two_file_stores(make_settings: Any, client_for: Any, tmp_path: Path) -> None:
     settings = store_settings(make_settings, tmp_path)
     client = await client_for(settings)
     data = os.urandom(3 * 1024 * 1024 + 17)
@@ -245,9 +243,7 @@ async def test_copy_is_for_admins_and_active_images(
     assert (await client.post(url, json=copy_body("b"), headers=OWNER)).status_code == 403
     assert (await client.post(url, json=copy_body("b"), headers=OTHER)).status_code == 404
     queued = await new_image(client, OWNER, disk_format="raw", container_format="bare")
-    response = await client.post(
-        f"/v2/images/{queued}/import", json=copy_body("b"), headers=ADMIN
-    )
+    response = await client.post(f"/v2/images/{queued}/import", json=copy_body("b"), headers=ADMIN)
     assert response.status_code == 409
     assert (await show(client, queued))["status"] == "queued"
     for refused in (image_id, queued):
@@ -271,9 +267,10 @@ async def test_one_store_failing(
     make_settings: Any,
     client_for: Any,
     tmp_path: Path,
+    *,  # pytest passes everything by keyword
     moto_server: MotoServer,
     method: str,
-    must_succeed: bool,  # noqa: FBT001 -- a test parameter
+    must_succeed: bool,
 ) -> None:
     bucket = f"missing-{uuid.uuid4().hex[:12]}"
     # The bucket does not exist and the store may not create it: every write there fails.
@@ -398,11 +395,12 @@ async def test_import_lock_taken_over_only_when_stale(
     make_settings: Any,
     client_for: Any,
     tmp_path: Path,
+    *,  # pytest passes everything by keyword
     database: Database,
     status: str,
     minutes_ago: int,
     lease_minutes: int | None,
-    stale: bool,  # noqa: FBT001 -- a test parameter
+    stale: bool,
 ) -> None:
     settings = store_settings(make_settings, tmp_path)
     client = await client_for(settings)
