@@ -444,3 +444,45 @@ async def test_import_lock_taken_over_only_when_stale(
     assert (await task_of(client, new_id))["status"] == "success"
     for store in ("b", "c"):
         assert (tmp_path / store / image_id).read_bytes() == data
+
+
+async def test_copy_reads_past_a_corrupt_location(
+    make_settings: Any, client_for: Any, tmp_path: Path
+) -> None:
+    settings = store_settings(make_settings, tmp_path)
+    client = await client_for(settings)
+    data = os.urandom(2 * 1024 * 1024 + 3)
+    image_id = (await active_image(client, data))["id"]
+    await run_task(settings, await start_copy(client, image_id, copy_body("b")))
+    # Same size, other bytes: only the hash tells.
+    (tmp_path / "a" / image_id).write_bytes(bytes(len(data)))
+
+    await run_task(settings, await start_copy(client, image_id, copy_body("c")))
+
+    assert (tmp_path / "c" / image_id).read_bytes() == data
+    assert sorted((await show(client, image_id))["stores"].split(",")) == ["a", "b", "c"]
+
+
+async def test_copy_fails_when_no_location_is_intact(
+    make_settings: Any, client_for: Any, tmp_path: Path
+) -> None:
+    settings = store_settings(make_settings, tmp_path)
+    client = await client_for(settings)
+    data = b"original" * 10000
+    before = await active_image(client, data)
+    image_id = before["id"]
+    (tmp_path / "a" / image_id).write_bytes(b"tampered" * 10000)
+    task_id = await start_copy(client, image_id, copy_body("b"))
+
+    await run_task(settings, task_id)
+
+    task = await task_of(client, task_id)
+    assert task["status"] == "failure"
+    assert "could not be read from any store" in task["message"]
+    after = await show(client, image_id)
+    assert after["status"] == "active"
+    assert after["stores"] == "a"
+    assert "os_glance_import_task" not in after
+    same_image_data(before, after)
+    assert not (tmp_path / "b" / image_id).exists()
+    assert staged_files(settings) == []
