@@ -1,11 +1,13 @@
-"""The import job: staged data into each target store, then the image goes active.
+"""The import job: staged data into the target stores (side by side), then the image goes
+active. For copy-image the image is active throughout and keeps its size and hashes.
 
 Every step is safe to run again. The task is claimed with a conditional UPDATE (pending ->
 processing, or a processing task whose worker's lease ran out), so a message delivered twice
 does nothing the second time, and a message redelivered after its worker died takes over.
 Stores already written are dropped from `os_glance_importing_to_stores` as each is recorded,
 so a takeover continues where the dead worker stopped; a store write that fails leaves nothing
-behind (CheckedStore.put's contract).
+behind (CheckedStore.put's contract). Another import may take over a lock it finds stale;
+each store's outcome is recorded only while this task still holds the lock.
 """
 
 from __future__ import annotations
