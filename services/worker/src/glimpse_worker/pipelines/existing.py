@@ -75,5 +75,5 @@ async def _verified(chunks: AsyncIterator[bytes], image: Image) -> AsyncIterator
         yield held
 
 
-def _never() -> Exception:
+def _never() -> Exception:  # metered wants a limit error; with no limit it is never built
     return AssertionError("no size limit is set")
