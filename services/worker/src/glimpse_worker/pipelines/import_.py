@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterable, AsyncIterator
 from datetime import timedelta
 from typing import Any, Final
 
@@ -50,6 +51,10 @@ class ImportFailed(Exception):
 
 class LockLost(ImportFailed):
     """The image is no longer this task's to change."""
+
+
+class WriteStopped(Exception):
+    """A store write given up because the import failed elsewhere."""
 
 
 class StoreFailed(ImportFailed):
@@ -109,9 +114,8 @@ async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[st
     # Hashed once, before any store sees the data (every store is sent the same bytes).
     meter = None if copying else await _hash(ctx, image_id, staged)
     remaining = store_list(properties.get(IMPORTING_TO_STORES))
-    await _write_stores(
-        ctx, task, remaining, staged, progress, expected=expected, must_succeed=must_succeed
-    )
+    writes = _StoreWrites(ctx, task, staged, progress, expected=expected, must_succeed=must_succeed)
+    await writes.run(remaining)
     targets = _targets(task)
     async with ctx.database.write() as session:
         repo = ImageRepository(session)
@@ -156,44 +160,95 @@ def _targets(task: Task) -> list[str]:
     return [s for s in backend if isinstance(s, str)] if isinstance(backend, list) else []
 
 
-async def _write_stores(
-    ctx: WorkerContext,
-    task: Task,
-    stores: list[str],
-    staged: str,
-    progress: Progress,
-    *,
-    expected: ImageStatus,
-    must_succeed: bool,
-) -> None:
-    """Write the staged data to `stores` side by side. A store that fails fails the import
-    when all stores must succeed (the others are cancelled: a cancelled write leaves
-    nothing); otherwise it is listed in os_glance_failed_import and the others go on."""
-    image_id = task.image_id
-    assert image_id is not None  # noqa: S101 -- checked by run()
-    slots = asyncio.Semaphore(PARALLEL_STORE_WRITES)
+class _StoreWrites:
+    """One import's writes to its target stores, side by side (PARALLEL_STORE_WRITES at
+    most). A store that fails fails the import when all stores must succeed: the other writes
+    stop at their next block (a write that fails leaves nothing; one already recorded is
+    removed by the revert). Otherwise the store is listed in os_glance_failed_import and the
+    others go on.
 
-    async def write(store_id: str) -> None:
-        async with slots:
+    Writes are stopped by failing their data stream, never by cancelling their tasks: a
+    cancellation could land in the middle of a database transaction."""
+
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        task: Task,
+        staged: str,
+        progress: Progress,
+        *,
+        expected: ImageStatus,
+        must_succeed: bool,
+    ) -> None:
+        assert task.image_id is not None  # noqa: S101 -- checked by run()
+        self.ctx = ctx
+        self.task = task
+        self.image_id = task.image_id
+        self.staged = staged
+        self.progress = progress
+        self.expected = expected
+        self.must_succeed = must_succeed
+        self.stop = asyncio.Event()
+        self.failures: list[ImportFailed] = []
+        self._slots = asyncio.Semaphore(PARALLEL_STORE_WRITES)
+
+    async def run(self, stores: list[str]) -> None:
+        # Every write runs to its end before anything is raised: the revert must not race
+        # them.
+        outcomes = await asyncio.gather(*(self._write(s) for s in stores), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        if self.failures:
+            # The first failure is the import's; the others stopped because of it.
+            raise self.failures[0]
+
+    def _fail_all(self, failure: ImportFailed) -> None:
+        self.failures.append(failure)
+        self.stop.set()
+
+    async def _write(self, store_id: str) -> None:
+        async with self._slots:
+            if self.stop.is_set():
+                return
             try:
-                await _copy(ctx, task, store_id, staged, progress, expected=expected)
-            except LockLost:
-                raise
-            except Exception as exc:
-                progress.drop(store_id)
-                log.warning("import %s: store %s failed: %s", task.id, store_id, exc)
-                if must_succeed:
-                    raise StoreFailed(store_id, exc) from exc
-                async with ctx.database.write() as session:
-                    await _done_with(ImageRepository(session), image_id, store_id, failed=True)
+                await _copy(
+                    self.ctx,
+                    self.task,
+                    store_id,
+                    _until_stopped(self._data(store_id), self.stop),
+                    expected=self.expected,
+                )
+            except WriteStopped:
+                pass
+            except LockLost as exc:
+                self._fail_all(exc)
+            except Exception as exc:  # noqa: BLE001 -- any store failure is that store's
+                await self._store_failed(store_id, exc)
+            else:
+                await self.progress.beat(force=True)
 
-    try:
-        async with asyncio.TaskGroup() as group:
-            for store_id in stores:
-                group.create_task(write(store_id))
-    except ExceptionGroup as failures:
-        # The first failure is the import's; the other writes were cancelled because of it.
-        raise failures.exceptions[0] from None
+    def _data(self, store_id: str) -> AsyncIterator[bytes]:
+        return self.progress.count(self.ctx.stores.staging.get(self.staged), lane=store_id)
+
+    async def _store_failed(self, store_id: str, exc: Exception) -> None:
+        if self.stop.is_set():
+            return  # the import fails already (a driver may have wrapped WriteStopped)
+        self.progress.drop(store_id)
+        log.warning("import %s: store %s failed: %s", self.task.id, store_id, exc)
+        if self.must_succeed:
+            self._fail_all(StoreFailed(store_id, exc))
+            return
+        async with self.ctx.database.write() as session:
+            await _done_with(ImageRepository(session), self.image_id, store_id, failed=True)
+
+
+async def _until_stopped(chunks: AsyncIterable[bytes], stop: asyncio.Event) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        if stop.is_set():
+            msg = "stopped: another store failed"
+            raise WriteStopped(msg)
+        yield chunk
 
 
 async def _done_with(repo: ImageRepository, image_id: str, store_id: str, *, failed: bool) -> None:
@@ -224,17 +279,16 @@ async def _copy(
     ctx: WorkerContext,
     task: Task,
     store_id: str,
-    staged: str,
-    progress: Progress,
+    data: AsyncIterator[bytes],
     *,
     expected: ImageStatus,
 ) -> None:
+    """Write `data` to one store and record the location, or leave nothing behind."""
     image_id = task.image_id
     assert image_id is not None  # noqa: S101 -- checked by run()
     store = ctx.stores.get(store_id)
     if store is None:
         raise ImportFailed(f"Store {store_id} is not configured on this worker")
-    data = progress.count(ctx.stores.staging.get(staged), lane=store_id)
     stored = await store.put(image_id, data)
     try:
         async with ctx.database.write() as session:
@@ -246,7 +300,6 @@ async def _copy(
         # Not recorded: the data must not outlive the failure.
         await asyncio.shield(store.delete_if_present(stored.location))
         raise
-    await progress.beat(force=True)
 
 
 async def _still_ours(
