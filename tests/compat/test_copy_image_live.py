@@ -1,4 +1,4 @@
-"""copy-image end to end: a real glimpse-api and a real glimpse-worker process, three file
+"""copy-image end to end: a real glimpse-api and a real glimpse-worker process, four file
 stores, the embedded filesystem:// broker; one copy asked for by the glance CLI."""
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ def test_copy_image_through_a_worker(tmp_path: Path) -> None:
     env.update(
         GLIMPSE_CELERY__BROKER_URL="filesystem://",
         GLIMPSE_CELERY__WORKER_CONCURRENCY="1",
-        GLIMPSE_ENABLED_BACKENDS="a:file,b:file,c:file",
+        GLIMPSE_ENABLED_BACKENDS="a:file,b:file,c:file,d:file",
         GLIMPSE_GLANCE_STORE__DEFAULT_BACKEND="a",
         GLIMPSE_STORES__A__FILESYSTEM_STORE_DATADIR=str(tmp_path / "a"),
         GLIMPSE_STORES__B__FILESYSTEM_STORE_DATADIR=str(tmp_path / "b"),
         GLIMPSE_STORES__C__FILESYSTEM_STORE_DATADIR=str(tmp_path / "c"),
+        GLIMPSE_STORES__D__FILESYSTEM_STORE_DATADIR=str(tmp_path / "d"),
     )
     data = os.urandom(4 * 1024 * 1024 + 21)
     with running_server(tmp_path, env) as server:
@@ -58,26 +59,27 @@ def test_copy_image_through_a_worker(tmp_path: Path) -> None:
                 copy_with_glance_cli(server.url, image_id, "b")
                 image = wait_for_copy(client, image_id, worker_log)
                 assert sorted(image["stores"].split(",")) == ["a", "b"]
-                # all_stores: b is held already, so c is what is left.
+                # all_stores: a and b hold it already; c and d are written side by side.
                 started = client.post(
                     f"/v2/images/{image_id}/import",
                     json={"method": {"name": "copy-image"}, "all_stores": True},
                 )
                 assert started.status_code == 202, started.text
                 image = wait_for_copy(client, image_id, worker_log)
-                assert sorted(image["stores"].split(",")) == ["a", "b", "c"]
+                assert sorted(image["stores"].split(",")) == ["a", "b", "c", "d"]
                 for field in ("size", "checksum", "os_hash_value"):
                     assert image[field] == before[field]
                 tasks = client.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
                 assert [task["status"] for task in tasks] == ["success", "success"]
-                assert [task["input"]["backend"] for task in tasks] == [["c"], ["b"]]
-                for store in ("b", "c"):
+                assert [task["input"]["backend"] for task in tasks] == [["c", "d"], ["b"]]
+                for store in ("b", "c", "d"):
                     copied = client.get(f"/v2/images/{image_id}/file?prefer={store}").content
                     assert hashlib.sha512(copied).hexdigest() == before["os_hash_value"]
         finally:
             terminate(worker)
     assert (tmp_path / "b" / image_id).read_bytes() == data
     assert (tmp_path / "c" / image_id).read_bytes() == data
+    assert (tmp_path / "d" / image_id).read_bytes() == data
     assert list((tmp_path / "data" / "staging").iterdir()) == []
 
 
