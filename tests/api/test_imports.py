@@ -208,7 +208,7 @@ async def test_stage_is_not_found_without_glance_direct(
     ("body", "status"),
     [
         ({"method": {"name": "web-download", "uri": "ftp://example.com/x"}}, 400),
-        ({"method": {"name": "copy-image"}}, 400),
+        ({"method": {"name": "copy-image"}}, 409),  # only an active image is copied
         ({"method": {"name": "glance-download"}}, 400),
         ({"method": {}}, 400),
         ({}, 400),

@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 from glimpse.config import Settings
@@ -21,10 +22,12 @@ from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.tasks import TaskRepository
-from glimpse.db.tables import Image, Task
+from glimpse.db.tables import Image, Task, utcnow
 from glimpse.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from glimpse.domain.images import ImageStatus, transition
 from glimpse.domain.tasks import (
+    COPY_IMAGE,
+    FAILED_IMPORT,
     GLANCE_DIRECT,
     IMPLEMENTED_METHODS,
     IMPORT_LOCK,
@@ -32,6 +35,8 @@ from glimpse.domain.tasks import (
     TASK_TYPE_IMPORT,
     WEB_DOWNLOAD,
     TaskStatus,
+    lock_is_stale,
+    store_list,
 )
 from glimpse.net.urlfilter import URLFilter, URLRefused
 from glimpse.services.access import authorized_image
@@ -194,8 +199,10 @@ class ImportService:
         image_id: str,
         body: dict[str, Any],
         header_store: str | None = None,
-    ) -> str:
-        """Start an import; returns the task id. The job message follows the commit."""
+    ) -> str | None:
+        """Start an import; returns the task id (None: nothing to do, as for a copy to every
+        store when the image is in all of them already). The job message follows the
+        commit."""
         method = self._method(body)
         targets = self._targets(body, header_store)
         must_succeed = body.get("all_stores_must_succeed", True)
@@ -210,12 +217,17 @@ class ImportService:
         task_id = str(uuid.uuid4())
         async with self.db.write() as session:
             repo = ImageRepository(session)
-            image = await authorized_image(repo, ctx, image_id, "modify_image", lock=True)
-            if (await repo.properties(image_id)).get(IMPORT_LOCK):
-                raise Conflict(f"Image {image_id} has an import in progress.")
+            # Copying is its own policy (admins by default); other methods change the image.
+            action = "copy_image" if method == COPY_IMAGE else "modify_image"
+            image = await authorized_image(repo, ctx, image_id, action, lock=True)
+            held_by = (await repo.properties(image_id)).get(IMPORT_LOCK)
+            if held_by:
+                await self._take_stale_lock(repo, image_id, held_by)
             if image.disk_format is None or image.container_format is None:
                 raise InvalidInput("container_format and disk_format must be set before import.")
             targets = await self._admit(Admission(repo, ctx, image, method, body, request))
+            if not targets:
+                return None
             await repo.set_properties(
                 image_id, {IMPORT_LOCK: task_id, IMPORTING_TO_STORES: ",".join(targets)}
             )
@@ -260,6 +272,40 @@ class ImportService:
             return False
         return True
 
+    async def _take_stale_lock(self, repo: ImageRepository, image_id: str, holder: str) -> None:
+        """Take over the import lock held by task `holder` if that task is gone or stale
+        (lock_is_stale); a live holder is a 409. The stale task fails, and the stores it was
+        working on leave the image's progress properties."""
+        tasks = TaskRepository(repo.session)
+        task = await tasks.get(holder)
+        now = utcnow()
+        if task is None:
+            stale = lock_is_stale(None, None, None, now)
+        else:
+            stale = lock_is_stale(
+                task.status, task.updated_at or task.created_at, task.lease_until, now
+            )
+        if not stale:
+            raise Conflict(f"Image {image_id} has an import in progress.")
+        log.warning("image %s: taking over the stale import lock of task %s", image_id, holder)
+        cleared: dict[str, str | None] = {IMPORT_LOCK: None}
+        if task is not None:
+            await tasks.finish(
+                task.id,
+                TaskStatus.FAILURE,
+                message="Expired lock preempted",
+                result=None,
+                expires_at=now + timedelta(hours=self.settings.task.task_time_to_live),
+            )
+            properties = await repo.properties(image_id)
+            backend = task.input.get("backend")
+            theirs = backend if isinstance(backend, list) else []
+            for key in (IMPORTING_TO_STORES, FAILED_IMPORT):
+                if key in properties:
+                    left = [s for s in store_list(properties[key]) if s not in theirs]
+                    cleared[key] = ",".join(left)
+        await repo.set_properties(image_id, cleared)
+
     async def _admit(self, admission: Admission) -> list[str]:
         """The method's own checks and status change; returns the stores to import into."""
         method, image = admission.method, admission.image
@@ -274,7 +320,34 @@ class ImportService:
             # Checked by _vet; the worker fetches it (and checks it again).
             admission.request["method"]["uri"] = admission.body["method"]["uri"]
             return targets
+        if method == COPY_IMAGE:
+            return await self._admit_copy(admission, targets)
         raise InvalidInput(f"Import method {method} is not available in this release.")
+
+    async def _admit_copy(self, admission: Admission, targets: list[str]) -> list[str]:
+        """An active image stays active; the stores holding it already are not written again
+        (dropped from all_stores, refused when named)."""
+        repo, image = admission.repo, admission.image
+        if image.status != ImageStatus.ACTIVE:
+            raise Conflict(
+                f"Image {image.id} is not active (it is {image.status}): only active images "
+                "can be copied."
+            )
+        record = await repo.record(image)
+        holding = {loc.store_id or self.stores.default_id for loc in record.locations}
+        if admission.body.get("all_stores", False):
+            targets = [store_id for store_id in targets if store_id not in holding]
+        else:
+            for store_id in targets:
+                if store_id in holding:
+                    raise InvalidInput(f"Image is already present at store '{store_id}'")
+        admission.request["stores"] = targets
+        # A new attempt at a store that failed before is no longer a failure.
+        failed = store_list(record.properties.get(FAILED_IMPORT))
+        if targets and any(store_id in failed for store_id in targets):
+            kept = ",".join(store_id for store_id in failed if store_id not in targets)
+            await repo.set_properties(image.id, {FAILED_IMPORT: kept})
+        return targets
 
     @staticmethod
     async def _begin(repo: ImageRepository, image: Image, expected: ImageStatus, hint: str) -> None:

@@ -85,7 +85,9 @@ class FilesystemStore:
             finally:
                 await writer.settle()
                 os.close(fd)
-            await aiofiles.os.replace(temp, final)
+            # Not awaited in a thread: a cancellation landing while the rename runs would
+            # leave the object in place while the caller believes nothing was stored.
+            temp.replace(final)
         except OSError as exc:
             await _remove_quietly(temp)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -219,11 +219,16 @@ class S3Store:
         reader = _PartReader(chunks)
         first = await reader.read(config.part_size)
         if await reader.at_end() and first.size <= config.large_object_size:
-            await self.request(
-                f"PUT {config.bucket}/{key}",
-                client.put_object(Bucket=config.bucket, Key=key, Body=first.take()),
-                missing=frozenset(),
-            )
+            try:
+                await self.request(
+                    f"PUT {config.bucket}/{key}",
+                    client.put_object(Bucket=config.bucket, Key=key, Body=first.take()),
+                    missing=frozenset(),
+                )
+            except asyncio.CancelledError:
+                # The server may have stored the object before the cancellation arrived.
+                await self._shielded(self._remove_quietly(client, key))
+                raise
             return StoredObject(location=self.location_for(key), size=first.size)
         return await self._put_multipart(client, key, first, reader)
 
@@ -263,6 +268,12 @@ class S3Store:
         except StoreError:
             return  # no upload was created
         await _Multipart(self, client, key, created["UploadId"]).abort()
+
+    async def _remove_quietly(self, client: S3Client, key: str) -> None:
+        try:
+            await client.delete_object(Bucket=self.config.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("store %s: could not remove %s: %s", self.name, key, exc)
 
     async def _shielded(self, cleanup: Coroutine[Any, Any, None]) -> None:
         """Run a cleanup to its end even if the caller is cancelled again meanwhile."""

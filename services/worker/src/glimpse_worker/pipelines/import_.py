@@ -1,19 +1,22 @@
-"""The import job: staged data into each target store, then the image goes active.
+"""The import job: staged data into the target stores (side by side), then the image goes
+active. For copy-image the image is active throughout and keeps its size and hashes.
 
 Every step is safe to run again. The task is claimed with a conditional UPDATE (pending ->
 processing, or a processing task whose worker's lease ran out), so a message delivered twice
 does nothing the second time, and a message redelivered after its worker died takes over.
 Stores already written are dropped from `os_glance_importing_to_stores` as each is recorded,
 so a takeover continues where the dead worker stopped; a store write that fails leaves nothing
-behind (CheckedStore.put's contract).
+behind (CheckedStore.put's contract). Another import may take over a lock it finds stale;
+each store's outcome is recorded only while this task still holds the lock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterable, AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, Final
 
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.tasks import TaskRepository
@@ -21,6 +24,7 @@ from glimpse.db.tables import ImageLocation, Task, utcnow
 from glimpse.domain.errors import LimitExceeded
 from glimpse.domain.images import ImageStatus
 from glimpse.domain.tasks import (
+    COPY_IMAGE,
     FAILED_IMPORT,
     IMPORT_LOCK,
     IMPORTING_TO_STORES,
@@ -40,8 +44,27 @@ from glimpse_worker.runtime import WorkerContext
 log = logging.getLogger(__name__)
 
 
+PARALLEL_STORE_WRITES: Final = 4  # target stores written at the same time, at most
+
+
 class ImportFailed(Exception):
     """The import cannot complete; the message becomes the task's."""
+
+
+class LockLost(ImportFailed):
+    """The image is no longer this task's to change."""
+
+
+class WriteStopped(Exception):
+    """A store write given up because the import failed elsewhere."""
+
+
+class StoreFailed(ImportFailed):
+    """Writing to one store failed while every store had to succeed."""
+
+    def __init__(self, store_id: str, cause: Exception) -> None:
+        super().__init__(f"Import into store {store_id} failed: {cause}")
+        self.store_id = store_id
 
 
 async def run(ctx: WorkerContext, task_id: str) -> None:
@@ -60,7 +83,8 @@ async def run(ctx: WorkerContext, task_id: str) -> None:
         result = await _import(ctx, task, progress)
     except Exception as exc:
         log.warning("import task %s failed: %s", task_id, exc, exc_info=True)
-        await _fail(ctx, task, str(exc) or type(exc).__name__)
+        failed_store = exc.store_id if isinstance(exc, StoreFailed) else None
+        await _fail(ctx, task, str(exc) or type(exc).__name__, failed_store)
         return
     await _finish(ctx, task_id, TaskStatus.SUCCESS, None, result)  # keeps "Copied N MiB"
     log.info("import task %s: image %s active", task_id, task.image_id)
@@ -71,75 +95,182 @@ async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[st
     assert image_id is not None  # noqa: S101 -- checked by run()
     request = import_request(task.type, task.input)
     must_succeed = bool(request.get("all_stores_must_succeed", True))
+    copying = _copying(task)
+    # copy-image adds stores to an active image; the other methods bring an importing one
+    # to life.
+    expected = ImageStatus.ACTIVE if copying else ImageStatus.IMPORTING
     async with ctx.database.read() as session:
         repo = ImageRepository(session)
         image = await repo.get(image_id)
         properties = await repo.properties(image_id) if image is not None else {}
-    if image is None or image.status != ImageStatus.IMPORTING:
-        raise ImportFailed(f"Image {image_id} is no longer importing")
+    if image is None or image.status != expected:
+        raise ImportFailed(f"Image {image_id} is no longer {expected}")
     if properties.get(IMPORT_LOCK) != task.id:
-        raise ImportFailed(f"Image {image_id} is locked by another import")
+        raise LockLost(f"Image {image_id} is locked by another import")
     staged = staged_location(ctx.settings, image_id)
     job = ImportJob(ctx, task, image, properties, request, staged, progress)
     await fetch(job)
-    prepared = await prepare(job)
+    # The image's own data, copied: nothing to prepare, nothing new to learn about it.
+    prepared = None if copying else await prepare(job)
+    # Hashed once, before any store sees the data (every store is sent the same bytes).
+    meter = None if copying else await _hash(ctx, image_id, staged)
     remaining = store_list(properties.get(IMPORTING_TO_STORES))
-    failed = store_list(properties.get(FAILED_IMPORT))
-    meter: Meter | None = None
-    for store_id in remaining:
-        try:
-            meter = await _copy(ctx, image_id, store_id, staged, progress)
-        except Exception as exc:
-            log.warning("import %s: store %s failed: %s", task.id, store_id, exc)
-            if must_succeed:
-                raise ImportFailed(f"Import into store {store_id} failed: {exc}") from exc
-            failed.append(store_id)
-            async with ctx.database.write() as session:
-                await _left(ImageRepository(session), image_id, store_id, failed)
-    async with ctx.database.read() as session:
-        written = (await ImageRepository(session).record(image)).locations
-    if not written:
-        raise ImportFailed(f"Import failed in every store: {', '.join(failed)}")
-    if meter is None:
-        # A takeover after every store was written: hash the staged data again.
-        meter = await _hash(ctx, image_id, staged)
+    writes = _StoreWrites(ctx, task, staged, progress, expected=expected, must_succeed=must_succeed)
+    await writes.run(remaining)
+    targets = _targets(ctx, task)
     async with ctx.database.write() as session:
         repo = ImageRepository(session)
-        activated = await repo.claim_status(
-            image_id,
-            ImageStatus.IMPORTING,
-            ImageStatus.ACTIVE,
-            size=meter.size,
-            **prepared.image_values(),
-            checksum=meter.checksum,
-            os_hash_algo=meter.hash_algo,
-            os_hash_value=meter.hash_value,
-        )
-        if not activated:
-            raise ImportFailed(f"Image {image_id} is no longer importing")
+        await _still_ours(repo, image_id, task.id, expected)
+        record = await repo.record(image)
+        written = [loc.store_id for loc in record.locations if loc.store_id in targets]
+        failed = store_list(record.properties.get(FAILED_IMPORT))
+        if not written:
+            raise ImportFailed(f"Import failed in every store: {', '.join(failed)}")
+        if prepared is not None and meter is not None:
+            await repo.claim_status(
+                image_id,
+                ImageStatus.IMPORTING,
+                ImageStatus.ACTIVE,
+                size=meter.size,
+                **prepared.image_values(),
+                checksum=meter.checksum,
+                os_hash_algo=meter.hash_algo,
+                os_hash_value=meter.hash_value,
+            )
         await repo.set_properties(
             image_id,
             {
-                **prepared.properties,
+                **(prepared.properties if prepared is not None else {}),
                 IMPORT_LOCK: None,
                 IMPORTING_TO_STORES: None,
-                FAILED_IMPORT: ",".join(failed),
             },
         )
     await ctx.stores.staging.delete_if_present(staged)
-    return {"image_id": image_id, "stores": [loc.store_id for loc in written], "failed": failed}
+    return {"image_id": image_id, "stores": written, "failed": failed}
 
 
-async def _left(repo: ImageRepository, image_id: str, store_id: str, failed: list[str]) -> None:
-    """Record that `store_id` is done (written or failed) on the image's tracking properties."""
-    remaining = store_list((await repo.properties(image_id)).get(IMPORTING_TO_STORES))
-    await repo.set_properties(
-        image_id,
-        {
-            IMPORTING_TO_STORES: ",".join(s for s in remaining if s != store_id),
-            FAILED_IMPORT: ",".join(failed),
-        },
-    )
+def _copying(task: Task) -> bool:
+    request = task.input.get("import_req")
+    method = request.get("method") if isinstance(request, dict) else None
+    return isinstance(method, dict) and method.get("name") == COPY_IMAGE
+
+
+def _targets(ctx: WorkerContext, task: Task) -> list[str]:
+    """The stores this task was admitted to write: a location in one of them is its own."""
+    backend = task.input.get("backend")
+    if not isinstance(backend, list):
+        return [ctx.stores.default_id]  # a Tasks API import: its input names no store
+    return [s for s in backend if isinstance(s, str)]
+
+
+class _StoreWrites:
+    """One import's writes to its target stores, side by side (PARALLEL_STORE_WRITES at
+    most). A store that fails fails the import when all stores must succeed: the other writes
+    stop at their next block (a write that fails leaves nothing; one already recorded is
+    removed by the revert). Otherwise the store is listed in os_glance_failed_import and the
+    others go on.
+
+    Writes are stopped by failing their data stream, never by cancelling their tasks: a
+    cancellation could land in the middle of a database transaction."""
+
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        task: Task,
+        staged: str,
+        progress: Progress,
+        *,
+        expected: ImageStatus,
+        must_succeed: bool,
+    ) -> None:
+        assert task.image_id is not None  # noqa: S101 -- checked by run()
+        self.ctx = ctx
+        self.task = task
+        self.image_id = task.image_id
+        self.staged = staged
+        self.progress = progress
+        self.expected = expected
+        self.must_succeed = must_succeed
+        self.stop = asyncio.Event()
+        self.failures: list[ImportFailed] = []
+        self._slots = asyncio.Semaphore(PARALLEL_STORE_WRITES)
+
+    async def run(self, stores: list[str]) -> None:
+        # Every write runs to its end before anything is raised: the revert must not race
+        # them.
+        outcomes = await asyncio.gather(*(self._write(s) for s in stores), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        if self.failures:
+            # The first failure is the import's; the others stopped because of it.
+            raise self.failures[0]
+
+    def _fail_all(self, failure: ImportFailed) -> None:
+        self.failures.append(failure)
+        self.stop.set()
+
+    async def _write(self, store_id: str) -> None:
+        async with self._slots:
+            if self.stop.is_set():
+                return
+            try:
+                await _copy(
+                    self.ctx,
+                    self.task,
+                    store_id,
+                    _until_stopped(self._data(store_id), self.stop),
+                    expected=self.expected,
+                )
+            except WriteStopped:
+                pass
+            except LockLost as exc:
+                self._fail_all(exc)
+            except Exception as exc:  # noqa: BLE001 -- any store failure is that store's
+                await self._store_failed(store_id, exc)
+            else:
+                await self.progress.beat(force=True)
+
+    def _data(self, store_id: str) -> AsyncIterator[bytes]:
+        return self.progress.count(self.ctx.stores.staging.get(self.staged), lane=store_id)
+
+    async def _store_failed(self, store_id: str, exc: Exception) -> None:
+        if self.stop.is_set():
+            return  # the import fails already (a driver may have wrapped WriteStopped)
+        self.progress.drop(store_id)
+        log.warning("import %s: store %s failed: %s", self.task.id, store_id, exc)
+        if self.must_succeed:
+            self._fail_all(StoreFailed(store_id, exc))
+            return
+        async with self.ctx.database.write() as session:
+            await _done_with(ImageRepository(session), self.image_id, store_id, failed=True)
+
+
+async def _until_stopped(chunks: AsyncIterable[bytes], stop: asyncio.Event) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        if stop.is_set():
+            msg = "stopped: another store failed"
+            raise WriteStopped(msg)
+        yield chunk
+
+
+async def _done_with(repo: ImageRepository, image_id: str, store_id: str, *, failed: bool) -> None:
+    """Record that `store_id` is done (written, or failed) on the image's tracking
+    properties, under the image's row lock: stores finish side by side."""
+    await repo.get(image_id, lock=True)
+    properties = await repo.properties(image_id)
+    values: dict[str, str | None] = {
+        IMPORTING_TO_STORES: ",".join(
+            s for s in store_list(properties.get(IMPORTING_TO_STORES)) if s != store_id
+        )
+    }
+    if failed:
+        values[FAILED_IMPORT] = _with(properties.get(FAILED_IMPORT), store_id)
+    await repo.set_properties(image_id, values)
+
+
+def _with(stores: str | None, store_id: str) -> str:
+    return ",".join(dict.fromkeys([*store_list(stores), store_id]))
 
 
 def _limited(ctx: WorkerContext) -> tuple[int, Any]:
@@ -148,36 +279,42 @@ def _limited(ctx: WorkerContext) -> tuple[int, Any]:
 
 
 async def _copy(
-    ctx: WorkerContext, image_id: str, store_id: str, staged: str, progress: Progress
-) -> Meter:
+    ctx: WorkerContext,
+    task: Task,
+    store_id: str,
+    data: AsyncIterator[bytes],
+    *,
+    expected: ImageStatus,
+) -> None:
+    """Write `data` to one store and record the location, or leave nothing behind."""
+    image_id = task.image_id
+    assert image_id is not None  # noqa: S101 -- checked by run()
     store = ctx.stores.get(store_id)
     if store is None:
         raise ImportFailed(f"Store {store_id} is not configured on this worker")
-    cap, too_big = _limited(ctx)
-    meter = Meter(ctx.settings.hashing_algorithm)
-    data = metered(
-        progress.count(ctx.stores.staging.get(staged)), meter, limit=cap, on_limit=too_big
-    )
     stored = await store.put(image_id, data)
     try:
         async with ctx.database.write() as session:
             repo = ImageRepository(session)
-            await _still_importing(repo, image_id)
+            await _still_ours(repo, image_id, task.id, expected)
             await repo.add_location(image_id, stored.location, {"store": store_id})
-            failed = store_list((await repo.properties(image_id)).get(FAILED_IMPORT))
-            await _left(repo, image_id, store_id, failed)
+            await _done_with(repo, image_id, store_id, failed=False)
     except BaseException:
         # Not recorded: the data must not outlive the failure.
         await asyncio.shield(store.delete_if_present(stored.location))
         raise
-    await progress.beat(force=True)
-    return meter
 
 
-async def _still_importing(repo: ImageRepository, image_id: str) -> None:
+async def _still_ours(
+    repo: ImageRepository, image_id: str, task_id: str, expected: ImageStatus
+) -> None:
+    """Lock the image's row; fail unless it is still `expected` and this task holds its
+    import lock (another import may have taken over a lock it judged stale)."""
     image = await repo.get(image_id, lock=True)
-    if image is None or image.status != ImageStatus.IMPORTING:
-        raise ImportFailed(f"Image {image_id} is no longer importing")
+    if image is None or image.status != expected:
+        raise LockLost(f"Image {image_id} is no longer {expected}")
+    if (await repo.properties(image_id)).get(IMPORT_LOCK) != task_id:
+        raise LockLost(f"Image {image_id} is locked by another import")
 
 
 async def _hash(ctx: WorkerContext, image_id: str, staged: str) -> Meter:
@@ -185,13 +322,16 @@ async def _hash(ctx: WorkerContext, image_id: str, staged: str) -> Meter:
     meter = Meter(ctx.settings.hashing_algorithm)
     async for _block in metered(ctx.stores.staging.get(staged), meter, limit=cap, on_limit=too_big):
         pass
-    log.debug("import of %s: re-hashed %d staged bytes", image_id, meter.size)
+    log.debug("import of %s: hashed %d staged bytes", image_id, meter.size)
     return meter
 
 
-async def _fail(ctx: WorkerContext, task: Task, message: str) -> None:
-    """Glance's revert: the data written by this import is removed, the image is queued again
-    (its staged data too is removed: a queued image is staged afresh), the lock released."""
+async def _fail(
+    ctx: WorkerContext, task: Task, message: str, failed_store: str | None = None
+) -> None:
+    """Glance's revert: the data written by this import is removed and the lock released. An
+    image being imported is queued again (its staged data too is removed: a queued image is
+    staged afresh); an image being copied stays active with the data it had."""
     image_id = task.image_id
     assert image_id is not None  # noqa: S101 -- checked by run()
     locations: list[ImageLocation] = []
@@ -202,14 +342,21 @@ async def _fail(ctx: WorkerContext, task: Task, message: str) -> None:
         properties = await repo.properties(image_id) if image is not None else {}
         ours = image is None or properties.get(IMPORT_LOCK) == task.id
         if image is not None and ours:
-            if image.status == ImageStatus.IMPORTING:
+            if _copying(task):
+                targets = _targets(ctx, task)
+                held = (await repo.record(image)).locations
+                locations = [loc for loc in held if loc.store_id in targets]
+            elif image.status == ImageStatus.IMPORTING:
                 locations = (await repo.record(image)).locations
-                for location in locations:
-                    await repo.retire_location(location)
                 await repo.claim_status(
                     image_id, ImageStatus.IMPORTING, ImageStatus.QUEUED, size=None
                 )
-            await repo.set_properties(image_id, {IMPORT_LOCK: None, IMPORTING_TO_STORES: None})
+            for location in locations:
+                await repo.retire_location(location)
+            values: dict[str, str | None] = {IMPORT_LOCK: None, IMPORTING_TO_STORES: None}
+            if failed_store is not None:
+                values[FAILED_IMPORT] = _with(properties.get(FAILED_IMPORT), failed_store)
+            await repo.set_properties(image_id, values)
             if task.type == TASK_TYPE_LEGACY_IMPORT:
                 # The Tasks API's import made the image for this data: it goes too, as in Glance.
                 await repo.mark_deleted(image, delayed=False)

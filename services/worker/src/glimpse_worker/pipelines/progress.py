@@ -16,13 +16,25 @@ PROGRESS_SECONDS: Final = 5.0  # at most one progress write (and lease renewal) 
 
 
 class Progress:
-    """Writes "Copied N MiB" to the task and renews its lease, throttled."""
+    """Writes "Copied N MiB" to the task and renews its lease, throttled.
+
+    Streams counted in a lane (one per target store, written side by side) report what every
+    lane still running has received: the slowest store's progress."""
 
     def __init__(self, ctx: WorkerContext, task_id: str) -> None:
         self.ctx = ctx
         self.task_id = task_id
         self.done = 0
+        self._lanes: dict[str, int] = {}
         self._last = time.monotonic()
+
+    @property
+    def copied(self) -> int:
+        return min(self._lanes.values()) if self._lanes else self.done
+
+    def drop(self, lane: str) -> None:
+        """Stop counting a lane whose stream failed."""
+        self._lanes.pop(lane, None)
 
     def lease_until(self) -> Any:  # noqa: ANN401 -- a naive UTC datetime
         return utcnow() + timedelta(seconds=self.ctx.settings.task.lease_time)
@@ -34,11 +46,18 @@ class Progress:
         self._last = now
         async with self.ctx.database.write() as session:
             await TaskRepository(session).heartbeat(
-                self.task_id, f"Copied {self.done // MiB} MiB", self.lease_until()
+                self.task_id, f"Copied {self.copied // MiB} MiB", self.lease_until()
             )
 
-    async def count(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    async def count(
+        self, chunks: AsyncIterable[bytes], lane: str | None = None
+    ) -> AsyncIterator[bytes]:
+        if lane is not None:
+            self._lanes[lane] = 0
         async for chunk in chunks:
-            self.done += len(chunk)
+            if lane is None:
+                self.done += len(chunk)
+            else:
+                self._lanes[lane] = self._lanes.get(lane, 0) + len(chunk)
             yield chunk
             await self.beat()

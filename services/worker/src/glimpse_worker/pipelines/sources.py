@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 import anyio
 
 from glimpse.db.tables import Image, Task
-from glimpse.domain.tasks import GLANCE_DIRECT, WEB_DOWNLOAD
+from glimpse.domain.tasks import COPY_IMAGE, GLANCE_DIRECT, WEB_DOWNLOAD
 from glimpse_worker.pipelines.download import DownloadFailed, download
+from glimpse_worker.pipelines.existing import stage_existing
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.runtime import WorkerContext
 
@@ -65,5 +66,8 @@ async def fetch(job: ImportJob) -> None:
             raise SourceUnavailable(str(exc)) from exc
         # "Copied N MiB" counts the copy into the stores, as in Glance, so it starts over.
         job.progress.done = 0
+        return
+    if method == COPY_IMAGE:
+        await stage_existing(job.ctx, job.image, job.progress)
         return
     raise SourceUnavailable(f"Import method {method} is not available on this worker")

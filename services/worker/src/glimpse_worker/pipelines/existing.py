@@ -1,0 +1,79 @@
+"""copy-image's source: the image's own data, read from the stores that hold it already.
+
+Locations are tried in read order (store weight, as downloads read them); a store that fails,
+or whose data does not match the image's recorded size and hash, is skipped for the next. The
+data is checked while it streams into the staging file, so a mismatch never reaches a store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from glimpse.db.repositories.images import ImageRepository
+from glimpse.db.tables import Image
+from glimpse.stores.base import StoreError
+from glimpse.stores.metering import Meter, metered
+from glimpse_worker.pipelines.progress import Progress
+from glimpse_worker.runtime import WorkerContext
+
+log = logging.getLogger(__name__)
+
+
+class CopySourceUnavailable(Exception):
+    """No store holding the image gave back its data intact."""
+
+
+class DataMismatch(StoreError):
+    """A store gave back data whose hash differs from the image's."""
+
+
+async def stage_existing(ctx: WorkerContext, image: Image, progress: Progress) -> None:
+    """Copy the image's data from the first readable location into its staged file."""
+    async with ctx.database.read() as session:
+        locations = (await ImageRepository(session).record(image)).locations
+    problems = []
+    for location in ctx.stores.by_weight(locations):
+        store = ctx.stores.get(location.store_id or ctx.stores.default_id)
+        if store is None:
+            problems.append(f"{location.store_id}: not enabled")
+            continue
+        try:
+            await ctx.stores.staging.put(
+                image.id, progress.count(_verified(store.get(location.value), image))
+            )
+        except Exception as exc:  # noqa: BLE001 -- any store failure: try the next location
+            log.warning("copy of %s: location in %s unusable: %s", image.id, store.name, exc)
+            problems.append(f"{store.name}: {exc}")
+            progress.done = 0
+            continue
+        return
+    detail = "; ".join(problems) or "the image has no locations"
+    msg = f"Image {image.id} data could not be read from any store ({detail})"
+    raise CopySourceUnavailable(msg)
+
+
+async def _verified(chunks: AsyncIterator[bytes], image: Image) -> AsyncIterator[bytes]:
+    """Pass the data through, failing (before the last block is let go) if its size or hash
+    is not the image's."""
+    algo = image.os_hash_algo or "sha512"
+    meter = Meter(algo)
+    held: bytes | None = None
+    async for block in metered(
+        chunks, meter, limit=None, on_limit=_never, expected_size=image.size
+    ):
+        if held is not None:
+            yield held
+        held = block
+    wanted = image.os_hash_value if image.os_hash_algo else None
+    if (wanted and meter.hash_value != wanted) or (
+        image.checksum and meter.checksum != image.checksum
+    ):
+        msg = f"data does not match image {image.id}'s hash"
+        raise DataMismatch(msg)
+    if held is not None:
+        yield held
+
+
+def _never() -> Exception:  # metered wants a limit error; with no limit it is never built
+    return AssertionError("no size limit is set")
