@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from support import terminate
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
@@ -186,3 +188,30 @@ def running_server(workdir: Path, env: dict[str, str]) -> Iterator[CompatServer]
         yield CompatServer(url=url, log_file=log_file, datadir=workdir / "images")
     finally:
         _stop(process)
+
+
+@contextlib.contextmanager
+def worker_and_server(
+    workdir: Path, broker_url: str, extra_env: dict[str, str] | None = None
+) -> Iterator[CompatServer]:
+    """glimpse-api and one glimpse-worker (log: workdir/glimpse-worker.log) sharing a
+    database, stores and broker."""
+    env = server_env(workdir, free_port())
+    env["GLIMPSE_CELERY__BROKER_URL"] = broker_url
+    env.update(extra_env or {})
+    env["GLIMPSE_CELERY__WORKER_CONCURRENCY"] = "1"
+    with running_server(workdir, env) as server:
+        log = (workdir / "glimpse-worker.log").open("wb")
+        worker = subprocess.Popen(
+            [str(BIN_DIR / "glimpse-worker"), "--loglevel=INFO"],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield server
+        finally:
+            terminate(worker)
+            log.close()

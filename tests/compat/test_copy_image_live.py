@@ -12,9 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from compat_helpers import BIN_DIR, free_port, running_server, server_env
-
-from support import terminate
+from compat_helpers import worker_and_server
 
 pytestmark = pytest.mark.compat
 
@@ -22,61 +20,48 @@ DONE_WITHIN = 120.0  # seconds before the poll gives up (not an assertion on spe
 
 
 def test_copy_image_through_a_worker(tmp_path: Path) -> None:
-    env = server_env(tmp_path, free_port())
-    env.update(
-        GLIMPSE_CELERY__BROKER_URL="filesystem://",
-        GLIMPSE_CELERY__WORKER_CONCURRENCY="1",
-        GLIMPSE_ENABLED_BACKENDS="a:file,b:file,c:file,d:file",
-        GLIMPSE_GLANCE_STORE__DEFAULT_BACKEND="a",
-        GLIMPSE_STORES__A__FILESYSTEM_STORE_DATADIR=str(tmp_path / "a"),
-        GLIMPSE_STORES__B__FILESYSTEM_STORE_DATADIR=str(tmp_path / "b"),
-        GLIMPSE_STORES__C__FILESYSTEM_STORE_DATADIR=str(tmp_path / "c"),
-        GLIMPSE_STORES__D__FILESYSTEM_STORE_DATADIR=str(tmp_path / "d"),
-    )
+    stores = {
+        "GLIMPSE_ENABLED_BACKENDS": "a:file,b:file,c:file,d:file",
+        "GLIMPSE_GLANCE_STORE__DEFAULT_BACKEND": "a",
+        "GLIMPSE_STORES__A__FILESYSTEM_STORE_DATADIR": str(tmp_path / "a"),
+        "GLIMPSE_STORES__B__FILESYSTEM_STORE_DATADIR": str(tmp_path / "b"),
+        "GLIMPSE_STORES__C__FILESYSTEM_STORE_DATADIR": str(tmp_path / "c"),
+        "GLIMPSE_STORES__D__FILESYSTEM_STORE_DATADIR": str(tmp_path / "d"),
+    }
     data = os.urandom(4 * 1024 * 1024 + 21)
-    with running_server(tmp_path, env) as server:
-        worker_log = tmp_path / "glimpse-worker.log"
-        with worker_log.open("wb") as log:
-            worker = subprocess.Popen(
-                [str(BIN_DIR / "glimpse-worker"), "--loglevel=INFO"],
-                cwd=tmp_path,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            with httpx.Client(base_url=server.url, timeout=60) as client:
-                body = {"name": "copied", "disk_format": "raw", "container_format": "bare"}
-                image_id = client.post("/v2/images", json=body).json()["id"]
-                uploaded = client.put(
-                    f"/v2/images/{image_id}/file",
-                    content=data,
-                    headers={"Content-Type": "application/octet-stream"},
-                )
-                assert uploaded.status_code == 204
-                before = client.get(f"/v2/images/{image_id}").json()
-                copy_with_glance_cli(server.url, image_id, "b")
-                image = wait_for_copy(client, image_id, worker_log)
-                assert sorted(image["stores"].split(",")) == ["a", "b"]
-                # all_stores: a and b hold it already; c and d are written side by side.
-                started = client.post(
-                    f"/v2/images/{image_id}/import",
-                    json={"method": {"name": "copy-image"}, "all_stores": True},
-                )
-                assert started.status_code == 202, started.text
-                image = wait_for_copy(client, image_id, worker_log)
-                assert sorted(image["stores"].split(",")) == ["a", "b", "c", "d"]
-                for field in ("size", "checksum", "os_hash_value"):
-                    assert image[field] == before[field]
-                tasks = client.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
-                assert [task["status"] for task in tasks] == ["success", "success"]
-                assert [task["input"]["backend"] for task in tasks] == [["c", "d"], ["b"]]
-                for store in ("b", "c", "d"):
-                    copied = client.get(f"/v2/images/{image_id}/file?prefer={store}").content
-                    assert hashlib.sha512(copied).hexdigest() == before["os_hash_value"]
-        finally:
-            terminate(worker)
+    worker_log = tmp_path / "glimpse-worker.log"
+    with (
+        worker_and_server(tmp_path, "filesystem://", stores) as server,
+        httpx.Client(base_url=server.url, timeout=60) as client,
+    ):
+        body = {"name": "copied", "disk_format": "raw", "container_format": "bare"}
+        image_id = client.post("/v2/images", json=body).json()["id"]
+        uploaded = client.put(
+            f"/v2/images/{image_id}/file",
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert uploaded.status_code == 204
+        before = client.get(f"/v2/images/{image_id}").json()
+        copy_with_glance_cli(server.url, image_id, "b")
+        image = wait_for_copy(client, image_id, worker_log)
+        assert sorted(image["stores"].split(",")) == ["a", "b"]
+        # all_stores: a and b hold it already; c and d are written side by side.
+        started = client.post(
+            f"/v2/images/{image_id}/import",
+            json={"method": {"name": "copy-image"}, "all_stores": True},
+        )
+        assert started.status_code == 202, started.text
+        image = wait_for_copy(client, image_id, worker_log)
+        assert sorted(image["stores"].split(",")) == ["a", "b", "c", "d"]
+        for field in ("size", "checksum", "os_hash_value"):
+            assert image[field] == before[field]
+        tasks = client.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
+        assert [task["status"] for task in tasks] == ["success", "success"]
+        assert [task["input"]["backend"] for task in tasks] == [["c", "d"], ["b"]]
+        for store in ("b", "c", "d"):
+            copied = client.get(f"/v2/images/{image_id}/file?prefer={store}").content
+            assert hashlib.sha512(copied).hexdigest() == before["os_hash_value"]
     assert (tmp_path / "b" / image_id).read_bytes() == data
     assert (tmp_path / "c" / image_id).read_bytes() == data
     assert (tmp_path / "d" / image_id).read_bytes() == data

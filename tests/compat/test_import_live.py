@@ -4,53 +4,27 @@ image-create-via-import."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import pty
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from compat_helpers import BIN_DIR, CompatServer, free_port, running_server, server_env
+from compat_helpers import (
+    CompatServer,
+    worker_and_server,
+)
 
 from store_servers import HttpServer
-from support import terminate
 
 pytestmark = pytest.mark.compat
 
 ACTIVE_WITHIN = 120.0  # seconds before a poll gives up (not an assertion on speed)
-
-
-@contextlib.contextmanager
-def worker_and_server(
-    workdir: Path, broker_url: str, extra_env: dict[str, str] | None = None
-) -> Iterator[CompatServer]:
-    """glimpse-api and one glimpse-worker sharing a database, stores and broker."""
-    env = server_env(workdir, free_port())
-    env["GLIMPSE_CELERY__BROKER_URL"] = broker_url
-    env.update(extra_env or {})
-    env["GLIMPSE_CELERY__WORKER_CONCURRENCY"] = "1"
-    with running_server(workdir, env) as server:
-        log = (workdir / "glimpse-worker.log").open("wb")
-        worker = subprocess.Popen(
-            [str(BIN_DIR / "glimpse-worker"), "--loglevel=INFO"],
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield server
-        finally:
-            terminate(worker)
-            log.close()
 
 
 def wait_until_active(client: httpx.Client, image_id: str, workdir: Path) -> dict[str, object]:

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from compat_helpers import BIN_DIR, free_port, running_server, server_env
+from compat_helpers import worker_and_server
 from test_import_live import wait_until_active
-
-from support import terminate
 
 pytestmark = pytest.mark.compat
 
@@ -30,42 +28,28 @@ def test_a_worker_converts_qcow2_to_raw(tmp_path: Path) -> None:
             ["qemu-img", "convert", "-f", source_fmt, "-O", fmt, str(source), str(target)],
             check=True,
         )
-    env = server_env(tmp_path, free_port())
-    env["GLIMPSE_CELERY__BROKER_URL"] = "filesystem://"
-    env["GLIMPSE_CELERY__WORKER_CONCURRENCY"] = "1"
-    env["GLIMPSE_IMAGE_IMPORT_OPTS__IMAGE_IMPORT_PLUGINS"] = "image_conversion"
-    with running_server(tmp_path, env) as server:
-        log = (tmp_path / "glimpse-worker.log").open("wb")
-        worker = subprocess.Popen(
-            [str(BIN_DIR / "glimpse-worker"), "--loglevel=INFO"],
-            cwd=tmp_path,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    plugins = {"GLIMPSE_IMAGE_IMPORT_OPTS__IMAGE_IMPORT_PLUGINS": "image_conversion"}
+    with (
+        worker_and_server(tmp_path, "filesystem://", plugins) as server,
+        httpx.Client(base_url=server.url, timeout=60) as client,
+    ):
+        body = {"name": "live-qcow2", "disk_format": "qcow2", "container_format": "bare"}
+        image_id = client.post("/v2/images", json=body).json()["id"]
+        staged = client.put(
+            f"/v2/images/{image_id}/stage",
+            content=qcow2.read_bytes(),
+            headers={"Content-Type": "application/octet-stream"},
         )
-        try:
-            with httpx.Client(base_url=server.url, timeout=60) as client:
-                body = {"name": "live-qcow2", "disk_format": "qcow2", "container_format": "bare"}
-                image_id = client.post("/v2/images", json=body).json()["id"]
-                staged = client.put(
-                    f"/v2/images/{image_id}/stage",
-                    content=qcow2.read_bytes(),
-                    headers={"Content-Type": "application/octet-stream"},
-                )
-                assert staged.status_code == 204
-                started = client.post(
-                    f"/v2/images/{image_id}/import", json={"method": {"name": "glance-direct"}}
-                )
-                assert started.status_code == 202
-                image = wait_until_active(client, image_id, tmp_path)
-                assert image["disk_format"] == "raw"
-                assert image["virtual_size"] == 5 * MiB
-                assert image["size"] == expected.stat().st_size
-                assert client.get(f"/v2/images/{image_id}/file").content == expected.read_bytes()
-        finally:
-            terminate(worker)
-            log.close()
+        assert staged.status_code == 204
+        started = client.post(
+            f"/v2/images/{image_id}/import", json={"method": {"name": "glance-direct"}}
+        )
+        assert started.status_code == 202
+        image = wait_until_active(client, image_id, tmp_path)
+        assert image["disk_format"] == "raw"
+        assert image["virtual_size"] == 5 * MiB
+        assert image["size"] == expected.stat().st_size
+        assert client.get(f"/v2/images/{image_id}/file").content == expected.read_bytes()
     worker_log = (tmp_path / "glimpse-worker.log").read_text(errors="replace")
     assert "running plugin image_conversion" in worker_log
     assert list((tmp_path / "data" / "staging").iterdir()) == []
