@@ -21,7 +21,6 @@ from typing import Any, Final
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import ImageLocation, Task, utcnow
-from glimpse.domain.errors import LimitExceeded
 from glimpse.domain.images import ImageStatus
 from glimpse.domain.tasks import (
     COPY_IMAGE,
@@ -33,9 +32,7 @@ from glimpse.domain.tasks import (
     import_request,
     store_list,
 )
-from glimpse.services.image_data import cap_message
 from glimpse.services.imports import staged_location
-from glimpse.stores.metering import Meter, metered
 from glimpse_worker.pipelines.prepare import prepare
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.pipelines.sources import ImportJob, fetch
@@ -113,7 +110,7 @@ async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[st
     # The image's own data, copied: nothing to prepare, nothing new to learn about it.
     prepared = None if copying else await prepare(job)
     # Hashed once, before any store sees the data (every store is sent the same bytes).
-    meter = None if copying else await _hash(ctx, image_id, staged)
+    meter = None if prepared is None else prepared.meter
     remaining = store_list(properties.get(IMPORTING_TO_STORES))
     writes = _StoreWrites(ctx, task, staged, progress, expected=expected, must_succeed=must_succeed)
     await writes.run(remaining)
@@ -273,11 +270,6 @@ def _with(stores: str | None, store_id: str) -> str:
     return ",".join(dict.fromkeys([*store_list(stores), store_id]))
 
 
-def _limited(ctx: WorkerContext) -> tuple[int, Any]:
-    cap = ctx.settings.image_size_cap
-    return cap, lambda: LimitExceeded(cap_message(cap))
-
-
 async def _copy(
     ctx: WorkerContext,
     task: Task,
@@ -315,15 +307,6 @@ async def _still_ours(
         raise LockLost(f"Image {image_id} is no longer {expected}")
     if (await repo.properties(image_id)).get(IMPORT_LOCK) != task_id:
         raise LockLost(f"Image {image_id} is locked by another import")
-
-
-async def _hash(ctx: WorkerContext, image_id: str, staged: str) -> Meter:
-    cap, too_big = _limited(ctx)
-    meter = Meter(ctx.settings.hashing_algorithm)
-    async for _block in metered(ctx.stores.staging.get(staged), meter, limit=cap, on_limit=too_big):
-        pass
-    log.debug("import of %s: hashed %d staged bytes", image_id, meter.size)
-    return meter
 
 
 async def _fail(

@@ -1,5 +1,6 @@
-"""Format inspection of the staged file, the last step of preparation: the checks an upload
-gets (glimpse.formats), applied to what the plugins left."""
+"""The last step of preparation: one pass over the staged file that hashes it (md5 and the
+multihash, within image_size_cap) and inspects it (the checks an upload gets, glimpse.formats),
+so a large image is read once before the stores are written, not once per check."""
 
 from __future__ import annotations
 
@@ -7,23 +8,38 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from glimpse.formats import inspect_file, inspected_container
-from glimpse_worker.pipelines.sources import ImportJob, staged_path
+from glimpse.domain.errors import LimitExceeded
+from glimpse.formats import StreamInspector, inspected_container
+from glimpse.services.image_data import cap_message
+from glimpse.stores.metering import Meter, metered
+from glimpse_worker.pipelines.sources import ImportJob
 
 if TYPE_CHECKING:
     from glimpse_worker.pipelines.prepare import Prepared
 
 
-async def inspect_staged(job: ImportJob, prepared: Prepared) -> None:
-    """Refuse staged data that is unsafe or (per [image_format]) not `prepared.disk_format`,
-    raising InvalidImageData; record its virtual size on `prepared`."""
-    if not inspected_container(prepared.container_format):
-        return
-    # The whole file is read (a VMDK keeps a footer at its end): a thread keeps the loop free.
-    inspection = await anyio.to_thread.run_sync(inspect_file, staged_path(job.staged))
-    options = job.ctx.settings.image_format
-    prepared.virtual_size = inspection.check(
-        prepared.disk_format,
-        options.require_image_format_match,
-        options.gpt_safety_checks_nonfatal,
+async def survey_staged(job: ImportJob, prepared: Prepared) -> Meter:
+    """Hash the staged data and refuse it if it is unsafe or (per [image_format]) not
+    `prepared.disk_format` (InvalidImageData); record its virtual size on `prepared`."""
+    settings = job.ctx.settings
+    cap = settings.image_size_cap
+    meter = Meter(settings.hashing_algorithm)
+    inspector = StreamInspector() if inspected_container(prepared.container_format) else None
+    blocks = metered(
+        job.ctx.stores.staging.get(job.staged),
+        meter,
+        limit=cap,
+        on_limit=lambda: LimitExceeded(cap_message(cap)),
     )
+    async for block in blocks:
+        if inspector is not None:
+            # The inspectors are pure Python: a thread keeps the loop (and the hashing) going.
+            await anyio.to_thread.run_sync(inspector.feed, block)
+    if inspector is not None:
+        options = settings.image_format
+        prepared.virtual_size = inspector.result().check(
+            prepared.disk_format,
+            options.require_image_format_match,
+            options.gpt_safety_checks_nonfatal,
+        )
+    return meter

@@ -1,4 +1,5 @@
-"""Between staging and the stores: the import plugins, then format inspection.
+"""Between staging and the stores: the import plugins, then one pass that hashes and
+inspects what they left.
 
 Both work on the staged file in place, so a job that is retried prepares the staged data
 again; every plugin must leave data it has already processed as it is.
@@ -9,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from glimpse_worker.pipelines.inspection import inspect_staged
+from glimpse.stores.metering import Meter
+from glimpse_worker.pipelines.inspection import survey_staged
 from glimpse_worker.pipelines.sources import ImportJob
 from glimpse_worker.plugins import run_plugins
 
@@ -21,6 +23,7 @@ class Prepared:
     disk_format: str | None
     container_format: str | None
     virtual_size: int | None = None
+    meter: Meter | None = None  # the prepared data's size and hashes
     properties: dict[str, str | None] = field(default_factory=dict)
 
     def image_values(self) -> dict[str, Any]:
@@ -35,5 +38,5 @@ async def prepare(job: ImportJob) -> Prepared:
     """Run the enabled plugins over the staged file, then inspect what they left."""
     prepared = Prepared(job.image.disk_format, job.image.container_format)
     await run_plugins(job, prepared)
-    await inspect_staged(job, prepared)
+    prepared.meter = await survey_staged(job, prepared)
     return prepared
