@@ -1,0 +1,190 @@
+"""kill -9 of a glimpse-worker mid-import, on Redis and PostgreSQL: the import is taken over by
+a new worker and finishes once, with nothing left behind.
+
+The worker is held mid-import deterministically: the second target store is an S3 server
+process that the test stops (SIGSTOP) before the import, so the worker writes the first store,
+reports "Copied N MiB", and then waits on the second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from glimpse.db.engine import Database
+from glimpse.db.tables import ImageLocation
+from store_servers import MotoServer, wait_until_answering
+from support import free_port
+from topology import (
+    Topology,
+    create_and_stage,
+    downloaded_sha512,
+    image_when_settled,
+    random_image,
+    topology,
+    wait_for,
+)
+
+MiB = 1024 * 1024
+LEASE = 10  # [task] lease_time: the least the option allows
+BUCKET = "glimpse-cold"
+
+
+@pytest.fixture
+def stoppable_s3(tmp_path: Path) -> Iterator[tuple[MotoServer, subprocess.Popen[bytes]]]:
+    """A moto S3 server of this test's own, so that stopping it disturbs no other test."""
+    port = free_port()
+    log = tmp_path / "moto.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answering(endpoint, process, log)
+        yield MotoServer(endpoint=endpoint, host=f"127.0.0.1:{port}"), process
+    finally:
+        process.send_signal(signal.SIGCONT)
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def crash_conf(workdir: Path, database_url: str, broker_url: str, s3: MotoServer) -> list[str]:
+    return [
+        "[DEFAULT]",
+        "enabled_backends = fast:file, cold:s3",
+        "[glance_store]",
+        "default_backend = fast",
+        "[fast]",
+        f"filesystem_store_datadir = {workdir / 'fast'}",
+        "[cold]",
+        f"s3_store_host = {s3.endpoint}",
+        "s3_store_access_key = crash-access",
+        "s3_store_secret_key = crash-secret",
+        f"s3_store_bucket = {BUCKET}",
+        "s3_store_create_bucket_on_put = true",
+        "s3_store_bucket_url_format = path",
+        "[os_glance_staging_store]",
+        f"filesystem_store_datadir = {workdir / 'staging'}",
+        "[os_glance_tasks_store]",
+        f"filesystem_store_datadir = {workdir / 'tasks'}",
+        "[database]",
+        f"connection = {database_url}",
+        "[celery]",
+        f"broker_url = {broker_url}",
+        "worker_concurrency = 1",
+        "[task]",
+        f"lease_time = {LEASE}",
+        "[scrubber]",
+        "wakeup_time = 1",
+    ]
+
+
+def s3_state(s3: MotoServer) -> tuple[list[str], list[str]]:
+    """Object keys in the bucket, and keys of multipart uploads left open."""
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint,
+        aws_access_key_id="crash-access",
+        aws_secret_access_key="crash-secret",  # noqa: S106 -- moto accepts any
+        region_name="us-east-1",
+    )
+    objects = client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    uploads = client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
+    return [o["Key"] for o in objects], [u["Key"] for u in uploads]
+
+
+def active_locations(database_url: str, image_id: str) -> list[str | None]:
+    async def read() -> list[str | None]:
+        database = Database.from_url(database_url, pool_size=1)
+        try:
+            async with database.read() as session:
+                rows = await session.execute(
+                    sa.select(ImageLocation).where(
+                        ImageLocation.image_id == image_id, ImageLocation.status == "active"
+                    )
+                )
+                return sorted((row.store_id for row in rows.scalars()), key=str)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(read())
+
+
+def import_task(client: httpx.Client, image_id: str) -> dict[str, Any]:
+    [task] = client.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
+    return dict(task)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_import_survives_kill_9_of_its_worker(
+    tmp_path: Path,
+    database_url: str,
+    database: Database,
+    redis_db: str,
+    stoppable_s3: tuple[MotoServer, subprocess.Popen[bytes]],
+) -> None:
+    del database  # requested for its migrated, empty schema
+    s3, s3_process = stoppable_s3
+    image = random_image(tmp_path / "image.raw", 6 * MiB + 7)
+    with (
+        topology(tmp_path, crash_conf(tmp_path, database_url, redis_db, s3)) as topo,
+        httpx.Client(base_url=topo.url, timeout=60) as client,
+    ):
+        topo.start_api()
+        first_worker = topo.start_worker()
+        image_id = create_and_stage(client, image)
+        s3_process.send_signal(signal.SIGSTOP)
+        started = client.post(
+            f"/v2/images/{image_id}/import",
+            json={"method": {"name": "glance-direct"}, "stores": ["fast", "cold"]},
+        )
+        assert started.status_code == 202, started.text
+
+        def fast_written() -> bool | None:
+            # The progress written once the first store holds the whole image.
+            return import_task(client, image_id).get("message") == "Copied 6 MiB" or None
+
+        wait_for("the worker to write the first store", fast_written)
+        topo.kill(first_worker)
+        s3_process.send_signal(signal.SIGCONT)
+        task = import_task(client, image_id)
+        assert task["status"] == "processing"
+        assert client.get(f"/v2/images/{image_id}").json()["status"] == "importing"
+
+        # A new worker, and the scrubber whose requeue_pending re-sends the task once the dead
+        # worker's lease has run out (Redis would only hand the message back after
+        # [celery] visibility_timeout, an hour by default).
+        topo.start_worker()
+        topo.start("glimpse-scrubber", "--daemon")
+        settled = image_when_settled(client, image_id, topo)
+        assert settled["status"] == "active", topo.logs()
+        assert settled["size"] == image.size
+        assert settled["checksum"] == image.md5
+        assert settled["os_hash_algo"] == "sha512"
+        assert settled["os_hash_value"] == image.sha512
+        assert sorted(settled["stores"].split(",")) == ["cold", "fast"]
+        assert "os_glance_import_task" not in settled
+        task = import_task(client, image_id)
+        assert task["status"] == "success"
+        assert task["result"]["stores"] == ["fast", "cold"]
+        assert downloaded_sha512(client, image_id) == image.sha512
+
+    assert active_locations(database_url, image_id) == ["cold", "fast"]
+    assert os.listdir(tmp_path / "fast") == [image_id]
+    assert os.listdir(tmp_path / "staging") == []
+    assert s3_state(s3) == ([image_id], [])
+    assert "requeued 1 of 1 stalled import tasks" in topo.log("glimpse-scrubber")
