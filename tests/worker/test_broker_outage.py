@@ -44,8 +44,10 @@ class RedisProcess:
     def start(self) -> None:
         with (self.workdir / "redis.log").open("ab") as log:
             self.process = subprocess.Popen(
-                [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
-                + ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
+                [
+                    *(REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"),
+                    *("--save", "", "--appendonly", "no", "--dir", str(self.workdir)),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -131,5 +133,5 @@ def test_import_accepted_while_the_broker_is_down_completes_once_it_is_back(
         [task] = client.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
         assert task["status"] == "success"
     assert "requeued 1 of 1 stalled import tasks" in topo.log("glimpse-scrubber")
-    assert os.listdir(tmp_path / "images") == [image_id]
-    assert os.listdir(tmp_path / "staging") == []
+    assert [p.name for p in (tmp_path / "images").iterdir()] == [image_id]
+    assert list((tmp_path / "staging").iterdir()) == []

@@ -9,7 +9,6 @@ reports "Copied N MiB", and then waits on the second.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -27,7 +26,6 @@ from glimpse.db.tables import ImageLocation
 from store_servers import MotoServer, wait_until_answering
 from support import free_port
 from topology import (
-    Topology,
     create_and_stage,
     downloaded_sha512,
     image_when_settled,
@@ -99,7 +97,7 @@ def s3_state(s3: MotoServer) -> tuple[list[str], list[str]]:
         "s3",
         endpoint_url=s3.endpoint,
         aws_access_key_id="crash-access",
-        aws_secret_access_key="crash-secret",  # noqa: S106 -- moto accepts any
+        aws_secret_access_key="crash-secret",
         region_name="us-east-1",
     )
     objects = client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
@@ -184,7 +182,7 @@ def test_import_survives_kill_9_of_its_worker(
         assert downloaded_sha512(client, image_id) == image.sha512
 
     assert active_locations(database_url, image_id) == ["cold", "fast"]
-    assert os.listdir(tmp_path / "fast") == [image_id]
-    assert os.listdir(tmp_path / "staging") == []
+    assert [p.name for p in (tmp_path / "fast").iterdir()] == [image_id]
+    assert list((tmp_path / "staging").iterdir()) == []
     assert s3_state(s3) == ([image_id], [])
     assert "requeued 1 of 1 stalled import tasks" in topo.log("glimpse-scrubber")
