@@ -13,14 +13,19 @@ from pathlib import Path
 
 import httpx
 
+from barbican_double import BarbicanDouble, running_barbican
 from support import ROOT, command, environment, free_port
 from topology import OCTET, wait_for
 
+KEY = "cinder_encryption_key_id"
+KEY_POLICY = "cinder_encryption_key_deletion_policy"
 SCRUB_TIME = 10  # long enough for the restore below to come first, even on a busy machine
 
 
 @contextlib.contextmanager
-def make_run(tmp_path: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def make_run(
+    tmp_path: Path, port: int, barbican: BarbicanDouble
+) -> Iterator[subprocess.Popen[bytes]]:
     data = tmp_path / "data"
     conf = tmp_path / "glance-api.conf"
     conf.write_text(
@@ -41,6 +46,8 @@ def make_run(tmp_path: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
                 f"broker_data_dir = {data / 'broker'}",
                 "[scrubber]",
                 "wakeup_time = 1",
+                "[barbican]",
+                f"barbican_endpoint = {barbican.url}",
             ]
         )
         + "\n"
@@ -77,7 +84,11 @@ def test_make_run_with_delayed_delete(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     images = tmp_path / "data" / "images"
-    with make_run(tmp_path, port) as run, httpx.Client(base_url=url, timeout=30) as client:
+    with (
+        running_barbican() as barbican,
+        make_run(tmp_path, port, barbican) as run,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
 
         def answers() -> bool | None:
             assert run.poll() is None, (tmp_path / "run.log").read_text(errors="replace")
@@ -87,7 +98,10 @@ def test_make_run_with_delayed_delete(tmp_path: Path) -> None:
 
         wait_for("make run's API to answer", answers, 90)
         body = {"disk_format": "raw", "container_format": "bare"}
-        scrubbed, restored = (client.post("/v2/images", json=body).json()["id"] for _ in "ab")
+        scrubbed = client.post("/v2/images", json=body).json()["id"]
+        key_id = barbican.add_secret("key-of-the-restored-image")
+        encrypted = {**body, KEY: key_id, KEY_POLICY: "on_image_deletion"}
+        restored = client.post("/v2/images", json=encrypted).json()["id"]
         kept = os.urandom(300_000)
         for image_id, data in ((scrubbed, b"s" * 4096), (restored, kept)):
             put = client.put(f"/v2/images/{image_id}/file", content=data, headers=OCTET)
@@ -97,7 +111,7 @@ def test_make_run_with_delayed_delete(tmp_path: Path) -> None:
         assert client.delete(f"/v2/images/{scrubbed}").status_code == 204
         assert client.get(f"/v2/images/{scrubbed}").status_code == 404
         # Deleted, yet its data waits in the store for scrub_time.
-        assert (images / scrubbed).exists()
+        assert (images / scrubbed).is_file()
         restore = subprocess.run(
             [command("glimpse-scrubber"), "--restore", restored],
             env=environment(GLIMPSE_CONFIG=str(tmp_path / "glance-api.conf")),
@@ -106,8 +120,13 @@ def test_make_run_with_delayed_delete(tmp_path: Path) -> None:
         )
         assert restore.returncode == 0, restore.stdout + restore.stderr
 
-        wait_for("the scrubber to remove the data", lambda: not (images / scrubbed).exists() or None)
-        assert client.get(f"/v2/images/{restored}").json()["status"] == "active"
+        data_file = images / scrubbed
+        wait_for("the scrubber to remove the data", lambda: not data_file.exists() or None)
+        restored_image = client.get(f"/v2/images/{restored}").json()
+        assert restored_image["status"] == "active"
+        assert restored_image[KEY] == key_id
+        assert key_id in barbican.secrets
+        assert barbican.deletes(key_id) == []
         assert client.get(f"/v2/images/{restored}/file").content == kept
         assert sorted(p.name for p in images.iterdir()) == [restored]
     assert run.returncode == 0, (tmp_path / "run.log").read_text(errors="replace")
