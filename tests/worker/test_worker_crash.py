@@ -12,6 +12,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,9 @@ def stoppable_s3(tmp_path: Path) -> Iterator[tuple[MotoServer, subprocess.Popen[
         process.wait(timeout=30)
 
 
-def crash_conf(workdir: Path, database_url: str, broker_url: str, s3: MotoServer) -> list[str]:
+def crash_conf(
+    workdir: Path, database_url: str, broker_url: str, s3: MotoServer, visibility_timeout: int
+) -> list[str]:
     return [
         "[DEFAULT]",
         "enabled_backends = fast:file, cold:s3",
@@ -84,6 +87,7 @@ def crash_conf(workdir: Path, database_url: str, broker_url: str, s3: MotoServer
         "[celery]",
         f"broker_url = {broker_url}",
         "worker_concurrency = 1",
+        f"visibility_timeout = {visibility_timeout}",
         "[task]",
         f"lease_time = {LEASE}",
         "[scrubber]",
@@ -128,18 +132,24 @@ def import_task(client: httpx.Client, image_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("recovery", ["scrubber", "broker"])
+@pytest.mark.usefixtures("database")  # its migrated, empty schema
 def test_import_survives_kill_9_of_its_worker(
     tmp_path: Path,
     database_url: str,
-    database: Database,
     redis_db: str,
     stoppable_s3: tuple[MotoServer, subprocess.Popen[bytes]],
+    recovery: str,
 ) -> None:
-    del database  # requested for its migrated, empty schema
+    """recovery "scrubber": the production default (visibility_timeout of an hour), the task is
+    re-sent by requeue_pending once the lease ran out. recovery "broker": no scrubber, a short
+    visibility_timeout (above the lease), and Redis itself hands the message back."""
     s3, s3_process = stoppable_s3
     image = random_image(tmp_path / "image.raw", 6 * MiB + 7)
+    visibility = 3600 if recovery == "scrubber" else LEASE + 2
+    conf = crash_conf(tmp_path, database_url, redis_db, s3, visibility)
     with (
-        topology(tmp_path, crash_conf(tmp_path, database_url, redis_db, s3)) as topo,
+        topology(tmp_path, conf) as topo,
         httpx.Client(base_url=topo.url, timeout=60) as client,
     ):
         topo.start_api()
@@ -163,11 +173,14 @@ def test_import_survives_kill_9_of_its_worker(
         assert task["status"] == "processing"
         assert client.get(f"/v2/images/{image_id}").json()["status"] == "importing"
 
-        # A new worker, and the scrubber whose requeue_pending re-sends the task once the dead
-        # worker's lease has run out (Redis would only hand the message back after
-        # [celery] visibility_timeout, an hour by default).
-        topo.start_worker()
-        topo.start("glimpse-scrubber", "--daemon")
+        if recovery == "scrubber":
+            topo.start_worker()
+            topo.start("glimpse-scrubber", "--daemon")
+        else:
+            # A worker restores unacknowledged messages older than visibility_timeout when it
+            # connects: start it once both the lease and that timeout have passed.
+            time.sleep(visibility + 1)
+            topo.start_worker()
         settled = image_when_settled(client, image_id, topo)
         assert settled["status"] == "active", topo.logs()
         assert settled["size"] == image.size
@@ -185,4 +198,7 @@ def test_import_survives_kill_9_of_its_worker(
     assert [p.name for p in (tmp_path / "fast").iterdir()] == [image_id]
     assert list((tmp_path / "staging").iterdir()) == []
     assert s3_state(s3) == ([image_id], [])
-    assert "requeued 1 of 1 stalled import tasks" in topo.log("glimpse-scrubber")
+    if recovery == "scrubber":
+        assert "requeued 1 of 1 stalled import tasks" in topo.log("glimpse-scrubber")
+    else:
+        assert topo.log("glimpse-scrubber") == ""
