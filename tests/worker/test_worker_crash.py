@@ -9,6 +9,7 @@ reports "Copied N MiB", and then waits on the second.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -202,3 +203,74 @@ def test_import_survives_kill_9_of_its_worker(
         assert "requeued 1 of 1 stalled import tasks" in topo.log("glimpse-scrubber")
     else:
         assert topo.log("glimpse-scrubber") == ""
+
+
+def partials(directory: Path) -> list[Path]:
+    return list(directory.glob(".partial-*")) if directory.is_dir() else []
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.usefixtures("database")  # its migrated, empty schema
+def test_kill_9_mid_write_leaves_no_partial_file(
+    tmp_path: Path, database_url: str, redis_db: str
+) -> None:
+    """The worker dies while its store file is half written: the takeover writes the image
+    again, and the scrubber's housekeeping removes the dead worker's `.partial-*` file."""
+    images = tmp_path / "images"
+    conf = [
+        "[glance_store]",
+        f"filesystem_store_datadir = {images}",
+        "[os_glance_staging_store]",
+        f"filesystem_store_datadir = {tmp_path / 'staging'}",
+        "[os_glance_tasks_store]",
+        f"filesystem_store_datadir = {tmp_path / 'tasks'}",
+        "[database]",
+        f"connection = {database_url}",
+        "[celery]",
+        f"broker_url = {redis_db}",
+        "worker_concurrency = 1",
+        "[task]",
+        f"lease_time = {LEASE}",
+        "[scrubber]",
+        "wakeup_time = 1",
+        "lease_time = 2",  # a .partial-* file untouched this long is abandoned
+    ]
+    # Large enough that the write takes many polls of the store directory.
+    image = random_image(tmp_path / "image.raw", 256 * MiB + 7)
+    with (
+        topology(tmp_path, conf) as topo,
+        httpx.Client(base_url=topo.url, timeout=60) as client,
+    ):
+        topo.start_api()
+        first_worker = topo.start_worker()
+        image_id = create_and_stage(client, image)
+        started = client.post(
+            f"/v2/images/{image_id}/import", json={"method": {"name": "glance-direct"}}
+        )
+        assert started.status_code == 202, started.text
+
+        def writing() -> list[Path] | None:
+            found = partials(images)
+            if found:
+                # Freeze it mid-write, so what is seen is what the kill leaves.
+                os.killpg(first_worker.pid, signal.SIGSTOP)
+            return found or None
+
+        [dead_partial] = wait_for("the worker to start writing the store", writing, 120)
+        assert dead_partial.exists()
+        assert not (images / image_id).exists()
+        topo.kill(first_worker)
+        assert dead_partial.stat().st_size < image.size
+
+        topo.start_worker()
+        topo.start("glimpse-scrubber", "--daemon")
+        settled = image_when_settled(client, image_id, topo)
+        assert settled["status"] == "active", topo.logs()
+        assert settled["os_hash_value"] == image.sha512
+        assert downloaded_sha512(client, image_id) == image.sha512
+        wait_for("housekeeping to remove the partial file", lambda: not partials(images) or None)
+
+    assert [p.name for p in images.iterdir()] == [image_id]
+    assert list((tmp_path / "staging").iterdir()) == []
+    assert active_locations(database_url, image_id) == ["file"]
+    assert f"removed abandoned upload {dead_partial.as_uri()}" in topo.log("glimpse-scrubber")
