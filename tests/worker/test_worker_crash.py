@@ -28,6 +28,8 @@ from glimpse.db.tables import ImageLocation
 from store_servers import MotoServer, wait_until_answering
 from support import free_port
 from topology import (
+    ImageData,
+    Topology,
     create_and_stage,
     downloaded_sha512,
     image_when_settled,
@@ -96,6 +98,10 @@ def crash_conf(
     ]
 
 
+def pool_children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def s3_state(s3: MotoServer) -> tuple[list[str], list[str]]:
     """Object keys in the bucket, and keys of multipart uploads left open."""
     client = boto3.client(
@@ -132,8 +138,25 @@ def import_task(client: httpx.Client, image_id: str) -> dict[str, Any]:
     return dict(task)
 
 
+def assert_imported_into_both_stores(
+    topo: Topology, client: httpx.Client, image_id: str, image: ImageData
+) -> None:
+    settled = image_when_settled(client, image_id, topo)
+    assert settled["status"] == "active", topo.logs()
+    assert settled["size"] == image.size
+    assert settled["checksum"] == image.md5
+    assert settled["os_hash_algo"] == "sha512"
+    assert settled["os_hash_value"] == image.sha512
+    assert sorted(settled["stores"].split(",")) == ["cold", "fast"]
+    assert "os_glance_import_task" not in settled
+    task = import_task(client, image_id)
+    assert task["status"] == "success"
+    assert task["result"]["stores"] == ["fast", "cold"]
+    assert downloaded_sha512(client, image_id) == image.sha512
+
+
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-@pytest.mark.parametrize("recovery", ["scrubber", "broker"])
+@pytest.mark.parametrize("recovery", ["scrubber", "broker", "pool-child"])
 @pytest.mark.usefixtures("database")  # its migrated, empty schema
 def test_import_survives_kill_9_of_its_worker(
     tmp_path: Path,
@@ -143,7 +166,10 @@ def test_import_survives_kill_9_of_its_worker(
     recovery: str,
 ) -> None:
     """recovery "scrubber": the production default (visibility_timeout of an hour), the task is
-    re-sent by requeue_pending once the lease ran out. recovery "broker": no scrubber, a short
+    re-sent by requeue_pending once the lease ran out. recovery "pool-child": only the pool
+    process dies (as under the OOM killer); its parent requeues the message at once
+    (reject_on_worker_lost), which finds the lease still held, so the scrubber again brings the
+    task back to the same worker once the lease ran out. recovery "broker": no scrubber, a short
     visibility_timeout (above the lease), and Redis itself hands the message back."""
     s3, s3_process = stoppable_s3
     image = random_image(tmp_path / "image.raw", 6 * MiB + 7)
@@ -168,7 +194,11 @@ def test_import_survives_kill_9_of_its_worker(
             return import_task(client, image_id).get("message") == "Copied 6 MiB" or None
 
         wait_for("the worker to write the first store", fast_written)
-        topo.kill(first_worker)
+        if recovery == "pool-child":
+            [child] = pool_children(first_worker.pid)
+            os.kill(child, signal.SIGKILL)
+        else:
+            topo.kill(first_worker)
         s3_process.send_signal(signal.SIGCONT)
         task = import_task(client, image_id)
         assert task["status"] == "processing"
@@ -177,29 +207,20 @@ def test_import_survives_kill_9_of_its_worker(
         if recovery == "scrubber":
             topo.start_worker()
             topo.start("glimpse-scrubber", "--daemon")
+        elif recovery == "pool-child":
+            topo.start("glimpse-scrubber", "--daemon")
         else:
             # A worker restores unacknowledged messages older than visibility_timeout when it
             # connects: start it once both the lease and that timeout have passed.
             time.sleep(visibility + 1)
             topo.start_worker()
-        settled = image_when_settled(client, image_id, topo)
-        assert settled["status"] == "active", topo.logs()
-        assert settled["size"] == image.size
-        assert settled["checksum"] == image.md5
-        assert settled["os_hash_algo"] == "sha512"
-        assert settled["os_hash_value"] == image.sha512
-        assert sorted(settled["stores"].split(",")) == ["cold", "fast"]
-        assert "os_glance_import_task" not in settled
-        task = import_task(client, image_id)
-        assert task["status"] == "success"
-        assert task["result"]["stores"] == ["fast", "cold"]
-        assert downloaded_sha512(client, image_id) == image.sha512
+        assert_imported_into_both_stores(topo, client, image_id, image)
 
     assert active_locations(database_url, image_id) == ["cold", "fast"]
     assert [p.name for p in (tmp_path / "fast").iterdir()] == [image_id]
     assert list((tmp_path / "staging").iterdir()) == []
     assert s3_state(s3) == ([image_id], [])
-    if recovery == "scrubber":
+    if recovery != "broker":
         assert "requeued 1 of 1 stalled import tasks" in topo.log("glimpse-scrubber")
     else:
         assert topo.log("glimpse-scrubber") == ""
