@@ -12,7 +12,8 @@ Environment:
   BENCH_TIMEOUT         seconds after which the whole run gives up (default 900)
 
 `--drivers` measures only the store drivers (file, and s3 against a moto server the bench
-starts), in this process, without the API server.
+starts), in this process, without the API server. `--import` measures only the plain upload of
+the image and its interoperable import (stage, then a real glimpse-worker until active).
 
 MB is 10**6 bytes throughout.
 """
@@ -72,7 +73,7 @@ RSS_GROWTH_LIMIT: Final = 100 * MiB
 OTHER_CPU_WARNING: Final = 25.0  # % of one core used by other processes worth a note
 
 # Groups of table rows, in the order they are printed.
-MACHINE, THROUGHPUT, MEMORY, LATENCY, CONCURRENCY, DRIVERS, RUN = range(7)
+MACHINE, THROUGHPUT, IMPORT, MEMORY, LATENCY, CONCURRENCY, DRIVERS, RUN = range(8)
 
 
 def env_int(name: str, default: int) -> int:
@@ -1104,6 +1105,112 @@ async def measure_drivers(workdir: Path, size: int, results: Results) -> None:
                 results.add(f"Driver {label} {verb}", f"{size / elapsed / MB:.0f} MB/s", notes)
 
 
+IMPORT_POLL: Final = 0.2  # seconds between looks at an importing image
+
+
+def pool_children(pid: int) -> list[int]:
+    """The worker's pool processes (Linux), whose memory the import uses."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+@contextlib.contextmanager
+def glimpse_worker(server: GlimpseServer) -> Iterator[subprocess.Popen[bytes]]:
+    """One glimpse-worker (one pool process) on the server's database, stores and broker."""
+    log_path = server.workdir / "glimpse-worker.log"
+    with log_path.open("wb") as log:
+        proc = spawn(
+            [tool("glimpse-worker"), "--loglevel=WARNING"],
+            cwd=server.workdir,
+            env={**server.environment(), "GLIMPSE_CELERY__WORKER_CONCURRENCY": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+async def measure_import(
+    api: Api, server: GlimpseServer, up_client: BulkClient, image_size: int, figures: Figures
+) -> None:
+    """The import of the image (stage + POST /import, then a real worker until active), next to
+    the plain upload of the same bytes measured in Throughput."""
+    print("Import", flush=True)
+    results = api.results
+    results.group = IMPORT
+    image_id = await api.create("bench-import")
+    if image_id is None:
+        raise RuntimeError("could not create the import image")
+    with glimpse_worker(server) as worker:
+        started = time.perf_counter()
+        with cpu_share(server.pid) as stage_cpu:
+            await up_client.upload(api.base, f"/v2/images/{image_id}/stage", image_size)
+        staged = time.perf_counter()
+        response = await api.client.post(
+            f"{api.base}/v2/images/{image_id}/import", json={"method": {"name": "glance-direct"}}
+        )
+        if response.status_code != 202:
+            raise RuntimeError(f"POST /import: {response.status_code} {response.text[:300]}")
+        peak, status = 0, "importing"
+        while status == "importing":
+            await asyncio.sleep(IMPORT_POLL)
+            for child in pool_children(worker.pid):
+                with contextlib.suppress(OSError):
+                    peak = max(peak, rss_bytes(child))
+            if worker.poll() is not None:
+                raise RuntimeError(f"glimpse-worker exited with {worker.returncode}")
+            image = (await api.client.get(f"{api.base}/v2/images/{image_id}")).json()
+            status = image["status"]
+        done = time.perf_counter()
+    if status != "active" or image["size"] != image_size:
+        raise RuntimeError(f"import ended {status} with size {image.get('size')}")
+    total = image_size / (done - started) / MB
+    results.add(
+        "Plain upload of the same image",
+        f"{figures.upload:.0f} MB/s",
+        f"{image_size / figures.upload / MB:.1f} s" if figures.upload else "",
+    )
+    results.add(
+        "Import: stage + import via a real worker until active",
+        f"{total:.0f} MB/s",
+        f"{done - started:.1f} s = stage {staged - started:.1f} s ({stage_cpu}) "
+        f"+ import until active {done - staged:.1f} s",
+    )
+    if peak:
+        results.add("Worker pool process RSS peak during the import", f"{peak / MiB:.0f} MiB")
+
+
+async def import_only(workdir: Path, image_size: int) -> Results:
+    """The plain upload and the import of the same image, and nothing else."""
+    results = Results()
+    figures = Figures()
+    server = GlimpseServer(workdir, free_port())
+    up_client = HttpxClient()
+    try:
+        server.start()
+        async with httpx.AsyncClient(timeout=60.0) as client:
+            await server.wait_ready(client)
+            api = Api(server.base, client, results)
+            image_id = await api.create("bench-plain")
+            if image_id is None:
+                raise RuntimeError("could not create the benchmark image")
+            elapsed = await timed(
+                up_client.upload(api.base, f"/v2/images/{image_id}/file", image_size)
+            )
+            figures.upload = image_size / elapsed / MB
+            await measure_import(api, server, up_client, image_size, figures)
+    finally:
+        server.stop()
+        await up_client.aclose()
+        results.errors.extend(f"server log: {line}" for line in server.log_problems()[:10])
+    return results
+
+
 async def drivers_only(workdir: Path, size: int) -> Results:
     results = Results()
     await measure_drivers(workdir, size, results)
@@ -1143,6 +1250,7 @@ async def run(workdir: Path, image_size: int, concurrent_size: int, driver_size:
                         image_size=image_size,
                         figures=figures,
                     )
+                    await measure_import(api, server, clients[1], image_size, figures)
                     await measure_memory(api, pid, clients[1], concurrent_size, figures)
                     created = await measure_latency(api, pid)
                     await measure_concurrency(api, pid, created[0])
@@ -1239,7 +1347,11 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loopback-server", type=int, metavar="BYTES", help=argparse.SUPPRESS)
-    parser.add_argument("--drivers", action="store_true", help="measure only the store drivers")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--drivers", action="store_true", help="measure only the store drivers")
+    only.add_argument(
+        "--import", dest="import_", action="store_true", help="measure only upload vs import"
+    )
     args = parser.parse_args(argv)
     loop_factory = _loop_factory()
     if args.loopback_server is not None:
@@ -1256,11 +1368,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="glimpse-bench-") as workdir:
         try:
             with asyncio.Runner(loop_factory=loop_factory) as runner:
-                work = (
-                    drivers_only(Path(workdir), driver_size)
-                    if args.drivers
-                    else run(Path(workdir), image_size, concurrent_size, driver_size)
-                )
+                if args.drivers:
+                    work = drivers_only(Path(workdir), driver_size)
+                elif args.import_:
+                    work = import_only(Path(workdir), image_size)
+                else:
+                    work = run(Path(workdir), image_size, concurrent_size, driver_size)
                 results = runner.run(asyncio.wait_for(work, timeout))
         except (
             RuntimeError,

@@ -160,3 +160,42 @@ async def test_a_processing_task_whose_lease_ran_out_is_sent_again(
     finally:
         await runtime.aclose()
     assert sent_messages(settings) == [(names.IMPORT, [dead])]
+
+
+async def test_a_member_imports_and_follows_it_without_the_tasks_api(
+    make_settings: Any, client_for: Any, database: Database
+) -> None:
+    """Default policy (`tasks_api_access: role:admin`): the Tasks API is closed to a project
+    member, yet the member's import is accepted, runs and is visible through the image."""
+    del database  # requested for its migrated, empty schema
+    settings = make_settings(auth_strategy="trusted-proxy")
+    client = await client_for(settings)
+    data = b"member data " * 100_000
+    image_id = await staged_image(client, data, OWNER)
+    started = await client.post(f"/v2/images/{image_id}/import", json=GLANCE_DIRECT, headers=OWNER)
+    assert started.status_code == 202, started.text
+    [pending] = await image_tasks(client, image_id, OWNER)
+    assert pending["status"] == "pending"
+    for path in ("/v2/tasks", f"/v2/tasks/{pending['id']}"):
+        denied = await client.get(path, headers=OWNER)
+        assert denied.status_code == 403, path
+        assert denied.json()["code"] == "403 Forbidden"
+
+    context = WorkerContext.build(settings)
+    try:
+        await import_.run(context, pending["id"])
+    finally:
+        await context.aclose()
+
+    image = (await client.get(f"/v2/images/{image_id}", headers=OWNER)).json()
+    assert image["status"] == "active"
+    assert image["size"] == len(data)
+    assert (await client.get(f"/v2/images/{image_id}/file", headers=OWNER)).content == data
+    [done] = await image_tasks(client, image_id, OWNER)
+    assert done["id"] == pending["id"]
+    assert done["status"] == "success"
+    assert done["result"] == {"image_id": image_id, "stores": ["file"], "failed": []}
+    assert (await client.get(f"/v2/tasks/{done['id']}", headers=OWNER)).status_code == 403
+    # Another project's member cannot see the private image, nor so its tasks.
+    assert (await client.get(f"/v2/images/{image_id}/tasks", headers=OTHER)).status_code == 404
+    assert (await client.get(f"/v2/tasks/{done['id']}", headers=ADMIN)).json()["owner"] == "owner"

@@ -364,6 +364,18 @@ class CeleryOptions(BaseModel):
         None, description="Celery result backend; defaults to the broker (or a folder)."
     )
     worker_concurrency: int = Field(2, ge=1, description="Job processes per glimpse-worker.")
+    visibility_timeout: int = Field(
+        3600,
+        ge=1,
+        description=(
+            "Seconds a message taken by a worker stays invisible on a Redis or SQS broker "
+            "before the broker hands it out again. Imports acknowledge their message only when "
+            "done, so the message of a worker killed mid-import comes back after this. Keep it "
+            "above [task] lease_time: a message that comes back while the dead worker's lease "
+            "holds is dropped as a duplicate, and the task is then re-sent by the scrubber's "
+            "requeue_pending once the lease runs out."
+        ),
+    )
 
 
 class ScrubberOptions(BaseModel):

@@ -40,5 +40,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         }
         config["result_backend"] = f"file://{results.resolve()}"
     else:
+        # Redis and SQS only: how long an unacknowledged message (its worker died) stays hidden.
+        config["broker_transport_options"] = {"visibility_timeout": options.visibility_timeout}
         config["result_backend"] = options.result_backend or options.broker_url
     return config

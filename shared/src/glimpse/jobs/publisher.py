@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 # Bounded retries: a request waits a few seconds at most for a broker that is down.
 RETRY_POLICY: Final = {"max_retries": 2, "interval_start": 0, "interval_step": 1, "interval_max": 2}
+# Seconds one connect or one reply may take. Redis clients wait forever by default, so a broker
+# that accepts connections but never answers (hung, or its host unreachable) would hold the
+# import request without end.
+SEND_TIMEOUT: Final = 2.0
 
 
 class JobPublisher:
@@ -30,12 +34,23 @@ class JobPublisher:
     def _celery(self) -> Celery:
         if self._app is None:
             app = Celery("glimpse-publisher")
-            app.conf.update(celery_config(self.settings))
+            config = celery_config(self.settings)
+            if self.settings.celery.broker_url.startswith(("redis://", "rediss://")):
+                config["broker_transport_options"] = {
+                    **config.get("broker_transport_options", {}),
+                    "socket_connect_timeout": SEND_TIMEOUT,
+                    "socket_timeout": SEND_TIMEOUT,
+                }
+            app.conf.update(config)
             self._app = app
         return self._app
 
     def _send(self, name: str, task_id: str) -> None:
-        self._celery().send_task(name, args=[task_id], retry=True, retry_policy=RETRY_POLICY)
+        # Nothing waits for a result (the task row is the outcome): ignore_result also keeps
+        # the send from subscribing to the result backend, another blocking call.
+        self._celery().send_task(
+            name, args=[task_id], retry=True, retry_policy=RETRY_POLICY, ignore_result=True
+        )
 
     async def publish_import(self, task_id: str) -> bool:
         """Send the import job of `task_id`; False (logged) when the broker refused it."""

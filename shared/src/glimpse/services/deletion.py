@@ -54,6 +54,9 @@ class DeletionService:
             try:
                 await store.delete_if_present(location.value)
                 removed = True
+                # One line per location scrubbed: operators (and tests) can see that concurrent
+                # scrubbers removed each piece of data once.
+                log.info("image %s: scrubbed data at %s", location.image_id, location.value)
             except (StoreError, OSError) as exc:
                 log.warning(
                     "image %s: could not delete %s yet: %s", location.image_id, location.value, exc

@@ -6,8 +6,9 @@
 - `.partial-*` files are uploads that never finished (their process died). Live uploads keep
   writing theirs, so only files untouched for `lease_time` are removed.
 
-A file touched within the last QUIET_SECONDS is never removed: its image may have just moved
-into uploading, after the status was read.
+A reserved-store file touched within the last QUIET_SECONDS is never removed: its image may
+have just moved into uploading, after the status was read. A `.partial-*` file needs no such
+margin: its writer touches it with every write, so `lease_time` untouched is the whole test.
 """
 
 from __future__ import annotations
@@ -60,16 +61,16 @@ class Housekeeping:
                 removed += await self._sweep_partials(user_store)
         return removed
 
-    async def _entries(self, store: CheckedStore) -> list[StoredEntry]:
+    async def _entries(self, store: CheckedStore, untouched_for: float) -> list[StoredEntry]:
         driver = store.driver
         if not isinstance(driver, FilesystemStore):
             return []
-        quiet_since = time.time() - QUIET_SECONDS
-        return [entry for entry in await driver.entries() if entry.modified < quiet_since]
+        since = time.time() - untouched_for
+        return [entry for entry in await driver.entries() if entry.modified < since]
 
     async def _sweep_reserved(self, store: CheckedStore) -> int:
         named = {}
-        for entry in await self._entries(store):
+        for entry in await self._entries(store, QUIET_SECONDS):
             image_id = image_id_of(entry.name)
             if image_id is not None:
                 named[entry.location] = image_id
@@ -87,10 +88,9 @@ class Housekeeping:
         return removed
 
     async def _sweep_partials(self, store: CheckedStore) -> int:
-        stale_since = time.time() - self.settings.scrubber.lease_time
         removed = 0
-        for entry in await self._entries(store):
-            abandoned = entry.name.startswith(TEMP_PREFIX) and entry.modified < stale_since
+        for entry in await self._entries(store, self.settings.scrubber.lease_time):
+            abandoned = entry.name.startswith(TEMP_PREFIX)
             if abandoned and await store.delete_if_present(entry.location):
                 log.info("removed abandoned upload %s from %s", entry.location, store.name)
                 removed += 1
