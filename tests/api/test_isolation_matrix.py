@@ -45,6 +45,7 @@ EXPECTED: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     # tasks_api_access is admin-only by default; the task id does not exist.
     ("GET", "/v2/tasks"): (403, 403, 403, 403, 403, 200, 401),
     ("GET", "/v2/tasks/{task_id}"): (403, 403, 403, 403, 403, 404, 401),
+    ("POST", "/v2/tasks"): (403, 403, 403, 403, 403, 201, 401),
     ("GET", "/v2/info/import"): (200, 200, 200, 200, 200, 200, 401),
     ("POST", "/v2/images"): (201, 403, 201, 201, 201, 201, 401),
     ("GET", "/v2/images"): (200, 200, 200, 200, 200, 200, 401),
@@ -136,6 +137,16 @@ BODIES: Final[dict[tuple[str, str], dict[str, Any]]] = {
         "headers": {"Content-Type": "application/octet-stream"},
     },
     ("POST", "/v2/images/{image_id}/import"): {"json": {"method": {"name": "glance-direct"}}},
+    ("POST", "/v2/tasks"): {
+        "json": {
+            "type": "import",
+            "input": {
+                "import_from": "http://203.0.113.9/x.img",
+                "import_from_format": "raw",
+                "image_properties": {"disk_format": "raw", "container_format": "bare"},
+            },
+        }
+    },
 }
 # Routes that need an image without data (queued).
 TAKES_DATA: Final = ("/file", "/stage")
