@@ -730,9 +730,7 @@ class Settings(BaseSettings):
     @classmethod
     def _import_methods(cls, value: object) -> object:
         # Glance's own samples write the list in brackets: [glance-direct,web-download].
-        if isinstance(value, str):
-            items = value.strip().removeprefix("[").removesuffix("]").split(",")
-            value = [item.strip().strip("'\"") for item in items if item.strip()]
+        value = _glance_list(value)
         if isinstance(value, list):
             unknown = sorted(set(value) - set(KNOWN_IMPORT_METHODS))
             if unknown:
