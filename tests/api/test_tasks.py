@@ -97,7 +97,10 @@ async def test_a_live_lease_keeps_other_workers_out_and_a_dead_one_is_taken_over
         await session.execute(lease, {"until": utcnow() + timedelta(hours=1), "id": task["id"]})
     worker = WorkerContext.build(settings)
     try:
-        await import_.run(worker, task["id"])  # another worker holds it: nothing happens
+        # Another worker holds it: nothing happens; look again when its lease ends.
+        recheck = await import_.run(worker, task["id"])
+        assert recheck is not None
+        assert 3500 < recheck <= 3601
         assert (await client.get(f"/v2/images/{image_id}")).json()["status"] == "importing"
         async with database.write() as session:
             await session.execute(lease, {"until": utcnow() - timedelta(hours=1), "id": task["id"]})

@@ -64,27 +64,33 @@ class StoreFailed(ImportFailed):
         self.store_id = store_id
 
 
-async def run(ctx: WorkerContext, task_id: str) -> None:
+async def run(ctx: WorkerContext, task_id: str) -> float | None:
     """Run (or resume) import task `task_id`; a no-op if it is finished or held by a live
-    worker."""
+    worker. Returns, in the latter case, the seconds until that worker's lease ends: if the
+    worker died, the task is the next claimant's then (None: nothing left to look at)."""
     progress = Progress(ctx, task_id)
     async with ctx.database.write() as session:
         tasks = TaskRepository(session)
         if not await tasks.claim(task_id, progress.lease_until()):
-            log.info("import task %s: already finished or running elsewhere", task_id)
-            return
+            task = await tasks.get(task_id)
+            if task is None or task.status != TaskStatus.PROCESSING or task.lease_until is None:
+                log.info("import task %s: finished already", task_id)
+                return None
+            log.info("import task %s: held by another worker's lease", task_id)
+            return max((task.lease_until - utcnow()).total_seconds(), 0.0) + 1.0
         task = await tasks.get(task_id)
     if task is None or task.image_id is None:
-        return
+        return None
     try:
         result = await _import(ctx, task, progress)
     except Exception as exc:
         log.warning("import task %s failed: %s", task_id, exc, exc_info=True)
         failed_store = exc.store_id if isinstance(exc, StoreFailed) else None
         await _fail(ctx, task, str(exc) or type(exc).__name__, failed_store)
-        return
+        return None
     await _finish(ctx, task_id, TaskStatus.SUCCESS, None, result)  # keeps "Copied N MiB"
     log.info("import task %s: image %s active", task_id, task.image_id)
+    return None
 
 
 async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
