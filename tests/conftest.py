@@ -16,6 +16,8 @@ from typing import Any
 
 import asyncpg
 import httpx
+import kombu
+import kombu.exceptions
 import pytest
 import redis
 import sqlalchemy as sa
@@ -224,3 +226,40 @@ def redis_db() -> Iterator[str]:
     yield f"{REDIS_URL}/{index}"
     client.flushdb()
     client.close()
+
+
+# -- RabbitMQ (the other production broker) -------------------------------------------------
+
+AMQP_PORT = 5672
+
+
+def _rabbitmq_answers() -> bool:
+    with kombu.Connection(f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}//", connect_timeout=3) as conn:
+        try:
+            conn.ensure_connection(max_retries=1)
+        except (OSError, kombu.exceptions.OperationalError):
+            return False
+    return True
+
+
+def _rabbitmqctl(*args: str) -> None:
+    done = subprocess.run(
+        ["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, f"rabbitmqctl {' '.join(args)}: {done.stdout}{done.stderr}"
+
+
+@pytest.fixture
+def rabbitmq_vhost() -> Iterator[str]:
+    """An amqp:// URL on a virtual host of the machine's RabbitMQ made for this test alone."""
+    if shutil.which("rabbitmqctl") is None or not _rabbitmq_answers():
+        if IN_CI:
+            pytest.fail(f"RabbitMQ is required under CI=true and does not answer on {AMQP_PORT}")
+        pytest.skip(f"RabbitMQ does not answer on 127.0.0.1:{AMQP_PORT}")
+    vhost = f"glimpse-test-{uuid.uuid4().hex[:12]}"
+    _rabbitmqctl("add_vhost", vhost)
+    try:
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/{vhost}"
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)

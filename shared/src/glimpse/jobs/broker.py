@@ -1,14 +1,17 @@
 """Celery broker and result settings derived from `[celery]`.
 
 `filesystem://` (the embedded default) needs no server: kombu passes messages through a folder,
-and results land in another, so a single machine runs the whole topology.
+and results land in another, so a single machine runs the whole topology. Production uses Redis
+or RabbitMQ (`amqp://`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from glimpse.config import Settings
+
+AMQP_SCHEMES: Final = ("amqp://", "amqps://", "pyamqp://")
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -39,6 +42,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "control_folder": str(control),
         }
         config["result_backend"] = f"file://{results.resolve()}"
+    elif options.broker_url.startswith(AMQP_SCHEMES):
+        # RabbitMQ redelivers an unacknowledged message as soon as its consumer's connection
+        # drops, so there is no visibility timeout. Celery has no amqp:// result backend any
+        # more; its replies travel as RPC messages on the same broker.
+        config["result_backend"] = options.result_backend or "rpc://"
     else:
         # Redis and SQS only: how long an unacknowledged message (its worker died) stays hidden.
         config["broker_transport_options"] = {"visibility_timeout": options.visibility_timeout}

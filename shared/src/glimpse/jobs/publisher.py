@@ -14,15 +14,15 @@ from celery import Celery
 
 from glimpse.config import Settings
 from glimpse.jobs import names
-from glimpse.jobs.broker import celery_config
+from glimpse.jobs.broker import AMQP_SCHEMES, celery_config
 
 log = logging.getLogger(__name__)
 
 # Bounded retries: a request waits a few seconds at most for a broker that is down.
 RETRY_POLICY: Final = {"max_retries": 2, "interval_start": 0, "interval_step": 1, "interval_max": 2}
-# Seconds one connect or one reply may take. Redis clients wait forever by default, so a broker
-# that accepts connections but never answers (hung, or its host unreachable) would hold the
-# import request without end.
+# Seconds one connect or one reply may take. Broker clients may wait forever by default, so a
+# broker that accepts connections but never answers (hung, or its host unreachable) would hold
+# the import request without end.
 SEND_TIMEOUT: Final = 2.0
 
 
@@ -35,11 +35,18 @@ class JobPublisher:
         if self._app is None:
             app = Celery("glimpse-publisher")
             config = celery_config(self.settings)
-            if self.settings.celery.broker_url.startswith(("redis://", "rediss://")):
+            broker_url = self.settings.celery.broker_url
+            if broker_url.startswith(("redis://", "rediss://")):
                 config["broker_transport_options"] = {
                     **config.get("broker_transport_options", {}),
                     "socket_connect_timeout": SEND_TIMEOUT,
                     "socket_timeout": SEND_TIMEOUT,
+                }
+            elif broker_url.startswith(AMQP_SCHEMES):
+                config["broker_connection_timeout"] = SEND_TIMEOUT
+                config["broker_transport_options"] = {
+                    "read_timeout": SEND_TIMEOUT,
+                    "write_timeout": SEND_TIMEOUT,
                 }
             app.conf.update(config)
             self._app = app
