@@ -75,6 +75,20 @@ async def test_tasks_api_access_opened_by_policy(
     assert (await client.get(f"/v2/tasks/{theirs}", headers=OTHER)).status_code == 200
 
 
+async def test_deleting_a_task_is_refused_and_the_task_stays(
+    make_settings: Any, client_for: Any, database: Database
+) -> None:
+    client = await proxy_client(make_settings, client_for)
+    task_id = await add_task(database)
+    refused = await client.delete(f"/v2/tasks/{task_id}", headers=ADMIN)
+    assert refused.status_code == 405
+    assert refused.headers["Allow"] == "GET"
+    assert "expire" in refused.json()["message"]
+    forbidden = await client.delete(f"/v2/tasks/{task_id}", headers=OWNER)
+    assert forbidden.status_code == 403  # tasks_api_access, before anything about the task
+    assert (await client.get(f"/v2/tasks/{task_id}", headers=ADMIN)).json()["status"] == "pending"
+
+
 async def test_task_schemas(client: httpx.AsyncClient) -> None:
     task = (await client.get("/v2/schemas/task")).json()
     assert task["name"] == "task"

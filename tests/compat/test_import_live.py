@@ -57,12 +57,19 @@ def stage_and_import(server: CompatServer, workdir: Path) -> None:
             f"/v2/images/{image_id}/import", json={"method": {"name": "glance-direct"}}
         )
         assert started.status_code == 202
+        request_id = started.headers["X-Openstack-Request-Id"]
         image = wait_until_active(client, image_id, workdir)
         assert image["size"] == len(data)
         assert client.get(f"/v2/images/{image_id}/file").content == data
         [task] = client.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
         assert task["status"] == "success"
     assert list((workdir / "data" / "staging").iterdir()) == []
+    # The job's lines carry the accepting request's id, its user and project (noauth: the
+    # admin of project "glimpse"), as the API's own lines do.
+    worker_log = (workdir / "glimpse-worker.log").read_text(errors="replace")
+    [done_line] = [line for line in worker_log.splitlines() if f"image {image_id} active" in line]
+    assert f"[{request_id} " in done_line
+    assert done_line.split("]", 1)[0].endswith(" glimpse"), done_line
 
 
 def test_import_through_a_worker_on_redis(redis_db: str, tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 Each line carries `[request_id user_id project_id]` (oslo.log puts the same ids in the same
 place), taken from a context variable that the API sets for each request: the request id as the
-request arrives, the user and project once the caller is authenticated. Lines logged outside a
-request show `-` for each.
+request arrives, the user and project once the caller is authenticated. A worker sets it from
+the task it runs (the ids of the request that accepted the job), so one grep for a request id
+follows an import from the API through the worker. Lines logged outside both show `-`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ def bind_identity(user_id: str | None, project_id: str | None) -> None:
     _current.set(replace(_current.get(), user_id=user_id or "-", project_id=project_id or "-"))
 
 
+def bind_job(request_id: str | None, user_id: str | None, project_id: str | None) -> None:
+    """Give the current job (an asyncio task of its own) the ids of the request it came from."""
+    _current.set(LogContext(request_id or "-", user_id or "-", project_id or "-"))
+
+
+def add_context_filter(handlers: list[logging.Handler]) -> None:
+    """Make `handlers` able to format LOG_FORMAT's ids (each handler gets one filter)."""
+    for handler in handlers:
+        if not any(isinstance(f, ContextFilter) for f in handler.filters):
+            handler.addFilter(ContextFilter())
+
+
 def unbind(token: contextvars.Token[LogContext]) -> None:
     _current.reset(token)
 
@@ -64,6 +77,4 @@ class ContextFilter(logging.Filter):
 def setup_logging() -> None:
     level = os.environ.get("GLIMPSE_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format=LOG_FORMAT)
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, ContextFilter) for f in handler.filters):
-            handler.addFilter(ContextFilter())
+    add_context_filter(logging.getLogger().handlers)

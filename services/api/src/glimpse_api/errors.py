@@ -24,6 +24,7 @@ STATUS_BY_ERROR: Final[tuple[tuple[type[errors.GlimpseError], HTTPStatus], ...]]
     (errors.NotAuthenticated, HTTPStatus.UNAUTHORIZED),
     (errors.Forbidden, HTTPStatus.FORBIDDEN),
     (errors.NotFound, HTTPStatus.NOT_FOUND),
+    (errors.MethodNotAllowed, HTTPStatus.METHOD_NOT_ALLOWED),
     (errors.Conflict, HTTPStatus.CONFLICT),
     (errors.Gone, HTTPStatus.GONE),
     (errors.LimitExceeded, HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
@@ -112,6 +113,8 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
         headers = {"WWW-Authenticate": _challenge(request)}
     if isinstance(exc, errors.UnsupportedMediaType) and exc.accept_patch:
         headers = {"Accept-Patch": exc.accept_patch}
+    if isinstance(exc, errors.MethodNotAllowed):
+        headers = {"Allow": exc.allow}
     return error_response(status, exc.message, headers, _accept(request))
 
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_process_init,
+    worker_process_shutdown,
+)
 
 from glimpse.config import Settings
 from glimpse.jobs.broker import celery_config
+from glimpse.logs import LOG_FORMAT, add_context_filter
 from glimpse_worker import runtime
 
 
@@ -17,8 +24,12 @@ def create_celery(settings: Settings) -> Celery:
     # Each pool process builds its own loop, database pool and stores after the fork.
     worker_process_init.connect(_start_runtime, weak=False)
     worker_process_shutdown.connect(_stop_runtime, weak=False)
+    # The API's line format, so a job's lines carry the ids of the request that made it.
+    after_setup_logger.connect(_filter_handlers, weak=False)
+    after_setup_task_logger.connect(_filter_handlers, weak=False)
     app = Celery("glimpse")
     app.conf.update(celery_config(settings))
+    app.conf.update(worker_log_format=LOG_FORMAT, worker_task_log_format=LOG_FORMAT)
     # Registers the task shells on this app.
     from glimpse_worker import tasks  # noqa: PLC0415
 
@@ -32,3 +43,7 @@ def _start_runtime(**_: Any) -> None:  # noqa: ANN401 -- Celery's signal argumen
 
 def _stop_runtime(**_: Any) -> None:  # noqa: ANN401 -- Celery's signal arguments
     runtime.stop()
+
+
+def _filter_handlers(logger: logging.Logger, **_: Any) -> None:  # noqa: ANN401 -- as above
+    add_context_filter(logger.handlers)

@@ -77,6 +77,14 @@ class RangeNotSatisfiable(GlimpseError):
         self.size = size
 
 
+class MethodNotAllowed(GlimpseError):
+    """The resource exists but refuses this method (405); `allow` lists what it takes."""
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+
 class StoreUnavailable(GlimpseError):
     """The backing store failed or is full (503 unless mapped more precisely)."""
 

@@ -15,7 +15,7 @@ from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import Task
 from glimpse.domain import policy
-from glimpse.domain.errors import InvalidInput, NotFound
+from glimpse.domain.errors import InvalidInput, MethodNotAllowed, NotFound
 from glimpse.domain.listing import SortDir, parse_limit
 from glimpse.domain.tasks import TASK_SORT_KEYS, TaskStatus
 from glimpse.services.access import authorized_image
@@ -51,6 +51,16 @@ class TaskService:
         if task is None or not self._sees(ctx, task):
             raise TaskNotFound(task_id)
         return task
+
+    async def delete(self, ctx: RequestContext, task_id: str) -> None:
+        """Never allowed (tasks expire on their own), but only the Tasks API's users may learn
+        that: the others get tasks_api_access's 403, as in Glance."""
+        policy.enforce(ctx, "tasks_api_access")
+        raise MethodNotAllowed(
+            f"Task {task_id} cannot be deleted: tasks are removed by themselves once they "
+            "expire (expires_at).",
+            allow="GET",
+        )
 
     async def list_tasks(self, ctx: RequestContext, params: dict[str, str]) -> TaskPage:
         policy.enforce(ctx, "tasks_api_access")

@@ -1,4 +1,5 @@
-"""Tasks: the legacy Tasks API (list, show, create an `import`) and an image's tasks (2.12)."""
+"""Tasks: the legacy Tasks API (list, show, create an `import`; delete is refused) and an
+image's tasks (2.12)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ async def create_task(
 @router.get("/v2/tasks/{task_id}")
 async def get_task(task_id: str, ctx: ContextDep, tasks: TaskServiceDep) -> dict[str, Any]:
     return task_view(await tasks.get(ctx, task_id))
+
+
+@router.delete("/v2/tasks/{task_id}", status_code=204)
+async def delete_task(task_id: str, ctx: ContextDep, tasks: TaskServiceDep) -> None:
+    await tasks.delete(ctx, task_id)  # always refused; see TaskService.delete
 
 
 @router.get("/v2/images/{image_id}/tasks")

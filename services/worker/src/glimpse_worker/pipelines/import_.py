@@ -32,6 +32,7 @@ from glimpse.domain.tasks import (
     import_request,
     store_list,
 )
+from glimpse.logs import bind_job
 from glimpse.services.imports import staged_location
 from glimpse_worker.pipelines.prepare import prepare
 from glimpse_worker.pipelines.progress import Progress
@@ -81,6 +82,7 @@ async def run(ctx: WorkerContext, task_id: str) -> float | None:
         task = await tasks.get(task_id)
     if task is None or task.image_id is None:
         return None
+    bind_job(task.request_id, task.user_id, task.owner)
     try:
         result = await _import(ctx, task, progress)
     except Exception as exc:
