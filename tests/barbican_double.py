@@ -39,6 +39,8 @@ class BarbicanDouble:
     secrets: dict[str, str | None] = field(default_factory=dict)  # id -> owning project
     calls: list[BarbicanCall] = field(default_factory=list)
     status_override: int | None = None  # e.g. 503: answer this to every call
+    # Cleared: calls are taken but not answered until it is set again (a hung Barbican).
+    answering: threading.Event = field(default_factory=threading.Event)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -62,6 +64,7 @@ class BarbicanDouble:
                 return None
 
             def do_DELETE(self) -> None:
+                double.answering.wait()
                 self._answer(double.handle("DELETE", self.path, self.headers.get("X-Auth-Token")))
 
             def do_GET(self) -> None:
@@ -72,12 +75,14 @@ class BarbicanDouble:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
+        self.answering.set()
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
     def down(self) -> None:
         """Stop listening: calls now fail with connection refused."""
+        self.answering.set()  # a held call must not keep the server from stopping
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

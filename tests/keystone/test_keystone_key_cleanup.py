@@ -328,6 +328,34 @@ async def test_barbican_outage_never_fails_the_delete_nor_loses_the_key(
     assert alice not in caplog.text
 
 
+async def test_a_hung_barbican_does_not_hold_the_delete(rig: Rig) -> None:
+    """Barbican takes the call and never answers: the DELETE answers once the in-request
+    attempt times out, and the scrubber finishes the cleanup when Barbican is back."""
+    keystone, settings_for, client_for = rig.keystone, rig.settings_for, rig.client_for
+    barbican, database = rig.barbican, rig.database
+    settings = settings_for()
+    client = await client_for(settings)
+    alice = keystone.token(keystone.alice)
+    key_id = barbican.add_secret("key-hung", keystone.alice.project_id)
+    image_id = await encrypted_image(client, alice, key_id, "on_image_deletion")
+
+    barbican.answering.clear()
+    deleted = await client.delete(f"/v2/images/{image_id}", headers=as_user(alice))
+    assert deleted.status_code == 204
+    row = await cleanup_of(database, image_id)
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.last_error == "Barbican unreachable: ReadTimeout"
+    assert row.trust_id is not None
+    assert key_id in barbican.secrets  # the held call has not been carried out
+
+    barbican.answering.set()
+    await make_due(database)
+    await scrubber_pass(settings)
+    row = await cleanup_of(database, image_id)
+    assert (row.status, row.user_token, row.trust_id) == ("done", None, None)
+    assert key_id not in barbican.secrets
+
+
 async def test_a_missing_secret_counts_as_deleted(rig: Rig) -> None:
     keystone, settings_for, client_for = rig.keystone, rig.settings_for, rig.client_for
     barbican, database = rig.barbican, rig.database

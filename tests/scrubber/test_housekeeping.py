@@ -11,17 +11,23 @@ from typing import Any
 
 from glimpse.config import Settings
 from glimpse.db.engine import Database
-from glimpse.db.tables import Image
+from glimpse.db.tables import Image, ImageProperty
+from glimpse.domain.tasks import IMPORT_LOCK
 from glimpse.services.housekeeping import Housekeeping, image_id_of
 from glimpse.stores.registry import StoreRegistry
 
 OLD = time.time() - 3600
 
 
-async def image_in(database: Database, status: str, *, deleted: bool = False) -> str:
+async def image_in(
+    database: Database, status: str, *, deleted: bool = False, lock: str | None = None
+) -> str:
     image_id = str(uuid.uuid4())
     async with database.write() as session:
         session.add(Image(id=image_id, status=status, visibility="shared", deleted=deleted))
+        if lock is not None:
+            await session.flush()
+            session.add(ImageProperty(image_id=image_id, name=IMPORT_LOCK, value=lock))
     return image_id
 
 
@@ -53,6 +59,8 @@ async def test_sweep_keeps_in_flight_imports_and_foreign_files(
     importing = await image_in(database, "importing")
     queued = await image_in(database, "queued")
     active = await image_in(database, "active")
+    # copy-image: the image stays active while its import lock is held.
+    copying = await image_in(database, "active", lock=str(uuid.uuid4()))
     gone = await image_in(database, "deleted", deleted=True)
     missing = str(uuid.uuid4())
     just_deleted = await image_in(database, "deleted", deleted=True)
@@ -60,6 +68,7 @@ async def test_sweep_keeps_in_flight_imports_and_foreign_files(
     kept = [
         put(staging, uploading),
         put(staging, importing),
+        put(staging, copying),
         put(tasks, f"{importing}.qcow2"),
         put(staging, "operator-notes.txt"),
         put(staging, just_deleted, modified=time.time()),

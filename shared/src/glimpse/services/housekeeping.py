@@ -1,8 +1,9 @@
 """Leftovers in the reserved stores, and half-written uploads in the file stores.
 
 - Staged data (`os_glance_staging_store`) and import work files (`os_glance_tasks_store`) are
-  named after their image. They are removed once the image is gone, deleted, or no longer
-  uploading/importing; names that are not image ids are left alone.
+  named after their image. They are removed once the image is gone, deleted, or neither
+  uploading/importing nor locked by an import (a copy-image keeps its image active); names
+  that are not image ids are left alone.
 - `.partial-*` files are uploads that never finished (their process died). Live uploads keep
   writing theirs, so only files untouched for `lease_time` are removed.
 
@@ -21,7 +22,6 @@ from typing import Final
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
-from glimpse.domain.images import ImageStatus
 from glimpse.stores.checked import CheckedStore
 from glimpse.stores.filesystem import TEMP_PREFIX, FilesystemStore, StoredEntry
 from glimpse.stores.registry import StoreRegistry
@@ -29,7 +29,6 @@ from glimpse.stores.registry import StoreRegistry
 log = logging.getLogger(__name__)
 
 QUIET_SECONDS: Final = 60
-IN_FLIGHT: Final = frozenset({ImageStatus.UPLOADING, ImageStatus.IMPORTING})
 _UUID_LENGTH: Final = 36
 
 
@@ -77,10 +76,10 @@ class Housekeeping:
         if not named:
             return 0
         async with self.db.read() as session:
-            statuses = await ImageRepository(session).live_statuses(set(named.values()))
+            wanted = await ImageRepository(session).with_data_in_flight(set(named.values()))
         removed = 0
         for location, image_id in named.items():
-            if statuses.get(image_id) in IN_FLIGHT:
+            if image_id in wanted:
                 continue
             if await store.delete_if_present(location):
                 log.info("removed leftover %s of image %s from %s", location, image_id, store.name)

@@ -44,6 +44,9 @@ POLICY_PROPERTY = "cinder_encryption_key_deletion_policy"
 DELETE_ON_IMAGE_DELETION = "on_image_deletion"
 BATCH = 100
 HTTP_TIMEOUT = 30.0
+# The attempt made inside the DELETE request: a hung Barbican or Keystone may not hold the
+# caller's answer long (the delete has committed; the scrubber retries with HTTP_TIMEOUT).
+IN_REQUEST_TIMEOUT = 5.0
 # A token this close to its expiry is not worth sending: it may expire on the way.
 TOKEN_MARGIN = timedelta(seconds=30)
 
@@ -118,7 +121,7 @@ class KeyCleanupService:
         a later attempt can act in the user's name. Never raises: the delete has succeeded."""
         token = ctx.auth_token if self._usable(ctx.token_expires_at) else None
         try:
-            async with self._clients() as clients:
+            async with self._clients(IN_REQUEST_TIMEOUT) as clients:
                 if gone and await self._run_one(clients, cleanup_id, token):
                     return
                 if token is not None and ctx.user_id is not None:
@@ -162,15 +165,15 @@ class KeyCleanupService:
     # -- the work -------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _clients(self) -> AsyncIterator[_Clients]:
+    async def _clients(self, http_timeout: float = HTTP_TIMEOUT) -> AsyncIterator[_Clients]:
         settings = self.settings
         keystone = settings.keystone_authtoken
         barbican = settings.barbican
         identity_verify = _verify(not keystone.insecure, keystone.cafile)
         barbican_verify = _verify(barbican.verify_ssl, barbican.verify_ssl_path)
         async with (
-            httpx.AsyncClient(timeout=HTTP_TIMEOUT, verify=identity_verify) as identity_http,
-            httpx.AsyncClient(timeout=HTTP_TIMEOUT, verify=barbican_verify) as barbican_http,
+            httpx.AsyncClient(timeout=http_timeout, verify=identity_verify) as identity_http,
+            httpx.AsyncClient(timeout=http_timeout, verify=barbican_verify) as barbican_http,
         ):
             identity = None
             if IdentityClient.configured(keystone):

@@ -15,6 +15,7 @@ from glimpse.context import RequestContext
 from glimpse.db.tables import Image, ImageLocation, ImageMember, ImageProperty, ImageTag, utcnow
 from glimpse.domain.images import ImageStatus, LocationStatus, Visibility
 from glimpse.domain.listing import ListQuery, Op, SortDir
+from glimpse.domain.tasks import IMPORT_LOCK
 
 _IMAGE = Image.__table__  # type: ignore[attr-defined]
 _PROPS = ImageProperty.__table__  # type: ignore[attr-defined]
@@ -234,13 +235,19 @@ class ImageRepository:
         await self.session.flush()
         return locations
 
-    async def live_statuses(self, image_ids: set[str]) -> dict[str, str]:
-        """Status of each of these images that exists and is not deleted."""
-        statement = sa.select(_IMAGE.c.id, _IMAGE.c.status).where(
-            _IMAGE.c.id.in_(image_ids), _IMAGE.c.deleted.is_(False)
+    async def with_data_in_flight(self, image_ids: set[str]) -> set[str]:
+        """Those of these images whose staged data is still wanted: uploading or importing,
+        or holding an import lock (copy-image works on an active image)."""
+        locked = sa.select(_PROPS.c.image_id).where(_PROPS.c.name == IMPORT_LOCK)
+        statement = sa.select(_IMAGE.c.id).where(
+            _IMAGE.c.id.in_(image_ids),
+            _IMAGE.c.deleted.is_(False),
+            sa.or_(
+                _IMAGE.c.status.in_([ImageStatus.UPLOADING, ImageStatus.IMPORTING]),
+                _IMAGE.c.id.in_(locked),
+            ),
         )
-        rows = await self.session.execute(statement)
-        return {image_id: status for image_id, status in rows}  # noqa: C416 -- rows are Row objects
+        return set((await self.session.execute(statement)).scalars())
 
     async def storage_used(self, owner: str | None) -> int:
         """Bytes of image data `owner` keeps, counting images being written."""
