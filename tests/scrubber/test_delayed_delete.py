@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -14,10 +16,12 @@ import sqlalchemy as sa
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.db.tables import Image, ImageLocation
-from glimpse.services.deletion import DeletionService
+from glimpse.services.deletion import DeletionService, ScrubReport
 from glimpse.stores.checked import CheckedStore
 from glimpse.stores.filesystem import FilesystemStore
 from glimpse.stores.registry import StoreRegistry
+from relay import relay_to
+from store_servers import MotoServer
 
 OCTET = {"Content-Type": "application/octet-stream"}
 
@@ -137,6 +141,76 @@ async def test_a_deletion_a_store_refuses_is_kept_and_retried(
     assert (report.removed, report.failed) == (1, 0)
     assert await rows(database, image_id) == ("deleted", ["deleted"])
     assert not (tmp_path / "cold" / image_id).exists()
+
+
+def s3_cold(tmp_path: Path, endpoint: str) -> dict[str, dict[str, Any]]:
+    return {
+        "fast": {"filesystem_store_datadir": str(tmp_path / "fast")},
+        "cold": {
+            "s3_store_host": endpoint,
+            "s3_store_access_key": "scrub-access",
+            "s3_store_secret_key": "scrub-secret",
+            "s3_store_bucket": f"scrub-{uuid.uuid4().hex[:12]}",
+            "s3_store_create_bucket_on_put": True,
+            "s3_store_bucket_url_format": "path",
+        },
+    }
+
+
+async def scrub_once(settings: Settings, database: Database) -> ScrubReport:
+    stores = StoreRegistry.from_settings(settings)
+    try:
+        return await DeletionService(settings, database, stores).scrub()
+    finally:
+        await stores.aclose()
+
+
+async def test_a_delayed_delete_whose_store_is_down_stays_pending_and_is_retried(
+    client_for: Any,
+    make_settings: Any,
+    database: Database,
+    tmp_path: Path,
+    moto_server: MotoServer,
+) -> None:
+    host, port = moto_server.host.split(":")
+    with relay_to(host, int(port)) as s3_endpoint:
+        stores = s3_cold(tmp_path, f"http://{s3_endpoint.address}")
+        settings = make_settings(
+            enabled_backends="fast:file, cold:s3",
+            stores=stores,
+            delayed_delete=True,
+            scrub_time=0,
+        )
+        client = await client_for(settings)
+        body = {"disk_format": "raw", "container_format": "bare"}
+        image_id = (await client.post("/v2/images", json=body)).json()["id"]
+        headers = {**OCTET, "X-Image-Meta-Store": "cold"}
+        put = await client.put(f"/v2/images/{image_id}/file", content=b"cold data", headers=headers)
+        assert put.status_code == 204
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=moto_server.endpoint,
+            aws_access_key_id="scrub-access",
+            aws_secret_access_key="scrub-secret",
+            region_name="us-east-1",
+        )
+        bucket = stores["cold"]["s3_store_bucket"]
+        assert s3.get_object(Bucket=bucket, Key=image_id)["Body"].read() == b"cold data"
+        assert (await client.delete(f"/v2/images/{image_id}")).status_code == 204
+
+        # The S3 endpoint is down: the location stays pending, and so does the image.
+        s3_endpoint.down()
+        report = await scrub_once(settings, database)
+        assert (report.removed, report.failed, report.images_deleted) == (0, 1, 0)
+        assert await rows(database, image_id) == ("pending_delete", ["pending_delete"])
+        assert s3.get_object(Bucket=bucket, Key=image_id)["Body"].read() == b"cold data"
+
+        # Back: the next pass removes the object, and only then is the image deleted.
+        s3_endpoint.up()
+        report = await scrub_once(settings, database)
+        assert (report.removed, report.failed, report.images_deleted) == (1, 0, 1)
+        assert await rows(database, image_id) == ("deleted", ["deleted"])
+        assert s3.list_objects_v2(Bucket=bucket).get("Contents", []) == []
 
 
 class CountingDriver:
