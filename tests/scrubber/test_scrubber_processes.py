@@ -1,8 +1,10 @@
-"""Real glimpse-api and glimpse-scrubber processes: delayed delete end to end, and --restore."""
+"""Real glimpse-api, glimpse-worker and glimpse-scrubber processes: delayed delete end to end,
+--restore, and the sweep of the staging store."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -16,6 +18,7 @@ import sqlalchemy as sa
 from glimpse.db.engine import Database
 from glimpse.db.tables import Image, ImageLocation
 from support import command, environment, free_port, stop
+from topology import create_and_stage, image_when_settled, random_image, topology, wait_for
 
 SCRUB_TIME = 3
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -154,3 +157,69 @@ def test_restore_command(
         assert again.returncode == 1
         assert "not pending_delete" in again.stdout + again.stderr
     assert query(database_url, lambda db: image_status(db, image_id)) == "active"
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.usefixtures("database")  # its migrated, empty schema
+def test_production_topology_scrubs_and_sweeps(
+    tmp_path: Path, database_url: str, redis_db: str
+) -> None:
+    """API, worker and scrubber daemon on PostgreSQL and Redis: an image imported by the worker
+    is deleted with delayed delete and scrubbed after scrub_time; the scrubber sweeps the staged
+    data of a deleted image but not that of an upload in flight."""
+    conf = [
+        "[DEFAULT]",
+        "delayed_delete = true",
+        f"scrub_time = {SCRUB_TIME}",
+        "[glance_store]",
+        f"filesystem_store_datadir = {tmp_path / 'images'}",
+        "[os_glance_staging_store]",
+        f"filesystem_store_datadir = {tmp_path / 'staging'}",
+        "[os_glance_tasks_store]",
+        f"filesystem_store_datadir = {tmp_path / 'tasks'}",
+        "[database]",
+        f"connection = {database_url}",
+        "[celery]",
+        f"broker_url = {redis_db}",
+        "worker_concurrency = 1",
+        "[scrubber]",
+        "wakeup_time = 1",
+    ]
+    imported = random_image(tmp_path / "imported.raw", 2 * 1024 * 1024 + 3)
+    in_flight = random_image(tmp_path / "in-flight.raw", 4096)
+    abandoned = random_image(tmp_path / "abandoned.raw", 4096)
+    an_hour_ago = time.time() - 3600
+    with (
+        topology(tmp_path, conf) as topo,
+        httpx.Client(base_url=topo.url, timeout=60) as client,
+    ):
+        topo.start_api()
+        topo.start_worker()
+        image_id = create_and_stage(client, imported)
+        started = client.post(
+            f"/v2/images/{image_id}/import", json={"method": {"name": "glance-direct"}}
+        )
+        assert started.status_code == 202, started.text
+        assert image_when_settled(client, image_id, topo)["status"] == "active"
+        # Two staged files, aged past the sweep's quiet period: one of an upload still waiting
+        # for its import, one whose image has since been deleted.
+        waiting_id = create_and_stage(client, in_flight)
+        gone_id = create_and_stage(client, abandoned)
+        assert client.delete(f"/v2/images/{gone_id}").status_code == 204
+        for staged_id in (waiting_id, gone_id):
+            os.utime(tmp_path / "staging" / staged_id, (an_hour_ago, an_hour_ago))
+
+        data_file = tmp_path / "images" / image_id
+        assert client.delete(f"/v2/images/{image_id}").status_code == 204
+        assert data_file.exists()
+        topo.start("glimpse-scrubber", "--daemon")
+        wait_for("the scrubber to remove the data", lambda: None if data_file.exists() else True)
+        wait_for(
+            "the sweep of the deleted image's staged data",
+            lambda: None if (tmp_path / "staging" / gone_id).exists() else True,
+        )
+        assert (tmp_path / "staging" / waiting_id).read_bytes() == in_flight.path.read_bytes()
+        assert client.get(f"/v2/images/{waiting_id}").json()["status"] == "uploading"
+    status, waited = query(database_url, lambda db: row_times(db, image_id))
+    assert status == "deleted"
+    assert waited >= SCRUB_TIME
