@@ -361,18 +361,22 @@ async def age_task(
     status: str,
     minutes_ago: int,
     lease_minutes: int | None,
+    resent: bool = False,
 ) -> None:
+    """Make the task `minutes_ago` old; `resent`: the scrubber re-sent it just now."""
     now = utcnow()
     lease = None if lease_minutes is None else now + timedelta(minutes=lease_minutes)
+    created = now - timedelta(minutes=minutes_ago)
     async with database.write() as session:
         await session.execute(
             sa.text(
-                "UPDATE tasks SET status = :status, updated_at = :updated, lease_until = :lease"
-                " WHERE id = :id"
+                "UPDATE tasks SET status = :status, created_at = :created, updated_at = :updated,"
+                " lease_until = :lease WHERE id = :id"
             ),
             {
                 "status": status,
-                "updated": now - timedelta(minutes=minutes_ago),
+                "created": created,
+                "updated": now if resent else created,
                 "lease": lease,
                 "id": task_id,
             },
@@ -385,6 +389,8 @@ async def age_task(
         ("pending", 0, None, False),
         ("pending", 90, None, False),  # a pending task gets twice the 60 minutes
         ("pending", 121, None, True),
+        # Re-sent by the scrubber a moment ago, yet no worker ever took it: stale all the same.
+        ("pending-resent", 121, None, True),
         ("processing", 30, 5, False),
         ("processing", 61, -50, True),  # its worker died: no update, lease run out
         ("processing", 120, 5, False),  # its worker still renews the lease
@@ -413,7 +419,12 @@ async def test_import_lock_taken_over_only_when_stale(
             await session.execute(sa.text("DELETE FROM tasks WHERE id = :id"), {"id": old_id})
     else:
         await age_task(
-            database, old_id, status=status, minutes_ago=minutes_ago, lease_minutes=lease_minutes
+            database,
+            old_id,
+            status=status.removesuffix("-resent"),
+            minutes_ago=minutes_ago,
+            lease_minutes=lease_minutes,
+            resent=status.endswith("-resent"),
         )
 
     url = f"/v2/images/{image_id}/import"

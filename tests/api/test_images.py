@@ -38,6 +38,9 @@ async def test_create_returns_the_full_record(client: httpx.AsyncClient) -> None
     assert response.status_code == 201
     body = response.json()
     assert response.headers["location"] == f"http://glimpse.test/v2/images/{image_id}"
+    methods = "glance-direct,web-download,copy-image"
+    assert response.headers["OpenStack-image-import-methods"] == methods
+    assert "OpenStack-image-store-ids" not in response.headers  # single store
     assert body["id"] == image_id
     assert body["status"] == "queued"
     assert body["visibility"] == "shared"

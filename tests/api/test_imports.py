@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,16 @@ import sqlalchemy as sa
 from glimpse.config import Settings
 from glimpse.config.reserved import STAGING_STORE
 from glimpse.db.engine import Database
+from glimpse.db.repositories.images import ImageRepository
+from glimpse.db.repositories.tasks import TaskRepository
+from glimpse.db.tables import utcnow
 from glimpse.jobs import names
-from glimpse_worker.pipelines import import_
+from glimpse.services.imports import staged_location
+from glimpse_worker.pipelines import import_, progress
+from glimpse_worker.pipelines.inspection import survey_staged
+from glimpse_worker.pipelines.prepare import Prepared
+from glimpse_worker.pipelines.progress import Progress
+from glimpse_worker.pipelines.sources import ImportJob
 from glimpse_worker.runtime import WorkerContext
 from personas import ADMIN, OWNER, new_image, proxy_client
 
@@ -284,3 +293,51 @@ async def test_import_into_every_store(make_settings: Any, client_for: Any, tmp_
         assert (tmp_path / store / image_id).read_bytes() == data
         download = await client.get(f"/v2/images/{image_id}/file?prefer={store}")
         assert download.content == data
+
+
+async def test_the_hashing_pass_renews_the_lease(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    worker: WorkerContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A long pass over the staged data (a huge image) must keep the task's lease, or another
+    worker would take the task over while this one still works on it."""
+    data = os.urandom(3 * 1024 * 1024 + 1)
+    image_id = await staged_image(client, data)
+    assert (
+        await client.post(f"/v2/images/{image_id}/import", json=GLANCE_DIRECT)
+    ).status_code == 202
+    [task] = await image_tasks(client, image_id)
+    ended = utcnow() - timedelta(seconds=1)
+    async with worker.database.write() as session:
+        await session.execute(
+            sa.text(
+                "UPDATE tasks SET status = 'processing', lease_until = :ended,"
+                " message = 'Copied 7 MiB' WHERE id = :id"
+            ),
+            {"ended": ended, "id": task["id"]},
+        )
+    async with worker.database.read() as session:
+        task_row = await TaskRepository(session).get(task["id"])
+        image = await ImageRepository(session).get(image_id)
+    assert task_row is not None
+    assert image is not None
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)  # renew on every block
+    job = ImportJob(
+        ctx=worker,
+        task=task_row,
+        image=image,
+        properties={},
+        request={},
+        staged=staged_location(settings, image_id),
+        progress=Progress(worker, task["id"]),
+    )
+    meter = await survey_staged(job, Prepared("raw", "bare"))
+    assert meter.size == len(data)
+    async with worker.database.read() as session:
+        renewed = await TaskRepository(session).get(task["id"])
+    assert renewed is not None
+    assert renewed.lease_until is not None
+    assert renewed.lease_until > utcnow() + timedelta(seconds=settings.task.lease_time - 60)
+    assert renewed.message == "Copied 7 MiB"  # renewed, not reported

@@ -76,6 +76,13 @@ async def add_copy(database: Database, image_id: str, path: Path, store: str) ->
         )
 
 
+async def test_create_names_the_stores(client: httpx.AsyncClient) -> None:
+    body = {"disk_format": "raw", "container_format": "bare"}
+    created = await client.post("/v2/images", json=body)
+    assert created.status_code == 201
+    assert created.headers["OpenStack-image-store-ids"] == "fast,cheap"
+
+
 async def test_stores_info_lists_user_stores_only(client: httpx.AsyncClient) -> None:
     response = await client.get("/v2/info/stores")
     assert response.status_code == 200

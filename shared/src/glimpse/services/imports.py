@@ -282,9 +282,11 @@ class ImportService:
         if task is None:
             stale = lock_is_stale(None, None, None, now)
         else:
-            stale = lock_is_stale(
-                task.status, task.updated_at or task.created_at, task.lease_until, now
-            )
+            # A pending task has done nothing since it was created: the scrubber's re-sends
+            # touch updated_at, and must not keep a lock no worker is working on.
+            pending = task.status == TaskStatus.PENDING
+            last_update = task.created_at if pending else task.updated_at or task.created_at
+            stale = lock_is_stale(task.status, last_update, task.lease_until, now)
         if not stale:
             raise Conflict(f"Image {image_id} has an import in progress.")
         log.warning("image %s: taking over the stale import lock of task %s", image_id, holder)

@@ -23,8 +23,13 @@ async def create_image(
 ) -> JSONResponse:
     record = await images.create(ctx, await read_json_object(request))
     body = image_view(record, settings)
-    location = str(request.base_url).rstrip("/") + body["self"]
-    return JSONResponse(body, status_code=201, headers={"Location": location})
+    headers = {"Location": str(request.base_url).rstrip("/") + body["self"]}
+    # Glance's hints to clients about what they may do next (empty lists are left out).
+    if settings.enabled_import_methods:
+        headers["OpenStack-image-import-methods"] = ",".join(settings.enabled_import_methods)
+    if settings.multistore:
+        headers["OpenStack-image-store-ids"] = ",".join(settings.enabled_backends)
+    return JSONResponse(body, status_code=201, headers=headers)
 
 
 @router.get("")

@@ -35,6 +35,7 @@ async def survey_staged(job: ImportJob, prepared: Prepared) -> Meter:
         if inspector is not None:
             # The inspectors are pure Python: a thread keeps the loop (and the hashing) going.
             await anyio.to_thread.run_sync(inspector.feed, block)
+        await job.progress.beat(report=False)  # a pass over a huge image keeps the lease
     if inspector is not None:
         options = settings.image_format
         prepared.virtual_size = inspector.result().check(

@@ -39,15 +39,17 @@ class Progress:
     def lease_until(self) -> Any:  # noqa: ANN401 -- a naive UTC datetime
         return utcnow() + timedelta(seconds=self.ctx.settings.task.lease_time)
 
-    async def beat(self, *, force: bool = False) -> None:
+    async def beat(self, *, force: bool = False, report: bool = True) -> None:
+        """Renew the lease (and, with `report`, write "Copied N MiB"), at most every
+        PROGRESS_SECONDS unless forced. Steps that copy nothing (the hashing and inspection
+        pass) renew without a report, so a long one keeps its lease and the last message."""
         now = time.monotonic()
         if not force and now - self._last < PROGRESS_SECONDS:
             return
         self._last = now
+        message = f"Copied {self.copied // MiB} MiB" if report else None
         async with self.ctx.database.write() as session:
-            await TaskRepository(session).heartbeat(
-                self.task_id, f"Copied {self.copied // MiB} MiB", self.lease_until()
-            )
+            await TaskRepository(session).heartbeat(self.task_id, message, self.lease_until())
 
     async def count(
         self, chunks: AsyncIterable[bytes], lane: str | None = None

@@ -98,11 +98,15 @@ class TaskRepository:
         )
         return bool((await self.session.execute(statement)).rowcount)  # type: ignore[attr-defined]
 
-    async def heartbeat(self, task_id: str, message: str, lease_until: datetime) -> None:
+    async def heartbeat(self, task_id: str, message: str | None, lease_until: datetime) -> None:
+        """Renew a processing task's lease; a None message keeps the last progress message."""
+        values: dict[str, Any] = {"lease_until": lease_until, "updated_at": utcnow()}
+        if message is not None:
+            values["message"] = message
         statement = (
             sa.update(_TASKS)
             .where(_TASKS.c.id == task_id, _TASKS.c.status == TaskStatus.PROCESSING)
-            .values(message=message, lease_until=lease_until, updated_at=utcnow())
+            .values(**values)
         )
         await self.session.execute(statement)
 
