@@ -10,9 +10,10 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
+import boto3
 import httpx
 import pytest
 
@@ -25,6 +26,17 @@ _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 class MotoServer:
     endpoint: str
     host: str  # host:port, as in s3:// locations
+
+
+def s3_client(moto: MotoServer, access_key: str, secret_key: str) -> Any:
+    """A boto3 client of the moto server, to check what a store really wrote."""
+    return boto3.client(
+        "s3",
+        endpoint_url=moto.endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name="us-east-1",
+    )
 
 
 def wait_until_answering(endpoint: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -125,6 +125,27 @@ class Topology:
                 process.wait(timeout=30)
 
 
+def shared_sections(
+    workdir: Path, database_url: str, broker_url: str, datadir: Path | None = None
+) -> list[str]:
+    """The sections every process of a topology shares: the default file store (under
+    `datadir`, default workdir/images), the reserved stores, the database and the broker (one
+    job process per worker). Add to `[celery]` by appending lines."""
+    return [
+        "[glance_store]",
+        f"filesystem_store_datadir = {datadir or workdir / 'images'}",
+        "[os_glance_staging_store]",
+        f"filesystem_store_datadir = {workdir / 'staging'}",
+        "[os_glance_tasks_store]",
+        f"filesystem_store_datadir = {workdir / 'tasks'}",
+        "[database]",
+        f"connection = {database_url}",
+        "[celery]",
+        f"broker_url = {broker_url}",
+        "worker_concurrency = 1",
+    ]
+
+
 @contextlib.contextmanager
 def topology(workdir: Path, conf_lines: list[str]) -> Iterator[Topology]:
     conf = workdir / "glance-api.conf"

@@ -7,12 +7,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import boto3
 import pytest
 from compat_helpers import CompatServer, MiB, free_port, running_server, server_env, write_image
 from test_glance_cli import glance_all_ok, glance_ok, parse_properties, sha512_of
 
-from store_servers import MotoServer
+from store_servers import MotoServer, s3_client
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -75,13 +74,7 @@ def test_stores_info_lists_the_configured_stores(multistore_server: CompatServer
 
 def moto_object_size(moto: MotoServer, bucket: str, key: str) -> int:
     """The object's size as the S3 endpoint itself reports it."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto.endpoint,
-        aws_access_key_id="compat-access",
-        aws_secret_access_key="compat-secret",
-        region_name="us-east-1",
-    )
+    s3 = s3_client(moto, "compat-access", "compat-secret")
     return int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
 
 

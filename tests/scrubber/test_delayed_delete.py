@@ -8,7 +8,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -21,7 +20,7 @@ from glimpse.stores.checked import CheckedStore
 from glimpse.stores.filesystem import FilesystemStore
 from glimpse.stores.registry import StoreRegistry
 from relay import relay_to
-from store_servers import MotoServer
+from store_servers import MotoServer, s3_client
 
 OCTET = {"Content-Type": "application/octet-stream"}
 
@@ -187,13 +186,7 @@ async def test_a_delayed_delete_whose_store_is_down_stays_pending_and_is_retried
         headers = {**OCTET, "X-Image-Meta-Store": "cold"}
         put = await client.put(f"/v2/images/{image_id}/file", content=b"cold data", headers=headers)
         assert put.status_code == 204
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=moto_server.endpoint,
-            aws_access_key_id="scrub-access",
-            aws_secret_access_key="scrub-secret",
-            region_name="us-east-1",
-        )
+        s3 = s3_client(moto_server, "scrub-access", "scrub-secret")
         bucket = stores["cold"]["s3_store_bucket"]
         assert s3.get_object(Bucket=bucket, Key=image_id)["Body"].read() == b"cold data"
         assert (await client.delete(f"/v2/images/{image_id}")).status_code == 204

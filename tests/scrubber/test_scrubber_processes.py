@@ -18,7 +18,14 @@ import sqlalchemy as sa
 from glimpse.db.engine import Database
 from glimpse.db.tables import Image, ImageLocation
 from support import command, environment, free_port, stop
-from topology import create_and_stage, image_when_settled, random_image, topology, wait_for
+from topology import (
+    create_and_stage,
+    image_when_settled,
+    random_image,
+    shared_sections,
+    topology,
+    wait_for,
+)
 
 SCRUB_TIME = 3
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -171,17 +178,7 @@ def test_production_topology_scrubs_and_sweeps(
         "[DEFAULT]",
         "delayed_delete = true",
         f"scrub_time = {SCRUB_TIME}",
-        "[glance_store]",
-        f"filesystem_store_datadir = {tmp_path / 'images'}",
-        "[os_glance_staging_store]",
-        f"filesystem_store_datadir = {tmp_path / 'staging'}",
-        "[os_glance_tasks_store]",
-        f"filesystem_store_datadir = {tmp_path / 'tasks'}",
-        "[database]",
-        f"connection = {database_url}",
-        "[celery]",
-        f"broker_url = {redis_db}",
-        "worker_concurrency = 1",
+        *shared_sections(tmp_path, database_url, redis_db),
         "[scrubber]",
         "wakeup_time = 1",
     ]

@@ -19,6 +19,7 @@ from topology import (
     downloaded_sha512,
     image_when_settled,
     random_image,
+    shared_sections,
     topology,
     wait_for,
 )
@@ -88,17 +89,7 @@ def test_import_accepted_while_the_broker_is_down_completes_once_it_is_back(
     del database  # requested for its migrated, empty schema
     conf = [
         "[DEFAULT]",
-        "[glance_store]",
-        f"filesystem_store_datadir = {tmp_path / 'images'}",
-        "[os_glance_staging_store]",
-        f"filesystem_store_datadir = {tmp_path / 'staging'}",
-        "[os_glance_tasks_store]",
-        f"filesystem_store_datadir = {tmp_path / 'tasks'}",
-        "[database]",
-        f"connection = {database_url}",
-        "[celery]",
-        f"broker_url = {own_redis.url}",
-        "worker_concurrency = 1",
+        *shared_sections(tmp_path, database_url, own_redis.url),
         "[task]",
         "requeue_pending_after = 2",
         "[scrubber]",

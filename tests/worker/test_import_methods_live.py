@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import httpx
 import pytest
 
 import disk_images
 from relay import Relay, relay_to
-from store_servers import HttpServer, MotoServer
+from store_servers import HttpServer, MotoServer, s3_client
 from topology import (
     ImageData,
     Topology,
@@ -110,13 +109,7 @@ class Importer:
 
 
 def s3_keys(moto: MotoServer) -> list[str]:
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto.endpoint,
-        aws_access_key_id="live-access",
-        aws_secret_access_key="live-secret",
-        region_name="us-east-1",
-    )
+    client = s3_client(moto, "live-access", "live-secret")
     objects = client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
     return sorted(o["Key"] for o in objects)
 

@@ -19,26 +19,11 @@ from topology import (
     downloaded_sha512,
     image_when_settled,
     random_image,
+    shared_sections,
     topology,
 )
 
 MiB = 1024 * 1024
-
-
-def production_conf(workdir: Path, database_url: str, broker_url: str) -> list[str]:
-    return [
-        "[glance_store]",
-        f"filesystem_store_datadir = {workdir / 'images'}",
-        "[os_glance_staging_store]",
-        f"filesystem_store_datadir = {workdir / 'staging'}",
-        "[os_glance_tasks_store]",
-        f"filesystem_store_datadir = {workdir / 'tasks'}",
-        "[database]",
-        f"connection = {database_url}",
-        "[celery]",
-        f"broker_url = {broker_url}",
-        "worker_concurrency = 1",
-    ]
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -46,7 +31,7 @@ def production_conf(workdir: Path, database_url: str, broker_url: str) -> list[s
 def test_import_through_rabbitmq(tmp_path: Path, database_url: str, rabbitmq_vhost: str) -> None:
     image = random_image(tmp_path / "image.raw", 3 * MiB + 5)
     with (
-        topology(tmp_path, production_conf(tmp_path, database_url, rabbitmq_vhost)) as topo,
+        topology(tmp_path, shared_sections(tmp_path, database_url, rabbitmq_vhost)) as topo,
         httpx.Client(base_url=topo.url, timeout=60) as client,
     ):
         topo.start_api()
@@ -83,7 +68,7 @@ def test_import_on_another_api_node_than_the_stage(
     """Node A receives the data, node B the import request, and a worker elsewhere does the
     job: nothing ties an import to the node that staged it."""
     image = random_image(tmp_path / "image.raw", 4 * MiB + 1)
-    conf = production_conf(tmp_path, database_url, redis_db)
+    conf = shared_sections(tmp_path, database_url, redis_db)
     node_b_dir = tmp_path / "node-b"
     node_b_dir.mkdir()
     with topology(tmp_path, conf) as node_a:

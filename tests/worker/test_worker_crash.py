@@ -18,14 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 import sqlalchemy as sa
 
 from glimpse.db.engine import Database
 from glimpse.db.tables import ImageLocation
-from store_servers import MotoServer, wait_until_answering
+from store_servers import MotoServer, s3_client, wait_until_answering
 from support import free_port
 from topology import (
     ImageData,
@@ -34,6 +33,7 @@ from topology import (
     downloaded_sha512,
     image_when_settled,
     random_image,
+    shared_sections,
     topology,
     wait_for,
 )
@@ -104,13 +104,7 @@ def pool_children(pid: int) -> list[int]:
 
 def s3_state(s3: MotoServer) -> tuple[list[str], list[str]]:
     """Object keys in the bucket, and keys of multipart uploads left open."""
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3.endpoint,
-        aws_access_key_id="crash-access",
-        aws_secret_access_key="crash-secret",
-        region_name="us-east-1",
-    )
+    client = s3_client(s3, "crash-access", "crash-secret")
     objects = client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
     uploads = client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
     return [o["Key"] for o in objects], [u["Key"] for u in uploads]
@@ -242,17 +236,7 @@ def test_kill_9_mid_write_leaves_no_partial_file(
     again, and the scrubber's housekeeping removes the dead worker's `.partial-*` file."""
     images = tmp_path / "images"
     conf = [
-        "[glance_store]",
-        f"filesystem_store_datadir = {images}",
-        "[os_glance_staging_store]",
-        f"filesystem_store_datadir = {tmp_path / 'staging'}",
-        "[os_glance_tasks_store]",
-        f"filesystem_store_datadir = {tmp_path / 'tasks'}",
-        "[database]",
-        f"connection = {database_url}",
-        "[celery]",
-        f"broker_url = {redis_db}",
-        "worker_concurrency = 1",
+        *shared_sections(tmp_path, database_url, redis_db, images),
         "[task]",
         f"lease_time = {LEASE}",
         "[scrubber]",

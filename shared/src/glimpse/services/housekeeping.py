@@ -1,4 +1,4 @@
-"""Leftovers in the reserved stores, and half-written uploads in the file stores.
+"""Leftovers in the reserved stores, and half-written uploads in the file and s3 stores.
 
 - Staged data (`os_glance_staging_store`) and import work files (`os_glance_tasks_store`) are
   named after their image. They are removed once the image is gone, deleted, or neither
@@ -6,6 +6,10 @@
   that are not image ids are left alone.
 - `.partial-*` files are uploads that never finished (their process died). Live uploads keep
   writing theirs, so only files untouched for `lease_time` are removed.
+- Pending S3 multipart uploads are uploads whose process died mid-way (a failed or cancelled
+  one aborts its own). Those started over `lease_time` ago are aborted, unless their key names
+  an image still being written (`saving`, uploading/importing, or locked by an import): a huge
+  image may take longer than that. Keys that are not image ids are left alone.
 
 A reserved-store file touched within the last QUIET_SECONDS is never removed: its image may
 have just moved into uploading, after the status was read. A `.partial-*` file needs no such
@@ -17,14 +21,17 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Final
 
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
+from glimpse.stores.base import StoreError
 from glimpse.stores.checked import CheckedStore
 from glimpse.stores.filesystem import TEMP_PREFIX, FilesystemStore, StoredEntry
 from glimpse.stores.registry import StoreRegistry
+from glimpse.stores.s3 import PendingUpload, S3Store
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +51,21 @@ def image_id_of(name: str) -> str | None:
 
 
 class Housekeeping:
-    def __init__(self, settings: Settings, database: Database, stores: StoreRegistry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        stores: StoreRegistry,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.db = database
         self.stores = stores
+        self._clock = clock  # seconds since the epoch
 
     async def run(self) -> int:
-        """One sweep; returns how many files were removed."""
+        """One sweep; returns how many files were removed and uploads aborted."""
         removed = 0
         for store in (self.stores.staging, self.stores.tasks):
             removed += await self._sweep_reserved(store)
@@ -58,13 +73,14 @@ class Housekeeping:
             user_store = self.stores.get(store_id)
             if user_store is not None:
                 removed += await self._sweep_partials(user_store)
+                removed += await self._sweep_uploads(user_store)
         return removed
 
     async def _entries(self, store: CheckedStore, untouched_for: float) -> list[StoredEntry]:
         driver = store.driver
         if not isinstance(driver, FilesystemStore):
             return []
-        since = time.time() - untouched_for
+        since = self._clock() - untouched_for
         return [entry for entry in await driver.entries() if entry.modified < since]
 
     async def _sweep_reserved(self, store: CheckedStore) -> int:
@@ -94,3 +110,46 @@ class Housekeeping:
                 log.info("removed abandoned upload %s from %s", entry.location, store.name)
                 removed += 1
         return removed
+
+    async def _sweep_uploads(self, store: CheckedStore) -> int:
+        driver = store.driver
+        if not isinstance(driver, S3Store):
+            return 0
+        since = self._clock() - self.settings.scrubber.lease_time
+        try:
+            pending = await driver.pending_uploads()
+        except StoreError as exc:
+            # An unreachable store must not stop the sweep of the others; the next pass retries.
+            log.warning("could not list pending uploads of %s: %s", store.name, exc)
+            return 0
+        named: dict[PendingUpload, str] = {}
+        for upload in pending:
+            image_id = image_id_of(upload.key)
+            if image_id is not None and upload.initiated < since:
+                named[upload] = image_id
+        if not named:
+            return 0
+        async with self.db.read() as session:
+            # `saving` too: a direct upload writes straight to the store, not to staging.
+            repo = ImageRepository(session)
+            wanted = await repo.with_data_in_flight(set(named.values()), saving=True)
+        aborted = 0
+        for upload, image_id in named.items():
+            if image_id in wanted:
+                continue
+            try:
+                await driver.abort_upload(upload)
+            except StoreError as exc:
+                log.warning(
+                    "could not abort upload %s of %s: %s", upload.upload_id, store.name, exc
+                )
+                continue
+            log.info(
+                "aborted abandoned upload %s (id %s) of image %s in %s",
+                upload.key,
+                upload.upload_id,
+                image_id,
+                store.name,
+            )
+            aborted += 1
+        return aborted

@@ -12,7 +12,9 @@ within `s3_store_large_object_size`) is stored with one PutObject; a longer one 
 multipart upload of `s3_store_large_object_chunk_size` parts. A new part is filled only while
 fewer than `MAX_PARTS_IN_FLIGHT` parts are held, so one upload holds at most two parts of
 memory: one being sent while the next fills (or two being sent). Any error or cancellation
-aborts the multipart upload, so neither an object nor a pending upload is left behind.
+aborts the multipart upload, so neither an object nor a pending upload is left behind. Only a
+process killed mid-upload leaves one pending: `pending_uploads` and `abort_upload` let
+housekeeping find and remove it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -75,6 +78,15 @@ class S3Config:
     part_size: int = 10 * MiB
     parts_in_flight: int = MAX_PARTS_IN_FLIGHT
     cacert: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingUpload:
+    """A multipart upload started and neither completed nor aborted."""
+
+    key: str
+    upload_id: str
+    initiated: float  # seconds since the epoch
 
 
 class S3Store:
@@ -330,6 +342,44 @@ class S3Store:
         )
         return head["ContentLength"]
 
+    # -- housekeeping ---------------------------------------------------------------------------
+
+    async def pending_uploads(self) -> list[PendingUpload]:
+        """Every multipart upload pending in the bucket, whoever started it."""
+        bucket = self.config.bucket
+        client = await self._s3()
+        uploads: list[PendingUpload] = []
+        pages = client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket)
+        try:
+            async for page in pages:
+                uploads.extend(
+                    PendingUpload(
+                        key=upload["Key"],
+                        upload_id=upload["UploadId"],
+                        initiated=_epoch(upload["Initiated"]),
+                    )
+                    for upload in page.get("Uploads", [])
+                )
+        except (ClientError, BotoCoreError) as exc:
+            error = self._error(f"list multipart uploads of {bucket}", exc, _NO_BUCKET)
+            if isinstance(error, ObjectNotFound):
+                return []  # no bucket yet: nothing was ever uploaded
+            raise error from exc
+        return uploads
+
+    async def abort_upload(self, upload: PendingUpload) -> None:
+        """Abort a pending multipart upload, freeing its parts; one already gone is done."""
+        bucket = self.config.bucket
+        client = await self._s3()
+        with contextlib.suppress(ObjectNotFound):  # completed or aborted meanwhile
+            await self.request(
+                f"abort multipart upload {bucket}/{upload.key}",
+                client.abort_multipart_upload(
+                    Bucket=bucket, Key=upload.key, UploadId=upload.upload_id
+                ),
+                missing=frozenset({"NoSuchUpload"}),
+            )
+
     async def aclose(self) -> None:
         if self._cleanups:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
@@ -471,6 +521,11 @@ class _PartReader:
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _epoch(moment: datetime) -> float:
+    """Seconds since the epoch; a time without a zone is UTC, as S3 sends it."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _redact(location: str) -> str:

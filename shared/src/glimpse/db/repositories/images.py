@@ -235,17 +235,18 @@ class ImageRepository:
         await self.session.flush()
         return locations
 
-    async def with_data_in_flight(self, image_ids: set[str]) -> set[str]:
+    async def with_data_in_flight(self, image_ids: set[str], *, saving: bool = False) -> set[str]:
         """Those of these images whose staged data is still wanted: uploading or importing,
-        or holding an import lock (copy-image works on an active image)."""
+        or holding an import lock (copy-image works on an active image); with `saving`, also
+        those a direct upload is writing to a store."""
+        statuses = [ImageStatus.UPLOADING, ImageStatus.IMPORTING]
+        if saving:
+            statuses.append(ImageStatus.SAVING)
         locked = sa.select(_PROPS.c.image_id).where(_PROPS.c.name == IMPORT_LOCK)
         statement = sa.select(_IMAGE.c.id).where(
             _IMAGE.c.id.in_(image_ids),
             _IMAGE.c.deleted.is_(False),
-            sa.or_(
-                _IMAGE.c.status.in_([ImageStatus.UPLOADING, ImageStatus.IMPORTING]),
-                _IMAGE.c.id.in_(locked),
-            ),
+            sa.or_(_IMAGE.c.status.in_(statuses), _IMAGE.c.id.in_(locked)),
         )
         return set((await self.session.execute(statement)).scalars())
 
