@@ -27,7 +27,13 @@ from glimpse.config.reserved import RESERVED_STORES
 from glimpse.db import migrate
 from glimpse.db.engine import Database
 from glimpse_api.app import create_app
-from store_servers import HttpServer, MotoServer, RequestHandler, wait_until_answering
+from store_servers import (
+    HttpServer,
+    MotoServer,
+    RequestHandler,
+    close_s3_clients,
+    wait_until_answering,
+)
 from support import free_port, terminate
 
 PG_ADMIN_DSN = os.environ.get("GLIMPSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -163,6 +169,12 @@ async def client(client_for: Callable[[Settings], Any], settings: Settings) -> h
 
 
 # -- loopback servers the stores talk to ------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _s3_clients_closed() -> Iterator[None]:
+    yield
+    close_s3_clients()
 
 
 @pytest.fixture(scope="session")

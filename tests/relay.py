@@ -34,17 +34,17 @@ class Relay:
 
     def down(self) -> None:
         """Refuse new connections and cut the open ones."""
-        listener, self._listener = self._listener, None
+        with self._lock:
+            listener, self._listener = self._listener, None
         if listener is not None:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         with self._lock:
             sockets, self._open = self._open, set()
-        for sock in sockets:
+        for sock in sockets:  # their relay threads see the end and close them
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -59,9 +59,27 @@ class Relay:
                 continue
             server.settimeout(None)
             with self._lock:
+                if self._listener is not listener:  # down() ran meanwhile
+                    client.close()
+                    server.close()
+                    return
                 self._open.update((client, server))
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+            threading.Thread(target=self._relay, args=(client, server), daemon=True).start()
+
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        """Both directions until both ends are done, then close both (never leak a socket)."""
+        pipes = [
+            threading.Thread(target=self._pipe, args=pair, daemon=True)
+            for pair in ((client, server), (server, client))
+        ]
+        for pipe in pipes:
+            pipe.start()
+        for pipe in pipes:
+            pipe.join()
+        with self._lock:
+            self._open.difference_update((client, server))
+        client.close()
+        server.close()
 
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         with contextlib.suppress(OSError):

@@ -28,15 +28,26 @@ class MotoServer:
     host: str  # host:port, as in s3:// locations
 
 
+_S3_CLIENTS: list[Any] = []  # closed by close_s3_clients at the end of the session
+
+
 def s3_client(moto: MotoServer, access_key: str, secret_key: str) -> Any:
-    """A boto3 client of the moto server, to check what a store really wrote."""
-    return boto3.client(
+    """A boto3 client of the moto server, to check what a store really wrote. Kept until the
+    session ends (close_s3_clients), so its pooled connections are closed, never collected."""
+    client = boto3.client(
         "s3",
         endpoint_url=moto.endpoint,
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
         region_name="us-east-1",
     )
+    _S3_CLIENTS.append(client)
+    return client
+
+
+def close_s3_clients() -> None:
+    while _S3_CLIENTS:
+        _S3_CLIENTS.pop().close()
 
 
 def wait_until_answering(endpoint: str, process: subprocess.Popen[bytes], log: Path) -> None:
