@@ -219,10 +219,13 @@ def http_server(tmp_path: Path) -> Iterator[HttpServer]:
 
 
 def _redis_answers() -> bool:
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=3)
     try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=3).ping())
+        return bool(client.ping())
     except redis.RedisError:
         return False
+    finally:
+        client.close()
 
 
 @pytest.fixture

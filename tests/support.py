@@ -7,7 +7,14 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from celery import Celery
+
+from glimpse.config import Settings
+from glimpse.jobs.broker import celery_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -50,3 +57,15 @@ def terminate(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextmanager
+def celery_caller(settings: Settings) -> Iterator[Celery]:
+    """A Celery app that sends to the workers of `settings`, its broker connections closed after."""
+    app = Celery("glimpse-test")
+    app.conf.update(celery_config(settings))
+    try:
+        yield app
+    finally:
+        app.pool.force_close_all()  # close() only drops the pool, its connections left open
+        app.close()

@@ -29,11 +29,10 @@ import httpx
 import jsonschema
 import pytest
 import yaml
-from celery import Celery
 
 from glimpse.config import load_settings
 from glimpse.jobs import names
-from glimpse.jobs.broker import celery_config
+from support import celery_caller
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -544,12 +543,8 @@ def test_compose_topology_runs_as_local_processes(
     # kombu's filesystem transport keeps its exchange tables in ./control (no option for it in
     # celery_config), so the client shares the worker's working directory, not the repository.
     monkeypatch.chdir(tmp_path)
-    app = Celery("glimpse-deploy-test")
-    app.conf.update(celery_config(settings))
-    try:
+    with celery_caller(settings) as app:
         reply = app.send_task(names.PING).get(timeout=60)
-    finally:
-        app.close()
     worker = topology.processes["worker"]
     assert reply["host"] == socket.gethostname()
     assert reply["pid"] != os.getpid()

@@ -50,20 +50,22 @@ def keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeystoneEnv]:
     except (SetupError, OSError) as exc:
         _unavailable(str(exc))
         raise  # unreachable: _unavailable always raises
+    admin = KeystoneAdmin(server.url)
     try:
-        env = _populate(server)
+        env = _populate(server, admin)
     except SetupError as exc:
+        admin.close()
         server.stop()
         _unavailable(f"{exc}\n{server.log()[-4000:]}")
         raise  # unreachable: _unavailable always raises
     try:
         yield env
     finally:
+        admin.close()
         server.stop()
 
 
-def _populate(server: KeystoneProcess) -> KeystoneEnv:
-    admin = KeystoneAdmin(server.url)
+def _populate(server: KeystoneProcess, admin: KeystoneAdmin) -> KeystoneEnv:
     admin.login()
     admin.fix_identity_endpoint()
     glimpse_port = free_port()

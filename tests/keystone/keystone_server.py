@@ -273,6 +273,9 @@ class KeystoneAdmin:
     def login(self) -> None:
         self._token = self.issue(password_auth("admin", ADMIN_PASSWORD, system=True))[0]
 
+    def close(self) -> None:
+        self.http.close()
+
     def issue(self, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """POST /v3/auth/tokens: the token and its body."""
         response = self.http.post(f"{self.url}/auth/tokens", json=body)

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from celery import Celery
 
 from glimpse.config import load_settings
 from glimpse.jobs import names
-from glimpse.jobs.broker import celery_config
+from support import celery_caller
 from topology import (
     Topology,
     create_and_stage,
@@ -50,12 +49,10 @@ def test_import_through_rabbitmq(tmp_path: Path, database_url: str, rabbitmq_vho
         assert task["status"] == "success"
         # Replies come back over RabbitMQ too (Celery's rpc:// results).
         settings = load_settings(None, celery={"broker_url": rabbitmq_vhost})
-        caller = Celery("glimpse-test")
-        caller.conf.update(celery_config(settings))
-        try:
+        with celery_caller(settings) as caller:
             reply = caller.send_task(names.PING).get(timeout=60)
-        finally:
-            caller.close()
+            # The rpc:// consumer has a connection of its own, outside the app's pool.
+            caller.backend.result_consumer.stop()
         assert reply["pid"] != os.getpid()
     assert list((tmp_path / "staging").iterdir()) == []
 

@@ -6,12 +6,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from celery import Celery
-
 from glimpse.config import load_settings
 from glimpse.jobs import names
-from glimpse.jobs.broker import celery_config
-from support import command, environment, stop
+from support import celery_caller, command, environment, stop
 
 
 def test_worker_answers_over_redis(redis_db: str, tmp_path: Path) -> None:
@@ -30,13 +27,11 @@ def test_worker_answers_over_redis(redis_db: str, tmp_path: Path) -> None:
     )
     try:
         settings = load_settings(None, celery={"broker_url": redis_db})
-        client = Celery("glimpse-test")
-        client.conf.update(celery_config(settings))
-        reply = client.send_task(names.PING).get(timeout=60)
+        with celery_caller(settings) as client:
+            reply = client.send_task(names.PING).get(timeout=60)
         assert reply["pid"] != os.getpid()
         assert isinstance(reply["host"], str)
         assert reply["host"]
-        client.close()
     finally:
         code, output = stop(worker)
         assert code == 0, output
