@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from celery import Celery
@@ -59,7 +59,7 @@ def terminate(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
         process.wait()
 
 
-@contextmanager
+@contextlib.contextmanager
 def celery_caller(settings: Settings) -> Iterator[Celery]:
     """A Celery app that sends to the workers of `settings`, its broker connections closed after."""
     app = Celery("glimpse-test")
@@ -67,5 +67,10 @@ def celery_caller(settings: Settings) -> Iterator[Celery]:
     try:
         yield app
     finally:
+        # rpc:// and redis:// replies arrive on a consumer with a connection of its own.
+        consumer = getattr(app.backend, "result_consumer", None)
+        if consumer is not None:
+            with contextlib.suppress(AttributeError):  # rpc's, never started: nothing open
+                consumer.stop()
         app.pool.force_close_all()  # close() only drops the pool, its connections left open
         app.close()

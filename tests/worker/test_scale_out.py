@@ -51,8 +51,6 @@ def test_import_through_rabbitmq(tmp_path: Path, database_url: str, rabbitmq_vho
         settings = load_settings(None, celery={"broker_url": rabbitmq_vhost})
         with celery_caller(settings) as caller:
             reply = caller.send_task(names.PING).get(timeout=60)
-            # The rpc:// consumer has a connection of its own, outside the app's pool.
-            caller.backend.result_consumer.stop()
         assert reply["pid"] != os.getpid()
     assert list((tmp_path / "staging").iterdir()) == []
 
