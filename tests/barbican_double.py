@@ -1,10 +1,19 @@
-"""A loopback stand-in for Barbican's secrets API (DELETE /v1/secrets/{id}), for key cleanup.
+"""A loopback stand-in for Barbican's secrets API (GET and DELETE /v1/secrets/{id}), for key
+cleanup.
 
-It keeps a set of secrets, each owned by a project, and records every call: method, path, the
-X-Auth-Token and, when the test gives it a way to ask Keystone (`token_project`), the project
-that token is scoped to. Like Barbican it answers 401 without a token, 403 when the token's
-project does not own the secret, 204 when deleted and 404 when there is no such secret. It can
-be switched to 503 or taken down entirely (connection refused) and brought back on its port.
+It keeps a set of secrets, each with its project, creator and whether it is private, and records
+every call: method, path, the X-Auth-Token and, when the test gives it a way to ask Keystone
+(`token_scope`), the user and project the token stands for. Like Barbican it answers 401 without
+a token (or with one Keystone does not know), 404 when there is no such secret, and decides the
+rest by Barbican's default policy (secret:get and secret:delete, scope_types project):
+  - a token scoped to the system or a domain: 403;
+  - role admin: allowed, whatever the secret's project (Barbican's `role:admin` check is not
+    tied to a project);
+  - role member in the secret's project: allowed when the token's user created the secret or
+    the secret is not private (read_project_access, true by default);
+  - anything else: 403.
+Without `token_scope` any token is taken and nothing is checked. It can be switched to 503 or
+taken down entirely (connection refused) and brought back on its port.
 """
 
 from __future__ import annotations
@@ -21,22 +30,51 @@ SECRETS_PREFIX = "/v1/secrets/"
 
 
 @dataclass(frozen=True)
+class TokenScope:
+    """What Keystone says of a token."""
+
+    user_id: str
+    project_id: str | None
+    roles: frozenset[str]
+    system: bool = False
+    domain_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Secret:
+    project_id: str | None
+    creator_id: str | None = None
+    read_project_access: bool = True  # Barbican's default: readable by the project's members
+
+
+@dataclass(frozen=True)
 class BarbicanCall:
     method: str
     path: str
     token: str | None
     project_id: str | None  # the token's project, when the double can ask Keystone
+    status: int = 0  # what the double answered
 
     @property
     def secret_id(self) -> str:
         return self.path.removeprefix(SECRETS_PREFIX)
 
 
+def allowed(scope: TokenScope, secret: Secret) -> bool:
+    """Barbican's default secret:get / secret:delete for a token, as described above."""
+    if scope.system or scope.domain_id is not None or scope.project_id is None:
+        return False  # scope_types = ["project"]
+    if "admin" in scope.roles:
+        return True
+    member = "member" in scope.roles and scope.project_id == secret.project_id
+    return member and (scope.user_id == secret.creator_id or secret.read_project_access)
+
+
 @dataclass
 class BarbicanDouble:
-    token_project: Callable[[str], str | None] | None = None
+    token_scope: Callable[[str], TokenScope | None] | None = None
     port: int = field(default_factory=free_port)
-    secrets: dict[str, str | None] = field(default_factory=dict)  # id -> owning project
+    secrets: dict[str, Secret] = field(default_factory=dict)
     calls: list[BarbicanCall] = field(default_factory=list)
     status_override: int | None = None  # e.g. 503: answer this to every call
     # Cleared: calls are taken but not answered until it is set again (a hung Barbican).
@@ -49,9 +87,16 @@ class BarbicanDouble:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def add_secret(self, secret_id: str, project_id: str | None = None) -> str:
+    def add_secret(
+        self,
+        secret_id: str,
+        project_id: str | None = None,
+        *,
+        creator_id: str | None = None,
+        private: bool = False,
+    ) -> str:
         with self._lock:
-            self.secrets[secret_id] = project_id
+            self.secrets[secret_id] = Secret(project_id, creator_id, not private)
         return secret_id
 
     def up(self) -> None:
@@ -91,26 +136,33 @@ class BarbicanDouble:
             self._thread.join()
             self._thread = None
 
-    def handle(self, method: str, path: str, token: str | None) -> int:  # noqa: PLR0911 -- one answer per Barbican case
-        project = self.token_project(token) if token and self.token_project else None
+    def handle(self, method: str, path: str, token: str | None) -> int:
+        scope = self.token_scope(token) if token and self.token_scope else None
         with self._lock:
-            self.calls.append(BarbicanCall(method, path, token, project))
-            if self.status_override is not None:
-                return self.status_override
-            if not token:
-                return 401
-            if not path.startswith(SECRETS_PREFIX):
-                return 404
-            secret_id = path.removeprefix(SECRETS_PREFIX)
-            if secret_id not in self.secrets:
-                return 404
-            owner = self.secrets[secret_id]
-            if self.token_project is not None and owner is not None and owner != project:
-                return 403
-            if method == "DELETE":
-                del self.secrets[secret_id]
-                return 204
-            return 200
+            status = self._answer(method, path, token, scope)
+            project = scope.project_id if scope is not None else None
+            self.calls.append(BarbicanCall(method, path, token, project, status))
+            return status
+
+    def _answer(  # noqa: PLR0911 -- one answer per Barbican case
+        self, method: str, path: str, token: str | None, scope: TokenScope | None
+    ) -> int:
+        if self.status_override is not None:
+            return self.status_override
+        if not token or (self.token_scope is not None and scope is None):
+            return 401
+        if not path.startswith(SECRETS_PREFIX):
+            return 404
+        secret_id = path.removeprefix(SECRETS_PREFIX)
+        secret = self.secrets.get(secret_id)
+        if secret is None:
+            return 404
+        if scope is not None and not allowed(scope, secret):
+            return 403
+        if method == "DELETE":
+            del self.secrets[secret_id]
+            return 204
+        return 200
 
     def deletes(self, secret_id: str) -> list[BarbicanCall]:
         with self._lock:
@@ -119,9 +171,9 @@ class BarbicanDouble:
 
 @contextmanager
 def running_barbican(
-    token_project: Callable[[str], str | None] | None = None,
+    token_scope: Callable[[str], TokenScope | None] | None = None,
 ) -> Iterator[BarbicanDouble]:
-    double = BarbicanDouble(token_project=token_project)
+    double = BarbicanDouble(token_scope=token_scope)
     double.up()
     try:
         yield double

@@ -95,6 +95,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         if path.startswith("http://"):  # a request sent to us as a proxy
             self.proxied.append(path)
             path = urlsplit(path).path
+        path = path.partition("?")[0]  # a query (a presigned URL's signature) names no file
         mode, _, rest = unquote(path).lstrip("/").partition("/")
         if mode == "status":
             self._answer(int(rest.partition("/")[0]), {"Content-Length": "0"})

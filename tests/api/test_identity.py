@@ -1,13 +1,19 @@
-"""auth_strategy: noauth (embedded default) and trusted-proxy headers."""
+"""auth_strategy: noauth (embedded default, loopback only) and trusted-proxy headers (from the
+proxy's addresses only)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 
+from glimpse.config import ConfigError, Settings
 from glimpse.logs import LOG_FORMAT, ContextFilter
+from glimpse_api.app import create_app
 
 PROJECT_A = {
     "X-Identity-Status": "Confirmed",
@@ -138,3 +144,82 @@ async def test_log_lines_carry_request_user_and_project(
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "outside", None, None)
     ContextFilter().filter(record)
     assert (record.request_id, record.user_id, record.project_id) == ("-", "-", "-")
+
+
+@contextlib.asynccontextmanager
+async def peer_client(
+    settings: Settings, peer: str, base_url: str = "http://glimpse.test"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose requests reach the app from `peer` (and at `base_url`'s host)."""
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=(peer, 40000)),
+            base_url=base_url,
+            headers={"Accept": "application/json"},
+        ) as client,
+    ):
+        yield client
+
+
+async def test_identity_headers_count_only_from_trusted_proxies(
+    make_settings: Any,
+    database: Any,  # noqa: ARG001 -- the schema the app needs
+) -> None:
+    settings = make_settings(
+        auth_strategy="trusted-proxy", trusted_proxies="[10.0.0.0/24, 192.0.2.7]"
+    )
+    for peer, status in (
+        ("10.0.0.9", 201),
+        ("192.0.2.7", 201),
+        ("::ffff:10.0.0.9", 201),  # the same address, as a dual-stack socket reports it
+        ("10.0.1.9", 401),
+        ("127.0.0.1", 401),  # loopback is trusted by default only
+        ("192.0.2.8", 401),
+    ):
+        async with peer_client(settings, peer) as client:
+            response = await client.post("/v2/images", json={"name": "p"}, headers=ADMIN)
+        assert response.status_code == status, peer
+        if status == 401:
+            assert response.json() == {
+                "message": "Authentication required",
+                "code": "401 Unauthorized",
+                "title": "Unauthorized",
+            }
+
+
+def test_trusted_proxies_takes_glance_list_notation(make_settings: Any) -> None:
+    assert [str(n) for n in make_settings().trusted_proxies] == ["127.0.0.1/32", "::1/128"]
+    settings = make_settings(trusted_proxies="[10.1.0.0/16, 'fd00::/8', 192.0.2.1]")
+    assert [str(n) for n in settings.trusted_proxies] == [
+        "10.1.0.0/16",
+        "fd00::/8",
+        "192.0.2.1/32",
+    ]
+    with pytest.raises(ConfigError, match=r"\[DEFAULT\] trusted_proxies"):
+        make_settings(trusted_proxies="10.1.2.3/16")  # host bits set: a typo, not a network
+
+
+async def test_noauth_answers_only_on_loopback(
+    make_settings: Any,
+    database: Any,  # noqa: ARG001 -- the schema the app needs
+) -> None:
+    """uvicorn started by hand on a public address: the app refuses what arrives there."""
+    settings = make_settings()
+    async with peer_client(settings, "192.0.2.50", "http://192.0.2.10:9292") as client:
+        refused = await client.get("/v2/images")
+    assert refused.status_code == 403
+    assert "loopback" in refused.json()["message"]
+    async with peer_client(settings, "127.0.0.1", "http://127.0.0.1:9292") as client:
+        assert (await client.get("/v2/images")).status_code == 200
+    allowed = make_settings(noauth_allow_public_bind=True)
+    async with peer_client(allowed, "192.0.2.50", "http://192.0.2.10:9292") as client:
+        assert (await client.get("/v2/images")).status_code == 200
+
+
+def test_create_app_refuses_noauth_on_a_public_address(make_settings: Any) -> None:
+    public = "0.0.0.0"  # noqa: S104 -- the address being refused; nothing binds it here
+    with pytest.raises(ConfigError, match=r"noauth refuses to listen on 0\.0\.0\.0"):
+        create_app(make_settings(bind_host=public))
+    assert create_app(make_settings(bind_host=public, noauth_allow_public_bind=True))

@@ -187,3 +187,28 @@ async def test_a_body_that_is_not_json_is_refused(legacy_client: httpx.AsyncClie
     response = await legacy_client.post("/v2/tasks", content=b"{nope", headers=ADMIN)
     assert response.status_code == 400
     assert response.json()["message"] == "Body expected in request."
+
+
+async def test_a_task_never_shows_the_credentials_of_its_url(
+    legacy_client: httpx.AsyncClient, http_server: HttpServer
+) -> None:
+    port = urlsplit(http_server.base).port
+    uri = f"https://dave:hunter2@localhost:{port}/files/disk.raw?sig=f00dcafe&token=abc123"
+    created = await legacy_client.post("/v2/tasks", json=import_task(uri), headers=ADMIN)
+    assert created.status_code == 201, created.text
+    shown = await legacy_client.get(f"/v2/tasks/{created.json()['id']}", headers=ADMIN)
+    for view in (created.json(), shown.json()):
+        assert view["input"] == {
+            "import_from": f"https://***@localhost:{port}/files/disk.raw?sig=***&token=***",
+            "import_from_format": "raw",
+            "image_properties": PROPERTIES,
+        }
+    refused = await legacy_client.post(
+        "/v2/tasks",
+        json=import_task("http://dave:hunter2@169.254.169.254/?sig=f00dcafe"),
+        headers=ADMIN,
+    )
+    assert refused.status_code == 400
+    assert refused.json()["message"] == (
+        "URI for legacy import task does not pass filtering: http://***@169.254.169.254/?sig=***"
+    )

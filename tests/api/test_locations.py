@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from glimpse.config import Settings
+from glimpse.logs import ContextFilter
 from store_servers import HttpServer
 
 PROJECT = "project-a"
@@ -332,3 +334,99 @@ async def test_users_cannot_point_at_private_or_local_data(
     assert patched.status_code == status
     shown = (await web.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
     assert (shown["status"], shown["locations"]) == ("queued", [])
+
+
+OTHER = persona("member,reader", project="project-b")
+
+
+async def test_locations_are_shown_only_to_who_may_get_them(
+    make_settings: Any, client_for: Any, tmp_path: Path
+) -> None:
+    """show_multiple_locations and show_image_direct_url show the data's location only to a
+    caller who passes get_image_location (the owner's readers, admins by default)."""
+    settings = make(
+        make_settings, tmp_path, show_multiple_locations=True, show_image_direct_url=True
+    )
+    client = await client_for(settings)
+    body = {"disk_format": "raw", "container_format": "bare", "visibility": "public"}
+    image_id = (await client.post("/v2/images", json=body, headers=ADMIN)).json()["id"]
+    uploaded = await client.put(
+        f"/v2/images/{image_id}/file", content=b"public data", headers={**OCTET, **ADMIN}
+    )
+    assert uploaded.status_code == 204
+    url = (tmp_path / "fast" / image_id).as_uri()
+
+    mine = (await client.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
+    assert mine["locations"] == [{"url": url, "metadata": {"store": "fast"}}]
+    assert mine["direct_url"] == url
+    for response in (
+        await client.get(f"/v2/images/{image_id}", headers=OTHER),
+        await client.get("/v2/images", headers=OTHER),
+    ):
+        body = response.json()
+        shown = body["images"][0] if "images" in body else body
+        assert shown["id"] == image_id
+        assert shown["locations"] == []
+        assert "direct_url" not in shown
+        assert shown["stores"] == "fast"  # which stores hold it is no secret
+    # A policy file may open it to everyone who sees the image.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('"get_image_location": "role:reader"\n')
+    opened = await client_for(
+        make(
+            make_settings,
+            tmp_path,
+            show_multiple_locations=True,
+            oslo_policy={"policy_file": str(policy)},
+        )
+    )
+    seen = (await opened.get(f"/v2/images/{image_id}", headers=OTHER)).json()
+    assert seen["locations"] == [{"url": url, "metadata": {"store": "fast"}}]
+
+
+async def test_credentials_in_location_urls_are_never_shown_or_logged(
+    web: httpx.AsyncClient, http_server: HttpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    caplog.handler.addFilter(ContextFilter())  # what every handler of the services carries
+    data = b"behind a signed url " * 1000
+    (http_server.root / "signed.raw").write_bytes(data)
+    host = http_server.base.removeprefix("http://")
+    secret_url = (
+        f"http://alice:hunter2@{host}/files/signed.raw"
+        "?versionId=7&X-Amz-Credential=AKIDEXAMPLE&X-Amz-Signature=f00dcafe"
+    )
+    shown_url = (
+        f"http://***@{host}/files/signed.raw?versionId=7&X-Amz-Credential=***&X-Amz-Signature=***"
+    )
+    image_id = await queued_image(web)
+    added = await web.post(
+        f"/v2/images/{image_id}/locations", json={"url": secret_url}, headers=SERVICE
+    )
+    assert added.status_code == 202, added.text
+
+    shown = (await web.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
+    assert shown["locations"] == [{"url": shown_url, "metadata": {"store": "web"}}]
+    fetched = await web.get(f"/v2/images/{image_id}/locations", headers=SERVICE)
+    assert fetched.json() == [{"url": shown_url, "metadata": {"store": "web"}}]
+    # The list as shown can be sent back: it still names the same location.
+    replaced = await web.patch(
+        f"/v2/images/{image_id}",
+        json=[{"op": "replace", "path": "/locations", "value": shown["locations"]}],
+        headers={**PATCH, **MEMBER},
+    )
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["locations"] == shown["locations"]
+    assert (await web.get(f"/v2/images/{image_id}/file", headers=MEMBER)).content == data
+    # A refused URL is quoted without its secrets too.
+    other = await queued_image(web)
+    refused = await web.post(
+        f"/v2/images/{other}/locations",
+        json={"url": "http://bob:hunter2@169.254.169.254/latest?sig=f00dcafe"},
+        headers=MEMBER,
+    )
+    assert refused.status_code == 400
+    assert refused.json()["message"].endswith("http://***@169.254.169.254/latest?sig=***")
+    for secret in ("hunter2", "AKIDEXAMPLE", "f00dcafe"):
+        assert secret not in caplog.text
+    assert "signed.raw" in caplog.text  # the URLs were logged, redacted

@@ -4,6 +4,7 @@ from a real HTTP server on loopback (allowed by name through [import_filtering_o
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,9 +19,10 @@ import sqlalchemy as sa
 from glimpse.config import Settings
 from glimpse.config.reserved import STAGING_STORE
 from glimpse.db.engine import Database
+from glimpse.logs import ContextFilter
 from glimpse_worker.pipelines import import_
 from glimpse_worker.runtime import WorkerContext
-from personas import new_image
+from personas import ADMIN, OTHER, OWNER, new_image
 from store_servers import HttpServer
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -285,3 +287,75 @@ async def test_a_source_that_answers_an_error_fails_the_fetch(
     again = f"{local_base(web.server)}/files/disk.raw"
     response = await web.client.post(f"/v2/images/{image_id}/import", json=web_download(again))
     assert response.status_code == 202
+
+
+async def test_web_download_credentials_never_reach_tasks_or_logs(
+    make_settings: Any,
+    client_for: Any,
+    http_server: HttpServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A URI's userinfo and signature are shown as ***, in every task view, in the task's
+    message and in the log; the image's tasks are its project's (as in Glance), so another
+    project that sees the image sees none of them, nor their user or roles."""
+    caplog.set_level(logging.DEBUG)
+    caplog.handler.addFilter(ContextFilter())  # what every handler of the services carries
+    port = urlsplit(http_server.base).port
+    settings = make_settings(
+        auth_strategy="trusted-proxy",
+        import_filtering_opts={"allowed_hosts": "localhost", "allowed_ports": str(port)},
+    )
+    client = await client_for(settings)
+    (http_server.root / "disk.raw").write_bytes(b"signed download " * 512)
+    secret = f"http://carol:hunter2@localhost:{port}/files/{{}}?X-Amz-Signature=f00dcafe&v=2"
+    shown = f"http://***@localhost:{port}/files/{{}}?X-Amz-Signature=***&v=2"
+    worker = WorkerContext.build(settings)
+    try:
+        for name, outcome in (("disk.raw", "success"), ("missing.raw", "failure")):
+            body = {"disk_format": "raw", "container_format": "bare", "visibility": "public"}
+            image_id = await new_image(client, ADMIN, owner="owner", **body)
+            started = await client.post(
+                f"/v2/images/{image_id}/import",
+                json=web_download(secret.format(name)),
+                headers=OWNER,
+            )
+            assert started.status_code == 202, started.text
+            [task] = (await client.get(f"/v2/images/{image_id}/tasks", headers=OWNER)).json()[
+                "tasks"
+            ]
+            await import_.run(worker, task["id"])
+
+            # Another project sees the public image, and none of its owner's tasks.
+            assert (await client.get(f"/v2/images/{image_id}", headers=OTHER)).status_code == 200
+            theirs = await client.get(f"/v2/images/{image_id}/tasks", headers=OTHER)
+            assert theirs.json() == {"tasks": []}
+            views = [
+                (await client.get(f"/v2/images/{image_id}/tasks", headers=OWNER)).json()["tasks"][
+                    0
+                ],
+                (await client.get(f"/v2/images/{image_id}/tasks", headers=ADMIN)).json()["tasks"][
+                    0
+                ],
+                (await client.get(f"/v2/tasks/{task['id']}", headers=ADMIN)).json(),
+            ]
+            for view in views:
+                assert view["status"] == outcome
+                assert view["user_id"] == "alice"  # shown to the task's project, as in Glance
+                assert view["input"] == {
+                    "image_id": image_id,
+                    "import_req": {
+                        "method": {"name": "web-download", "uri": shown.format(name)},
+                        "stores": ["file"],
+                        "all_stores_must_succeed": True,
+                    },
+                    "backend": ["file"],
+                }
+            if outcome == "failure":
+                assert views[0]["message"] == (
+                    f"Download of {shown.format(name)} failed: the server answered 404"
+                )
+    finally:
+        await worker.aclose()
+    for leaked in ("hunter2", "f00dcafe"):
+        assert leaked not in caplog.text
+    assert "files/missing.raw" in caplog.text  # logged, redacted

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from keystone_server import KeystoneEnv, User, free_port
+from keystone_server import KeystoneEnv, User, free_port, password_auth
 
 from glimpse.config import Settings
 from glimpse.logs import LOG_FORMAT, ContextFilter
@@ -65,6 +65,36 @@ async def test_other_projects_private_images_are_invisible(
     assert (await client.get("/v2/images", headers=as_user(bob))).json()["images"] == []
     # rita belongs to alice's project: the image is hers to see.
     assert (await client.get(url, headers=as_user(rita))).json()["owner"] == image["owner"]
+
+
+async def test_system_and_domain_scoped_tokens_open_no_image_rule(
+    keystone: KeystoneEnv, keystone_settings: Callable[..., Settings], client_for: Opener
+) -> None:
+    """Keystone's admin holds the admin role on the system, on the `default` domain and on
+    project `admin`. The image rules are project-scoped (as in Glance 33 with oslo.policy 6):
+    only the project-scoped token is an admin here."""
+    client = await client_for(keystone_settings())
+    admin = keystone.admin
+    domain_role = f"/domains/default/users/{keystone.root.id}/roles/{admin.role('admin')}"
+    admin.call("PUT", domain_role)
+    root = keystone.root
+    system = admin.issue(password_auth(root.name, root.password, system=True))[0]
+    domain_body = password_auth(root.name, root.password)
+    domain_body["auth"]["scope"] = {"domain": {"id": "default"}}
+    domain = admin.issue(domain_body)[0]
+    project = keystone.token(root)
+    public = {"name": "p", "visibility": "public"}
+    published = await client.post("/v2/images", json=public, headers=as_user(project))
+    assert published.status_code == 201
+    url = f"/v2/images/{published.json()['id']}"
+    for token in (system, domain):
+        assert (await client.get("/v2/images", headers=as_user(token))).status_code == 403
+        refused = await client.post("/v2/images", json=public, headers=as_user(token))
+        assert refused.status_code == 403
+        assert refused.json()["message"] == "You are not authorized to complete add_image action."
+        assert (await client.get(url, headers=as_user(token))).status_code == 404
+        assert (await client.delete(url, headers=as_user(token))).status_code == 404
+    assert (await client.get(url, headers=as_user(project))).status_code == 200
 
 
 async def test_missing_or_unknown_token_is_401_with_the_keystone_uri(

@@ -1,8 +1,10 @@
-"""Key cleanup against a real Keystone and the Barbican double: the deleting user's token, the
-trust that outlives it, service credentials without a user token, outages and restores.
+"""Key cleanup against a real Keystone and the Barbican double: the deleting user's token (also
+as a trusted proxy forwards it), the trust that outlives it, never the service's own token,
+outages and restores.
 
-The double asks Keystone (GET /v3/auth/tokens) which project each token it receives is scoped
-to, and whether through a trust, while the call is in flight.
+The double asks Keystone (GET /v3/auth/tokens) which user, roles and project each token it
+receives stands for, and whether through a trust, while the call is in flight, and applies
+Barbican's default policy to them.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
-from keystone_server import ADMIN_PASSWORD, KeystoneEnv, password_auth
+from keystone_server import ADMIN_PASSWORD, KeystoneEnv, User, password_auth
 
-from barbican_double import BarbicanDouble, running_barbican
+from barbican_double import BarbicanDouble, TokenScope, running_barbican
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.db.tables import ImageKeyCleanup, utcnow
@@ -44,7 +46,7 @@ class TokenScopes:
         )[0]
         self.seen: dict[str, dict[str, Any]] = {}
 
-    def project_of(self, token: str) -> str | None:
+    def scope_of(self, token: str) -> TokenScope | None:
         response = httpx.get(
             f"{self.url}/auth/tokens",
             headers={"X-Auth-Token": self.admin_token, "X-Subject-Token": token},
@@ -54,7 +56,13 @@ class TokenScopes:
             return None
         body: dict[str, Any] = response.json()["token"]
         self.seen[token] = body
-        return str((body.get("project") or {}).get("id"))
+        return TokenScope(
+            user_id=str(body["user"]["id"]),
+            project_id=(body.get("project") or {}).get("id"),
+            roles=frozenset(str(role["name"]).lower() for role in body.get("roles", [])),
+            system=bool(body.get("system")),
+            domain_id=(body.get("domain") or {}).get("id"),
+        )
 
 
 @pytest.fixture
@@ -64,7 +72,7 @@ def scopes(keystone: KeystoneEnv) -> TokenScopes:
 
 @pytest.fixture
 def barbican(scopes: TokenScopes) -> Iterator[BarbicanDouble]:
-    with running_barbican(scopes.project_of) as double:
+    with running_barbican(scopes.scope_of) as double:
         yield double
 
 
@@ -369,27 +377,120 @@ async def test_a_missing_secret_counts_as_deleted(rig: Rig) -> None:
     assert (await cleanup_of(database, image_id)).status == "done"
 
 
-async def test_without_a_user_token_the_service_credentials_are_used(rig: Rig) -> None:
-    keystone, settings_for, client_for = rig.keystone, rig.settings_for, rig.client_for
-    barbican, database = rig.barbican, rig.database
-    # trusted-proxy: identity from headers, no token; [keystone_authtoken] names the service.
-    client = await client_for(settings_for(auth_strategy="trusted-proxy"))
+def proxied(user: User, token: str | None = None) -> dict[str, str]:
+    """What an authenticating proxy sets for `user` (and forwards of the user's token)."""
     headers = {
         "X-Identity-Status": "Confirmed",
-        "X-User-Id": "u1",
-        "X-Project-Id": keystone.service.project_id,
+        "X-User-Id": user.id,
+        "X-Project-Id": user.project_id,
         "X-Roles": "member,reader",
     }
-    key_id = barbican.add_secret("key-service", keystone.service.project_id)
+    if token is not None:
+        headers["X-Auth-Token"] = token
+    return headers
+
+
+async def test_the_double_decides_as_barbican_does(rig: Rig) -> None:
+    """Barbican's default secret:delete, on real tokens: an admin of any project may, a member
+    of the secret's project may unless it is another user's private secret, nobody else."""
+    keystone, barbican = rig.keystone, rig.barbican
+    alpha, beta = keystone.alice.project_id, keystone.bob.project_id
+    alice, bob, rita = (
+        keystone.token(user) for user in (keystone.alice, keystone.bob, keystone.rita)
+    )
+    service = keystone.token(keystone.service)  # admin and service in project `service`
+    system = rig.scopes.admin_token  # Keystone's admin, system-scoped
+    barbican.add_secret("of-alpha", alpha, creator_id=keystone.alice.id)
+    barbican.add_secret("private-of-alpha", alpha, creator_id=keystone.bob.id, private=True)
+    barbican.add_secret("of-beta", beta)
+
+    def delete(token: str, secret_id: str) -> int:
+        url = f"{barbican.url}/v1/secrets/{secret_id}"
+        return httpx.delete(url, headers={"X-Auth-Token": token}, timeout=30).status_code
+
+    assert delete(bob, "of-alpha") == 403  # another project's
+    assert delete(rita, "of-alpha") == 403  # a reader only
+    assert delete(system, "of-alpha") == 403  # not project-scoped
+    assert delete(alice, "private-of-alpha") == 403  # private, and not hers
+    assert delete("not-a-token", "of-alpha") == 401
+    assert delete(alice, "of-alpha") == 204
+    assert delete(alice, "of-alpha") == 404
+    assert delete(service, "of-beta") == 204  # role admin, whatever the project
+    assert set(barbican.secrets) == {"private-of-alpha"}
+
+
+async def test_a_token_forwarded_by_the_proxy_deletes_the_key(rig: Rig) -> None:
+    """trusted-proxy: the X-Auth-Token the proxy forwards is the user's, and deletes the key in
+    the user's name, as in Glance."""
+    keystone, settings_for, client_for = rig.keystone, rig.settings_for, rig.client_for
+    barbican, database = rig.barbican, rig.database
+    client = await client_for(settings_for(auth_strategy="trusted-proxy"))
+    alice = keystone.token(keystone.alice)
+    alpha = keystone.alice.project_id
+    key_id = barbican.add_secret("key-proxied", alpha, creator_id=keystone.alice.id)
+    body = {"disk_format": "raw", "container_format": "bare", KEY: key_id}
+    body[POLICY] = "on_image_deletion"
+    # The ASGI client connects from 127.0.0.1, the default trusted_proxies.
+    created = await client.post("/v2/images", json=body, headers=proxied(keystone.alice, alice))
+    assert created.status_code == 201, created.text
+    image_id = created.json()["id"]
+    deleted = await client.delete(f"/v2/images/{image_id}", headers=proxied(keystone.alice, alice))
+    assert deleted.status_code == 204
+    (call,) = barbican.calls
+    assert (call.method, call.path, call.status) == ("DELETE", f"/v1/secrets/{key_id}", 204)
+    assert (call.token, call.project_id) == (alice, alpha)
+    assert key_id not in barbican.secrets
+    row = await cleanup_of(database, image_id)
+    assert (row.status, row.user_token, row.trust_id) == ("done", None, None)
+
+
+async def test_the_service_token_never_deletes_a_key(rig: Rig) -> None:
+    """A member points cinder_encryption_key_id at another project's secret. Barbican lets an
+    admin such as the service user delete any secret, so only the deleting user's rights may
+    be used: that secret survives the image's deletion, whoever deletes the image."""
+    keystone, settings_for, client_for = rig.keystone, rig.settings_for, rig.client_for
+    barbican, database = rig.barbican, rig.database
+    alpha = keystone.alice.project_id
+    victim = barbican.add_secret("key-of-alpha", alpha, creator_id=keystone.alice.id)
     body = {
         "disk_format": "raw",
         "container_format": "bare",
-        KEY: key_id,
+        KEY: victim,
         POLICY: "on_image_deletion",
     }
+
+    # Behind a proxy that forwards no token: nothing may act in bob's name.
+    settings = settings_for(auth_strategy="trusted-proxy")
+    client = await client_for(settings)
+    headers = proxied(keystone.bob)
     image_id = (await client.post("/v2/images", json=body, headers=headers)).json()["id"]
     assert (await client.delete(f"/v2/images/{image_id}", headers=headers)).status_code == 204
-    (call,) = barbican.calls
-    assert call.project_id == keystone.service.project_id
+    await make_due(database)
+    await scrubber_pass(settings)
+    assert barbican.calls == []
     row = await cleanup_of(database, image_id)
-    assert (row.status, row.user_token, row.trust_id) == ("done", None, None)
+    assert (row.status, row.attempts) == ("pending", 2)
+    assert row.last_error is not None
+    assert "no token or trust of a user of project" in row.last_error
+
+    # With bob's own token (Keystone): Barbican refuses him, and the trust made for the
+    # retries carries bob's roles in beta, which Barbican refuses too.
+    settings = settings_for()
+    client = await client_for(settings)
+    bob = keystone.token(keystone.bob)
+    created = await client.post("/v2/images", json=body, headers=as_user(bob))
+    image_id = created.json()["id"]
+    assert (await client.delete(f"/v2/images/{image_id}", headers=as_user(bob))).status_code == 204
+    async with database.write() as session:  # bob's token is gone: the trust must carry it
+        await session.execute(
+            sa.update(ImageKeyCleanup).values(token_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    await make_due(database)
+    await scrubber_pass(settings)
+    assert [call.status for call in barbican.calls] == [403, 403]
+    assert barbican.calls[0].token == bob
+    assert barbican.calls[1].token != bob
+    assert barbican.calls[1].project_id == keystone.bob.project_id
+    row = await cleanup_of(database, image_id)
+    assert (row.status, row.last_error) == ("pending", "Barbican answered 403")
+    assert victim in barbican.secrets

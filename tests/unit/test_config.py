@@ -13,6 +13,7 @@ from glimpse.config import ConfigError, load_settings
 from glimpse.config.sample import render
 from glimpse.config.units import parse_size
 from glimpse.db.urls import async_url
+from support import command, environment, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -303,6 +304,49 @@ def test_noauth_refuses_a_public_bind(tmp_path: Path) -> None:
     result = _run("glimpse_api.main", "--config-file", str(path))
     assert result.returncode == 2
     assert "noauth" in result.stderr
+
+
+def test_uvicorn_started_by_hand_refuses_noauth_on_a_public_bind(tmp_path: Path) -> None:
+    """The refusal is in the app factory, so it holds without glimpse-api's own checks."""
+    path = write(tmp_path, "[DEFAULT]\nbind_host = 0.0.0.0\n")
+    port = free_port()
+    result = subprocess.run(
+        [
+            command("uvicorn"),
+            "glimpse_api.app:app_from_environment",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=environment(GLIMPSE_CONFIG=str(path)),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "auth_strategy=noauth refuses to listen on 0.0.0.0" in result.stderr
+    assert "Uvicorn running" not in result.stderr
+
+
+def test_policy_options_load_as_glance_writes_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = (
+        "[DEFAULT]\nauth_strategy = trusted-proxy\ntrusted_proxies = [10.2.0.0/16, 10.3.0.4]\n"
+        "[oslo_policy]\nenforce_new_defaults = False\nenforce_scope = False\n"
+    )
+    with caplog.at_level(logging.WARNING):
+        settings = load_settings(write(tmp_path, text))
+    assert [str(n) for n in settings.trusted_proxies] == ["10.2.0.0/16", "10.3.0.4/32"]
+    assert settings.oslo_policy.enforce_new_defaults is False
+    # oslo.policy 6 always enforces scope: the option is accepted, and its false is ignored.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("enforce_scope = false is ignored" in w for w in warnings), warnings
+    assert not any("Ignoring unknown option" in w for w in warnings), warnings
 
 
 def test_reserved_store_ids_cannot_be_enabled(tmp_path: Path) -> None:

@@ -24,13 +24,18 @@ class RequestContext:
     request_id: str = field(default_factory=new_request_id)
     # The process's policy engine, bound where the request (or job) enters (PolicyEngine.bind).
     policy: PolicyEngine | None = field(default=None, compare=False, repr=False)
+    # The token's scope when it is not a project: "all" for a system-scoped token, the domain
+    # of a domain-scoped one. Policy rules with scope_types ["project"] refuse both.
+    system_scope: str | None = None
+    domain_id: str | None = None
     # Filled under auth_strategy=keystone from the validated token(s); empty otherwise.
     user_domain_id: str | None = None
     project_domain_id: str | None = None
     service_user_id: str | None = None
     service_project_id: str | None = None
     service_roles: frozenset[str] = frozenset()
-    # The caller's own Keystone token (auth_strategy=keystone), kept only so work that must act
-    # in the caller's name later (a key cleanup's trust) can; never logged or shown.
+    # The caller's own Keystone token (auth_strategy=keystone, or as the trusted proxy forwards
+    # it), kept only so work that must act in the caller's name (deleting an image's key, a key
+    # cleanup's trust) can; never logged or shown.
     auth_token: str | None = field(default=None, repr=False, compare=False)
     token_expires_at: datetime | None = None  # aware UTC

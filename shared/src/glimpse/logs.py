@@ -5,6 +5,10 @@ place), taken from a context variable that the API sets for each request: the re
 request arrives, the user and project once the caller is authenticated. A worker sets it from
 the task it runs (the ids of the request that accepted the job), so one grep for a request id
 follows an import from the API through the worker. Lines logged outside both show `-`.
+
+The same filter redacts URLs in every line it passes (glimpse.domain.redaction): a location,
+a web-download URI or a presigned URL that some library puts in its message or exception never
+reaches the log with its credentials.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import contextvars
 import logging
 import os
 from dataclasses import dataclass, replace
+
+from glimpse.domain.redaction import redact_text
 
 LOG_FORMAT = (
     "%(asctime)s %(process)d %(levelname)s %(name)s "
@@ -64,14 +70,33 @@ def current() -> LogContext:
 
 
 class ContextFilter(logging.Filter):
-    """Copies the log context onto every record a handler emits (never drops one)."""
+    """Copies the log context onto every record a handler emits, and redacts the URLs in its
+    message and exception text (never drops a record)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         context = _current.get()
         record.request_id = context.request_id
         record.user_id = context.user_id
         record.project_id = context.project_id
+        redact_record(record)
         return True
+
+
+_EXCEPTION_FORMATTER = logging.Formatter()
+
+
+def redact_record(record: logging.LogRecord) -> None:
+    """Rewrite `record` so its message and traceback hold no URL credentials."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 -- a bad format string is logging's to report, not ours
+        return
+    redacted = redact_text(message)
+    if redacted != message:
+        record.msg, record.args = redacted, None
+    if record.exc_info and not record.exc_text:
+        # Formatted here, redacted, and cached where every Formatter looks for it first.
+        record.exc_text = redact_text(_EXCEPTION_FORMATTER.formatException(record.exc_info))
 
 
 def setup_logging() -> None:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from glimpse.config import Settings, load_settings
+from glimpse.config import ConfigError, Settings, load_settings
 from glimpse.logs import setup_logging
 from glimpse.services.housekeeping import Housekeeping
 from glimpse_api.deps import Runtime
 from glimpse_api.errors import add_exception_handlers
+from glimpse_api.identity import refuse_unsafe_bind
 from glimpse_api.middleware import RequestIdMiddleware, VersionPrefixMiddleware
 from glimpse_api.routers import (
     discovery,
@@ -35,6 +37,10 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
+    """The application for `settings`; ConfigError when they are unsafe to serve (noauth
+    on a public address), whoever starts it."""
+    refuse_unsafe_bind(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.build(settings)
@@ -89,6 +95,12 @@ async def _sweep(runtime: Runtime) -> None:
 
 
 def app_from_environment() -> FastAPI:
-    """Factory for uvicorn worker processes: settings from GLIMPSE_CONFIG and the environment."""
+    """Factory for uvicorn (`glimpse-api`'s worker processes, or `uvicorn
+    glimpse_api.app:app_from_environment --factory`): settings from GLIMPSE_CONFIG and the
+    environment. A configuration it refuses stops the process with the reason."""
     setup_logging()  # a worker process started by uvicorn has not configured logging yet
-    return create_app(load_settings())
+    try:
+        return create_app(load_settings())
+    except ConfigError as exc:
+        log.critical("glimpse-api: %s", exc)
+        sys.exit(2)

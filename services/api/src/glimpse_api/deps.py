@@ -50,7 +50,10 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         # The policy first: a bad policy file stops start-up before anything is opened.
-        policy = PolicyEngine(settings.oslo_policy.policy_file)
+        policy = PolicyEngine(
+            settings.oslo_policy.policy_file,
+            enforce_new_defaults=settings.oslo_policy.enforce_new_defaults,
+        )
         database = Database.from_settings(settings)
         stores = StoreRegistry.from_settings(settings)
         locations = LocationService(settings, database, stores)

@@ -1,17 +1,57 @@
-"""Who is asking, per `[DEFAULT] auth_strategy`: one authenticator per process."""
+"""Who is asking, per `[DEFAULT] auth_strategy`: one authenticator per process.
+
+Both strategies without Keystone trust something outside the request: noauth trusts whoever
+can connect, so it serves loopback only (`refuse_unsafe_bind` at start-up, and each request's
+local address); trusted-proxy trusts the proxy's headers, so it takes them only from the
+proxy's addresses (`[DEFAULT] trusted_proxies`).
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import ipaddress
+import logging
+from collections.abc import Sequence
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Final, Protocol
 
 from starlette.requests import Request
 
-from glimpse.config import Settings
+from glimpse.config import ConfigError, Settings
 from glimpse.context import RequestContext
-from glimpse.domain.errors import NotAuthenticated
+from glimpse.domain.errors import Forbidden, NotAuthenticated
 from glimpse_api.keystone import KeystoneAuthenticator
 
+log = logging.getLogger(__name__)
+
 ADMIN_ROLE = "admin"
+# keystonemiddleware's header for a system-scoped token ("all").
+SYSTEM_SCOPE_HEADER: Final = "openstack-system-scope"
+
+
+def refuse_unsafe_bind(settings: Settings) -> None:
+    """Stop start-up when noauth (every caller is admin) would listen beyond loopback, unless
+    `noauth_allow_public_bind` says the operator means it (then warn)."""
+    if settings.auth_strategy != "noauth" or settings.binds_loopback:
+        return
+    if not settings.noauth_allow_public_bind:
+        msg = (
+            f"auth_strategy=noauth refuses to listen on {settings.bind_host}; bind to "
+            "loopback, choose another auth_strategy, or set noauth_allow_public_bind = true"
+        )
+        raise ConfigError(msg)
+    log.warning("auth_strategy=noauth on %s: every caller is admin", settings.bind_host)
+
+
+def _address(text: str) -> IPv4Address | IPv6Address | None:
+    """An address as a socket reports it (an IPv4-mapped IPv6 one as IPv4); None if it is
+    not an address (a Unix socket's path, a test client's host name)."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 class Authenticator(Protocol):
@@ -32,14 +72,25 @@ def _split_roles(value: str) -> frozenset[str]:
 
 
 class NoAuth:
-    """Every request acts as the admin of `noauth_project_id` (development only)."""
+    """Every request acts as the admin of `noauth_project_id` (development only). A request
+    that reached a non-loopback local address (uvicorn started by hand on a public host) is
+    refused unless `noauth_allow_public_bind` is set."""
 
     www_authenticate_uri = ""
 
-    def __init__(self, project_id: str) -> None:
+    def __init__(self, project_id: str, *, allow_public: bool = False) -> None:
         self._project_id = project_id
+        self._allow_public = allow_public
 
-    async def authenticate(self, request: Request, request_id: str) -> RequestContext:  # noqa: ARG002
+    async def authenticate(self, request: Request, request_id: str) -> RequestContext:
+        server = request.scope.get("server")
+        local = _address(str(server[0])) if server else None
+        if local is not None and not local.is_loopback and not self._allow_public:
+            log.warning("auth_strategy=noauth: refused a request that arrived on %s", local)
+            raise Forbidden(
+                "auth_strategy=noauth serves loopback connections only "
+                "(noauth_allow_public_bind is not set)"
+            )
         return RequestContext(
             project_id=self._project_id,
             user_id="admin",
@@ -53,21 +104,43 @@ class NoAuth:
 
 
 class TrustedProxy:
-    """Identity headers set by an authenticating proxy (keystonemiddleware's names)."""
+    """Identity headers set by an authenticating proxy (keystonemiddleware's names), taken
+    only from a peer in `trusted_proxies`. The user's token that the proxy forwards in
+    X-Auth-Token is kept, as Glance keeps it, to act in the user's name (key cleanup)."""
 
     www_authenticate_uri = ""
 
+    def __init__(self, proxies: Sequence[IPv4Network | IPv6Network]) -> None:
+        self._proxies = tuple(proxies)
+
+    def _from_proxy(self, request: Request) -> bool:
+        client = request.scope.get("client")
+        peer = _address(str(client[0])) if client else None
+        return peer is not None and any(peer in network for network in self._proxies)
+
     async def authenticate(self, request: Request, request_id: str) -> RequestContext:
+        if not self._from_proxy(request):
+            client = request.scope.get("client")
+            log.warning(
+                "trusted-proxy: refused identity headers from %s, not in trusted_proxies",
+                client[0] if client else "an unknown peer",
+            )
+            raise NotAuthenticated("Authentication required")
         headers = request.headers
         if headers.get("x-identity-status", "").lower() != "confirmed":
             raise NotAuthenticated("Authentication required")
         roles = _split_roles(headers.get("x-roles", ""))
         return RequestContext(
-            project_id=headers.get("x-project-id") or headers.get("x-tenant-id"),
-            user_id=headers.get("x-user-id"),
+            project_id=headers.get("x-project-id") or headers.get("x-tenant-id") or None,
+            user_id=headers.get("x-user-id") or None,
             roles=roles,
             is_admin=ADMIN_ROLE in roles,
             request_id=request_id,
+            system_scope=headers.get(SYSTEM_SCOPE_HEADER) or None,
+            domain_id=headers.get("x-domain-id") or None,
+            user_domain_id=headers.get("x-user-domain-id") or None,
+            project_domain_id=headers.get("x-project-domain-id") or None,
+            auth_token=headers.get("x-auth-token", "").strip() or None,
         )
 
     async def aclose(self) -> None:
@@ -78,5 +151,5 @@ def build_authenticator(settings: Settings) -> Authenticator:
     if settings.auth_strategy == "keystone":
         return KeystoneAuthenticator.from_settings(settings)
     if settings.auth_strategy == "trusted-proxy":
-        return TrustedProxy()
-    return NoAuth(settings.noauth_project_id)
+        return TrustedProxy(settings.trusted_proxies)
+    return NoAuth(settings.noauth_project_id, allow_public=settings.noauth_allow_public_bind)

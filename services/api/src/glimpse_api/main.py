@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
 import uvicorn
 
 from glimpse.cli.common import settings_or_exit
+from glimpse.config import ConfigError
 from glimpse.config.settings import CONFIG_ENV
-
-log = logging.getLogger("glimpse_api")
+from glimpse_api.identity import refuse_unsafe_bind
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,16 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config-file", help=f"glance-api.conf style file (or ${CONFIG_ENV})")
     args = parser.parse_args(argv)
     settings = settings_or_exit(parser.prog, args.config_file)
-    if settings.auth_strategy == "noauth" and not settings.binds_loopback:
-        if not settings.noauth_allow_public_bind:
-            print(  # noqa: T201 -- start-up failure
-                f"glimpse-api: auth_strategy=noauth refuses to listen on {settings.bind_host}; "
-                "bind to loopback, choose another auth_strategy, or set "
-                "noauth_allow_public_bind = true",
-                file=sys.stderr,
-            )
-            return 2
-        log.warning("auth_strategy=noauth on %s: every caller is admin", settings.bind_host)
+    try:
+        refuse_unsafe_bind(settings)  # create_app checks again in each worker process
+    except ConfigError as exc:
+        print(f"glimpse-api: {exc}", file=sys.stderr)  # noqa: T201 -- start-up failure
+        return 2
     if args.config_file:
         # Worker processes rebuild the settings from the environment.
         os.environ[CONFIG_ENV] = os.path.abspath(args.config_file)  # noqa: PTH100
@@ -41,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         workers=settings.workers,
         log_config=None,
         access_log=False,
+        # The peer address must stay the socket's: trusted_proxies is checked against it, and
+        # X-Forwarded-For from a proxy would otherwise replace it.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 import types
 import typing
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,13 @@ def _type_name(annotation: Any) -> str:  # noqa: ANN401 -- any typing construct
     return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
+def _item_text(item: object) -> str:
+    # A network of one address is written as the address, as an operator would write it.
+    if isinstance(item, IPv4Network | IPv6Network) and item.num_addresses == 1:
+        return str(item.network_address)
+    return str(item)
+
+
 def _default_text(field: FieldInfo) -> str:
     default = field.get_default(call_default_factory=True)
     if default is None:
@@ -54,7 +62,7 @@ def _default_text(field: FieldInfo) -> str:
     if isinstance(default, dict):
         return ", ".join(f"{k}:{v}" for k, v in default.items())
     if isinstance(default, list):
-        return ", ".join(str(item) for item in default)
+        return ", ".join(_item_text(item) for item in default)
     return str(default)
 
 

@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import os
 from importlib.metadata import entry_points
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -426,6 +427,32 @@ class OsloPolicyOptions(BaseModel):
             raise ValueError(msg)  # noqa: TRY004 -- pydantic reports ValueError, not TypeError
         return value
 
+    enforce_new_defaults: bool = Field(
+        default=True,
+        description=(
+            "false: each rule Glance deprecated in Wallaby also passes by its old default "
+            "(mostly anyone), with Glance's ownership checks for changes, as oslo.policy and "
+            "Glance do. Meant for an upgrade from legacy policies only."
+        ),
+    )
+    enforce_scope: bool = Field(
+        default=True,
+        description=(
+            "Accepted for older configurations and not used: oslo.policy 6 always enforces "
+            "scope, so system- and domain-scoped tokens are refused by the image API's "
+            "project-scoped rules (false is logged and ignored)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _scope_always_enforced(self) -> OsloPolicyOptions:
+        if not self.enforce_scope:
+            log.warning(
+                "[oslo_policy] enforce_scope = false is ignored: scope is always enforced, "
+                "as in oslo.policy 6 (system- and domain-scoped tokens are refused)"
+            )
+        return self
+
 
 def _split_list(value: object) -> object:
     """oslo.config ListOpt notation: `a, b, c`."""
@@ -644,6 +671,14 @@ class Settings(BaseSettings):
     noauth_project_id: str = Field(
         "glimpse", description="Project every request belongs to under auth_strategy=noauth."
     )
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=lambda: [ipaddress.ip_network("127.0.0.1"), ipaddress.ip_network("::1")],
+        description=(
+            "auth_strategy=trusted-proxy: addresses and networks (CIDR) of the authenticating "
+            "proxies. Identity headers are accepted only on connections from them; any other "
+            "peer gets 401 whatever it sends."
+        ),
+    )
     image_size_cap: int = Field(
         TiB, ge=1, le=9223372036854775807, description="Largest image in bytes (upload stops)."
     )
@@ -725,6 +760,18 @@ class Settings(BaseSettings):
     @classmethod
     def _backends(cls, value: object) -> object:
         return _parse_backends(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        value = _glance_list(value)
+        if isinstance(value, list):
+            try:
+                return [ipaddress.ip_network(item) for item in value]
+            except (TypeError, ValueError) as exc:
+                msg = f"expected addresses or networks (e.g. 10.0.0.0/24): {exc}"
+                raise ValueError(msg) from None
+        return value
 
     @field_validator("enabled_import_methods", mode="before")
     @classmethod

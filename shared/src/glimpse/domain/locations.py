@@ -6,7 +6,8 @@ stores and writing rows is the location service's job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from glimpse.domain.errors import Conflict, Forbidden, InvalidInput
@@ -73,8 +74,22 @@ def _merged_validation(values: list[LocationValue]) -> dict[str, Any]:
     return merged
 
 
-def plan(current: list[LocationValue], operations: list[Operation], status: str) -> LocationPlan:
-    """Apply `operations` in order to `current` (the image's locations as shown)."""
+def _known(value: LocationValue, aliases: Mapping[str, str]) -> LocationValue:
+    """`value` with a URL as the API showed it (credentials masked) turned back into the
+    location it stands for, so a client may send back the list it read."""
+    url = aliases.get(value.url, value.url)
+    return value if url == value.url else replace(value, url=url)
+
+
+def plan(
+    current: list[LocationValue],
+    operations: list[Operation],
+    status: str,
+    aliases: Mapping[str, str] | None = None,
+) -> LocationPlan:
+    """Apply `operations` in order to `current` (the image's locations); `aliases` maps each
+    URL as shown to the location it stands for."""
+    aliases = aliases or {}
     result = list(current)
     for operation in operations:
         verb = _VERBS[operation.op]
@@ -83,7 +98,7 @@ def plan(current: list[LocationValue], operations: list[Operation], status: str)
             raise Conflict(f"It's not allowed to {verb} locations if image status is {status}.")
         if operation.op is PatchOp.ADD:
             position = _position(operation.position, len(result), for_add=True)
-            result.insert(position, parse_value(operation.value))
+            result.insert(position, _known(parse_value(operation.value), aliases))
         elif operation.op is PatchOp.REMOVE:
             if len(result) == 1:
                 raise Forbidden("Cannot remove last location in the image.")
@@ -91,7 +106,7 @@ def plan(current: list[LocationValue], operations: list[Operation], status: str)
         else:
             if operation.position is not None or not isinstance(operation.value, list):
                 raise InvalidInput("Locations can only be replaced as a whole list.")
-            result = [parse_value(value) for value in operation.value]
+            result = [_known(parse_value(value), aliases) for value in operation.value]
     urls = [value.url for value in result]
     if len(set(urls)) != len(urls):
         raise InvalidInput("Duplicate locations are not allowed.")

@@ -10,6 +10,16 @@ runs, so calling it from the event loop does not block on I/O.
 
 The engine is built once per process from the settings and bound to each request's context at
 the request boundary (`PolicyEngine.bind`), so there is no module-level enforcer.
+
+Scope, as oslo.policy 6 (which Glance 33 requires) always enforces it: every image rule has
+`scope_types = ["project"]`, so a system- or domain-scoped token is refused whatever its roles.
+A caller without a project owns nothing: a missing value never matches another missing value
+(`project_id:%(owner)s` with neither a project nor an owner is false, not `None == None`).
+
+`[oslo_policy] enforce_new_defaults = false` brings back Glance's deprecated defaults, OR'ed
+with the new ones by oslo.policy (most become "anyone"), together with the ownership checks
+Glance's API adds in that mode (`legacy_check`): only the owner (or an admin) changes an image
+or its members.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from oslo_config import cfg
 from oslo_policy import policy as oslo
@@ -57,16 +67,25 @@ class Target:
 
     def as_dict(self, ctx: RequestContext) -> dict[str, Any]:
         """The target dict rules see: `project_id` is the owner, `member_id` the caller's
-        project when it is a member, as in Glance."""
-        return {
-            "project_id": self.owner,
-            "owner": self.owner,
-            "visibility": self.visibility,
-            "id": self.image_id,
-            "image_id": self.image_id,
-            "member_id": ctx.project_id if self.member_status is not None else None,
-            "member_status": self.member_status,
-        }
+        project when it is a member, as in Glance. Missing values are left out, so a check
+        on them fails instead of comparing "None" with "None"."""
+        return _present(
+            {
+                "project_id": self.owner,
+                "owner": self.owner,
+                "visibility": self.visibility,
+                "id": self.image_id,
+                "image_id": self.image_id,
+                "member_id": ctx.project_id if self.member_status is not None else None,
+                "member_status": self.member_status,
+            }
+        )
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` without its None entries: oslo.policy compares `str(value)`, so a None on both
+    sides (a caller without a project, an image without an owner) would match."""
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def proposed(owner: str | None, visibility: str) -> Target:
@@ -96,7 +115,9 @@ def visible(ctx: RequestContext, target: Target) -> bool:
 class PolicyEngine:
     """oslo.policy's Enforcer with Glimpse's defaults and the operator's file, loaded once."""
 
-    def __init__(self, policy_file: Path | None = None) -> None:
+    def __init__(
+        self, policy_file: Path | None = None, *, enforce_new_defaults: bool = True
+    ) -> None:
         # A private ConfigOpts: oslo.policy reads its options from one, and the process-wide
         # cfg.CONF would leak state between engines (and tests).
         conf = cfg.ConfigOpts()
@@ -106,6 +127,10 @@ class PolicyEngine:
         path = policy_file.resolve() if policy_file is not None else Path("/nonexistent/policy")
         self.enforcer = oslo.Enforcer(conf, policy_file=str(path))
         conf.set_override("policy_dirs", [], "oslo_policy")
+        conf.set_override("enforce_new_defaults", enforce_new_defaults, "oslo_policy")
+        self.legacy = not enforce_new_defaults
+        # As Glance: the notice for each rule whose default changed is not worth a log line.
+        self.enforcer.suppress_default_change_warnings = True
         self.enforcer.register_defaults(RULES)
         try:
             self.enforcer.load_rules()
@@ -117,19 +142,52 @@ class PolicyEngine:
     def check(self, ctx: RequestContext, action: str, target: dict[str, Any]) -> bool:
         if action not in self.enforcer.registered_rules:
             raise oslo.PolicyNotRegistered(action)
-        creds = {
-            "user_id": ctx.user_id,
-            "project_id": ctx.project_id,
-            "roles": sorted(ctx.roles),
-            # The roles of an X-Service-Token, for rules such as `service_roles:service`.
-            "service_roles": sorted(ctx.service_roles),
-        }
-        return bool(self.enforcer.enforce(action, target, creds))
+        creds = _present(
+            {
+                "user_id": ctx.user_id,
+                "project_id": ctx.project_id,
+                # The token's scope: oslo.policy refuses a rule whose scope_types lack it.
+                "system": ctx.system_scope,
+                "domain_id": ctx.domain_id,
+                "roles": sorted(ctx.roles),
+                # The roles of an X-Service-Token, for rules such as `service_roles:service`.
+                "service_roles": sorted(ctx.service_roles),
+            }
+        )
+        return bool(self.enforcer.enforce(action, _present(target), creds))
 
     def bind(self, ctx: RequestContext) -> RequestContext:
         """`ctx` with this engine attached and is_admin decided by `context_is_admin`."""
         is_admin = self.check(ctx, "context_is_admin", {"project_id": ctx.project_id})
         return dataclasses.replace(ctx, policy=self, is_admin=is_admin)
+
+
+# What Glance's API checks besides the rules when enforce_new_defaults is false (its legacy
+# defaults let anyone through, so ownership is checked in code): the action's error message.
+_LEGACY_OWNER_ONLY: Final = {
+    "modify_image": "You do not own this image",
+    "delete_image": "You do not own this image",
+    "upload_image": "You do not own this image",
+    "deactivate": "You do not own this image",
+    "reactivate": "You do not own this image",
+    "delete_image_location": "You do not own this image",
+    "add_member": "You are not permitted to create image members for the image.",
+    "delete_member": "You cannot delete image member.",
+}
+
+
+def legacy_check(ctx: RequestContext, action: str, target: Target) -> None:
+    """Glance's ownership checks under legacy defaults; nothing with the new defaults."""
+    engine = ctx.policy
+    if engine is None or not engine.legacy or ctx.is_admin:
+        return
+    owns = ctx.project_id is not None and ctx.project_id == target.owner
+    if action == "add_image" and not owns:
+        raise Forbidden(f"You are not permitted to create images owned by '{target.owner}'.")
+    if action in _LEGACY_OWNER_ONLY and not owns:
+        raise Forbidden(_LEGACY_OWNER_ONLY[action])
+    if action == "modify_member" and owns:
+        raise Forbidden("You are not permitted to modify 'status' on this image member.")
 
 
 def _engine(ctx: RequestContext) -> PolicyEngine:
@@ -142,7 +200,7 @@ def _engine(ctx: RequestContext) -> PolicyEngine:
 def _rule(ctx: RequestContext, action: str, target: Target | None) -> bool:
     if target is None:
         # Nothing specific (list, create a task): the caller's own project is the target.
-        data: dict[str, Any] = {"project_id": ctx.project_id, "owner": ctx.project_id}
+        data: dict[str, Any] = _present({"project_id": ctx.project_id, "owner": ctx.project_id})
     else:
         data = target.as_dict(ctx)
     return _engine(ctx).check(ctx, action, data)
@@ -174,3 +232,5 @@ def enforce(
         raise ImageNotFound(target.image_id or "")
     if not allowed(ctx, action, target):
         raise Forbidden(f"You are not authorized to complete {action} action.")
+    if target is not None:
+        legacy_check(ctx, action, target)

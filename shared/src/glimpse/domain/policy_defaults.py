@@ -3,13 +3,17 @@
 Project-scoped roles only: `admin` everywhere, `member` of the owning project for changes,
 `reader` of the owning (or member) project for reads, and `service` where Glance has a
 service-to-service API. Operators override any of these in `[oslo_policy] policy_file`.
+
+Every rule has Glance's `scope_types` (project), and the rules Glance gave a deprecated default
+carry it too (`rule:default`, i.e. anyone), which oslo.policy OR's in only under
+`[oslo_policy] enforce_new_defaults = false`.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from oslo_policy.policy import RuleDefault
+from oslo_policy.policy import DeprecatedRule, RuleDefault
 
 ADMIN: Final = "rule:context_is_admin"
 PROJECT_MEMBER: Final = "role:member and project_id:%(project_id)s"
@@ -24,15 +28,44 @@ READABLE: Final = (
 
 ADMIN_OR_PROJECT_MEMBER: Final = f"{ADMIN} or ({PROJECT_MEMBER})"
 ADMIN_OR_PROJECT_READER: Final = f"{ADMIN} or ({PROJECT_READER})"
+LEGACY_DEFAULT: Final = "rule:default"
 _PROJECT = ["project"]
+_LEGACY_REASON = "The image API now supports roles."
 
 
-def _rule(name: str, check: str, description: str) -> RuleDefault:
-    return RuleDefault(name=name, check_str=check, description=description, scope_types=_PROJECT)
+def _rule(
+    name: str, check: str, description: str, *, legacy: str | None = LEGACY_DEFAULT
+) -> RuleDefault:
+    """A project-scoped rule; `legacy` is its deprecated default (None: it has none)."""
+    deprecated = None
+    if legacy is not None:
+        deprecated = DeprecatedRule(
+            name=name,
+            check_str=legacy,
+            deprecated_reason=_LEGACY_REASON,
+            deprecated_since="W",  # Wallaby, as in Glance
+        )
+    return RuleDefault(
+        name=name,
+        check_str=check,
+        description=description,
+        scope_types=_PROJECT,
+        deprecated_rule=deprecated,
+    )
 
 
 BASE_RULES: Final = (
-    RuleDefault("default", "", description="Rule for policies a policy file leaves undefined."),
+    RuleDefault(
+        "default",
+        "",
+        description="Rule for policies a policy file leaves undefined.",
+        deprecated_rule=DeprecatedRule(
+            name="default",
+            check_str=ADMIN,
+            deprecated_reason="Policies left out of a policy file take the defaults in code.",
+            deprecated_since="W",
+        ),
+    ),
     RuleDefault("context_is_admin", "role:admin", description="Who is an admin."),
     RuleDefault(
         "service_api",
@@ -51,17 +84,18 @@ IMAGE_RULES: Final = (
     ),
     _rule("modify_image", ADMIN_OR_PROJECT_MEMBER, "Update an image or its tags."),
     _rule("delete_image", ADMIN_OR_PROJECT_MEMBER, "Delete an image."),
-    _rule("publicize_image", ADMIN, "Make an image public."),
+    _rule("publicize_image", ADMIN, "Make an image public.", legacy=None),
     _rule("communitize_image", ADMIN_OR_PROJECT_MEMBER, "Make an image community."),
     _rule("upload_image", ADMIN_OR_PROJECT_MEMBER, "Upload image data."),
     _rule("download_image", f"{ADMIN} or (role:member and ({READABLE}))", "Download image data."),
     _rule("deactivate", ADMIN_OR_PROJECT_MEMBER, "Deactivate an image."),
     _rule("reactivate", ADMIN_OR_PROJECT_MEMBER, "Reactivate an image."),
-    _rule("copy_image", ADMIN, "Copy an image to other stores."),
+    _rule("copy_image", ADMIN, "Copy an image to other stores.", legacy=None),
     _rule(
         "download_from_store",
         f"{ADMIN} or (role:member and ({READABLE}))",
         "Download image data from chosen stores (?prefer=).",
+        legacy=None,
     ),
 )
 
@@ -73,8 +107,14 @@ LOCATION_RULES: Final = (
         "add_image_location",
         f"rule:service_api or ({PROJECT_MEMBER} and project_id:%(owner)s)",
         "Add a location to a queued image (2.17).",
+        legacy=None,
     ),
-    _rule("fetch_image_location", "rule:service_api", "List an image's locations (2.17)."),
+    _rule(
+        "fetch_image_location",
+        "rule:service_api",
+        "List an image's locations (2.17).",
+        legacy=None,
+    ),
 )
 
 MEMBER_RULES: Final = (
@@ -102,11 +142,16 @@ TASK_RULES: Final = (
     _rule("get_tasks", "rule:default", "List tasks."),
     _rule("add_task", "rule:default", "Create a task."),
     _rule("modify_task", "rule:default", "Change a task."),
-    _rule("tasks_api_access", ADMIN, "Use the tasks API at all."),
+    _rule("tasks_api_access", ADMIN, "Use the tasks API at all.", legacy=None),
 )
 
 DISCOVERY_RULES: Final = (
-    _rule("stores_info_detail", f"{ADMIN} or rule:service_api", "Show store details."),
+    _rule(
+        "stores_info_detail",
+        f"{ADMIN} or rule:service_api",
+        "Show store details.",
+        legacy=ADMIN,
+    ),
 )
 
 RULES: Final = (

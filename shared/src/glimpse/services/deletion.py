@@ -17,6 +17,7 @@ from glimpse.db.engine import Database
 from glimpse.db.repositories.deletions import DeletionRepository
 from glimpse.db.repositories.key_cleanups import KeyCleanupRepository
 from glimpse.db.tables import ImageLocation, utcnow
+from glimpse.domain.redaction import redact_url
 from glimpse.stores.base import StoreError
 from glimpse.stores.registry import StoreRegistry
 
@@ -56,7 +57,9 @@ class DeletionService:
                 removed = True
                 # One line per location scrubbed: operators (and tests) can see that concurrent
                 # scrubbers removed each piece of data once.
-                log.info("image %s: scrubbed data at %s", location.image_id, location.value)
+                log.info(
+                    "image %s: scrubbed data at %s", location.image_id, redact_url(location.value)
+                )
             except (StoreError, OSError) as exc:
                 log.warning(
                     "image %s: could not delete %s yet: %s", location.image_id, location.value, exc

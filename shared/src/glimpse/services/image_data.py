@@ -25,6 +25,7 @@ from glimpse.domain.errors import (
     StoreUnavailable,
 )
 from glimpse.domain.images import ImageStatus, check_downloadable, transition
+from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.formats import StreamInspector, inspected_container
 from glimpse.services.access import authorize, authorized_image
 from glimpse.stores.base import (
@@ -238,7 +239,12 @@ class ImageDataService:
                 first = await anext(chunks, b"")
             except (ObjectNotFound, StoreError, OSError) as exc:
                 errors.append(exc)
-                log.warning("image %s: location %s unreadable: %s", image_id, location.value, exc)
+                log.warning(
+                    "image %s: location %s unreadable: %s",
+                    image_id,
+                    redact_url(location.value),
+                    redact_text(str(exc)),
+                )
                 continue
             return Download(_prepend(first, chunks), image.size, image.checksum, span)
         if errors:

@@ -91,6 +91,10 @@ def plan_new_image(settings: Settings, ctx: RequestContext, body: dict[str, Any]
         else:
             properties[name] = attributes.validate_property(name, value)
     target = policy.proposed(core["owner"], core["visibility"])
+    if core["owner"] is None:
+        # A caller without a project (a system- or domain-scoped token, a proxy that sends no
+        # X-Project-Id) would make an image nobody owns: refused as Glance's policy refuses it.
+        raise Forbidden("You are not authorized to complete add_image action.")
     if not policy.allowed(ctx, "add_image", target) and core["owner"] != ctx.project_id:
         raise Forbidden(f"You are not permitted to create images owned by '{core['owner']}'")
     policy.enforce(ctx, "add_image", target)
@@ -127,17 +131,21 @@ class ImageService:
         async with self.db.write() as session:
             repo = ImageRepository(session)
             await add_new_image(repo, new)
-            return await repo.record(new.image)
+            record = await repo.record(new.image)
+        return (await self._presented(ctx, [record]))[0]
 
     async def get(self, ctx: RequestContext, image_id: str) -> ImageRecord:
         async with self.db.read() as session:
             repo = ImageRepository(session)
             record = await repo.record(await authorized_image(repo, ctx, image_id, "get_image"))
-        return (await self._presented([record]))[0]
+        return (await self._presented(ctx, [record]))[0]
 
-    async def _presented(self, records: list[ImageRecord]) -> list[ImageRecord]:
-        """Records as the API shows them: locations in read (weight) order, and pre-Train
-        location metadata rewritten in the database on first sight (Train's lazy upgrade)."""
+    async def _presented(
+        self, ctx: RequestContext, records: list[ImageRecord]
+    ) -> list[ImageRecord]:
+        """Records as the API shows them to `ctx`: locations in read (weight) order, visible
+        only to a caller who passes `get_image_location`, and pre-Train location metadata
+        rewritten in the database on first sight (Train's lazy upgrade)."""
         legacy = [
             r.image.id for r in records if any(loc.has_legacy_metadata for loc in r.locations)
         ]
@@ -145,10 +153,36 @@ class ImageService:
             async with self.db.write() as session:
                 rewritten = await ImageRepository(session).rewrite_legacy_locations(legacy)
             log.info("rewrote legacy location metadata of %d locations", rewritten)
+        visible = await self._locations_visible(ctx, records)
         return [
-            dataclasses.replace(record, locations=self.stores.by_weight(record.locations))
+            dataclasses.replace(
+                record,
+                locations=self.stores.by_weight(record.locations),
+                locations_visible=record.image.id in visible,
+            )
             for record in records
         ]
+
+    async def _locations_visible(self, ctx: RequestContext, records: list[ImageRecord]) -> set[str]:
+        """The ids of the images whose locations `ctx` may see (get_image_location); none when
+        no view shows locations."""
+        settings = self.settings
+        if not (settings.show_multiple_locations or settings.show_image_direct_url):
+            return set()
+        async with self.db.read() as session:
+            statuses = await MemberRepository(session).statuses_of(
+                [record.image.id for record in records], ctx.project_id
+            )
+        return {
+            record.image.id
+            for record in records
+            if policy.allowed(
+                ctx,
+                "get_image_location",
+                record.image,
+                member_status=statuses.get(record.image.id),
+            )
+        }
 
     async def list_images(self, ctx: RequestContext, query: ListQuery) -> ImagePage:
         policy.enforce(ctx, "get_images")
@@ -172,7 +206,7 @@ class ImageService:
             ]
             records = await repo.records(shown)
         full_page = query.limit > 0 and len(images) == query.limit
-        return ImagePage(await self._presented(records), images[-1].id if full_page else None)
+        return ImagePage(await self._presented(ctx, records), images[-1].id if full_page else None)
 
     async def update(
         self, ctx: RequestContext, image_id: str, operations: list[patch.Operation]
@@ -204,7 +238,7 @@ class ImageService:
             await repo.touch(image)
             record = await repo.record(image)
         await self.deletion.remove_all(removed)
-        return (await self._presented([record]))[0]
+        return (await self._presented(ctx, [record]))[0]
 
     def _check_patched(self, ctx: RequestContext, image: Image, state: patch.ImageState) -> None:
         for name in ("disk_format", "container_format"):

@@ -25,6 +25,7 @@ from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import Image, Task, utcnow
 from glimpse.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from glimpse.domain.images import ImageStatus, transition
+from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.domain.tasks import (
     COPY_IMAGE,
     FAILED_IMPORT,
@@ -259,7 +260,9 @@ class ImportService:
         if method == WEB_DOWNLOAD:
             uri = body["method"].get("uri")
             if not await self._fetchable(uri):
-                raise InvalidInput(f"URI for web-download does not pass filtering: {uri}")
+                raise InvalidInput(
+                    f"URI for web-download does not pass filtering: {redact_url(str(uri))}"
+                )
 
     async def _fetchable(self, uri: object) -> bool:
         """Whether `uri` passes [import_filtering_opts] (the worker checks it again)."""
@@ -268,7 +271,7 @@ class ImportService:
         try:
             await URLFilter(self.settings.import_filtering_opts).check(uri)
         except URLRefused as exc:
-            log.debug("refused to fetch %s: %s", uri, exc)
+            log.debug("refused to fetch %s: %s", redact_url(uri), redact_text(str(exc)))
             return False
         return True
 

@@ -7,13 +7,18 @@ without delayed delete (the API tries right after the commit), after the scrub w
 restore before then voids the row. A failed attempt is retried by the scrubber with exponential
 backoff (`next_attempt_at`); nothing here ever fails the image delete itself.
 
-Scope: Barbican deletes a secret only for its own project, so the call carries, in order of
-preference, the deleting user's token while it is valid; a token scoped to a Keystone trust
-from that user to the service user (impersonating, in the image owner's project) created at
-delete time for cleanups that outlive the token; or, with no user token at all
-(noauth/trusted-proxy), the `[keystone_authtoken]` service credentials. The user's token is kept
-only Fernet-encrypted (`[key_manager] token_encryption_key`) and dropped when the cleanup is done
-or the token expires; the trust is deleted after use. Tokens never reach a log.
+Whose name: a key is deleted only with the rights of the user who deleted the image, as Glance
+does it with the user's context, so Barbican decides whether that user may delete that secret.
+The call carries, in order of preference, the deleting user's token while it is valid (under
+trusted-proxy, the X-Auth-Token the proxy forwards), or a token scoped to a Keystone trust from
+that user to the service user (impersonating, in the image owner's project, with the user's
+roles) created at delete time for cleanups that outlive the token. Never the service user's own
+token: the key id is whatever a member wrote into the image, and Barbican lets an admin (as
+service users usually are) delete any project's secret, so the service's token would delete a
+secret the image's owner could not. Without a user token or trust the cleanup waits (logged);
+the key must then be deleted by someone who may. The user's token is kept only Fernet-encrypted
+(`[key_manager] token_encryption_key`) and dropped when the cleanup is done or the token
+expires; the trust is deleted after use. Tokens never reach a log.
 """
 
 from __future__ import annotations
@@ -119,7 +124,10 @@ class KeyCleanupService:
     async def after_delete(self, ctx: RequestContext, cleanup_id: int, *, gone: bool) -> None:
         """After the delete committed: delete the key now if the image is gone, and make sure
         a later attempt can act in the user's name. Never raises: the delete has succeeded."""
-        token = ctx.auth_token if self._usable(ctx.token_expires_at) else None
+        # The token authenticated this very request: a proxy's forwarded one has no known
+        # expiry, and is as fresh as the request.
+        fresh = ctx.token_expires_at is None or self._usable(ctx.token_expires_at)
+        token = ctx.auth_token if fresh else None
         try:
             async with self._clients(IN_REQUEST_TIMEOUT) as clients:
                 if gone and await self._run_one(clients, cleanup_id, token):
@@ -247,15 +255,15 @@ class KeyCleanupService:
                 "no key manager: set [key_manager] backend = barbican and [barbican] "
                 "barbican_endpoint"
             )
-        if token is None and clients.identity is not None:
-            if row.trust_id is not None:
-                token = (await clients.identity.trust_token(row.trust_id)).value
-            else:
-                # No user token ever (noauth, trusted-proxy) or no trust: the service's own scope.
-                token = (await clients.identity.service_token()).value
+        if token is None and row.trust_id is not None:
+            if clients.identity is None:
+                raise CannotClean("a trust but no [keystone_authtoken] credentials to use it")
+            token = (await clients.identity.trust_token(row.trust_id)).value
         if token is None:
+            # Never the service's own token (see the module's docstring).
             raise CannotClean(
-                "no user token or trust, and no [keystone_authtoken] service credentials"
+                f"no token or trust of a user of project {row.project_id}: only a user who may "
+                "delete the key can have it deleted"
             )
         return token, await clients.barbican.delete_secret(token, row.key_id)
 

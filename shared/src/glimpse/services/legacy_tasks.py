@@ -23,6 +23,7 @@ from glimpse.db.tables import Task
 from glimpse.domain import policy
 from glimpse.domain.errors import InvalidInput
 from glimpse.domain.images import ImageStatus, transition
+from glimpse.domain.redaction import redact_data, redact_text, redact_url
 from glimpse.domain.tasks import (
     IMPORT_LOCK,
     IMPORTING_TO_STORES,
@@ -71,7 +72,7 @@ class LegacyTaskService:
         new = plan_new_image(self.settings, ctx, properties)
         if new.image.disk_format is None or new.image.container_format is None:
             raise InvalidInput("image_properties must set disk_format and container_format")
-        log.debug("Tasks API import of %s into image %s", uri, new.image.id)
+        log.debug("Tasks API import of %s into image %s", redact_url(uri), new.image.id)
         task_id = str(uuid.uuid4())
         store = self.stores.default_id
         async with self.db.write() as session:
@@ -87,7 +88,7 @@ class LegacyTaskService:
                     id=task_id,
                     type=TASK_TYPE_LEGACY_IMPORT,
                     status=TaskStatus.PENDING,
-                    input=task_input,  # shown back as the caller wrote it
+                    input=task_input,  # shown back as the caller wrote it, URLs redacted
                     owner=ctx.project_id,
                     image_id=new.image.id,
                     user_id=ctx.user_id,
@@ -104,7 +105,7 @@ class LegacyTaskService:
     async def _import_from(self, uri: object) -> str:
         """Glance's checks of `import_from`: http(s) only, then [import_filtering_opts]."""
         if not isinstance(uri, str) or not uri:
-            raise InvalidInput(f"Invalid location: {uri}")
+            raise InvalidInput(f"Invalid location: {redact_data(uri)}")
         if uri.startswith(("file:///", "filesystem:///")):
             raise InvalidInput(
                 "File based imports are not allowed. Please use a non-local source of image data."
@@ -117,9 +118,9 @@ class LegacyTaskService:
         try:
             await URLFilter(self.settings.import_filtering_opts).check(uri)
         except URLRefused as exc:
-            log.debug("refused to fetch %s: %s", uri, exc)
+            log.debug("refused to fetch %s: %s", redact_url(uri), redact_text(str(exc)))
             raise InvalidInput(
-                f"URI for legacy import task does not pass filtering: {uri}"
+                f"URI for legacy import task does not pass filtering: {redact_url(uri)}"
             ) from None
         return uri
 

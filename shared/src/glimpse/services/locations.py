@@ -27,6 +27,7 @@ from glimpse.domain.errors import Conflict, Forbidden, InvalidInput, LimitExceed
 from glimpse.domain.images import ImageStatus
 from glimpse.domain.locations import LocationPlan, LocationValue, check_visible, plan
 from glimpse.domain.patch import Operation
+from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.net.urlfilter import URLFilter, URLRefused
 from glimpse.services.access import authorize, authorized_image
 from glimpse.services.deletion import DeletionService
@@ -117,8 +118,10 @@ class LocationService:
             try:
                 await self.url_filter.check(url)
             except URLRefused as exc:
-                log.info("location refused: %s", exc)
-                raise InvalidInput(f"URI for add location does not pass filtering: {url}") from None
+                log.info("location refused: %s", redact_text(str(exc)))
+                raise InvalidInput(
+                    f"URI for add location does not pass filtering: {redact_url(url)}"
+                ) from None
             candidates = self._http_store_ids()
         else:
             candidates = [sid for sid in self.stores.ids() if sid not in self._http_store_ids()]
@@ -129,21 +132,26 @@ class LocationService:
             try:
                 size = await store.size(url)
             except (StoreError, OSError) as exc:
-                log.info("location %s is not readable in store %s: %s", url, store_id, exc)
+                log.info(
+                    "location %s is not readable in store %s: %s",
+                    redact_url(url),
+                    store_id,
+                    redact_text(str(exc)),
+                )
                 continue
             extra = {str(k): str(v) for k, v in (metadata or {}).items()}
             return ResolvedLocation(url, store_id, size, {**extra, "store": store_id})
-        raise InvalidInput(f"Invalid location: {url}")
+        raise InvalidInput(f"Invalid location: {redact_url(url)}")
 
     async def check_unshared(self, repo: ImageRepository, image_id: str, url: str) -> None:
         if await repo.location_in_use(url, exclude_image=image_id):
-            raise InvalidInput(f"Invalid location: {url}")
+            raise InvalidInput(f"Invalid location: {redact_url(url)}")
 
     async def _hash(self, location: ResolvedLocation, algo: str) -> Meter:
         """Read the data once to count and hash it, as the image's own upload would."""
         store = self.stores.get(location.store_id)
         if store is None:  # pragma: no cover -- resolve() only returns enabled stores
-            raise InvalidInput(f"Invalid location: {location.url}")
+            raise InvalidInput(f"Invalid location: {redact_url(location.url)}")
         meter = Meter(algo)
         cap = self.settings.image_size_cap
 
@@ -207,7 +215,7 @@ class LocationService:
             image = await authorized_image(repo, ctx, image_id, "fetch_image_location")
             locations = (await repo.record(image)).locations
         return [
-            {"url": loc.value, "metadata": loc.normalized_metadata()}
+            {"url": redact_url(loc.value), "metadata": loc.normalized_metadata()}
             for loc in self.stores.by_weight(locations)
         ]
 
@@ -224,7 +232,8 @@ class LocationService:
             current = self.stores.by_weight((await repo.record(image)).locations)
             check_visible(operations, show_multiple_locations=self.settings.show_multiple_locations)
             before = [LocationValue(loc.value, loc.normalized_metadata()) for loc in current]
-            planned = plan(before, operations, image.status)
+            shown = {redact_url(loc.value): loc.value for loc in current}
+            planned = plan(before, operations, image.status, shown)
             if planned.removed:
                 await authorize(repo, ctx, image, "delete_image_location")
             if planned.added:

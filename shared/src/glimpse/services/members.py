@@ -68,6 +68,7 @@ class MemberService:
             image, status = await self._shared_image(images, ctx, image_id, refusal)
             if not policy.allowed(ctx, "add_member", image, member_status=status):
                 raise Forbidden(refusal)
+            policy.legacy_check(ctx, "add_member", policy.target_of(image, status))
             repo = MemberRepository(session)
             attempted = await repo.count(image_id) + 1
             quota = self.settings.image_member_quota
@@ -133,6 +134,7 @@ class MemberService:
             row = await self._member(repo, ctx, image, status, member_id)
             if not policy.allowed(ctx, "modify_member", image, member_status=status):
                 raise Forbidden(refusal)
+            policy.legacy_check(ctx, "modify_member", policy.target_of(image, status))
             await repo.set_status(row, members.validate_status(body))
             return row
 
@@ -145,4 +147,5 @@ class MemberService:
             row = await self._member(repo, ctx, image, status, member_id)
             if not policy.allowed(ctx, "delete_member", image, member_status=status):
                 raise Forbidden(refusal)
+            policy.legacy_check(ctx, "delete_member", policy.target_of(image, status))
             await repo.remove(row)

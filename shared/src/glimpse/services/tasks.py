@@ -98,6 +98,9 @@ class TaskService:
         return TaskPage(tasks, next_marker)
 
     async def for_image(self, ctx: RequestContext, image_id: str) -> list[Task]:
+        """The image's tasks the caller may see: as in Glance, a task is its project's (and
+        admins'), so a project that sees a public or shared image sees none of the owner's."""
         async with self.db.read() as session:
             await authorized_image(ImageRepository(session), ctx, image_id, "get_image")
-            return await TaskRepository(session).for_image(image_id)
+            tasks = await TaskRepository(session).for_image(image_id)
+        return [task for task in tasks if self._sees(ctx, task)]

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 
+from glimpse.domain.redaction import redact_url
 from glimpse.stores.base import (
     Capability,
     CapabilityMissing,
@@ -51,7 +52,7 @@ class CheckedStore:
     async def delete(self, location: str) -> None:
         self._require(Capability.DELETE)
         await self.driver.delete(location)
-        log.info("store %s: deleted %s", self.name, location)
+        log.info("store %s: deleted %s", self.name, redact_url(location))
 
     async def delete_if_present(self, location: str) -> bool:
         """Delete, treating an object already gone as done; True if something was removed."""

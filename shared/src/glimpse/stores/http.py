@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from glimpse.config import Settings
+from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.net.transport import FilteredTransport
 from glimpse.net.urlfilter import URLFilter
 from glimpse.stores.base import (
@@ -132,13 +133,14 @@ class HttpStore:
     def _check_status(self, response: httpx.Response, location: str) -> None:
         status = response.status_code
         if status == httpx.codes.NOT_FOUND:
-            raise ObjectNotFound(location)
+            raise ObjectNotFound(_redact(location))
         if status not in (httpx.codes.OK, httpx.codes.PARTIAL_CONTENT):
             raise StoreError(f"store {self.name}: {_redact(location)} answered {status}")
 
     def _fail(self, location: str, exc: httpx.HTTPError) -> NoReturn:
         raise StoreError(
-            f"store {self.name}: {_redact(location)} failed: {type(exc).__name__}: {exc}"
+            f"store {self.name}: {_redact(location)} failed: {type(exc).__name__}: "
+            f"{redact_text(str(exc))}"
         ) from exc
 
     async def size(self, location: str) -> int:
@@ -169,11 +171,8 @@ class HttpStore:
 
 
 def _redact(location: str) -> str:
-    """The URL without user:password, which must never reach a message or a log."""
-    parts = urlsplit(location)
-    if "@" not in parts.netloc:
-        return location
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    """The URL without its credentials, which must never reach a message or a log."""
+    return redact_url(location)
 
 
 def _proxy_url(proxy: str) -> str:

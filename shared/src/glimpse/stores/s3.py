@@ -35,6 +35,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from glimpse.config import ConfigError, Settings
+from glimpse.domain.redaction import redact_url
 from glimpse.stores.base import (
     Capability,
     ObjectNotFound,
@@ -530,10 +531,7 @@ def _epoch(moment: datetime) -> float:
 
 def _redact(location: str) -> str:
     """A location without the credentials an old glance_store location may embed."""
-    parts = urlsplit(location)
-    if "@" not in parts.netloc:
-        return location
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return redact_url(location)
 
 
 def _region_for(host: str) -> str:

@@ -88,6 +88,8 @@ class KeystoneAuthenticator:
             roles=roles,
             is_admin=ADMIN_ROLE in roles,
             request_id=request_id,
+            system_scope=user.system_scope,
+            domain_id=user.domain_id,
             user_domain_id=user.user_domain_id,
             project_domain_id=user.project_domain_id,
             service_user_id=service.user_id if service else None,

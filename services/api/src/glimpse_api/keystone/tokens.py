@@ -22,6 +22,9 @@ class TokenInfo:
     project_domain_id: str | None
     roles: tuple[str, ...]
     expires_at: datetime
+    # A token scoped to the system ("all") or to a domain instead of a project.
+    system_scope: str | None = None
+    domain_id: str | None = None
 
     def expired(self, now: datetime) -> bool:
         return now >= self.expires_at
@@ -51,6 +54,7 @@ def parse_token(body: Any) -> TokenInfo:  # noqa: ANN401 -- JSON from the networ
         token = body["token"]
         user = token["user"]
         project = token.get("project") or {}
+        system = token.get("system") or {}
         return TokenInfo(
             user_id=str(user["id"]),
             user_domain_id=(user.get("domain") or {}).get("id"),
@@ -58,6 +62,8 @@ def parse_token(body: Any) -> TokenInfo:  # noqa: ANN401 -- JSON from the networ
             project_domain_id=(project.get("domain") or {}).get("id"),
             roles=tuple(sorted({str(role["name"]).lower() for role in token.get("roles", [])})),
             expires_at=parse_time(token["expires_at"]),
+            system_scope="all" if system.get("all") else None,
+            domain_id=(token.get("domain") or {}).get("id"),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise MalformedToken(f"unexpected token data: {exc!r}") from exc

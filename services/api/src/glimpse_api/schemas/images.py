@@ -7,6 +7,7 @@ from typing import Any
 
 from glimpse.config import Settings
 from glimpse.db.repositories.images import ImageRecord
+from glimpse.domain.redaction import redact_url
 
 
 def format_time(value: datetime | None) -> str | None:
@@ -46,10 +47,13 @@ def image_view(record: ImageRecord, settings: Settings) -> dict[str, Any]:
         stores = [loc.store_id for loc in record.locations if loc.store_id is not None]
         if stores and settings.multistore:
             view["stores"] = ",".join(dict.fromkeys(stores))
-        if settings.show_image_direct_url:
-            view["direct_url"] = record.locations[0].value
+    # Locations only for a caller who passed get_image_location (an empty list otherwise, as
+    # Glance shows it), and never with the credentials a URL may hold.
+    shown = record.locations if record.locations_visible else []
+    if settings.show_image_direct_url and shown:
+        view["direct_url"] = redact_url(shown[0].value)
     if settings.show_multiple_locations:
         view["locations"] = [
-            {"url": loc.value, "metadata": loc.normalized_metadata()} for loc in record.locations
+            {"url": redact_url(loc.value), "metadata": loc.normalized_metadata()} for loc in shown
         ]
     return view

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from glimpse.db.tables import Task
+from glimpse.domain.redaction import redact_data, redact_text
 from glimpse.domain.tasks import TaskStatus
 from glimpse_api.schemas.images import format_time
 
@@ -14,6 +15,13 @@ _UUID_PATTERN = (
 
 # What a list shows of each task (Glance leaves input, result and message to GET /tasks/{id}).
 _STUB = ("id", "type", "status", "owner", "expires_at", "created_at", "updated_at", "self")
+# Input the worker needs and Glance's tasks do not hold: never shown.
+_INTERNAL_INPUT = frozenset({"user_roles"})
+
+
+def _shown_input(task_input: dict[str, object]) -> dict[str, object]:
+    """The task's input as Glance shows it: its own keys, URLs without credentials."""
+    return redact_data({k: v for k, v in task_input.items() if k not in _INTERNAL_INPUT})
 
 
 def task_view(task: Task) -> dict[str, Any]:
@@ -22,9 +30,9 @@ def task_view(task: Task) -> dict[str, Any]:
         "type": task.type,
         "status": task.status,
         "owner": task.owner,
-        "input": task.input,
-        "result": task.result,
-        "message": task.message,
+        "input": _shown_input(task.input),
+        "result": redact_data(task.result),
+        "message": redact_text(task.message),
         "image_id": task.image_id,
         "request_id": task.request_id,
         "user_id": task.user_id,

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Final
-from urllib.parse import urlsplit
 
 import httpx
 
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.tables import Image
 from glimpse.domain.errors import LimitExceeded
+from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.net.transport import FilteredTransport, FilteredURL
 from glimpse.net.urlfilter import URLFilter
 from glimpse.services.image_data import size_limit
@@ -38,14 +38,6 @@ _HEADERS: Final = {"Accept-Encoding": "identity"}
 
 class DownloadFailed(Exception):
     """The source cannot be fetched; the message says why (without credentials)."""
-
-
-def redacted(uri: str) -> str:
-    """The URL without user:password, which must never reach a task message or a log."""
-    parts = urlsplit(uri)
-    if "@" not in parts.netloc:
-        return uri
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _client(ctx: WorkerContext) -> httpx.AsyncClient:
@@ -78,7 +70,7 @@ def _expected_size(response: httpx.Response) -> int | None:
 async def download(ctx: WorkerContext, image: Image, uri: str, progress: Progress) -> None:
     """Stream `uri` into the staging store under the image's id."""
     limit, too_big = await _limit(ctx, image)
-    shown = redacted(uri)
+    shown = redact_url(uri)  # what a task message or a log line may show of it
     async with _client(ctx) as client:
         try:
             async with client.stream("GET", uri) as response:
@@ -97,8 +89,8 @@ async def download(ctx: WorkerContext, image: Image, uri: str, progress: Progres
                 )
                 stored = await ctx.stores.staging.put(image.id, data)
         except FilteredURL as exc:
-            raise DownloadFailed(f"Download of {shown} refused: {exc}") from None
+            raise DownloadFailed(f"Download of {shown} refused: {redact_text(str(exc))}") from None
         except httpx.HTTPError as exc:
-            msg = f"Download of {shown} failed: {type(exc).__name__}: {exc}"
+            msg = f"Download of {shown} failed: {type(exc).__name__}: {redact_text(str(exc))}"
             raise DownloadFailed(msg) from None
     log.info("web-download of image %s: %d bytes staged from %s", image.id, stored.size, shown)

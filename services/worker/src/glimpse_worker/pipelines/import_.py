@@ -22,6 +22,7 @@ from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import ImageLocation, Task, utcnow
 from glimpse.domain.images import ImageStatus
+from glimpse.domain.redaction import redact_data, redact_text
 from glimpse.domain.tasks import (
     COPY_IMAGE,
     FAILED_IMPORT,
@@ -368,7 +369,9 @@ async def _finish(
     result: dict[str, Any] | None,
 ) -> None:
     expires_at = utcnow() + timedelta(hours=ctx.settings.task.task_time_to_live)
+    # A failure's text may quote a URL (a store's or a library's message): never its secrets.
+    message = redact_text(message) if message is not None else None
     async with ctx.database.write() as session:
         await TaskRepository(session).finish(
-            task_id, status, message=message, result=result, expires_at=expires_at
+            task_id, status, message=message, result=redact_data(result), expires_at=expires_at
         )

@@ -44,6 +44,9 @@ class ImageRecord:
     properties: dict[str, str]
     tags: list[str]
     locations: list[ImageLocation]
+    # Whether the caller passed `get_image_location`, decided by the image service: until then
+    # a view shows no location (show_multiple_locations, show_image_direct_url).
+    locations_visible: bool = False
 
 
 @dataclass(frozen=True, slots=True)
