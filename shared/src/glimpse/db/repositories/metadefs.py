@@ -66,6 +66,9 @@ def _sortable(table: sa.Table, key: str) -> ColumnElement[Any]:
         return sa.func.coalesce(column, "")
     if key == "updated_at":
         return sa.func.coalesce(column, table.c.created_at)
+    if key == "protected":
+        # SQL will not compare a boolean with < or >; 0 and 1 it will.
+        return sa.cast(column, sa.Integer)
     return column
 
 
@@ -95,6 +98,8 @@ def _value(row: Any, key: str) -> Any:  # noqa: ANN401 -- any column value
         return ""
     if value is None and key == "updated_at":
         return row.created_at
+    if isinstance(value, bool):
+        return int(value)
     return value
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from glimpse.config import load_settings
 from glimpse.context import RequestContext
 from glimpse.domain import metadef_policy
 from glimpse.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, ReadOnlyAttribute
@@ -219,6 +220,13 @@ def test_load_options_as_glance_manage_has_them() -> None:
     ):
         with pytest.raises(DefinitionError):
             LoadOptions(**bad)
+
+
+def test_metadata_source_path_comes_from_glance_api_conf(tmp_path: Any) -> None:
+    assert str(load_settings(None).metadata_source_path) == "etc/metadefs"
+    config = tmp_path / "glance-api.conf"
+    config.write_text("[DEFAULT]\nmetadata_source_path = /etc/glance/metadefs/\n")
+    assert str(load_settings(config).metadata_source_path) == "/etc/glance/metadefs"
 
 
 # -- policy -------------------------------------------------------------------------------
