@@ -661,7 +661,9 @@ async def test_a_policy_file_may_let_members_create_namespaces(
     make_settings: Any, client_for: Any, tmp_path: Path
 ) -> None:
     policy = tmp_path / "policy.yaml"
-    policy.write_text('"add_metadef_namespace": "role:member"\n')
+    policy.write_text(
+        '"add_metadef_namespace": "role:member"\n"modify_metadef_namespace": "role:member"\n'
+    )
     client = await admin_client(make_settings, client_for, oslo_policy={"policy_file": str(policy)})
     own = await client.post(NS, json={"namespace": "OS::Own"}, headers=OWNER)
     assert own.status_code == 201
@@ -675,6 +677,20 @@ async def test_a_policy_file_may_let_members_create_namespaces(
     )
     assert nested.status_code == 403
     assert await names(client, "", OWNER) == ["OS::Own"]
+    # A member changes its own namespace, but may not take another project's, nor give its own.
+    kept = await client.put(
+        f"{NS}/OS::Own", json={"namespace": "OS::Own", "description": "d"}, headers=OWNER
+    )
+    assert kept.status_code == 200
+    assert kept.json()["owner"] == "owner"
+    given_away = {"namespace": "OS::Own", "owner": "other"}
+    assert (await client.put(f"{NS}/OS::Own", json=given_away, headers=OWNER)).status_code == 403
+    await create(client, {"namespace": "OS::Public", "visibility": "public", "owner": "other"})
+    taken = await client.put(
+        f"{NS}/OS::Public", json={"namespace": "OS::Public", "visibility": "public"}, headers=OWNER
+    )
+    assert taken.status_code == 403
+    assert (await client.get(f"{NS}/OS::Public", headers=ADMIN)).json()["owner"] == "other"
 
 
 # -- schemas ------------------------------------------------------------------------------

@@ -41,13 +41,14 @@ def _duplicate(name: str) -> str:
     return f"The metadata definition namespace={name} already exists."
 
 
-def _owner(ctx: RequestContext, requested: str | None) -> str:
-    """The owner of a created or updated namespace: the caller's project unless it names one;
-    only an admin may name another project."""
+def _owner(ctx: RequestContext, requested: str | None, current: str | None = None) -> str:
+    """The owner of a created or updated namespace: the caller's project unless the body names
+    one (as in Glance, a PUT without an owner gives the namespace to the caller's project).
+    Only an admin may create a namespace for another project or change a namespace's owner."""
     owner = requested or ctx.project_id
     if owner is None:
         raise InvalidInput("The namespace needs an owner: the request has no project.")
-    if owner != ctx.project_id and not ctx.is_admin:
+    if not ctx.is_admin and owner != (current if current is not None else ctx.project_id):
         raise Forbidden("Only an admin may give a namespace to another project.")
     return owner
 
@@ -168,7 +169,7 @@ class MetadefNamespaceService:
         async with self.db.write() as session, unique(_duplicate(fields.namespace)):
             repo = MetadefRepository(session)
             row = await authorized_namespace(repo, ctx, name, "modify_metadef_namespace", lock=True)
-            owner = _owner(ctx, fields.owner)
+            owner = _owner(ctx, fields.owner, row.owner)
             if fields.namespace != row.namespace and await repo.namespace(fields.namespace):
                 raise Conflict(_duplicate(fields.namespace))
             await repo.update_namespace(row, fields, owner)
