@@ -20,8 +20,10 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/p
 	touch $@
 
 ## Start API, worker and scrubber on the embedded default (127.0.0.1:9292). Ctrl-C stops all three.
+## The first start also loads the metadata definitions of etc/metadefs.
 run: $(VENV)/.synced
 	$(BIN)/glimpse-manage db sync
+	$(BIN)/glimpse-manage db load_metadefs --if-empty
 	$(BIN)/python scripts/run.py
 
 ## The whole suite (unit, API on SQLite and PostgreSQL, real clients, deploy checks) plus lint.

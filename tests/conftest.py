@@ -110,7 +110,9 @@ async def database(database_url: str) -> AsyncIterator[Database]:
             await session.execute(
                 sa.text(
                     "TRUNCATE images, image_properties, image_tags, image_locations,"
-                    " image_members, image_key_cleanups, tasks CASCADE"
+                    " image_members, image_key_cleanups, tasks, metadef_namespaces,"
+                    " metadef_resource_types, metadef_namespace_resource_types,"
+                    " metadef_objects, metadef_properties, metadef_tags CASCADE"
                 )
             )
     yield database

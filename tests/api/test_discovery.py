@@ -24,6 +24,20 @@ async def test_versions(client: httpx.AsyncClient) -> None:
         assert entry["links"] == [{"rel": "self", "href": "http://glimpse.test/v2/"}]
 
 
+async def test_what_the_versions_promise_is_served(client: httpx.AsyncClient) -> None:
+    """Every listed version includes the metadata definitions catalog: its routes and schemas
+    answer under each version prefix a client may use."""
+    ids = [entry["id"] for entry in (await client.get("/versions")).json()["versions"]]
+    assert {"v2.14", "v2.16", "v2.18"}.isdisjoint(ids)  # Glance's cache API: not here
+    for version in ids:
+        prefix = "/" + version
+        namespaces = await client.get(f"{prefix}/metadefs/namespaces")
+        assert namespaces.status_code == 200, version
+        assert namespaces.json()["schema"] == "/v2/schemas/metadefs/namespaces"
+        assert (await client.get(f"{prefix}/metadefs/resource_types")).status_code == 200
+        assert (await client.get(f"{prefix}/schemas/metadefs/namespace")).status_code == 200
+
+
 async def test_multistore_versions_are_listed_with_enabled_backends(
     make_settings: object, client_for: object
 ) -> None:

@@ -11,8 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import glimpse.db.tables  # noqa: F401 -- registers the models
-from glimpse.db import migrate
+from glimpse.db import metadef_tables, migrate, tables  # noqa: F401 -- registers the models
 from glimpse.db.engine import Database
 from support import command, environment
 

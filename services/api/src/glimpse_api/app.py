@@ -26,6 +26,10 @@ from glimpse_api.routers import (
     imports,
     locations,
     members,
+    metadef_namespaces,
+    metadef_objects,
+    metadef_schemas,
+    metadef_tags,
     schemas,
     stores,
     tags,
@@ -77,6 +81,10 @@ def create_app(settings: Settings) -> FastAPI:
         locations,
         tasks,
         imports,
+        metadef_schemas,
+        metadef_namespaces,
+        metadef_objects,
+        metadef_tags,
     ):
         app.include_router(module.router)
     app.add_middleware(VersionPrefixMiddleware)

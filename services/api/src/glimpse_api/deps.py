@@ -21,6 +21,7 @@ from glimpse.services.imports import ImportService
 from glimpse.services.legacy_tasks import LegacyTaskService
 from glimpse.services.locations import LocationService
 from glimpse.services.members import MemberService
+from glimpse.services.metadefs import MetadefServices
 from glimpse.services.tasks import TaskService
 from glimpse.stores.registry import StoreRegistry
 from glimpse_api.identity import Authenticator, build_authenticator
@@ -44,6 +45,7 @@ class Runtime:
     tasks: TaskService
     imports: ImportService
     legacy_tasks: LegacyTaskService
+    metadefs: MetadefServices
     publisher: JobPublisher
     authenticator: Authenticator
 
@@ -71,6 +73,7 @@ class Runtime:
             tasks=TaskService(settings, database),
             imports=ImportService(settings, database, stores, publisher),
             legacy_tasks=LegacyTaskService(settings, database, stores, publisher),
+            metadefs=MetadefServices.build(database),
             publisher=publisher,
             authenticator=build_authenticator(settings),
         )
@@ -151,3 +154,10 @@ async def get_legacy_task_service(request: Request) -> LegacyTaskService:
 
 
 LegacyTaskServiceDep = Annotated[LegacyTaskService, Depends(get_legacy_task_service)]
+
+
+async def get_metadef_services(request: Request) -> MetadefServices:
+    return _runtime(request).metadefs
+
+
+MetadefsDep = Annotated[MetadefServices, Depends(get_metadef_services)]

@@ -1,4 +1,4 @@
-"""`glimpse-manage`: database migrations and the generated sample configuration."""
+"""`glimpse-manage`: database migrations, metadata definitions and the sample configuration."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 from glimpse.cli.common import settings_or_exit
+from glimpse.cli.metadefs import add_metadef_commands, run_metadef_command
 from glimpse.config.sample import render
 from glimpse.db import migrate
 from glimpse.db.engine import Database
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     db_commands = db.add_subparsers(dest="command", required=True)
     db_commands.add_parser("sync", help="upgrade the schema to the newest revision")
     db_commands.add_parser("version", help="print the schema revision")
+    add_metadef_commands(db_commands)
     config = commands.add_parser("config", help="configuration")
     config_commands = config.add_subparsers(dest="command", required=True)
     config_commands.add_parser("sample", help="print the sample configuration file")
@@ -46,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     settings = settings_or_exit(parser.prog, args.config_file)
     connection = settings.database.connection
+    if args.command.endswith("_metadefs"):
+        return run_metadef_command(args, settings)
     if args.command == "sync":
         asyncio.run(_db_sync(connection))
         print(f"Database is at revision {migrate.head_revision()}")  # noqa: T201

@@ -733,6 +733,13 @@ class Settings(BaseSettings):
             "URI; when set and that section names no directory, staging uses this path."
         ),
     )
+    metadata_source_path: Path = Field(
+        Path("etc/metadefs"),
+        description=(
+            "Directory of metadata definition files (Glance's JSON format) that glimpse-manage "
+            "db load_metadefs reads and db export_metadefs writes when --path is not given."
+        ),
+    )
 
     database: DatabaseOptions = Field(default_factory=DatabaseOptions)
     glance_store: GlanceStoreOptions = Field(default_factory=GlanceStoreOptions)

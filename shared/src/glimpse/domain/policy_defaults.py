@@ -154,6 +154,55 @@ DISCOVERY_RULES: Final = (
     ),
 )
 
+# Metadata definitions: reads for readers of the owning project and of public namespaces,
+# every change for admins (`metadef_admin`), as in Glance 33.
+METADEF_ADMIN: Final = "rule:metadef_admin"
+METADEF_READER: Final = (
+    f"{ADMIN} or (role:reader and (project_id:%(project_id)s or 'public':%(visibility)s))"
+)
+
+
+def _metadef_rules() -> tuple[RuleDefault, ...]:
+    reads = {
+        "get_metadef_namespace": "Show a namespace.",
+        "get_metadef_object": "Show an object of a namespace.",
+        "get_metadef_objects": "List the objects of a namespace.",
+        "list_metadef_resource_types": "List resource types, or a namespace's associations.",
+        "get_metadef_resource_type": "See a namespace's resource type association.",
+        "get_metadef_property": "Show a property of a namespace.",
+        "get_metadef_properties": "List the properties of a namespace.",
+        "get_metadef_tag": "Show a tag of a namespace.",
+        "get_metadef_tags": "List the tags of a namespace.",
+    }
+    changes = {
+        "add_metadef_namespace": "Create a namespace.",
+        "modify_metadef_namespace": "Update a namespace.",
+        "delete_metadef_namespace": "Delete a namespace, or all its objects, properties or tags.",
+        "add_metadef_object": "Create an object in a namespace.",
+        "modify_metadef_object": "Update an object of a namespace.",
+        "delete_metadef_object": "Delete an object of a namespace.",
+        "add_metadef_resource_type_association": "Associate a namespace with a resource type.",
+        "remove_metadef_resource_type_association": "Remove a resource type association.",
+        "add_metadef_property": "Create a property in a namespace.",
+        "modify_metadef_property": "Update a property of a namespace.",
+        "remove_metadef_property": "Delete a property of a namespace.",
+        "add_metadef_tag": "Create a tag in a namespace.",
+        "add_metadef_tags": "Create tags in a namespace (replacing or appending).",
+        "modify_metadef_tag": "Rename a tag of a namespace.",
+        "delete_metadef_tag": "Delete a tag of a namespace.",
+        "delete_metadef_tags": "Delete every tag of a namespace.",
+    }
+    return (
+        RuleDefault("metadef_default", "", description="Old default of the metadef reads."),
+        RuleDefault("metadef_admin", ADMIN, description="Who may change metadata definitions."),
+        _rule("get_metadef_namespaces", ADMIN_OR_PROJECT_READER, "List namespaces."),
+        *(_rule(name, METADEF_READER, text) for name, text in reads.items()),
+        *(_rule(name, METADEF_ADMIN, text) for name, text in changes.items()),
+    )
+
+
+METADEF_RULES: Final = _metadef_rules()
+
 RULES: Final = (
     *BASE_RULES,
     *IMAGE_RULES,
@@ -161,4 +210,5 @@ RULES: Final = (
     *MEMBER_RULES,
     *TASK_RULES,
     *DISCOVERY_RULES,
+    *METADEF_RULES,
 )

@@ -14,6 +14,8 @@ router = APIRouter()
 
 # Clients look for a minor version before they use its feature, so only versions whose
 # features are here are listed; as in Glance, the multi-store ones only with enabled_backends.
+# That includes the metadata definitions catalog (routers/metadef_*) of the 2.x series. Glance's
+# cache API versions (2.14, 2.16, 2.18, listed with image_cache_dir) are not served here.
 CURRENT: Final = 17
 ALWAYS: Final = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 9, 15, CURRENT})
 MULTISTORE: Final = frozenset({8, 10, 11, 12, 13})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import glimpse.db.tables  # noqa: F401 -- registers the tables on SQLModel.metadata
+from glimpse.db import metadef_tables, tables  # noqa: F401 -- registers the tables on SQLModel.metadata
 
 connection = context.config.attributes["connection"]
 context.configure(
