@@ -15,7 +15,11 @@ from glimpse.logs import setup_logging
 from glimpse.services.housekeeping import Housekeeping
 from glimpse_api.deps import Runtime
 from glimpse_api.errors import add_exception_handlers
-from glimpse_api.middleware import RequestIdMiddleware, VersionPrefixMiddleware
+from glimpse_api.middleware import (
+    NulInUrlMiddleware,
+    RequestIdMiddleware,
+    VersionPrefixMiddleware,
+)
 from glimpse_api.routers import (
     discovery,
     image_actions,
@@ -24,6 +28,7 @@ from glimpse_api.routers import (
     imports,
     locations,
     members,
+    openapi,
     schemas,
     stores,
     tags,
@@ -55,7 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url=None,  # served by routers/openapi.py, with what FastAPI cannot see
     )
     add_exception_handlers(app)
     for module in (
@@ -71,8 +76,10 @@ def create_app(settings: Settings) -> FastAPI:
         locations,
         tasks,
         imports,
+        openapi,
     ):
         app.include_router(module.router)
+    app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(VersionPrefixMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app
