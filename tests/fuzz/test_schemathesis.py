@@ -4,9 +4,9 @@ persona, on SQLite and PostgreSQL, with no 5xx and no answer the document does n
 The server is `glimpse-api` (uvicorn) on loopback with trusted-proxy identities, two file stores
 (multi-store, so the store routes exist) and a real file store directory. Before each persona's
 run the server gets images of two projects in every state a request can meet (seeding.py), and
-the fuzzer draws path parameters from their ids most of the time. The admin and a member of the
-image's project run every phase (examples, coverage, fuzzing, stateful); the other personas,
-whose requests mostly end at a policy refusal, skip the coverage phase to keep CI's cost down.
+the fuzzer draws path parameters from their ids most of the time. Every persona runs the
+examples, fuzzing and stateful phases; to keep CI's cost to a few minutes only the admin, whom
+no policy stops, also runs the coverage phase (boundary and invalid values of every input).
 
 GLIMPSE_FUZZ_EXAMPLES (default 10) and GLIMPSE_FUZZ_SEED change the budget and the seed, for a
 deeper run by hand.
@@ -62,7 +62,7 @@ class Persona:
 
 PERSONAS = (
     Persona("admin", ADMIN, EVERY_PHASE),
-    Persona("member of project A", MEMBER_A, EVERY_PHASE),
+    Persona("member of project A", MEMBER_A, WITHOUT_COVERAGE),
     Persona("member of project B", MEMBER_B, WITHOUT_COVERAGE),
     # What python-glanceclient sends: errors come back as HTML.
     Persona("reader of project A", READER_A, WITHOUT_COVERAGE, accept="*/*"),
@@ -227,6 +227,9 @@ def _fuzz(url: str, persona: Persona, workdir: Path) -> Outcome:
         f"--max-examples={EXAMPLES}",
         f"--seed={SEED}",
         "--workers=1",
+        # A slow machine makes generation slow too: that says nothing of the API.
+        "--suppress-health-check=too_slow",
+        "--request-timeout=60",  # a hung request is a failure of its own, not the run's end
         f"--exclude-checks={EXCLUDED_CHECKS}",
         "--report=json",
         f"--report-json-path={report}",
