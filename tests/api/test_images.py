@@ -110,6 +110,71 @@ async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name": "nul \\u0000 inside"}',
+        b'{"os_distro": "\\u0000"}',
+        b'{"tags": ["\\u0000"]}',
+        b'{"key\\u0000": "value"}',
+        b'{"name": "lone \\ud800 surrogate"}',
+        b'{"tags": ["\\udfff"]}',
+    ],
+)
+async def test_strings_no_database_stores_are_400(client: httpx.AsyncClient, body: bytes) -> None:
+    # PostgreSQL refuses NUL in text and no encoder takes a lone surrogate: both were 500s.
+    response = await client.post(
+        "/v2/images", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["message"] == (
+        "Strings in the request body must be UTF-8 text without NUL."
+    )
+    assert (await client.get("/v2/images")).json()["images"] == []
+
+
+async def test_deeply_nested_json_is_400(client: httpx.AsyncClient) -> None:
+    image = await create(client)
+    for depth in (33, 100_000):  # past 32 levels; past the decoder's recursion limit (a 500)
+        nested = b"[" * depth + b"]" * depth
+        for method, url, content_type in (
+            ("POST", "/v2/images", "application/json"),
+            ("PATCH", f"/v2/images/{image['id']}", PATCH_21["Content-Type"]),
+        ):
+            response = await client.request(
+                method, url, content=nested, headers={"Content-Type": content_type}
+            )
+            assert response.status_code == 400, response.text
+            assert (
+                response.json()["message"] == "JSON in the request body may nest at most 32 levels."
+            )
+    shallow = [{"op": "add", "path": "/tags", "value": ["a"]}]
+    response = await client.patch(f"/v2/images/{image['id']}", json=shallow, headers=PATCH_21)
+    assert response.status_code == 200
+    assert response.json()["tags"] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v2/images/%00"),
+        ("DELETE", "/v2/images/a%00b"),
+        ("GET", "/v2/images/{id}/members/%00"),
+        ("PUT", "/v2/images/{id}/tags/t%00"),
+        ("GET", "/v2/tasks/%00"),
+    ],
+)
+async def test_a_nul_in_the_path_names_nothing(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    # PostgreSQL refuses NUL in the text it compares: each was a 500.
+    image = await create(client)
+    response = await client.request(method, path.format(id=image["id"]))
+    assert response.status_code == 404, response.text
+    assert response.json()["code"] == "404 Not Found"
+    assert (await client.get(f"/v2/images/{image['id']}")).json()["tags"] == []
+
+
 async def test_duplicate_id_is_409(client: httpx.AsyncClient) -> None:
     image = await create(client)
     response = await client.post("/v2/images", json={"id": image["id"]})
@@ -204,3 +269,22 @@ async def test_unsupported_method_is_405(client: httpx.AsyncClient) -> None:
     response = await client.put("/v2/images")
     assert response.status_code == 405
     assert response.json()["code"] == "405 Method Not Allowed"
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/v2/images", "GET, POST"),
+        ("/v2/images/x", "DELETE, GET, PATCH"),
+        ("/v2/images/x/members/y", "DELETE, GET, PUT"),
+        ("/v2/images/x/tags/t", "DELETE, PUT"),
+    ],
+)
+async def test_405_allows_every_method_of_the_path(
+    client: httpx.AsyncClient, path: str, allowed: str
+) -> None:
+    # As Glance's Allow: every method of the resource, not only those of the first route
+    # whose path matched (which named POST alone for /v2/images).
+    response = await client.request("TRACE", path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed

@@ -234,6 +234,21 @@ async def test_import_refuses_what_it_cannot_run(
     assert await image_tasks(client, image_id) == []
 
 
+async def test_import_refuses_a_body_nested_past_the_decoder(client: httpx.AsyncClient) -> None:
+    # The decoder's RecursionError is no ValueError: it was a 500.
+    image_id = await staged_image(client, b"data")
+    nested = b"[" * 100_000 + b"]" * 100_000
+    response = await client.post(
+        f"/v2/images/{image_id}/import",
+        content=nested,
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["message"] == "JSON in the request body may nest at most 32 levels."
+    assert (await client.get(f"/v2/images/{image_id}")).json()["status"] == "uploading"
+    assert await image_tasks(client, image_id) == []
+
+
 async def test_import_needs_staged_data(client: httpx.AsyncClient) -> None:
     image_id = await new_image(client, {}, disk_format="raw", container_format="bare")
     response = await client.post(f"/v2/images/{image_id}/import", json=GLANCE_DIRECT)

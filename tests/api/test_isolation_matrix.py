@@ -37,6 +37,7 @@ PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 EXPECTED: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("GET", "/"): (300, 300, 300, 300, 300, 300, 300),
     ("GET", "/versions"): (200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/openapi.json"): (200, 200, 200, 200, 200, 200, 200),
     ("GET", "/v2/schemas/image"): (200, 200, 200, 200, 200, 200, 200),
     ("GET", "/v2/schemas/images"): (200, 200, 200, 200, 200, 200, 200),
     ("GET", "/v2/schemas/member"): (200, 200, 200, 200, 200, 200, 200),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -212,3 +214,28 @@ async def test_a_task_never_shows_the_credentials_of_its_url(
     assert refused.json()["message"] == (
         "URI for legacy import task does not pass filtering: http://***@169.254.169.254/?sig=***"
     )
+
+
+@pytest.mark.parametrize("problem", ["nested", "nul", "surrogate"])
+async def test_a_body_no_database_stores_is_refused(
+    legacy_client: httpx.AsyncClient, http_server: HttpServer, problem: str
+) -> None:
+    # A NUL (PostgreSQL refuses it in text), a lone surrogate (no encoder takes it) or deep
+    # nesting (the answer's serializer gives up) in what the task stores: each was a 500.
+    task_input: dict[str, Any] = {
+        "import_from": source(http_server, "x"),
+        "import_from_format": "raw",
+        "image_properties": {"disk_format": "raw", "container_format": "bare"},
+    }
+    if problem == "nested":
+        task_input["extra"] = functools.reduce(lambda inner, _: [inner], range(100), [])
+    else:
+        task_input["image_properties"]["name"] = "\x00" if problem == "nul" else "\ud800"
+    body = json.dumps({"type": "import", "input": task_input}).encode()
+    response = await legacy_client.post(
+        "/v2/tasks", content=body, headers={**ADMIN, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["message"] == "Body expected in request."
+    assert (await legacy_client.get("/v2/images", headers=ADMIN)).json()["images"] == []
+    assert (await legacy_client.get("/v2/tasks", headers=ADMIN)).json()["tasks"] == []

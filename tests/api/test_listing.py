@@ -94,6 +94,17 @@ async def test_size_and_hash_filters(client: httpx.AsyncClient) -> None:
     shown = (await client.get(f"/v2/images/{big['id']}")).json()
     assert await names(client, {"checksum": shown["checksum"]}) == ["big"]
     assert await names(client, {"os_hash_value": shown["os_hash_value"]}) == ["big"]
+    assert sorted(await names(client, {"size_max": 2**63 - 1})) == ["big", "small"]
+
+
+async def test_min_disk_and_min_ram_filters(client: httpx.AsyncClient) -> None:
+    # The query's text values once went to PostgreSQL for integer columns: every one a 500.
+    await create(client, name="small", min_disk=1, min_ram=512)
+    await create(client, name="large", min_disk=20, min_ram=4096)
+    assert await names(client, {"min_disk": "20"}) == ["large"]
+    assert await names(client, {"min_ram": "512"}) == ["small"]
+    assert await names(client, {"min_ram": "1024"}) == []
+    assert await names(client, {"min_ram": str(2**31 - 1)}) == []
 
 
 @pytest.mark.parametrize(
@@ -114,6 +125,15 @@ async def test_size_and_hash_filters(client: httpx.AsyncClient) -> None:
         {"visibility": "everyone"},
         {"changes-since": "2020-01-01T00:00:00Z"},
         {"marker": "00000000-0000-0000-0000-000000000000"},
+        # Values the database cannot compare were 500s on PostgreSQL.
+        {"min_ram": "lots"},
+        {"min_disk": "-1"},
+        {"min_ram": str(2**31)},
+        {"size_min": str(2**63)},
+        {"size_max": "99999999999999999999999"},
+        {"name": "with\x00nul"},
+        {"nul\x00key": "x"},
+        {"id": "in:" + ",".join(["x"] * 1001)},
     ],
 )
 async def test_bad_list_parameters_are_400(

@@ -17,7 +17,11 @@ from glimpse.services.housekeeping import Housekeeping
 from glimpse_api.deps import Runtime
 from glimpse_api.errors import add_exception_handlers
 from glimpse_api.identity import refuse_unsafe_bind
-from glimpse_api.middleware import RequestIdMiddleware, VersionPrefixMiddleware
+from glimpse_api.middleware import (
+    NulInUrlMiddleware,
+    RequestIdMiddleware,
+    VersionPrefixMiddleware,
+)
 from glimpse_api.routers import (
     discovery,
     image_actions,
@@ -30,6 +34,7 @@ from glimpse_api.routers import (
     metadef_objects,
     metadef_schemas,
     metadef_tags,
+    openapi,
     schemas,
     stores,
     tags,
@@ -65,7 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url=None,  # served by routers/openapi.py, with what FastAPI cannot see
     )
     add_exception_handlers(app)
     for module in (
@@ -85,8 +90,10 @@ def create_app(settings: Settings) -> FastAPI:
         metadef_namespaces,
         metadef_objects,
         metadef_tags,
+        openapi,
     ):
         app.include_router(module.router)
+    app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(VersionPrefixMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

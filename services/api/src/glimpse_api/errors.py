@@ -9,6 +9,7 @@ from typing import Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -122,11 +123,24 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 -- registered for this type only
     status = HTTPStatus(exc.status_code)
     message = exc.detail if isinstance(exc.detail, str) else status.description
+    headers = dict(exc.headers or {})
     if status is HTTPStatus.METHOD_NOT_ALLOWED:
         message = "The method specified is not allowed for this resource."
+        headers["Allow"] = _allowed_methods(request)
     elif status is HTTPStatus.NOT_FOUND and message == "Not Found":
         message = "The resource could not be found."
-    return error_response(status, message, dict(exc.headers or {}), _accept(request))
+    return error_response(status, message, headers, _accept(request))
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path takes, as Glance's Allow lists them: Starlette's names only
+    those of the first route whose path matched."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.path_regex.match(path):
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

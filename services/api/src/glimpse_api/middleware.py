@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from http import HTTPStatus
 from typing import Final
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glimpse.context import new_request_id
 from glimpse.logs import bind_request, unbind
+from glimpse_api.errors import error_response
 
 REQUEST_ID_HEADER: Final = "x-openstack-request-id"
 _VERSION_PREFIX: Final = re.compile(r"^/v2(?:\.(\d+))?(?=/|$)")
@@ -71,3 +73,25 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             unbind(token)
+
+
+class NulInUrlMiddleware:
+    """No resource is named with a NUL and no database stores one (PostgreSQL refuses it in
+    text): a path holding one names nothing (404), a query string holding one is refused (400),
+    before any route passes it on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = None
+            if "\x00" in scope["path"]:
+                refusal = (HTTPStatus.NOT_FOUND, "The resource could not be found.")
+            elif b"%00" in scope["query_string"]:
+                refusal = (HTTPStatus.BAD_REQUEST, "The query string may not hold a NUL (%00).")
+            if refusal is not None:
+                accept = Headers(scope=scope).get("accept", "")
+                await error_response(*refusal, accept=accept)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -50,6 +50,12 @@ COLUMN_FILTERS: Final = frozenset(
         "min_ram",
     }
 )
+# Column filters on integer columns, and the largest value each column holds (a larger one
+# would fail in the database rather than match nothing).
+INTEGER_FILTERS: Final = {"min_disk": 2**31 - 1, "min_ram": 2**31 - 1}
+MAX_SIZE: Final = 2**63 - 1
+# Each value is a query parameter, and PostgreSQL takes at most 32767 in one query.
+MAX_IN_VALUES: Final = 1000
 # Filters that take Glance's `in:` operator (and an explicit `eq:`); others match exactly.
 IN_FILTERS: Final = frozenset({"id", "name", "status", "container_format", "disk_format"})
 TIME_FILTERS: Final = frozenset({"created_at", "updated_at"})
@@ -85,7 +91,7 @@ class ListQuery:
     limit: int
     marker: str | None = None
     sort: tuple[tuple[str, SortDir], ...] = (("created_at", SortDir.DESC),)
-    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)  # column -> any of values
+    columns: dict[str, tuple[str | int, ...]] = field(default_factory=dict)  # column -> any of
     properties: dict[str, tuple[str, ...]] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     size_min: int | None = None
@@ -118,6 +124,8 @@ def parse_in(value: str) -> tuple[str, ...]:
     if quoted:
         raise InvalidInput(f"Invalid filter value {value}. The quote is not closed.")
     items.append("".join(current))
+    if len(items) > MAX_IN_VALUES:
+        raise InvalidInput(f"The in: operator takes at most {MAX_IN_VALUES} values.")
     return tuple(items)
 
 
@@ -175,13 +183,15 @@ def _sort_dir(direction: str) -> SortDir:
         raise InvalidInput(f"Invalid sort direction: {direction}") from None
 
 
-def _non_negative(name: str, raw: str) -> int:
+def _non_negative(name: str, raw: str, maximum: int = MAX_SIZE) -> int:
     try:
         value = int(raw)
     except ValueError:
         raise InvalidInput(f"Invalid value for {name}: {raw}. It should be an integer.") from None
     if value < 0:
         raise InvalidInput(f"Invalid value for {name}: {raw}. It should be >= 0.")
+    if value > maximum:
+        raise InvalidInput(f"Invalid value for {name}: {raw}. It should be <= {maximum}.")
     return value
 
 
@@ -231,7 +241,7 @@ def parse_list_query(
     single, tags, sort_keys, sort_dirs = _split_params(params)
     if "changes-since" in single:
         raise InvalidInput("The 'changes-since' filter is no longer available on v2.")
-    columns: dict[str, tuple[str, ...]] = {}
+    columns: dict[str, tuple[str | int, ...]] = {}
     properties: dict[str, tuple[str, ...]] = {}
     times: list[TimeFilter] = []
     for key, value in single.items():
@@ -241,6 +251,8 @@ def parse_list_query(
             raise ReservedAttribute(key)
         if key in TIME_FILTERS:
             times.append(parse_time_filter(key, value))
+        elif key in INTEGER_FILTERS:
+            columns[key] = (_non_negative(key, value, INTEGER_FILTERS[key]),)
         elif key in COLUMN_FILTERS:
             columns[key] = parse_in(value) if key in IN_FILTERS else (value,)
         else:

@@ -8,13 +8,35 @@ from fastapi.responses import StreamingResponse
 from glimpse.domain.errors import InvalidInput, UnsupportedMediaType
 from glimpse.domain.ranges import parse_range
 from glimpse_api.deps import ContextDep, ImageDataServiceDep
+from glimpse_api.openapi.routes import (
+    BINARY,
+    OCTET_STREAM,
+    STORE_HEADER,
+    binary_body,
+    header,
+    operation,
+    query,
+)
 
 router = APIRouter(prefix="/v2/images/{image_id}/file")
 
-OCTET_STREAM = "application/octet-stream"
+_SIZE_HEADER = header(
+    "X-Openstack-Image-Size", {"type": "integer", "minimum": 0}, "The size of the data, if known"
+)
+_RANGE_HEADER = header("Range", {"type": "string"}, "One RFC 7233 byte range: bytes=first-last")
+_PREFER = query("prefer", {"type": "string"}, "Comma-separated store ids to read first")
+_DATA = {"schema": BINARY}
 
 
-@router.put("", status_code=204)
+@router.put(
+    "",
+    status_code=204,
+    **operation(
+        errors=(403, 409, 410, 415, 503),
+        body=binary_body(),
+        parameters=[STORE_HEADER, _SIZE_HEADER],
+    ),
+)
 async def upload_image_data(
     image_id: str, request: Request, ctx: ContextDep, image_data: ImageDataServiceDep
 ) -> Response:
@@ -43,7 +65,19 @@ def _announced_size(value: str | None) -> int | None:
     return size
 
 
-@router.get("")
+@router.get(
+    "",
+    response_class=StreamingResponse,
+    **operation(
+        errors=(403, 416, 503),
+        parameters=[_RANGE_HEADER, _PREFER],
+        extra={
+            200: {"description": "The image data", "content": {OCTET_STREAM: _DATA}},
+            206: {"description": "The requested range", "content": {OCTET_STREAM: _DATA}},
+            204: {"description": "The image has no data"},
+        },
+    ),
+)
 async def download_image_data(
     image_id: str, request: Request, ctx: ContextDep, image_data: ImageDataServiceDep
 ) -> Response:

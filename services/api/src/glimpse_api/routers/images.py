@@ -11,13 +11,18 @@ from fastapi.responses import JSONResponse
 from glimpse.domain import patch
 from glimpse.domain.listing import parse_list_query
 from glimpse_api.deps import ContextDep, ImageServiceDep, SettingsDep
+from glimpse_api.openapi.routes import PATCH_BODY, image_list_parameters, json_body, operation, ref
 from glimpse_api.schemas.body import read_json, read_json_object
 from glimpse_api.schemas.images import image_view
 
 router = APIRouter(prefix="/v2/images")
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    **operation(ok=(201, ref("Image")), errors=(403, 409), body=json_body(ref("Image"))),
+)
 async def create_image(
     request: Request, ctx: ContextDep, images: ImageServiceDep, settings: SettingsDep
 ) -> JSONResponse:
@@ -32,7 +37,9 @@ async def create_image(
     return JSONResponse(body, status_code=201, headers=headers)
 
 
-@router.get("")
+@router.get(
+    "", **operation(ok=(200, ref("Images")), errors=(403,), parameters=image_list_parameters())
+)
 async def list_images(
     request: Request, ctx: ContextDep, images: ImageServiceDep, settings: SettingsDep
 ) -> JSONResponse:
@@ -52,7 +59,7 @@ async def list_images(
     return JSONResponse(body)
 
 
-@router.get("/{image_id}")
+@router.get("/{image_id}", **operation(ok=(200, ref("Image"))))
 async def show_image(
     image_id: str, ctx: ContextDep, images: ImageServiceDep, settings: SettingsDep
 ) -> JSONResponse:
@@ -60,7 +67,10 @@ async def show_image(
     return JSONResponse(image_view(await images.get(ctx, image_id), settings))
 
 
-@router.patch("/{image_id}")
+@router.patch(
+    "/{image_id}",
+    **operation(ok=(200, ref("Image")), errors=(403, 409, 415), body=PATCH_BODY),
+)
 async def update_image(
     image_id: str,
     request: Request,
@@ -73,7 +83,7 @@ async def update_image(
     return JSONResponse(image_view(await images.update(ctx, image_id, operations), settings))
 
 
-@router.delete("/{image_id}", status_code=204)
+@router.delete("/{image_id}", status_code=204, **operation(errors=(403,)))
 async def delete_image(image_id: str, ctx: ContextDep, images: ImageServiceDep) -> Response:
     await images.delete(ctx, image_id)
     return Response(status_code=204)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from glimpse.domain.errors import InvalidInput
 from glimpse_api.deps import ContextDep, LocationServiceDep
+from glimpse_api.openapi.routes import json_body, operation, ref
 from glimpse_api.schemas.body import read_json_object
 
 router = APIRouter(prefix="/v2/images/{image_id}/locations")
@@ -15,7 +16,11 @@ router = APIRouter(prefix="/v2/images/{image_id}/locations")
 _ADD_LOCATION_MEMBERS = frozenset({"url", "validation_data"})
 
 
-@router.post("", status_code=202)
+@router.post(
+    "",
+    status_code=202,
+    **operation(ok=(202, None), errors=(403, 409, 503), body=json_body(ref("NewLocation"))),
+)
 async def add_location(
     image_id: str, request: Request, ctx: ContextDep, locations: LocationServiceDep
 ) -> Response:
@@ -27,7 +32,7 @@ async def add_location(
     return Response(status_code=202)
 
 
-@router.get("")
+@router.get("", **operation(ok=(200, {"type": "array", "items": ref("Location")}), errors=(403,)))
 async def list_locations(
     image_id: str, ctx: ContextDep, locations: LocationServiceDep
 ) -> list[dict[str, Any]]:

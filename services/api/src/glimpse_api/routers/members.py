@@ -6,18 +6,22 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from glimpse_api.deps import ContextDep, MemberServiceDep
+from glimpse_api.openapi.routes import json_body, operation, ref
 from glimpse_api.schemas.body import read_json_object
 from glimpse_api.schemas.members import member_view, members_view
 
 router = APIRouter(prefix="/v2/images/{image_id}/members")
 
 
-@router.get("")
+@router.get("", **operation(ok=(200, ref("Members")), errors=(403,)))
 async def list_members(image_id: str, ctx: ContextDep, members: MemberServiceDep) -> JSONResponse:
     return JSONResponse(members_view(await members.list_members(ctx, image_id)))
 
 
-@router.post("")
+@router.post(
+    "",
+    **operation(ok=(200, ref("Member")), errors=(403, 409), body=json_body(ref("NewMember"))),
+)
 async def add_member(
     image_id: str, request: Request, ctx: ContextDep, members: MemberServiceDep
 ) -> JSONResponse:
@@ -26,14 +30,17 @@ async def add_member(
     return JSONResponse(member_view(member))
 
 
-@router.get("/{member_id}")
+@router.get("/{member_id}", **operation(ok=(200, ref("Member"))))
 async def show_member(
     image_id: str, member_id: str, ctx: ContextDep, members: MemberServiceDep
 ) -> JSONResponse:
     return JSONResponse(member_view(await members.get(ctx, image_id, member_id)))
 
 
-@router.put("/{member_id}")
+@router.put(
+    "/{member_id}",
+    **operation(ok=(200, ref("Member")), errors=(403,), body=json_body(ref("MemberStatus"))),
+)
 async def update_member(
     image_id: str,
     member_id: str,
@@ -45,7 +52,7 @@ async def update_member(
     return JSONResponse(member_view(await members.update(ctx, image_id, member_id, body)))
 
 
-@router.delete("/{member_id}", status_code=204)
+@router.delete("/{member_id}", status_code=204, **operation(errors=(403,)))
 async def delete_member(
     image_id: str, member_id: str, ctx: ContextDep, members: MemberServiceDep
 ) -> Response:

@@ -8,13 +8,19 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 
+from glimpse.domain.errors import InvalidInput
 from glimpse_api.deps import ContextDep, LegacyTaskServiceDep, TaskServiceDep
+from glimpse_api.openapi.routes import json_body, operation, ref, task_list_parameters
+from glimpse_api.schemas.body import read_json
 from glimpse_api.schemas.tasks import image_tasks_view, task_view, tasks_view
 
 router = APIRouter()
 
 
-@router.get("/v2/tasks")
+@router.get(
+    "/v2/tasks",
+    **operation(ok=(200, ref("Tasks")), errors=(403,), parameters=task_list_parameters()),
+)
 async def list_tasks(request: Request, ctx: ContextDep, tasks: TaskServiceDep) -> dict[str, Any]:
     params = dict(request.query_params)
     page = await tasks.list_tasks(ctx, params)
@@ -24,29 +30,33 @@ async def list_tasks(request: Request, ctx: ContextDep, tasks: TaskServiceDep) -
     return tasks_view(page.tasks, next_query)
 
 
-@router.post("/v2/tasks", status_code=201)
+@router.post(
+    "/v2/tasks",
+    status_code=201,
+    **operation(ok=(201, ref("Task")), errors=(403, 409), body=json_body(ref("NewTask"))),
+)
 async def create_task(
     request: Request, response: Response, ctx: ContextDep, tasks: LegacyTaskServiceDep
 ) -> dict[str, Any]:
     try:
-        body = await request.json()
-    except ValueError:
+        body = await read_json(request)
+    except InvalidInput:
         body = None  # refused by the service, as a missing body
     task = await tasks.create(ctx, body)
     response.headers["Location"] = f"/v2/tasks/{task.id}"
     return task_view(task)
 
 
-@router.get("/v2/tasks/{task_id}")
+@router.get("/v2/tasks/{task_id}", **operation(ok=(200, ref("Task")), errors=(403,)))
 async def get_task(task_id: str, ctx: ContextDep, tasks: TaskServiceDep) -> dict[str, Any]:
     return task_view(await tasks.get(ctx, task_id))
 
 
-@router.delete("/v2/tasks/{task_id}", status_code=204)
+@router.delete("/v2/tasks/{task_id}", status_code=204, **operation(errors=(403, 405)))
 async def delete_task(task_id: str, ctx: ContextDep, tasks: TaskServiceDep) -> None:
     await tasks.delete(ctx, task_id)  # always refused; see TaskService.delete
 
 
-@router.get("/v2/images/{image_id}/tasks")
+@router.get("/v2/images/{image_id}/tasks", **operation(ok=(200, ref("ImageTasks"))))
 async def image_tasks(image_id: str, ctx: ContextDep, tasks: TaskServiceDep) -> dict[str, Any]:
     return image_tasks_view(await tasks.for_image(ctx, image_id))

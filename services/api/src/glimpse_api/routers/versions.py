@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from glimpse.config import Settings
 from glimpse_api.deps import SettingsDep
+from glimpse_api.openapi.routes import operation, ref
 
 router = APIRouter()
 
@@ -44,12 +45,12 @@ def _base_url(request: Request, public_endpoint: str | None) -> str:
     return public_endpoint or str(request.base_url)
 
 
-@router.get("/")
+@router.get("/", status_code=300, **operation(ok=(300, ref("Versions"))))
 async def multiple_choices(request: Request, settings: SettingsDep) -> JSONResponse:
     body = versions_body(_base_url(request, settings.public_endpoint), settings)
     return JSONResponse(body, status_code=300)
 
 
-@router.get("/versions")
+@router.get("/versions", **operation(ok=(200, ref("Versions"))))
 async def list_versions(request: Request, settings: SettingsDep) -> JSONResponse:
     return JSONResponse(versions_body(_base_url(request, settings.public_endpoint), settings))
