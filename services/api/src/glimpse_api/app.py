@@ -91,4 +91,6 @@ async def _sweep(runtime: Runtime) -> None:
 def app_from_environment() -> FastAPI:
     """Factory for uvicorn worker processes: settings from GLIMPSE_CONFIG and the environment."""
     setup_logging()  # a worker process started by uvicorn has not configured logging yet
-    return create_app(load_settings())
+    settings = load_settings()
+    setup_logging(debug=settings.debug)
+    return create_app(settings)

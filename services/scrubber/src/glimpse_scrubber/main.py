@@ -17,6 +17,7 @@ log = logging.getLogger("glimpse_scrubber")
 
 async def run_pass(runtime: ScrubberRuntime) -> None:
     for job in JOBS:
+        log.debug("running %s", job.__name__)
         await job(runtime)
 
 

@@ -567,6 +567,14 @@ class Settings(BaseSettings):
     bind_host: str = Field("127.0.0.1", description="Address the API listens on.")
     bind_port: int = Field(9292, ge=0, le=65535, description="Port the API listens on.")
     workers: int = Field(1, ge=1, description="Number of API worker processes.")
+    debug: bool = Field(
+        default=False,
+        description=(
+            "Log at DEBUG level (API, worker and scrubber), as oslo.log's debug. Libraries whose "
+            "debug lines carry request headers or every byte (botocore, urllib3, aiosqlite, "
+            "httpcore...) stay quieter. GLIMPSE_LOG_LEVEL, when set, wins."
+        ),
+    )
     auth_strategy: Literal["noauth", "trusted-proxy", "keystone"] = Field(
         "noauth",
         description=(
