@@ -345,7 +345,14 @@ class CeleryOptions(BaseModel):
 
 
 class ScrubberOptions(BaseModel):
-    wakeup_time: int = Field(300, ge=1, description="Seconds between scrubber passes (--daemon).")
+    wakeup_time: int = Field(
+        300,
+        ge=1,
+        description=(
+            "Seconds between scrubber passes (daemon mode). When unset here, [DEFAULT] "
+            "wakeup_time (where glance-scrubber.conf has it) applies."
+        ),
+    )
     lease_time: int = Field(
         600,
         ge=1,
@@ -620,6 +627,21 @@ class Settings(BaseSettings):
         0, ge=0, description="Seconds the data of a pending_delete image is kept before scrubbing."
     )
     scrub_pool_size: int = Field(1, ge=1, description="Deletions the scrubber runs at once.")
+    wakeup_time: int = Field(
+        300,
+        ge=1,
+        description=(
+            "Seconds between scrubber passes, where glance-scrubber.conf has it; "
+            "[scrubber] wakeup_time, when set, wins."
+        ),
+    )
+    daemon: bool = Field(
+        default=False,
+        description=(
+            "glimpse-scrubber keeps running, a pass every wakeup_time, as with --daemon "
+            "(--nodaemon overrides it for one run)."
+        ),
+    )
     show_image_direct_url: bool = Field(
         default=False, description="Show the data location of an image as direct_url."
     )
@@ -731,6 +753,9 @@ class Settings(BaseSettings):
                 msg = f"auth_strategy=keystone needs [keystone_authtoken] {', '.join(missing)}"
                 raise ValueError(msg)
         self._check_legacy_stores()
+        if "wakeup_time" not in self.scrubber.model_fields_set:
+            # glance-scrubber.conf's [DEFAULT] wakeup_time; Glimpse's [scrubber] one wins.
+            self.scrubber.wakeup_time = self.wakeup_time
         self._check_shared_datadirs()
         self._warn_deprecated()
         return self
