@@ -361,6 +361,17 @@ class ScrubberOptions(BaseModel):
             "scrubber takes it over (the claimant is presumed dead)."
         ),
     )
+    deletion_retry_initial: int = Field(
+        60,
+        ge=1,
+        description=(
+            "Seconds before data that could not be deleted (its store down or no longer "
+            "enabled, an http location) is tried again; the wait doubles with each failure."
+        ),
+    )
+    deletion_retry_max: int = Field(
+        3600, ge=1, description="Longest wait between two attempts to delete the same data."
+    )
 
 
 class OsloPolicyOptions(BaseModel):

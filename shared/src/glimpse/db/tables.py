@@ -73,6 +73,9 @@ class ImageLocation(SQLModel, table=True):
     status: str = Field(default="active", max_length=30, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
     updated_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+    # Failed attempts to delete its data, and when the next may be made (backoff); NULL: now.
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    next_attempt_at: datetime | None = Field(default=None, index=True, sa_type=sa.DateTime)
 
     @property
     def store_id(self) -> str | None:
