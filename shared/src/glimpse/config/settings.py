@@ -60,6 +60,22 @@ class DatabaseOptions(BaseModel):
         ),
     )
     max_pool_size: int = Field(10, ge=1, description="Connections kept open per process.")
+    pool_timeout: float = Field(
+        30,
+        gt=0,
+        description=(
+            "Seconds a request waits for a free pooled connection before it fails with 503 "
+            "(PostgreSQL; SQLite waits for its busy timeout)."
+        ),
+    )
+    command_timeout: float = Field(
+        30,
+        gt=0,
+        description=(
+            "Seconds a PostgreSQL statement, or opening a connection, may take before the "
+            "request fails with 503 (a database that hangs); its transaction is rolled back."
+        ),
+    )
 
 
 class GlanceStoreOptions(BaseModel):
