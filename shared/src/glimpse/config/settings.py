@@ -373,8 +373,10 @@ class ScrubberOptions(BaseModel):
         600,
         ge=1,
         description=(
-            "Seconds a claimed deletion stays with the process that claimed it; after that a "
-            "scrubber takes it over (the claimant is presumed dead)."
+            "Seconds a claimed deletion, or an upload's hold on its saving image (renewed every "
+            "third of it while the upload lasts), stays with the process that made it; after "
+            "that the process is presumed dead: a scrubber takes the deletion over, and "
+            "housekeeping puts the image back to queued."
         ),
     )
     deletion_retry_initial: int = Field(

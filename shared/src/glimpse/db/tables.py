@@ -38,6 +38,10 @@ class Image(SQLModel, table=True):
     updated_at: datetime | None = Field(default=None, index=True, sa_type=sa.DateTime)
     deleted_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
     deleted: bool = Field(default=False, index=True)
+    # While saving: the upload writing the data, and until when its API node is presumed alive
+    # (it renews the lease as it goes); never shown by the API.
+    upload_id: str | None = Field(default=None, max_length=32)
+    upload_lease_until: datetime | None = Field(default=None, sa_type=sa.DateTime)
 
 
 class ImageProperty(SQLModel, table=True):
