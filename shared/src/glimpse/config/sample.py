@@ -33,7 +33,7 @@ def _type_name(annotation: Any) -> str:  # noqa: ANN401 -- any typing construct
     if origin is dict:
         return "dict (key:value, ...)"
     if origin is list:
-        return "list (comma-separated, brackets optional)"
+        return "list (comma-separated)"
     names = {
         int: "integer",
         float: "float",
