@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 
 from glimpse.config import Settings
 from glimpse.db.engine import Database
-from glimpse.db.tables import Image, ImageLocation
+from glimpse.db.tables import Image, ImageLocation, utcnow
 from glimpse.services.deletion import DeletionService, ScrubReport
 from glimpse.stores.checked import CheckedStore
 from glimpse.stores.filesystem import FilesystemStore
@@ -46,8 +47,15 @@ async def rows(database: Database, image_id: str) -> tuple[str, list[str]]:
         return status, list(locations)
 
 
-def deletion(settings: Settings, database: Database) -> DeletionService:
-    return DeletionService(settings, database, StoreRegistry.from_settings(settings))
+AFTER_BACKOFF = timedelta(hours=2)  # past deletion_retry_max: any backoff has passed
+
+
+def deletion(
+    settings: Settings, database: Database, *, later: timedelta = timedelta(0)
+) -> DeletionService:
+    """A scrubber whose clock is `later` ahead (a pass that comes that much later)."""
+    stores = StoreRegistry.from_settings(settings)
+    return DeletionService(settings, database, stores, clock=lambda: utcnow() + later)
 
 
 @pytest.fixture
@@ -130,13 +138,19 @@ async def test_a_deletion_a_store_refuses_is_kept_and_retried(
     )
     assert (await fast_only.delete(f"/v2/images/{image_id}")).status_code == 204
     assert await rows(database, image_id) == ("deleted", ["pending_delete"])
-    # A scrubber without the store keeps it recorded; one with it finishes the job.
-    report = await deletion(
-        make_settings(enabled_backends="fast:file", stores={"fast": stores["fast"]}), database
-    ).scrub()
+    # Each failed attempt (the API's first) puts the next one off (deletion_retry_initial,
+    # doubling). A scrubber without the store keeps it recorded; one with it finishes the job.
+    fast_only_settings = make_settings(
+        enabled_backends="fast:file", stores={"fast": stores["fast"]}
+    )
+    report = await deletion(fast_only_settings, database).scrub()
+    assert (report.removed, report.failed) == (0, 0)  # within the backoff
+    report = await deletion(fast_only_settings, database, later=AFTER_BACKOFF).scrub()
     assert (report.removed, report.failed) == (0, 1)
     assert await rows(database, image_id) == ("deleted", ["pending_delete"])
-    report = await deletion(both, database).scrub()
+    report = await deletion(both, database, later=AFTER_BACKOFF).scrub()
+    assert (report.removed, report.failed) == (0, 0)  # within the new backoff
+    report = await deletion(both, database, later=2 * AFTER_BACKOFF).scrub()
     assert (report.removed, report.failed) == (1, 0)
     assert await rows(database, image_id) == ("deleted", ["deleted"])
     assert not (tmp_path / "cold" / image_id).exists()
@@ -156,10 +170,13 @@ def s3_cold(tmp_path: Path, endpoint: str) -> dict[str, dict[str, Any]]:
     }
 
 
-async def scrub_once(settings: Settings, database: Database) -> ScrubReport:
+async def scrub_once(
+    settings: Settings, database: Database, *, later: timedelta = timedelta(0)
+) -> ScrubReport:
     stores = StoreRegistry.from_settings(settings)
     try:
-        return await DeletionService(settings, database, stores).scrub()
+        service = DeletionService(settings, database, stores, clock=lambda: utcnow() + later)
+        return await service.scrub()
     finally:
         await stores.aclose()
 
@@ -198,9 +215,10 @@ async def test_a_delayed_delete_whose_store_is_down_stays_pending_and_is_retried
         assert await rows(database, image_id) == ("pending_delete", ["pending_delete"])
         assert s3.get_object(Bucket=bucket, Key=image_id)["Body"].read() == b"cold data"
 
-        # Back: the next pass removes the object, and only then is the image deleted.
+        # Back: the next pass after the backoff removes the object, and only then is the
+        # image deleted.
         s3_endpoint.up()
-        report = await scrub_once(settings, database)
+        report = await scrub_once(settings, database, later=AFTER_BACKOFF)
         assert (report.removed, report.failed, report.images_deleted) == (1, 0, 1)
         assert await rows(database, image_id) == ("deleted", ["deleted"])
         assert s3.list_objects_v2(Bucket=bucket).get("Contents", []) == []

@@ -92,6 +92,7 @@ def test_glance_api_conf_loads(tmp_path: Path, caplog: pytest.LogCaptureFixture)
     assert settings.store_options("fast").store_description == "Fast disks"
     assert settings.show_image_direct_url is True
     assert settings.hashing_algorithm == "sha256"
+    assert settings.debug is True
     assert settings.database.connection.startswith("postgresql+psycopg2://")
     # [paste_deploy] flavor = keystone without an auth_strategy means Keystone, as in Glance.
     assert settings.auth_strategy == "keystone"
@@ -110,7 +111,6 @@ def test_glance_api_conf_loads(tmp_path: Path, caplog: pytest.LogCaptureFixture)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert sorted(warnings) == sorted(
         [
-            f"Ignoring unknown option [DEFAULT] debug in {path}",
             f"Ignoring unknown option [DEFAULT] transport_url in {path}",
             f"Ignoring unknown option [keystone_authtoken] region_name in {path}",
         ]

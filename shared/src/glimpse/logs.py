@@ -9,6 +9,11 @@ follows an import from the API through the worker. Lines logged outside both sho
 The same filter redacts URLs in every line it passes (glimpse.domain.redaction): a location,
 a web-download URI or a presigned URL that some library puts in its message or exception never
 reaches the log with its credentials.
+
+The ids are put on every record as it is made (a record factory), not only by the handlers
+configured here: Celery and billiard add handlers of their own with this format (the pool's
+"process exited" lines, stdout redirected to a logger), and a record without the fields would
+fail to format there.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any, Final
 
 from glimpse.domain.redaction import redact_text
 
@@ -99,7 +106,66 @@ def redact_record(record: logging.LogRecord) -> None:
         record.exc_text = redact_text(_EXCEPTION_FORMATTER.formatException(record.exc_info))
 
 
-def setup_logging() -> None:
-    level = os.environ.get("GLIMPSE_LOG_LEVEL", "INFO").upper()
+class _ContextRecordFactory:
+    """Wraps the process's record factory: each record gets the log context's ids."""
+
+    def __init__(self, make: Callable[..., logging.LogRecord]) -> None:
+        self.make = make
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:  # noqa: ANN401 -- LogRecord's
+        record = self.make(*args, **kwargs)
+        context = _current.get()
+        record.request_id = context.request_id
+        record.user_id = context.user_id
+        record.project_id = context.project_id
+        redact_record(record)  # handlers that are not ours (Celery's, billiard's) see it redacted
+        return record
+
+
+def install_record_factory() -> None:
+    """Give every record made in this process the log context's ids (once per process)."""
+    current_factory = logging.getLogRecordFactory()
+    if not isinstance(current_factory, _ContextRecordFactory):
+        logging.setLogRecordFactory(_ContextRecordFactory(current_factory))
+
+
+# Loggers kept quiet under `debug`, as oslo.log's default_log_levels does: botocore's and
+# urllib3's debug lines carry request headers (signatures, tokens); the others log every byte.
+QUIET_LOGGERS: Final[dict[str, int]] = {
+    "botocore": logging.WARNING,
+    "aiobotocore": logging.WARNING,
+    "boto3": logging.WARNING,
+    "s3transfer": logging.WARNING,
+    "urllib3": logging.WARNING,
+    "aiosqlite": logging.INFO,
+    "httpcore": logging.INFO,
+    "hpack": logging.INFO,
+    "python_multipart": logging.INFO,
+    "multipart": logging.INFO,
+    "asyncio": logging.INFO,
+    "watchfiles": logging.INFO,
+}
+
+
+def log_level(*, debug: bool = False) -> str:
+    """GLIMPSE_LOG_LEVEL when set; else DEBUG with `[DEFAULT] debug = true`; else INFO."""
+    explicit = os.environ.get("GLIMPSE_LOG_LEVEL")
+    if explicit:
+        return explicit.upper()
+    return "DEBUG" if debug else "INFO"
+
+
+def quiet_libraries() -> None:
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def setup_logging(*, debug: bool = False) -> None:
+    """Configure the root logger (once), and set its level (again, once the settings say
+    whether `debug` is on)."""
+    install_record_factory()
+    level = log_level(debug=debug)
     logging.basicConfig(level=level, format=LOG_FORMAT)
     add_context_filter(logging.getLogger().handlers)
+    logging.getLogger().setLevel(level)
+    quiet_libraries()

@@ -115,7 +115,9 @@ def app_from_environment() -> FastAPI:
     environment. A configuration it refuses stops the process with the reason."""
     setup_logging()  # a worker process started by uvicorn has not configured logging yet
     try:
-        return create_app(load_settings())
+        settings = load_settings()
+        setup_logging(debug=settings.debug)
+        return create_app(settings)
     except ConfigError as exc:
         log.critical("glimpse-api: %s", exc)
         sys.exit(2)

@@ -33,7 +33,10 @@ STATUS_BY_ERROR: Final[tuple[tuple[type[errors.GlimpseError], HTTPStatus], ...]]
     (errors.RangeNotSatisfiable, HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE),
     (errors.StoreUnavailable, HTTPStatus.SERVICE_UNAVAILABLE),
     (errors.IdentityUnavailable, HTTPStatus.SERVICE_UNAVAILABLE),
+    (errors.DatabaseUnavailable, HTTPStatus.SERVICE_UNAVAILABLE),
 )
+# Seconds a client is asked to wait when the database is unavailable.
+DATABASE_RETRY_AFTER: Final = 10
 
 
 def status_for(error: errors.GlimpseError) -> HTTPStatus:
@@ -116,6 +119,8 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
         headers = {"Accept-Patch": exc.accept_patch}
     if isinstance(exc, errors.MethodNotAllowed):
         headers = {"Allow": exc.allow}
+    if isinstance(exc, errors.DatabaseUnavailable):
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
     return error_response(status, exc.message, headers, _accept(request))
 
 

@@ -57,7 +57,7 @@ async def scrub_deleted_data(runtime: ScrubberRuntime) -> None:
     report = await runtime.deletion.scrub()
     if report.removed or report.failed or report.images_deleted:
         log.info(
-            "scrubbed %d locations (%d failed, retried next pass); %d images now deleted",
+            "scrubbed %d locations (%d failed, retried after a backoff); %d images now deleted",
             report.removed,
             report.failed,
             report.images_deleted,

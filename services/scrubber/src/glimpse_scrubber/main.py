@@ -17,6 +17,7 @@ log = logging.getLogger("glimpse_scrubber")
 
 async def run_pass(runtime: ScrubberRuntime) -> None:
     for job in JOBS:
+        log.debug("running %s", job.__name__)
         await job(runtime)
 
 
@@ -70,13 +71,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="glimpse-scrubber", description=__doc__)
     parser.add_argument("--config-file", help="glance-api.conf style file (or $GLIMPSE_CONFIG)")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--daemon", action="store_true", help="keep running, every wakeup_time")
     mode.add_argument(
+        "--daemon",
+        action="store_true",
+        default=None,
+        help="keep running, a pass every wakeup_time (default: [DEFAULT] daemon)",
+    )
+    mode.add_argument(
+        "--nodaemon", dest="daemon", action="store_false", help="one pass, whatever daemon says"
+    )
+    parser.add_argument(
         "--restore", metavar="IMAGE_ID", help="bring a pending_delete image back to active"
     )
     args = parser.parse_args(argv)
     settings = settings_or_exit(parser.prog, args.config_file)
-    return asyncio.run(_main(settings, daemon=args.daemon, restore=args.restore))
+    daemon = settings.daemon if args.daemon is None else args.daemon
+    if daemon and args.restore is not None:
+        # As Glance's scrubber: a restore is one action, not a daemon's.
+        print(  # noqa: T201 -- usage error
+            f"{parser.prog}: --restore cannot run as a daemon (daemon is set); add --nodaemon",
+            file=sys.stderr,
+        )
+        return 2
+    return asyncio.run(_main(settings, daemon=daemon, restore=args.restore))
 
 
 if __name__ == "__main__":

@@ -15,12 +15,15 @@ from celery.signals import (
 
 from glimpse.config import Settings
 from glimpse.jobs.broker import celery_config
-from glimpse.logs import LOG_FORMAT, add_context_filter
+from glimpse.logs import LOG_FORMAT, add_context_filter, install_record_factory, quiet_libraries
 from glimpse_worker import runtime
 
 
 def create_celery(settings: Settings) -> Celery:
     runtime.configure(settings)
+    # Celery and billiard add handlers of their own in this format (the multiprocessing
+    # logger's, stdout redirected to a logger): every record must carry the ids.
+    install_record_factory()
     # Each pool process builds its own loop, database pool and stores after the fork.
     worker_process_init.connect(_start_runtime, weak=False)
     worker_process_shutdown.connect(_stop_runtime, weak=False)
@@ -47,3 +50,4 @@ def _stop_runtime(**_: Any) -> None:  # noqa: ANN401 -- Celery's signal argument
 
 def _filter_handlers(logger: logging.Logger, **_: Any) -> None:  # noqa: ANN401 -- as above
     add_context_filter(logger.handlers)
+    quiet_libraries()  # Celery has just set the root level (DEBUG with `debug`)

@@ -7,6 +7,7 @@ import sys
 
 from glimpse.cli.common import settings_or_exit
 from glimpse.config import ConfigError
+from glimpse.logs import log_level
 from glimpse_worker import plugins
 from glimpse_worker.celery_app import create_celery
 
@@ -14,7 +15,10 @@ from glimpse_worker.celery_app import create_celery
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="glimpse-worker", description=__doc__)
     parser.add_argument("--config-file", help="glance-api.conf style file (or $GLIMPSE_CONFIG)")
-    parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument(
+        "--loglevel",
+        help="default: DEBUG with [DEFAULT] debug = true, else $GLIMPSE_LOG_LEVEL or INFO",
+    )
     args = parser.parse_args(argv)
     settings = settings_or_exit(parser.prog, args.config_file)
     try:
@@ -26,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     app.worker_main(
         [
             "worker",
-            f"--loglevel={args.loglevel}",
+            f"--loglevel={args.loglevel or log_level(debug=settings.debug)}",
             f"--concurrency={settings.celery.worker_concurrency}",
             "--without-gossip",
             "--without-mingle",

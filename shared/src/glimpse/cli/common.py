@@ -13,7 +13,9 @@ def settings_or_exit(prog: str, config_file: str | os.PathLike[str] | None) -> S
     """Set up logging and build the settings; a bad configuration ends the process with 2."""
     setup_logging()
     try:
-        return load_settings(config_file)
+        settings = load_settings(config_file)
     except ConfigError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)  # noqa: T201 -- start-up failure
         raise SystemExit(2) from None
+    setup_logging(debug=settings.debug)
+    return settings

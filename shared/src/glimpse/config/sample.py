@@ -32,7 +32,7 @@ def _type_name(annotation: Any) -> str:  # noqa: ANN401 -- any typing construct
     if origin is typing.Literal:
         return "one of " + ", ".join(str(a) for a in typing.get_args(annotation))
     if origin is dict:
-        return "dict (id:type, ...)"
+        return "dict (key:value, ...)"
     if origin is list:
         return "list (comma-separated)"
     names = {

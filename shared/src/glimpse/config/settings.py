@@ -30,6 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from glimpse.config.notation import GlanceDict, GlanceList, parse_list
 from glimpse.config.reserved import RESERVED_PREFIX, RESERVED_STORES, STAGING_STORE, TASKS_STORE
 from glimpse.config.units import parse_size
 from glimpse.domain.tasks import KNOWN_METHODS as KNOWN_IMPORT_METHODS
@@ -38,6 +39,10 @@ CONFIG_ENV = "GLIMPSE_CONFIG"
 TiB = 1024**4
 FERNET_KEY_BYTES = 32
 MAX_PROPERTY_NAME = 255  # the image_properties.name column
+# Glance's single-store names (`stores` takes driver names or their old class paths,
+# `default_store` a scheme) for the only stores Glimpse has without enabled_backends.
+_LEGACY_FILE = frozenset({"file", "filesystem", "glance.store.filesystem.Store"})
+_LEGACY_HTTP = frozenset({"http", "https", "glance.store.http.Store"})
 _RESERVED_DEFAULT_DIRS = {STAGING_STORE: Path("data/staging"), TASKS_STORE: Path("data/tasks")}
 
 log = logging.getLogger(__name__)
@@ -56,6 +61,22 @@ class DatabaseOptions(BaseModel):
         ),
     )
     max_pool_size: int = Field(10, ge=1, description="Connections kept open per process.")
+    pool_timeout: float = Field(
+        30,
+        gt=0,
+        description=(
+            "Seconds a request waits for a free pooled connection before it fails with 503 "
+            "(PostgreSQL; SQLite waits for its busy timeout)."
+        ),
+    )
+    command_timeout: float = Field(
+        30,
+        gt=0,
+        description=(
+            "Seconds a PostgreSQL statement, or opening a connection, may take before the "
+            "request fails with 503 (a database that hangs); its transaction is rolled back."
+        ),
+    )
 
 
 class GlanceStoreOptions(BaseModel):
@@ -66,6 +87,22 @@ class GlanceStoreOptions(BaseModel):
     filesystem_store_datadir: Path = Field(
         Path("data/images"),
         description="Directory of the file store when a store section names none.",
+    )
+    stores: GlanceList[str] = Field(
+        default_factory=list,
+        description=(
+            "Deprecated (Glance's single-store mode): the store types to load. Without "
+            "enabled_backends Glimpse has one file store, so a type other than file or http "
+            "stops start-up. Ignored when enabled_backends is set."
+        ),
+    )
+    default_store: str | None = Field(
+        None,
+        description=(
+            "Deprecated (Glance's single-store mode): the store type receiving uploads. Without "
+            "enabled_backends only file (or filesystem) can be honoured; any other type stops "
+            "start-up. Ignored when enabled_backends is set."
+        ),
     )
 
 
@@ -150,7 +187,7 @@ class StoreOptions(BaseModel):
     https_ca_certificates_file: Path | None = Field(
         None, description="CA bundle that verifies https image servers."
     )
-    http_proxy_information: Annotated[dict[str, str], NoDecode] = Field(
+    http_proxy_information: GlanceDict = Field(
         default_factory=dict,
         description=(
             "Proxies as scheme:proxy pairs, e.g. http:10.0.0.1:3128, https:10.0.0.1:1080. "
@@ -158,24 +195,14 @@ class StoreOptions(BaseModel):
         ),
     )
 
-    @field_validator("http_proxy_information", mode="before")
+    @field_validator("http_proxy_information")
     @classmethod
-    def _proxies(cls, value: object) -> object:
-        return _parse_proxies(value)
-
-
-def _parse_proxies(value: object) -> object:
-    """oslo.config's dict notation, `http:10.0.0.1:3128, https:host:1080`, or a mapping."""
-    if not isinstance(value, str):
-        return value
-    proxies: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in value.split(","))):
-        scheme, sep, proxy = item.partition(":")
-        if not sep or not scheme.strip() or not proxy.strip():
-            msg = f"expected scheme:proxy pairs separated by commas, got {item!r}"
+    def _proxies(cls, value: dict[str, str]) -> dict[str, str]:
+        empty = sorted(scheme for scheme, proxy in value.items() if not proxy)
+        if empty:
+            msg = f"no proxy given for {empty}; expected scheme:proxy pairs"
             raise ValueError(msg)
-        proxies[scheme.strip()] = proxy.strip()
-    return proxies
+        return value
 
 
 class ImportFilteringOptions(BaseModel):
@@ -183,31 +210,30 @@ class ImportFilteringOptions(BaseModel):
     locations). A non-empty allowed_* list wins over its disallowed_* list. Loopback,
     link-local and metadata addresses are refused unless their host is in allowed_hosts."""
 
-    allowed_schemes: Annotated[list[str], NoDecode] = Field(
+    allowed_schemes: GlanceList[str] = Field(
         default_factory=lambda: ["http", "https"], description="Schemes that may be fetched."
     )
-    disallowed_schemes: Annotated[list[str], NoDecode] = Field(
+    disallowed_schemes: GlanceList[str] = Field(
         default_factory=list, description="Schemes refused when allowed_schemes is empty."
     )
-    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+    allowed_hosts: GlanceList[str] = Field(
         default_factory=list, description="Host names or addresses that alone may be fetched."
     )
-    disallowed_hosts: Annotated[list[str], NoDecode] = Field(
+    disallowed_hosts: GlanceList[str] = Field(
         default_factory=list, description="Hosts refused when allowed_hosts is empty."
     )
-    allowed_ports: Annotated[list[int], NoDecode] = Field(
+    allowed_ports: GlanceList[int] = Field(
         default_factory=lambda: [80, 443], description="Ports that may be fetched."
     )
-    disallowed_ports: Annotated[list[int], NoDecode] = Field(
+    disallowed_ports: GlanceList[int] = Field(
         default_factory=list, description="Ports refused when allowed_ports is empty."
     )
 
-    @field_validator("*", mode="before")
+    @field_validator("allowed_schemes", "disallowed_schemes", "allowed_hosts", "disallowed_hosts")
     @classmethod
-    def _comma_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [item.strip().lower() for item in value.split(",") if item.strip()]
-        return value
+    def _lower_case(cls, value: list[str]) -> list[str]:
+        # Compared with urllib's parse of a URL, which lower-cases scheme and host.
+        return [item.lower() for item in value]
 
 
 class ImageFormatOptions(BaseModel):
@@ -220,20 +246,13 @@ class ImageFormatOptions(BaseModel):
             "it does not match the image's disk_format."
         ),
     )
-    gpt_safety_checks_nonfatal: Annotated[list[str], NoDecode] = Field(
+    gpt_safety_checks_nonfatal: GlanceList[str] = Field(
         default_factory=list,
         description=(
             "Safety checks (mbr, gptmbr) whose failure is only logged for data detected as "
             "gpt. Relaxes the GPT specification: use with caution."
         ),
     )
-
-    @field_validator("gpt_safety_checks_nonfatal", mode="before")
-    @classmethod
-    def _comma_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
 
 
 class TaskOptions(BaseModel):
@@ -267,18 +286,10 @@ class TaskOptions(BaseModel):
     )
 
 
-def _glance_list(value: object) -> object:
-    """A ListOpt as Glance's samples write it too: `[a, 'b']` as well as `a, b`."""
-    if isinstance(value, str):
-        items = value.strip().removeprefix("[").removesuffix("]").split(",")
-        return [item.strip().strip("'\"") for item in items if item.strip().strip("'\"")]
-    return value
-
-
 class ImageImportOptions(BaseModel):
     """`[image_import_opts]` (glance-image-import.conf in Glance)."""
 
-    image_import_plugins: Annotated[list[str], NoDecode] = Field(
+    image_import_plugins: GlanceList[str] = Field(
         default_factory=list,
         description=(
             "Plugins the worker runs, in this order, on the staged data of every import before "
@@ -286,11 +297,6 @@ class ImageImportOptions(BaseModel):
             "inject_image_metadata. An unknown name stops glimpse-worker at start-up."
         ),
     )
-
-    @field_validator("image_import_plugins", mode="before")
-    @classmethod
-    def _plugins(cls, value: object) -> object:
-        return _glance_list(value)
 
 
 class ImageConversionOptions(BaseModel):
@@ -304,27 +310,17 @@ class ImageConversionOptions(BaseModel):
 class InjectMetadataOptions(BaseModel):
     """`[inject_metadata_properties]`: the inject_image_metadata import plugin."""
 
-    ignore_user_roles: Annotated[list[str], NoDecode] = Field(
+    ignore_user_roles: GlanceList[str] = Field(
         default_factory=lambda: ["admin"],
         description="Imports by a user with one of these roles get no injected properties.",
     )
-    inject: Annotated[dict[str, str], NoDecode] = Field(
+    inject: GlanceDict = Field(
         default_factory=dict,
         description=(
             "Properties set on every imported image, as key:value pairs separated by commas, "
             "e.g. property1:value1,property2:value2."
         ),
     )
-
-    @field_validator("ignore_user_roles", mode="before")
-    @classmethod
-    def _roles(cls, value: object) -> object:
-        return _glance_list(value)
-
-    @field_validator("inject", mode="before")
-    @classmethod
-    def _inject(cls, value: object) -> object:
-        return _parse_dict(value)
 
     @field_validator("inject")
     @classmethod
@@ -334,20 +330,6 @@ class InjectMetadataOptions(BaseModel):
             msg = f"property names longer than {MAX_PROPERTY_NAME} characters: {too_long}"
             raise ValueError(msg)
         return value
-
-
-def _parse_dict(value: object) -> object:
-    """oslo.config DictOpt notation, `k1:v1, k2:v2` (a value may hold colons), or a mapping."""
-    if not isinstance(value, str):
-        return value
-    parsed: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in value.split(","))):
-        key, sep, item_value = item.partition(":")
-        if not sep or not key.strip():
-            msg = f"expected key:value pairs separated by commas, got {item!r}"
-            raise ValueError(msg)
-        parsed[key.strip()] = item_value.strip()
-    return parsed
 
 
 class CeleryOptions(BaseModel):
@@ -380,14 +362,34 @@ class CeleryOptions(BaseModel):
 
 
 class ScrubberOptions(BaseModel):
-    wakeup_time: int = Field(300, ge=1, description="Seconds between scrubber passes (--daemon).")
+    wakeup_time: int = Field(
+        300,
+        ge=1,
+        description=(
+            "Seconds between scrubber passes (daemon mode). When unset here, [DEFAULT] "
+            "wakeup_time (where glance-scrubber.conf has it) applies."
+        ),
+    )
     lease_time: int = Field(
         600,
         ge=1,
         description=(
-            "Seconds a claimed deletion stays with the process that claimed it; after that a "
-            "scrubber takes it over (the claimant is presumed dead)."
+            "Seconds a claimed deletion, or an upload's hold on its saving image (renewed every "
+            "third of it while the upload lasts), stays with the process that made it; after "
+            "that the process is presumed dead: a scrubber takes the deletion over, and "
+            "housekeeping puts the image back to queued."
         ),
+    )
+    deletion_retry_initial: int = Field(
+        60,
+        ge=1,
+        description=(
+            "Seconds before data that could not be deleted (its store down or no longer "
+            "enabled, an http location) is tried again; the wait doubles with each failure."
+        ),
+    )
+    deletion_retry_max: int = Field(
+        3600, ge=1, description="Longest wait between two attempts to delete the same data."
     )
 
 
@@ -454,13 +456,6 @@ class OsloPolicyOptions(BaseModel):
         return self
 
 
-def _split_list(value: object) -> object:
-    """oslo.config ListOpt notation: `a, b, c`."""
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
-
-
 class KeystoneAuthTokenOptions(BaseModel):
     """`[keystone_authtoken]`, with keystonemiddleware's option names (auth_strategy=keystone)."""
 
@@ -486,7 +481,7 @@ class KeystoneAuthTokenOptions(BaseModel):
     )
     user_domain_name: str = Field("Default", description="Domain of the service user.")
     project_domain_name: str = Field("Default", description="Domain of project_name.")
-    service_token_roles: Annotated[list[str], NoDecode] = Field(
+    service_token_roles: GlanceList[str] = Field(
         default_factory=lambda: ["service"],
         description="An X-Service-Token must carry one of these roles (comma-separated list).",
     )
@@ -513,7 +508,7 @@ class KeystoneAuthTokenOptions(BaseModel):
             "Keys are SHA-256 hashes of tokens, never tokens. Redis must be trusted."
         ),
     )
-    memcached_servers: Annotated[list[str], NoDecode] = Field(
+    memcached_servers: GlanceList[str] = Field(
         default_factory=list,
         description="Accepted for glance-api.conf compatibility and not used: see cache_redis_url.",
     )
@@ -522,11 +517,6 @@ class KeystoneAuthTokenOptions(BaseModel):
     )
     insecure: bool = Field(default=False, description="Skip TLS verification of auth_url.")
     cafile: Path | None = Field(None, description="CA bundle that signs auth_url's certificate.")
-
-    @field_validator("service_token_roles", "memcached_servers", mode="before")
-    @classmethod
-    def _lists(cls, value: object) -> object:
-        return _split_list(value)
 
     @field_validator("cache_redis_url")
     @classmethod
@@ -627,20 +617,6 @@ class BarbicanOptions(BaseModel):
     )
 
 
-def _parse_backends(value: object) -> object:
-    """Accept Glance's `id:type, id:type` notation as well as a mapping."""
-    if isinstance(value, str):
-        backends: dict[str, str] = {}
-        for item in filter(None, (part.strip() for part in value.split(","))):
-            store_id, sep, store_type = item.partition(":")
-            if not sep or not store_id.strip() or not store_type.strip():
-                msg = f"expected id:type pairs separated by commas, got {item!r}"
-                raise ValueError(msg)
-            backends[store_id.strip()] = store_type.strip()
-        return backends
-    return value
-
-
 class Settings(BaseSettings):
     """Options of `[DEFAULT]` are top-level fields; other sections are nested models."""
 
@@ -654,6 +630,14 @@ class Settings(BaseSettings):
     bind_host: str = Field("127.0.0.1", description="Address the API listens on.")
     bind_port: int = Field(9292, ge=0, le=65535, description="Port the API listens on.")
     workers: int = Field(1, ge=1, description="Number of API worker processes.")
+    debug: bool = Field(
+        default=False,
+        description=(
+            "Log at DEBUG level (API, worker and scrubber), as oslo.log's debug. Libraries whose "
+            "debug lines carry request headers or every byte (botocore, urllib3, aiosqlite, "
+            "httpcore...) stay quieter. GLIMPSE_LOG_LEVEL, when set, wins."
+        ),
+    )
     auth_strategy: Literal["noauth", "trusted-proxy", "keystone"] = Field(
         "noauth",
         description=(
@@ -692,7 +676,7 @@ class Settings(BaseSettings):
     image_location_quota: int = Field(10, description="Locations per image; negative is unlimited.")
     api_limit_max: int = Field(1000, ge=1, description="Most items a list request returns.")
     limit_param_default: int = Field(25, ge=1, description="Items a list returns without limit.")
-    enabled_backends: Annotated[dict[str, str], NoDecode] = Field(
+    enabled_backends: GlanceDict = Field(
         default_factory=lambda: {"file": "file"},
         description="Stores as id:type pairs, e.g. fast:file, cheap:file.",
     )
@@ -707,6 +691,21 @@ class Settings(BaseSettings):
         0, ge=0, description="Seconds the data of a pending_delete image is kept before scrubbing."
     )
     scrub_pool_size: int = Field(1, ge=1, description="Deletions the scrubber runs at once.")
+    wakeup_time: int = Field(
+        300,
+        ge=1,
+        description=(
+            "Seconds between scrubber passes, where glance-scrubber.conf has it; "
+            "[scrubber] wakeup_time, when set, wins."
+        ),
+    )
+    daemon: bool = Field(
+        default=False,
+        description=(
+            "glimpse-scrubber keeps running, a pass every wakeup_time, as with --daemon "
+            "(--nodaemon overrides it for one run)."
+        ),
+    )
     show_image_direct_url: bool = Field(
         default=False, description="Show the data location of an image as direct_url."
     )
@@ -719,7 +718,7 @@ class Settings(BaseSettings):
     public_endpoint: str | None = Field(
         None, description="Public URL of the API, used in version links instead of the request's."
     )
-    enabled_import_methods: Annotated[list[str], NoDecode] = Field(
+    enabled_import_methods: GlanceList[str] = Field(
         default_factory=lambda: ["glance-direct", "web-download", "copy-image"],
         description=(
             "Import methods offered by GET /v2/info/import; glance-direct and web-download run "
@@ -763,33 +762,25 @@ class Settings(BaseSettings):
         ),
     )
 
-    @field_validator("enabled_backends", mode="before")
+    @field_validator("enabled_import_methods")
     @classmethod
-    def _backends(cls, value: object) -> object:
-        return _parse_backends(value)
+    def _import_methods(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(KNOWN_IMPORT_METHODS))
+        if unknown:
+            msg = f"unknown import methods {unknown}; known: {list(KNOWN_IMPORT_METHODS)}"
+            raise ValueError(msg)
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _proxies(cls, value: object) -> object:
-        value = _glance_list(value)
+        value = parse_list(value)
         if isinstance(value, list):
             try:
                 return [ipaddress.ip_network(item) for item in value]
             except (TypeError, ValueError) as exc:
                 msg = f"expected addresses or networks (e.g. 10.0.0.0/24): {exc}"
                 raise ValueError(msg) from None
-        return value
-
-    @field_validator("enabled_import_methods", mode="before")
-    @classmethod
-    def _import_methods(cls, value: object) -> object:
-        # Glance's own samples write the list in brackets: [glance-direct,web-download].
-        value = _glance_list(value)
-        if isinstance(value, list):
-            unknown = sorted(set(value) - set(KNOWN_IMPORT_METHODS))
-            if unknown:
-                msg = f"unknown import methods {unknown}; known: {list(KNOWN_IMPORT_METHODS)}"
-                raise ValueError(msg)
         return value
 
     @field_validator("user_storage_quota", mode="before")
@@ -815,10 +806,11 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return value
 
-    @model_validator(mode="after")
-    def _check(self) -> Settings:
-        known = sorted(ep.name for ep in entry_points(group="glimpse.stores"))
-        for store_id, store_type in self.enabled_backends.items():
+    @field_validator("enabled_backends")
+    @classmethod
+    def _backends(cls, value: dict[str, str]) -> dict[str, str]:
+        known = store_types()
+        for store_id, store_type in value.items():
             if store_id.startswith(RESERVED_PREFIX):
                 msg = (
                     f"store id {store_id!r} is reserved: ids starting with {RESERVED_PREFIX!r} "
@@ -828,6 +820,10 @@ class Settings(BaseSettings):
             if store_type not in known:
                 msg = f"store {store_id!r} has unsupported type {store_type!r} (known: {known})"
                 raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
         default = self.glance_store.default_backend
         if default is not None and default not in self.enabled_backends:
             msg = f"default_backend {default!r} is not in enabled_backends"
@@ -839,9 +835,37 @@ class Settings(BaseSettings):
             if missing:
                 msg = f"auth_strategy=keystone needs [keystone_authtoken] {', '.join(missing)}"
                 raise ValueError(msg)
+        self._check_legacy_stores()
+        if "wakeup_time" not in self.scrubber.model_fields_set:
+            # glance-scrubber.conf's [DEFAULT] wakeup_time; Glimpse's [scrubber] one wins.
+            self.scrubber.wakeup_time = self.wakeup_time
         self._check_shared_datadirs()
         self._warn_deprecated()
         return self
+
+    def _check_legacy_stores(self) -> None:
+        """Glance's pre-Train `[glance_store] stores` and `default_store`: honoured only where
+        they describe the one file store, never silently replaced by it."""
+        legacy = self.glance_store
+        named = sorted({"stores", "default_store"} & legacy.model_fields_set)
+        if not named:
+            return
+        if self.multistore:
+            log.warning("[glance_store] %s ignored: enabled_backends is set", " and ".join(named))
+            return
+        advice = (
+            "without enabled_backends Glimpse has only its file store; name the stores in "
+            f"[DEFAULT] enabled_backends (types: {', '.join(store_types())})"
+        )
+        default = legacy.default_store
+        if default is not None and default not in _LEGACY_FILE:
+            msg = f"[glance_store] default_store = {default} cannot be honoured: {advice}"
+            raise ValueError(msg)
+        unserved = [kind for kind in legacy.stores if kind not in _LEGACY_FILE | _LEGACY_HTTP]
+        if unserved:
+            names = ", ".join(unserved)
+            msg = f"[glance_store] stores names {names}, which cannot be honoured: {advice}"
+            raise ValueError(msg)
 
     def _check_shared_datadirs(self) -> None:
         # Two file stores in one directory would delete each other's data (and the staging
@@ -917,6 +941,11 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, GlanceIniSource(settings_cls))
 
 
+def store_types() -> list[str]:
+    """The store types this installation has (the `glimpse.stores` entry points)."""
+    return sorted(ep.name for ep in entry_points(group="glimpse.stores"))
+
+
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """The config file: an explicit --config-file wins over GLIMPSE_CONFIG."""
     value = explicit or os.environ.get(CONFIG_ENV)
@@ -936,5 +965,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(sources.describe_errors(exc, path)) from None
+    except sources.ConfigFileError as exc:
+        msg = f"config file {path} cannot be read: {exc}"
+        raise ConfigError(msg) from None
     finally:
         sources.CURRENT_FILE.reset(token)

@@ -10,17 +10,18 @@ option, so an operator's existing glance-api.conf loads as it is.
 
 from __future__ import annotations
 
-import configparser
 import contextvars
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
+from oslo_config import cfg
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from glimpse.config.notation import parse_dict
 from glimpse.config.reserved import RESERVED_STORES
 
 log = logging.getLogger(__name__)
@@ -33,18 +34,22 @@ STORES_FIELD = "stores"
 PASTE_SECTION = "paste_deploy"
 
 
-class _CaseKeepingParser(configparser.ConfigParser):
-    def optionxform(self, optionstr: str) -> str:
-        return optionstr  # option names are case-sensitive, as in oslo.config
+class ConfigFileError(ValueError):
+    """The file is not in glance-api.conf's format (oslo.config's parse error, with the line)."""
 
 
 def read_ini(path: Path) -> dict[str, dict[str, str]]:
-    # No interpolation (values may hold '%'), and DEFAULT is an ordinary section here:
-    # configparser would otherwise copy its keys into every other section.
-    parser = _CaseKeepingParser(interpolation=None, strict=False, default_section="__no_default__")
-    with path.open(encoding="utf-8") as handle:
-        parser.read_file(handle)
-    return {section: dict(parser.items(section)) for section in parser.sections()}
+    """The file's sections as oslo.config reads them: a value in matching quotes loses them,
+    continuation lines join the value, and an option set twice keeps its last value."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    try:
+        cfg.ConfigParser(str(path), sections).parse()
+    except cfg.ParseError as exc:
+        raise ConfigFileError(str(exc)) from None
+    return {
+        section: {option: values[-1] for option, values in options.items()}
+        for section, options in sections.items()
+    }
 
 
 def _nested_sections(settings_cls: type[BaseSettings]) -> dict[str, type[BaseModel]]:
@@ -66,10 +71,16 @@ def _strategy_from_flavor(sections: dict[str, dict[str, str]]) -> str | None:
 
 
 def _store_ids(sections: dict[str, dict[str, str]]) -> set[str]:
-    raw = sections.get(DEFAULT_SECTION, {}).get("enabled_backends") or os.environ.get(
-        "GLIMPSE_ENABLED_BACKENDS", "file:file"
+    """The sections that configure stores. A value that does not parse names none here; the
+    settings model reports it, naming the option."""
+    raw = os.environ.get("GLIMPSE_ENABLED_BACKENDS") or sections.get(DEFAULT_SECTION, {}).get(
+        "enabled_backends", ""
     )
-    return {item.split(":", 1)[0].strip() for item in raw.split(",") if item.strip()}
+    try:
+        backends = parse_dict(raw)
+    except ValueError:
+        return set()
+    return set(backends) if isinstance(backends, dict) else set()
 
 
 class GlanceIniSource(PydanticBaseSettingsSource):
@@ -126,15 +137,17 @@ def describe_errors(exc: ValidationError, path: Path | None) -> str:
     lines = []
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
+        message = error["msg"].removeprefix("Value error, ")
         if not loc:
-            where = "configuration"
-        elif loc[0] == STORES_FIELD and len(loc) >= 3:  # noqa: PLR2004 -- stores.<id>.<option>
+            # A rule spanning options: the message itself names them.
+            lines.append(f"Invalid configuration {origin}: {message}")
+            continue
+        if loc[0] == STORES_FIELD and len(loc) >= 3:  # noqa: PLR2004 -- stores.<id>.<option>
             where = f"[{loc[1]}] {loc[2]}"
         elif loc[0] in nested and len(loc) >= 2:  # noqa: PLR2004 -- <section>.<option>
             where = f"[{loc[0]}] {loc[1]}"
         else:
             where = f"[{DEFAULT_SECTION}] {loc[0]}"
-        message = error["msg"].removeprefix("Value error, ")
         lines.append(f"Invalid configuration value for {where} {origin}: {message}")
     return "\n".join(lines)
 

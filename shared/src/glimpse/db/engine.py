@@ -8,6 +8,7 @@ busy timeout instead of failing), while read-only sessions keep the cheap deferr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,9 +24,23 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from glimpse.config import Settings
+from glimpse.db.unavailable import is_unavailable
 from glimpse.db.urls import async_url, is_sqlite, sqlite_file
+from glimpse.domain.errors import DatabaseUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+log = logging.getLogger(__name__)
+
+
+def _raise_if_unavailable(error: Exception) -> None:
+    if isinstance(error, DatabaseUnavailable) or not is_unavailable(error):
+        return
+    # Types only: SQLAlchemy's message quotes the statement and its parameters.
+    cause = getattr(error, "orig", None)
+    detail = type(error).__name__ + (f" ({type(cause).__name__})" if cause is not None else "")
+    log.error("database unavailable: %s", detail)
+    raise DatabaseUnavailable("The database is unavailable; try again later.") from error
 
 
 def _sqlite_engine(url: URL, *, immediate: bool, pool_size: int) -> AsyncEngine:
@@ -77,16 +92,42 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        return cls.from_url(settings.database.connection, pool_size=settings.database.max_pool_size)
+        options = settings.database
+        return cls.from_url(
+            options.connection,
+            pool_size=options.max_pool_size,
+            pool_timeout=options.pool_timeout,
+            command_timeout=options.command_timeout,
+        )
 
     @classmethod
-    def from_url(cls, connection: str, *, pool_size: int = 10) -> Database:
+    def from_url(
+        cls,
+        connection: str,
+        *,
+        pool_size: int = 10,
+        pool_timeout: float = 30,
+        command_timeout: float | None = None,
+    ) -> Database:
+        """`command_timeout` bounds each PostgreSQL statement and connection attempt (None:
+        no bound, for migrations); `pool_timeout` the wait for a pooled connection."""
         url = async_url(connection)
         if is_sqlite(url):
             writer_engine = _sqlite_engine(url, immediate=True, pool_size=pool_size)
             reader_engine = _sqlite_engine(url, immediate=False, pool_size=pool_size)
         else:
-            writer_engine = create_async_engine(url, pool_size=pool_size, pool_pre_ping=True)
+            connect_args: dict[str, Any] = {}
+            if command_timeout is not None:
+                # asyncpg: `timeout` for opening a connection, `command_timeout` per statement
+                # (the pool's pre-ping included), so a hung server fails the request in time.
+                connect_args = {"timeout": command_timeout, "command_timeout": command_timeout}
+            writer_engine = create_async_engine(
+                url,
+                pool_size=pool_size,
+                pool_timeout=pool_timeout,
+                pool_pre_ping=True,
+                connect_args=connect_args,
+            )
             reader_engine = writer_engine
         return cls(
             url=url,
@@ -98,14 +139,23 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """One short write transaction: committed on success, rolled back on any error."""
-        async with self.writer() as session, session.begin():
-            yield session
+        """One short write transaction: committed on success, rolled back on any error. A
+        database that is unreachable, hung or overloaded raises DatabaseUnavailable."""
+        try:
+            async with self.writer() as session, session.begin():
+                yield session
+        except Exception as exc:
+            _raise_if_unavailable(exc)
+            raise
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self.reader() as session, session.begin():
-            yield session
+        try:
+            async with self.reader() as session, session.begin():
+                yield session
+        except Exception as exc:
+            _raise_if_unavailable(exc)
+            raise
 
     async def dispose(self) -> None:
         await self.writer_engine.dispose()

@@ -38,6 +38,10 @@ class Image(SQLModel, table=True):
     updated_at: datetime | None = Field(default=None, index=True, sa_type=sa.DateTime)
     deleted_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
     deleted: bool = Field(default=False, index=True)
+    # While saving: the upload writing the data, and until when its API node is presumed alive
+    # (it renews the lease as it goes); never shown by the API.
+    upload_id: str | None = Field(default=None, max_length=32)
+    upload_lease_until: datetime | None = Field(default=None, sa_type=sa.DateTime)
 
 
 class ImageProperty(SQLModel, table=True):
@@ -73,6 +77,9 @@ class ImageLocation(SQLModel, table=True):
     status: str = Field(default="active", max_length=30, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
     updated_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+    # Failed attempts to delete its data, and when the next may be made (backoff); NULL: now.
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    next_attempt_at: datetime | None = Field(default=None, index=True, sa_type=sa.DateTime)
 
     @property
     def store_id(self) -> str | None:

@@ -95,3 +95,8 @@ class IdentityUnavailable(GlimpseError):
 
 class InvalidImageData(InvalidInput):
     """The image data is unsafe or is not in the image's declared disk_format (415)."""
+
+
+class DatabaseUnavailable(GlimpseError):
+    """The database is unreachable, hung or refusing work (503 with Retry-After); the
+    transaction was rolled back, so nothing of the request was written."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from glimpse.config import Settings
 from glimpse.db.engine import Database
@@ -34,10 +35,18 @@ class ScrubReport:
 
 
 class DeletionService:
-    def __init__(self, settings: Settings, database: Database, stores: StoreRegistry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        stores: StoreRegistry,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.settings = settings
         self.db = database
         self.stores = stores
+        self._clock = clock  # what is due, and when a failed deletion is due again
 
     async def remove_claimed(self, location: ImageLocation) -> bool:
         """Delete the data of a location this process has claimed; True when it is gone."""
@@ -69,22 +78,31 @@ class DeletionService:
             if removed:
                 await repo.finish(location.id)
             else:
-                await repo.release(location.id)
+                retry_at = self._clock() + self._backoff(location.attempts)
+                await repo.release(location.id, retry_at)
         return removed
+
+    def _backoff(self, failed_before: int) -> timedelta:
+        """The wait after the (failed_before + 1)th failed attempt: doubling, capped."""
+        options = self.settings.scrubber
+        exponent = min(failed_before, 32)  # 2**32 s is past any cap; no huge integers
+        seconds = min(options.deletion_retry_initial * 2**exponent, options.deletion_retry_max)
+        return timedelta(seconds=seconds)
 
     async def remove_all(self, locations: list[ImageLocation]) -> None:
         for location in locations:
             await self.remove_claimed(location)
 
     async def scrub(self) -> ScrubReport:
-        """One pass: remove every piece of data that is due, scrub_pool_size at a time."""
-        now = utcnow()
+        """One pass: remove every piece of data that is due, scrub_pool_size at a time, in
+        batches until none is left. A failed attempt is due again only after its backoff, so
+        the pass goes on to the next batch rather than retrying it."""
+        now = self._clock()
         scrub_before = now - timedelta(seconds=self.settings.scrub_time)
         stale_before = now - timedelta(seconds=self.settings.scrubber.lease_time)
-        async with self.db.read() as session:
-            due = await DeletionRepository(session).due(scrub_before, stale_before, SCRUB_BATCH)
         slots = asyncio.Semaphore(self.settings.scrub_pool_size)
         outcomes: list[bool] = []
+        seen: set[int] = set()
 
         async def one(location_id: int) -> None:
             async with slots:
@@ -93,7 +111,16 @@ class DeletionService:
                 if location is not None:
                     outcomes.append(await self.remove_claimed(location))
 
-        await asyncio.gather(*(one(location_id) for location_id in due))
+        while True:
+            async with self.db.read() as session:
+                due = await DeletionRepository(session).due(
+                    scrub_before, stale_before, now, SCRUB_BATCH
+                )
+            batch = [location_id for location_id in due if location_id not in seen]
+            if not batch:
+                break
+            seen.update(batch)
+            await asyncio.gather(*(one(location_id) for location_id in batch))
         async with self.db.write() as session:
             completed = await DeletionRepository(session).complete_images()
         return ScrubReport(outcomes.count(True), outcomes.count(False), completed)

@@ -1,11 +1,16 @@
-"""Leftovers in the reserved stores, and half-written uploads in the file and s3 stores.
+"""Abandoned uploads, leftovers in the reserved stores, and half-written uploads in the file
+and s3 stores.
 
+- An image left `saving` by an upload whose API node died (or could not record the upload's
+  failure) goes back to queued once its upload lease has run out (see upload_lease); an upload
+  still in progress keeps renewing its lease and is never taken back.
 - Staged data (`os_glance_staging_store`) and import work files (`os_glance_tasks_store`) are
   named after their image. They are removed once the image is gone, deleted, or neither
   uploading/importing nor locked by an import (a copy-image keeps its image active); names
   that are not image ids are left alone.
 - `.partial-*` files are uploads that never finished (their process died). Live uploads keep
-  writing theirs, so only files untouched for `lease_time` are removed.
+  writing theirs, so only files untouched for `lease_time` are removed, and never those of an
+  upload that still holds its lease (a client may pause for longer than that).
 - Pending S3 multipart uploads are uploads whose process died mid-way (a failed or cancelled
   one aborts its own). Those started over `lease_time` ago are aborted, unless their key names
   an image still being written (`saving`, uploading/importing, or locked by an import): a huge
@@ -22,6 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from glimpse.config import Settings
@@ -65,7 +71,9 @@ class Housekeeping:
         self._clock = clock  # seconds since the epoch
 
     async def run(self) -> int:
-        """One sweep; returns how many files were removed and uploads aborted."""
+        """One sweep; returns how many files were removed and uploads aborted. Abandoned
+        uploads are taken back first, so the same sweep removes what they left."""
+        await self.reclaim_uploads()
         removed = 0
         for store in (self.stores.staging, self.stores.tasks):
             removed += await self._sweep_reserved(store)
@@ -75,6 +83,24 @@ class Housekeeping:
                 removed += await self._sweep_partials(user_store)
                 removed += await self._sweep_uploads(user_store)
         return removed
+
+    def _utcnow(self) -> datetime:
+        """The clock as the database's columns hold time (naive UTC, whole seconds)."""
+        return datetime.fromtimestamp(self._clock(), UTC).replace(tzinfo=None, microsecond=0)
+
+    async def reclaim_uploads(self) -> list[str]:
+        """saving -> queued for the images whose upload lease ran out; their ids."""
+        now = self._utcnow()
+        unleased_before = now - timedelta(seconds=self.settings.scrubber.lease_time)
+        async with self.db.write() as session:
+            reclaimed = await ImageRepository(session).reclaim_abandoned_uploads(
+                now, unleased_before
+            )
+        for image_id in reclaimed:
+            log.warning(
+                "image %s: its upload was abandoned (the lease ran out); back to queued", image_id
+            )
+        return reclaimed
 
     async def _entries(self, store: CheckedStore, untouched_for: float) -> list[StoredEntry]:
         driver = store.driver
@@ -103,10 +129,26 @@ class Housekeeping:
         return removed
 
     async def _sweep_partials(self, store: CheckedStore) -> int:
+        untouched = [
+            entry
+            for entry in await self._entries(store, self.settings.scrubber.lease_time)
+            if entry.name.startswith(TEMP_PREFIX)
+        ]
+        if not untouched:
+            return 0
+        writers = {
+            entry.location: image_id_of(entry.name.removeprefix(TEMP_PREFIX)) for entry in untouched
+        }
+        async with self.db.read() as session:
+            uploading = await ImageRepository(session).uploads_in_progress(
+                {image_id for image_id in writers.values() if image_id is not None},
+                self._utcnow(),
+            )
         removed = 0
-        for entry in await self._entries(store, self.settings.scrubber.lease_time):
-            abandoned = entry.name.startswith(TEMP_PREFIX)
-            if abandoned and await store.delete_if_present(entry.location):
+        for entry in untouched:
+            if writers[entry.location] in uploading:
+                continue  # a paused upload that still holds its lease
+            if await store.delete_if_present(entry.location):
                 log.info("removed abandoned upload %s from %s", entry.location, store.name)
                 removed += 1
         return removed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from glimpse.domain.images import ImageStatus, check_downloadable, transition
 from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.formats import StreamInspector, inspected_container
 from glimpse.services.access import authorize, authorized_image
+from glimpse.services.upload_lease import UploadLease, lease_until
 from glimpse.stores.base import (
     ByteRange,
     ObjectNotFound,
@@ -45,9 +47,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """An upload's image once claimed: the room left under its owner's quota (None: no
-    quota) and the formats its data must be in."""
+    """An upload's image once claimed: the upload's id (its lease), the room left under its
+    owner's quota (None: no quota) and the formats its data must be in."""
 
+    upload_id: str
     quota_left: int | None
     disk_format: str | None
     container_format: str | None
@@ -84,7 +87,7 @@ class ImageDataService:
         return store
 
     async def _claim(self, ctx: RequestContext, image_id: str) -> Claim:
-        """queued -> saving."""
+        """queued -> saving, under a new upload id and its lease (see upload_lease)."""
         async with self.db.write() as session:
             repo = ImageRepository(session)
             image = await authorized_image(repo, ctx, image_id, "upload_image", lock=True)
@@ -103,19 +106,27 @@ class ImageDataService:
                 remaining = quota - await repo.storage_used(image.owner)
                 if remaining <= 0:
                     raise LimitExceeded(quota_message(quota))
-            await repo.claim_status(image_id, ImageStatus.QUEUED, ImageStatus.SAVING)
-            return Claim(remaining, image.disk_format, image.container_format)
-
-    async def _release(self, image_id: str) -> None:
-        """saving -> queued after a failed upload (a no-op if the image was deleted meanwhile)."""
-        async with self.db.write() as session:
-            await ImageRepository(session).claim_status(
-                image_id, ImageStatus.SAVING, ImageStatus.QUEUED
+            upload_id = uuid.uuid4().hex
+            await repo.claim_status(
+                image_id,
+                ImageStatus.QUEUED,
+                ImageStatus.SAVING,
+                upload_id=upload_id,
+                upload_lease_until=lease_until(self.settings.scrubber.lease_time),
             )
+            return Claim(upload_id, remaining, image.disk_format, image.container_format)
 
-    async def _discard(self, image_id: str, store: CheckedStore, location: str) -> None:
+    async def _release(self, image_id: str, upload_id: str) -> None:
+        """saving -> queued after a failed upload (a no-op if the image was deleted or taken
+        back meanwhile). If this fails too, the lease runs out and housekeeping does it."""
+        async with self.db.write() as session:
+            await ImageRepository(session).finish_upload(image_id, upload_id, ImageStatus.QUEUED)
+
+    async def _discard(
+        self, image_id: str, upload_id: str, store: CheckedStore, location: str
+    ) -> None:
         await store.delete_if_present(location)
-        await self._release(image_id)
+        await self._release(image_id, upload_id)
 
     async def upload(
         self,
@@ -139,11 +150,13 @@ class ImageDataService:
         inspector = StreamInspector() if inspected_container(claim.container_format) else None
         if inspector is not None:
             data = inspector.watch(data)
+        lease = UploadLease(self.db, image_id, claim.upload_id, self.settings.scrubber.lease_time)
         try:
-            stored = await store.put(image_id, data)
+            async with lease:
+                stored = await store.put(image_id, data)
         except BaseException as exc:
             # Shielded so a cancelled request still hands the image back.
-            await asyncio.shield(self._release(image_id))
+            await asyncio.shield(self._release(image_id, claim.upload_id))
             if isinstance(exc, StoreFull):
                 raise LimitExceeded(f"Image storage media is full: {exc}") from exc
             if isinstance(exc, StoreError):
@@ -153,9 +166,9 @@ class ImageDataService:
             virtual_size = self._checked_virtual_size(inspector, claim)
             async with self.db.write() as session:
                 repo = ImageRepository(session)
-                activated = await repo.claim_status(
+                activated = await repo.finish_upload(
                     image_id,
-                    ImageStatus.SAVING,
+                    claim.upload_id,
                     ImageStatus.ACTIVE,
                     size=meter.size,
                     virtual_size=virtual_size,
@@ -168,7 +181,7 @@ class ImageDataService:
         except BaseException:
             # The image did not become active (refused data included): its data must not
             # outlive the failure.
-            await asyncio.shield(self._discard(image_id, store, stored.location))
+            await asyncio.shield(self._discard(image_id, claim.upload_id, store, stored.location))
             raise
         if not activated:
             await store.delete_if_present(stored.location)

@@ -3,7 +3,10 @@
 A location whose data must go is `pending_delete`. Whoever removes it first claims it with a
 conditional UPDATE to `deleting` (stamping updated_at as a lease), so two scrubbers, or the API
 and a scrubber, never both work on it; a claim older than the lease belongs to a dead process
-and may be taken over. Never commits.
+and may be taken over. A failed attempt gives the location back with a backoff
+(`next_attempt_at`), and the due ones are taken in order of their next attempt, so data that
+cannot be deleted (a store gone for good, an http location) never holds up the rest. Never
+commits.
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ class DeletionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def due(self, scrub_before: datetime, stale_before: datetime, limit: int) -> list[int]:
-        """Ids of locations whose data may be removed now: every pending or stale-claimed
-        location except those of pending_delete images still inside scrub_time."""
+    async def due(
+        self, scrub_before: datetime, stale_before: datetime, now: datetime, limit: int
+    ) -> list[int]:
+        """Ids of locations whose data may be removed now, the longest waiting first: every
+        pending or stale-claimed location whose backoff has passed, except those of
+        pending_delete images still inside scrub_time."""
         kept = sa.and_(
             _IMAGE.c.status == ImageStatus.PENDING_DELETE, _IMAGE.c.deleted_at > scrub_before
         )
@@ -39,11 +45,16 @@ class DeletionRepository:
             _LOCS.c.status == LocationStatus.PENDING_DELETE,
             sa.and_(_LOCS.c.status == LocationStatus.DELETING, _LOCS.c.updated_at < stale_before),
         )
+        ready = sa.or_(_LOCS.c.next_attempt_at.is_(None), _LOCS.c.next_attempt_at <= now)
+        # Never tried: since it became pending (updated_at); tried: since its backoff ended.
+        waiting_since = sa.func.coalesce(
+            _LOCS.c.next_attempt_at, _LOCS.c.updated_at, _LOCS.c.created_at
+        )
         statement = (
             sa.select(_LOCS.c.id)
             .join(_IMAGE, _IMAGE.c.id == _LOCS.c.image_id)
-            .where(location_due, ~kept)
-            .order_by(_LOCS.c.id)
+            .where(location_due, ready, ~kept)
+            .order_by(waiting_since, _LOCS.c.id)
             .limit(limit)
         )
         return list((await self.session.execute(statement)).scalars())
@@ -71,12 +82,17 @@ class DeletionRepository:
             .values(status=LocationStatus.DELETED, updated_at=utcnow())
         )
 
-    async def release(self, location_id: int) -> None:
-        """Give a claim back after a failure, so a later pass retries it."""
+    async def release(self, location_id: int, retry_at: datetime) -> None:
+        """Give a claim back after a failed attempt; it is due again at `retry_at`."""
         await self.session.execute(
             sa.update(_LOCS)
             .where(_LOCS.c.id == location_id, _LOCS.c.status == LocationStatus.DELETING)
-            .values(status=LocationStatus.PENDING_DELETE, updated_at=utcnow())
+            .values(
+                status=LocationStatus.PENDING_DELETE,
+                updated_at=utcnow(),
+                attempts=_LOCS.c.attempts + 1,
+                next_attempt_at=retry_at,
+            )
         )
 
     async def complete_images(self) -> int:
@@ -120,7 +136,9 @@ class DeletionRepository:
         await self.session.execute(
             sa.update(_LOCS)
             .where(_LOCS.c.image_id == image_id, _LOCS.c.status == LocationStatus.PENDING_DELETE)
-            .values(status=LocationStatus.ACTIVE, updated_at=utcnow())
+            .values(
+                status=LocationStatus.ACTIVE, updated_at=utcnow(), attempts=0, next_attempt_at=None
+            )
         )
         image.status = ImageStatus.ACTIVE
         image.deleted = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -194,6 +195,77 @@ class ImageRepository:
         )
         result = await self.session.execute(statement)
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def finish_upload(
+        self,
+        image_id: str,
+        upload_id: str,
+        target: ImageStatus,
+        **values: Any,  # noqa: ANN401
+    ) -> bool:
+        """saving -> `target` for the upload `upload_id` only: an upload whose image was taken
+        back (its lease ran out) and claimed again by another upload finishes nothing."""
+        statement = (
+            sa.update(_IMAGE)
+            .where(
+                _IMAGE.c.id == image_id,
+                _IMAGE.c.status == ImageStatus.SAVING,
+                _IMAGE.c.upload_id == upload_id,
+                _IMAGE.c.deleted.is_(False),
+            )
+            .values(
+                status=target,
+                updated_at=utcnow(),
+                upload_id=None,
+                upload_lease_until=None,
+                **values,
+            )
+        )
+        result = await self.session.execute(statement)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def renew_upload(self, image_id: str, upload_id: str, lease_until: datetime) -> bool:
+        """Extend an upload's lease; False if the image is no longer this upload's."""
+        statement = (
+            sa.update(_IMAGE)
+            .where(
+                _IMAGE.c.id == image_id,
+                _IMAGE.c.status == ImageStatus.SAVING,
+                _IMAGE.c.upload_id == upload_id,
+            )
+            .values(upload_lease_until=lease_until)
+        )
+        result = await self.session.execute(statement)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def reclaim_abandoned_uploads(
+        self, now: datetime, unleased_before: datetime
+    ) -> list[str]:
+        """saving -> queued for the images whose upload's lease ran out (its API node died,
+        or could not record the failure). A saving image without a lease (claimed by an
+        older release) counts as abandoned once not updated since `unleased_before`."""
+        abandoned = sa.or_(
+            _IMAGE.c.upload_lease_until < now,
+            sa.and_(_IMAGE.c.upload_lease_until.is_(None), _IMAGE.c.updated_at < unleased_before),
+        )
+        statement = (
+            sa.update(_IMAGE)
+            .where(_IMAGE.c.status == ImageStatus.SAVING, _IMAGE.c.deleted.is_(False), abandoned)
+            .values(
+                status=ImageStatus.QUEUED, updated_at=now, upload_id=None, upload_lease_until=None
+            )
+            .returning(_IMAGE.c.id)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def uploads_in_progress(self, image_ids: set[str], now: datetime) -> set[str]:
+        """Those of these images an upload is writing under a live lease."""
+        statement = sa.select(_IMAGE.c.id).where(
+            _IMAGE.c.id.in_(image_ids),
+            _IMAGE.c.status == ImageStatus.SAVING,
+            _IMAGE.c.upload_lease_until >= now,
+        )
+        return set((await self.session.execute(statement)).scalars())
 
     async def add_location(self, image_id: str, url: str, metadata: dict[str, str]) -> None:
         self.session.add(ImageLocation(image_id=image_id, value=url, meta_data=metadata))
