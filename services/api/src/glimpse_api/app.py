@@ -18,6 +18,7 @@ from glimpse_api.errors import add_exception_handlers
 from glimpse_api.middleware import RequestIdMiddleware, VersionPrefixMiddleware
 from glimpse_api.routers import (
     discovery,
+    healthcheck,
     image_actions,
     image_data,
     images,
@@ -59,6 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     add_exception_handlers(app)
     for module in (
+        healthcheck,
         versions,
         images,
         image_data,

@@ -15,6 +15,7 @@ from glimpse.domain.policy import PolicyEngine
 from glimpse.jobs.publisher import JobPublisher
 from glimpse.logs import bind_identity
 from glimpse.services.discovery import DiscoveryService
+from glimpse.services.health import HealthService
 from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
 from glimpse.services.imports import ImportService
@@ -46,6 +47,7 @@ class Runtime:
     legacy_tasks: LegacyTaskService
     publisher: JobPublisher
     authenticator: Authenticator
+    health: HealthService
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -70,6 +72,7 @@ class Runtime:
             legacy_tasks=LegacyTaskService(settings, database, stores, publisher),
             publisher=publisher,
             authenticator=build_authenticator(settings),
+            health=HealthService(settings),
         )
 
     async def aclose(self) -> None:
@@ -148,3 +151,10 @@ async def get_legacy_task_service(request: Request) -> LegacyTaskService:
 
 
 LegacyTaskServiceDep = Annotated[LegacyTaskService, Depends(get_legacy_task_service)]
+
+
+async def get_health_service(request: Request) -> HealthService:
+    return _runtime(request).health
+
+
+HealthServiceDep = Annotated[HealthService, Depends(get_health_service)]
