@@ -7,16 +7,26 @@ import sys
 
 from glimpse.cli.common import settings_or_exit
 from glimpse.config import ConfigError
-from glimpse_worker import plugins
-from glimpse_worker.celery_app import create_celery
+from glimpse_worker.health import node_name, ping
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="glimpse-worker", description=__doc__)
     parser.add_argument("--config-file", help="glance-api.conf style file (or $GLIMPSE_CONFIG)")
     parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument(
+        "--ping",
+        action="store_true",
+        help="health check: exit 0 if the worker of this host answers through the broker",
+    )
     args = parser.parse_args(argv)
     settings = settings_or_exit(parser.prog, args.config_file)
+    if args.ping:
+        return ping(settings)
+    # Imported here: the health check runs every few seconds and needs none of the pipelines.
+    from glimpse_worker import plugins  # noqa: PLC0415
+    from glimpse_worker.celery_app import create_celery  # noqa: PLC0415
+
     try:
         plugins.load(settings.image_import_opts.image_import_plugins)
     except ConfigError as exc:
@@ -28,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             "worker",
             f"--loglevel={args.loglevel}",
             f"--concurrency={settings.celery.worker_concurrency}",
+            f"--hostname={node_name()}",
             "--without-gossip",
             "--without-mingle",
         ]
