@@ -1,6 +1,8 @@
 """The keystone-bootstrap job: Keystone's database, keys, admin and catalog, then Glimpse's
 service user and the image service. Idempotent: every `docker compose up` runs it again, and it
-only creates what is missing and updates what changed (passwords, endpoint URLs).
+only creates what is missing and updates what changed (passwords, endpoint URLs). When nothing
+it is given changed since its last complete run (same Keystone, same script, same passwords and
+URLs: a salted scrypt fingerprint on the volume), it returns at once.
 
 Run by the Keystone image's Python with its configuration in /etc/keystone/keystone.conf:
 1. keystone-manage db_sync, fernet_setup, credential_setup, bootstrap (admin user, project
@@ -12,14 +14,18 @@ Run by the Keystone image's Python with its configuration in /etc/keystone/keyst
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import ipaddress
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 PORT = 5001  # loopback only, inside this container
@@ -27,6 +33,16 @@ URL = f"http://127.0.0.1:{PORT}/v3"
 DOMAIN = {"id": "default"}
 REGION = "RegionOne"
 START_TIMEOUT = 120.0
+STATE = Path("/var/lib/keystone")
+STAMP = STATE / "bootstrap.stamp"
+INPUTS = (
+    "ADMIN_PASSWORD",
+    "SERVICE_PASSWORD",
+    "IDENTITY_PUBLIC_URL",
+    "IDENTITY_INTERNAL_URL",
+    "IMAGE_PUBLIC_URL",
+    "IMAGE_INTERNAL_URL",
+)
 # compose.yaml's defaults of GLIMPSE_ADMIN_PASSWORD and GLIMPSE_SERVICE_PASSWORD.
 DEFAULT_PASSWORDS = frozenset({"change-me", "change-me-service"})
 
@@ -163,9 +179,37 @@ def register(keystone: Keystone) -> None:
         print(f"keystone-bootstrap: image {interface} endpoint {url}", flush=True)
 
 
+def fingerprint(salt: bytes) -> str:
+    """What this run is given, hashed slowly (it covers the passwords) with a salt."""
+    given = {name: env(name) for name in INPUTS}
+    given["keystone"] = importlib.metadata.version("keystone")
+    given["script"] = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    data = json.dumps(given, sort_keys=True).encode()
+    return hashlib.scrypt(data, salt=salt, n=2**14, r=8, p=1).hex()
+
+
+def unchanged() -> bool:
+    """A complete earlier run with the same inputs, whose database and keys are still here."""
+    try:
+        salt, recorded = STAMP.read_text().split()
+    except (OSError, ValueError):
+        return False
+    present = (STATE / "keystone.sqlite").exists() and any((STATE / "fernet-keys").glob("*"))
+    return present and secrets.compare_digest(fingerprint(bytes.fromhex(salt)), recorded)
+
+
+def record() -> None:
+    salt = secrets.token_bytes(16)
+    STAMP.write_text(f"{salt.hex()} {fingerprint(salt)}\n")
+
+
 def main() -> None:
     admin_password = env("ADMIN_PASSWORD")
     refuse_default_passwords_beyond_loopback(admin_password, env("SERVICE_PASSWORD"))
+    if unchanged():
+        print("keystone-bootstrap: nothing changed since the last run", flush=True)
+        return
+    STAMP.unlink(missing_ok=True)
     # keystone-manage bootstrap reads the password from here: never on a command line.
     os.environ["OS_BOOTSTRAP_PASSWORD"] = admin_password
     manage(["db_sync"], ["fernet_setup"], ["credential_setup"])
@@ -192,6 +236,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+    record()
     print("keystone-bootstrap: done", flush=True)
 
 

@@ -7,6 +7,8 @@ gunicorn runs with no arguments: everything it needs is here (GUNICORN_CMD_ARGS 
 wsgi_app = "keystone.wsgi.api:application"
 bind = "0.0.0.0:5000"
 workers = 2
+# Keystone is imported once, then the workers fork: half the start-up work of loading it in each.
+preload_app = True
 worker_class = "gthread"
 threads = 4
 timeout = 60

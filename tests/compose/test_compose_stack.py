@@ -10,8 +10,10 @@ server on the compose network (web-download) and short scrub and lease times.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from compose_stack import FIGURES, SLOW_FILE, WEB_FILE, MiB, Stack, WebFiles
+from compose_stack import COMPOSE_FILE, FIGURES, SLOW_FILE, WEB_FILE, MiB, Stack, WebFiles
 from openstack import connection
 
 pytestmark = [
@@ -173,6 +175,27 @@ def upload_and_import(client: httpx.Client, name: str) -> None:
 # --- the tests, in order -----------------------------------------------------------------------
 
 
+def test_docker_compose_accepts_the_shipped_file_alone(stack: Stack) -> None:
+    env = {k: v for k, v in stack.env.items() if not k.startswith("GLIMPSE_")}
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(COMPOSE_FILE), "config", "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    # Without any GLIMPSE_* variable both ports are on loopback only.
+    published = sorted(
+        (name, port["host_ip"], port["published"])
+        for name, service in services.items()
+        for port in service.get("ports", [])
+    )
+    assert published == [("balancer", "127.0.0.1", "9292"), ("keystone", "127.0.0.1", "5000")]
+
+
 def test_every_service_is_healthy_and_only_the_two_loopback_ports_are_published(
     stack: Stack,
 ) -> None:
@@ -223,6 +246,22 @@ def test_no_token_or_forged_identity_headers_get_401(stack: Stack) -> None:
         assert anonymous.get("/v2/images", headers=garbage).status_code == 401
     # Keystone's own API wants a token too.
     assert httpx.get(f"{stack.keystone_url}/v3/users", timeout=30).status_code == 401
+
+
+def test_keystone_bootstrap_refuses_the_default_passwords_beyond_loopback(stack: Stack) -> None:
+    refused = stack.compose(
+        "run",
+        "--rm",
+        "--no-deps",
+        "-e",
+        "PUBLISH_ADDRESS=0.0.0.0",
+        "-e",
+        "ADMIN_PASSWORD=change-me",
+        "keystone-bootstrap",
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "the ports are published on 0.0.0.0" in refused.stderr
 
 
 def test_upload_and_download_with_openstacksdk_through_the_catalog(stack: Stack) -> None:
@@ -394,7 +433,8 @@ def test_a_worker_killed_mid_import_resumes_the_import_once_back(
         assert stack.running("worker") == []
         time.sleep(3)
         assert client.get(f"/v2/images/{image_id}").json()["status"] == "importing"
-        stack.compose("start", "worker")
+        # The same containers, as a restart policy would (compose start would re-run the jobs).
+        stack.docker("start", *workers)
         wait_healthy(stack, "worker", 2)
         body = settled(client, image_id, imported, timeout=300)
         FIGURES["worker kill to import done"] = f"{time.monotonic() - killed_at:.0f}s"
@@ -407,7 +447,8 @@ def test_a_worker_killed_mid_import_resumes_the_import_once_back(
 
 
 def test_api_scaled_to_three_behind_the_balancer(stack: Stack) -> None:
-    elapsed = stack.up("--no-deps", "--scale", "api=3", "api")
+    # --no-recreate: the two running nodes stay as they are.
+    elapsed = stack.up("--no-recreate", "--scale", "api=3", "api")
     FIGURES["scale api to 3"] = f"{elapsed:.0f}s"
     nodes = {stack.address(row["Name"]) for row in stack.running("api")}
     assert len(nodes) == 3

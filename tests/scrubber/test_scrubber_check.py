@@ -1,5 +1,5 @@
-"""`glimpse-scrubber --check`, the daemon's health check: healthy only after a complete pass,
-while passes keep completing, and while the database answers."""
+"""`glimpse-scrubber --check`, the daemon's health check: healthy only after a complete pass
+(which reached the database) and while passes keep completing."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def check(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_check_follows_the_daemons_passes_and_the_database(tmp_path: Path) -> None:
+def test_check_follows_the_daemons_passes(tmp_path: Path) -> None:
     env = scrubber_env(tmp_path, f"sqlite:///{tmp_path / 'glimpse.sqlite'}")
     synced = subprocess.run(
         [command("glimpse-manage"), "db", "sync"], env=env, cwd=tmp_path, check=False, timeout=120
@@ -71,13 +71,8 @@ def test_check_follows_the_daemons_passes_and_the_database(tmp_path: Path) -> No
     assert aged.returncode == 1
     assert "the last complete pass ended" in aged.stderr
 
-    # A fresh pass, but the database is gone now.
     heartbeat.touch()
     assert check(env, tmp_path).returncode == 0
-    unreachable = scrubber_env(tmp_path, "postgresql://glimpse@127.0.0.1:1/none")
-    down = check(unreachable, tmp_path)
-    assert down.returncode == 1
-    assert "the database does not answer" in down.stderr
 
 
 def test_a_failing_pass_writes_no_heartbeat(tmp_path: Path) -> None:

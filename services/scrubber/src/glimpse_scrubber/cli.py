@@ -22,12 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument(
         "--check",
         action="store_true",
-        help="health check of the daemon beside it: a recent complete pass, and the database",
+        help="health check of the daemon beside it: a complete pass (database reached) lately",
     )
     args = parser.parse_args(argv)
     settings = settings_or_exit(parser.prog, args.config_file)
     if args.check:
-        return asyncio.run(health.check(settings))
+        return health.check(settings)
     # Imported here: the health check runs every few seconds and needs none of the jobs' stores.
     from glimpse_scrubber.main import run  # noqa: PLC0415
 
