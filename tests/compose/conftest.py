@@ -69,7 +69,6 @@ def stack(web_files: WebFiles) -> Iterator[Stack]:
         FIGURES["up to all healthy"] = f"{running.up():.0f}s"
         yield running
     finally:
-        FIGURES["log"] = "; ".join(running.log)
         running.down()
 
 
