@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export GLIMPSE_CONFIG ?=
 
-.PHONY: run test bench lint sample-config lock clean
+.PHONY: run test compose-test bench lint sample-config lock clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -29,6 +29,10 @@ run: $(VENV)/.synced
 ## The whole suite (unit, API on SQLite and PostgreSQL, real clients, deploy checks) plus lint.
 test: $(VENV)/.synced lint
 	$(BIN)/pytest
+
+## deploy/compose.yaml on this machine's Docker engine: build, up, drive it as a client, down -v.
+compose-test: $(VENV)/.synced
+	$(BIN)/pytest -m compose tests/compose
 
 lint: $(VENV)/.synced
 	$(BIN)/ruff check .

@@ -22,8 +22,11 @@ COPY services/api/src services/api/src
 RUN uv sync --frozen --no-dev --no-editable --package glimpse-api
 
 FROM python:3.11-slim
+# Every path a volume is mounted on exists here, owned by the service user: a new named
+# volume takes its owner from the image (else it would belong to root and writes would fail).
 RUN useradd --system --uid 10001 --user-group --no-create-home glimpse \
-    && mkdir -p /var/lib/glimpse/images /etc/glimpse \
+    && mkdir -p /var/lib/glimpse/images /var/lib/glimpse/cheap /var/lib/glimpse/staging \
+        /var/lib/glimpse/tasks /var/lib/glimpse/run /etc/glimpse \
     && chown -R glimpse:glimpse /var/lib/glimpse
 COPY --from=build /app/.venv /app/.venv
 ENV PATH="/app/.venv/bin:$PATH" \

@@ -1,8 +1,9 @@
-"""Deployment files: deploy/compose.yaml, its Dockerfiles and its configuration file.
+"""Deployment files: deploy/compose.yaml, its Dockerfiles and its configuration files.
 
 No container engine is needed: the compose file is validated against the Compose Specification
-schema, cross-checked against the workspace (console scripts, packages, options), and its
-api/worker/scrubber/migrate commands are run as local processes on SQLite and a folder broker.
+schema, cross-checked against the workspace (console scripts, packages, options, volumes owned
+in the images), and its api/worker/scrubber/migrate commands and health checks are run as local
+processes on SQLite and a folder broker. tests/compose runs the real stack on Docker.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import socket
 import subprocess
 import time
 import tomllib
-import uuid
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,8 @@ DEPLOY = REPO / "deploy"
 COMPOSE_FILE = DEPLOY / "compose.yaml"
 COMPOSE_CONF = DEPLOY / "etc" / "glimpse-compose.conf"
 IMAGES_DIR = DEPLOY / "images"
+KEYSTONE_DIR = DEPLOY / "keystone"
+HAPROXY_CONF = DEPLOY / "haproxy" / "haproxy.cfg"
 VENV_BIN = REPO / ".venv" / "bin"
 
 CONFIG_TARGET = "/etc/glimpse/glimpse.conf"
@@ -49,12 +51,18 @@ DATADIR_TARGET = "/var/lib/glimpse/images"
 ONE_SHOT = "migrate"
 LONG_RUNNING = ("api", "worker", "scrubber")
 GLIMPSE_SERVICES = (ONE_SHOT, *LONG_RUNNING)
-
-ADMIN_HEADERS = {
-    "X-Identity-Status": "Confirmed",
-    "X-Project-Id": uuid.uuid4().hex,
-    "X-User-Id": uuid.uuid4().hex,
-    "X-Roles": "admin",
+KEYSTONE_SERVICES = ("keystone-bootstrap", "keystone")
+BALANCER = "balancer"
+SERVICE_UID = "10001"
+# The two published ports: the balancer's (the API) and Keystone's, on loopback by default.
+PUBLISHED = {
+    BALANCER: "${GLIMPSE_PUBLISH_ADDRESS:-127.0.0.1}:${GLIMPSE_API_PORT:-9292}:9292",
+    "keystone": "${GLIMPSE_PUBLISH_ADDRESS:-127.0.0.1}:${GLIMPSE_KEYSTONE_PORT:-5000}:5000",
+}
+REPLICAS = {"api": 2, "worker": 2, "scrubber": 2}
+DEFAULT_PASSWORDS = {
+    "GLIMPSE_ADMIN_PASSWORD": "change-me",
+    "GLIMPSE_SERVICE_PASSWORD": "change-me-service",
 }
 
 
@@ -231,22 +239,72 @@ def test_invalid_compose_documents_fail_validation(
 def test_topology_has_the_expected_services() -> None:
     compose = load_compose()
     services = compose["services"]
-    assert set(services) == {*GLIMPSE_SERVICES, "postgres", "redis"}
-    assert set(built_services(compose)) == set(GLIMPSE_SERVICES)
+    assert set(services) == {
+        *GLIMPSE_SERVICES,
+        *KEYSTONE_SERVICES,
+        BALANCER,
+        "postgres",
+        "redis",
+    }
+    assert set(built_services(compose)) == {*GLIMPSE_SERVICES, *KEYSTONE_SERVICES}
     assert re.fullmatch(r"postgres:15(\..*)?", services["postgres"]["image"])
     assert re.fullmatch(r"redis:7(\..*)?", services["redis"]["image"])
-    for name in ("postgres", "redis"):
-        assert services[name]["healthcheck"]["test"], f"{name} has a healthcheck"
-    assert services["api"]["ports"] == ["9292:9292"]
-    assert "restart" not in services[ONE_SHOT] or services[ONE_SHOT]["restart"] == "no"
+    assert re.fullmatch(r"haproxy:2\.\d+", services[BALANCER]["image"])
+    for name in ("keystone-bootstrap", ONE_SHOT):
+        assert services[name].get("restart", "no") == "no", name
     for name in LONG_RUNNING:
         depends_on = services[name]["depends_on"]
         assert depends_on[ONE_SHOT] == {"condition": "service_completed_successfully"}, name
+    assert services["keystone"]["depends_on"] == {
+        "keystone-bootstrap": {"condition": "service_completed_successfully"}
+    }
+    assert services[BALANCER]["depends_on"] == {"api": {"condition": "service_healthy"}}
     assert "--daemon" in command_argv(services["scrubber"])
     assert command_argv(services[ONE_SHOT])[-2:] == ["db", "sync"]
+    for name, replicas in REPLICAS.items():
+        assert services[name]["deploy"]["replicas"] == replicas, name
 
 
-def test_store_volume_and_config_file_are_mounted() -> None:
+def test_only_the_balancer_and_keystone_publish_ports_on_loopback_by_default() -> None:
+    services = load_compose()["services"]
+    published = {name: svc["ports"] for name, svc in services.items() if "ports" in svc}
+    assert published == {name: [port] for name, port in PUBLISHED.items()}
+
+
+def test_every_long_running_service_has_a_health_check_that_exercises_it() -> None:
+    services = load_compose()["services"]
+    probes = {
+        "api": "/healthcheck",
+        "worker": "--ping",
+        "scrubber": "--check",
+        "keystone": "healthcheck.py",
+        BALANCER: "/healthcheck",
+        "postgres": "pg_isready",
+        "redis": "ping",
+    }
+    for name, service in services.items():
+        if name in ("keystone-bootstrap", ONE_SHOT):
+            assert "healthcheck" not in service, name
+            continue
+        test = service["healthcheck"]["test"]
+        assert test[0] in {"CMD", "CMD-SHELL"}, name
+        assert probes[name] in " ".join(test), (name, test)
+
+
+def test_default_passwords_are_the_ones_keystone_bootstrap_refuses_beyond_loopback() -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    for variable, default in DEFAULT_PASSWORDS.items():
+        uses = set(re.findall(rf"\$\{{{variable}:-([^}}]*)\}}", text))
+        assert uses == {default}, (variable, uses)
+    bootstrap = (KEYSTONE_DIR / "bootstrap.py").read_text(encoding="utf-8")
+    match = re.search(r"DEFAULT_PASSWORDS = frozenset\(\{(.*)\}\)", bootstrap)
+    assert match is not None
+    assert set(re.findall(r'"([^"]+)"', match.group(1))) == set(DEFAULT_PASSWORDS.values())
+    # The API's configuration file holds the same default, overridden by the environment.
+    assert load_settings(COMPOSE_CONF).keystone_authtoken.password is not None
+
+
+def test_stores_and_staging_are_shared_volumes_and_the_config_file_is_mounted() -> None:
     compose = load_compose()
     services = compose["services"]
     settings = load_settings(COMPOSE_CONF)
@@ -257,14 +315,61 @@ def test_store_volume_and_config_file_are_mounted() -> None:
         assert (DEPLOY / config_source).resolve() == COMPOSE_CONF, name
         argv = command_argv(services[name])
         assert argv[argv.index("--config-file") + 1] == CONFIG_TARGET, name
-    store_volumes = {mounts(services[name]).get(DATADIR_TARGET) for name in LONG_RUNNING}
-    assert len(store_volumes) == 1, "api, worker and scrubber mount one and the same store"
-    assert store_volumes <= set(compose["volumes"]), "the store is a named volume"
+    # Every store and the staging store: one named volume, mounted by api, worker and scrubber.
+    for store_id in (*settings.enabled_backends, "os_glance_staging_store"):
+        target = str(settings.store_datadir(store_id))
+        volumes = {mounts(services[name]).get(target) for name in LONG_RUNNING}
+        assert len(volumes) == 1, (store_id, volumes)
+        assert volumes <= set(compose["volumes"]), f"{store_id} is on a named volume"
+
+
+def final_stage(path: Path) -> list[str]:
+    instructions = dockerfile_instructions(path)
+    last = max(i for i, line in enumerate(instructions) if line.startswith("FROM"))
+    return instructions[last:]
+
+
+def created_and_owned(path: Path) -> tuple[set[str], set[str], str]:
+    """Paths the final stage makes with mkdir -p, those it chowns -R, and the service user's
+    uid (from useradd --uid)."""
+    made: set[str] = set()
+    owned: set[str] = set()
+    uid = ""
+    for line in final_stage(path):
+        if not line.startswith("RUN"):
+            continue
+        for command in line.removeprefix("RUN").split("&&"):
+            words = command.split()
+            if words[:2] == ["mkdir", "-p"]:
+                made.update(words[2:])
+            if words[:2] == ["chown", "-R"]:
+                owned.update(words[3:])
+            if words and words[0] == "useradd" and "--uid" in words:
+                uid = words[words.index("--uid") + 1]
+    return made, owned, uid
+
+
+def test_every_volume_path_exists_in_its_image_and_belongs_to_the_service_user() -> None:
+    """A new named volume copies the owner of the image's directory: a path the image does not
+    create belongs to root, and the service user cannot write there."""
+    compose = load_compose()
+    for name, service in built_services(compose).items():
+        made, owned, uid = created_and_owned(dockerfile_of(service))
+        assert uid == SERVICE_UID, name
+        for target, source in mounts(service).items():
+            if source not in compose["volumes"]:
+                continue  # a file of the repository, read-only
+            assert target in made, f"{name}: {target} is not created in its image"
+            assert any(target == path or target.startswith(f"{path}/") for path in owned), (
+                f"{name}: {target} does not belong to the service user"
+            )
 
 
 def test_commands_are_workspace_console_scripts_installed_by_their_image() -> None:
     providers = script_providers()
-    for name, service in built_services(load_compose()).items():
+    services = load_compose()["services"]
+    for name in GLIMPSE_SERVICES:
+        service = services[name]
         script = command_argv(service)[0]
         assert script in providers, f"{name}: {script} is no [project.scripts] entry"
         executable = VENV_BIN / script
@@ -290,12 +395,14 @@ def test_each_service_image_syncs_its_own_package() -> None:
 # --- the Dockerfiles ---------------------------------------------------------------------------
 
 
-DOCKERFILES = sorted(IMAGES_DIR.glob("*.Dockerfile"))
+DOCKERFILES = [IMAGES_DIR / f"{name}.Dockerfile" for name in sorted(LONG_RUNNING)]
+KEYSTONE_DOCKERFILE = IMAGES_DIR / "keystone.Dockerfile"
 
 
 def test_there_is_one_dockerfile_per_service() -> None:
-    assert [path.name for path in DOCKERFILES] == [
+    assert sorted(path.name for path in IMAGES_DIR.glob("*.Dockerfile")) == [
         "api.Dockerfile",
+        "keystone.Dockerfile",
         "scrubber.Dockerfile",
         "worker.Dockerfile",
     ]
@@ -344,6 +451,67 @@ def test_worker_image_has_qemu_img() -> None:
     assert all("--no-install-recommends" in line and "qemu-utils" in line for line in apt)
 
 
+def pinned(path: Path) -> dict[str, str]:
+    """name -> version of every `name==version` line of a requirements file."""
+    found = re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", path.read_text(encoding="utf-8"), re.MULTILINE)
+    return {name.lower(): version for name, version in found}
+
+
+def test_keystone_image_installs_the_pinned_keystone_with_hashes_and_runs_unprivileged() -> None:
+    instructions = dockerfile_instructions(KEYSTONE_DOCKERFILE)
+    stages = [line for line in instructions if line.startswith("FROM")]
+    assert len(stages) == 2
+    assert all(line.split()[1] == "python:3.11-slim" for line in stages)
+    installs = [line for line in instructions if "pip install" in line and "-r " in line]
+    assert len(installs) == 1
+    assert "--require-hashes" in installs[0].split()
+    users = [line.split()[1] for line in instructions if line.startswith("USER")]
+    assert users == ["keystone"]
+    # Dependencies first: the scripts come after the install, so editing them rebuilds little.
+    install_at = instructions.index(installs[0])
+    copies = [i for i, line in enumerate(instructions) if line.startswith("COPY deploy/keystone/")]
+    assert [instructions[i] for i in copies if i < install_at] == [
+        "COPY deploy/keystone/requirements.txt /tmp/requirements.txt"
+    ]
+
+
+def test_keystone_requirements_pin_keystone_and_mirror_the_tests_keystone() -> None:
+    """Every dependency pinned with hashes, at the versions tests/keystone runs."""
+    deploy = KEYSTONE_DIR / "requirements.txt"
+    versions = pinned(deploy)
+    assert versions["keystone"] == "30.0.0"
+    assert "gunicorn" in versions
+    text = deploy.read_text(encoding="utf-8")
+    assert text.count("==") == len(versions)
+    assert text.count("--hash=sha256:") >= len(versions)
+    tested = pinned(REPO / "tests" / "keystone" / "requirements.txt")
+    assert set(versions) - set(tested) == {"gunicorn"}
+    assert {name: versions[name] for name in tested} == tested
+
+
+def test_keystone_runs_under_gunicorn_with_keystones_wsgi_module() -> None:
+    namespace: dict[str, Any] = {}
+    exec((KEYSTONE_DIR / "gunicorn.conf.py").read_text(encoding="utf-8"), namespace)  # noqa: S102 -- our own file
+    assert namespace["wsgi_app"] == "keystone.wsgi.api:application"
+    assert namespace["bind"] == "0.0.0.0:5000"
+    keystone = load_compose()["services"]["keystone"]
+    assert "command" not in keystone  # gunicorn with no arguments: Keystone parses argv
+    assert "/v3" in (KEYSTONE_DIR / "healthcheck.py").read_text(encoding="utf-8")
+
+
+def test_balancer_checks_every_api_replica_found_through_dockers_dns() -> None:
+    config = HAPROXY_CONF.read_text(encoding="utf-8")
+    lines = [line.split("#")[0].strip() for line in config.splitlines()]
+    assert "nameserver dns 127.0.0.11:53" in lines
+    assert "bind :9292" in lines
+    template = next(line for line in lines if line.startswith("server-template"))
+    assert template.split()[1:] == ["api", "10", "api:9292"]
+    defaults = next(line for line in lines if line.startswith("default-server"))
+    assert {"check", "resolvers", "docker"} <= set(defaults.split())
+    assert "http-check send meth GET uri /healthcheck" in lines
+    assert "http-check expect status 200" in lines
+
+
 # --- the configuration file --------------------------------------------------------------------
 
 
@@ -353,18 +521,40 @@ def test_compose_config_loads_with_the_settings_loader(caplog: pytest.LogCapture
     assert not [r for r in caplog.records if "unknown option" in r.getMessage()], caplog.text
     assert settings.bind_host == "0.0.0.0"  # noqa: S104 -- the container listens on all
     assert settings.bind_port == 9292
-    assert settings.auth_strategy == "trusted-proxy"
-    assert settings.enabled_backends == {"file": "file"}
-    assert settings.default_store == "file"
-    assert settings.store_datadir("file") == Path(DATADIR_TARGET)
+    assert settings.auth_strategy == "keystone"
+    assert settings.keystone_authtoken.auth_url == "http://keystone:5000/v3"
+    assert settings.keystone_authtoken.username == "glimpse"
+    assert settings.keystone_authtoken.project_name == "service"
+    assert settings.enabled_backends == {"fast": "file", "cheap": "file"}
+    assert settings.default_store == "fast"
+    assert settings.store_datadir("fast") == Path(DATADIR_TARGET)
+    assert settings.store_datadir("cheap") == Path("/var/lib/glimpse/cheap")
+    assert settings.store_datadir("os_glance_staging_store") == Path("/var/lib/glimpse/staging")
     assert settings.database.connection == "postgresql://glimpse:glimpse@postgres:5432/glimpse"
     assert settings.celery.broker_url == "redis://redis:6379/0"
+    assert settings.healthcheck.disable_by_file_path == Path(
+        "/var/lib/glimpse/run/healthcheck_disable"
+    )
+    assert settings.delayed_delete is True
+    # A killed worker's import resumes within a couple of minutes.
+    assert settings.task.lease_time + settings.scrubber.wakeup_time <= 120
+    assert settings.celery.visibility_timeout > settings.task.lease_time
+    # Glance's default filter: public hosts only, ports 80 and 443.
+    assert settings.import_filtering_opts.allowed_hosts == []
+    assert settings.import_filtering_opts.allowed_ports == [80, 443]
 
 
 def test_compose_config_names_only_compose_hosts() -> None:
     settings = load_settings(COMPOSE_CONF)
     services = set(load_compose()["services"])
-    for url in (settings.database.connection, settings.celery.broker_url):
+    urls = (
+        settings.database.connection,
+        settings.celery.broker_url,
+        settings.keystone_authtoken.auth_url,
+        settings.keystone_authtoken.cache_redis_url,
+    )
+    for url in urls:
+        assert url is not None
         host = httpx.URL(url).host
         assert host in services, f"{url} points at {host}, which is no compose service"
 
@@ -380,15 +570,19 @@ def free_port() -> int:
 
 
 def local_config(tmp_path: Path, port: int) -> Path:
-    """The compose configuration with local stand-ins for postgres, redis and the volume."""
+    """The compose configuration with local stand-ins for postgres, redis and the volumes.
+    noauth: no Keystone runs here (tests/keystone and tests/compose cover identity)."""
     parser = configparser.ConfigParser(interpolation=None, default_section="__none__")
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     parser.read(COMPOSE_CONF, encoding="utf-8")
-    store_id = parser["glance_store"]["default_backend"]
     parser["DEFAULT"]["bind_host"] = "127.0.0.1"
     parser["DEFAULT"]["bind_port"] = str(port)
-    parser[store_id]["filesystem_store_datadir"] = str(tmp_path / "images")
-    parser["os_glance_staging_store"]["filesystem_store_datadir"] = str(tmp_path / "staging")
+    parser["DEFAULT"]["auth_strategy"] = "noauth"
+    for section in parser.sections():
+        if "filesystem_store_datadir" in parser[section]:
+            parser[section]["filesystem_store_datadir"] = str(tmp_path / section)
+    parser["healthcheck"]["disable_by_file_path"] = str(tmp_path / "run" / "healthcheck_disable")
+    parser["scrubber"]["heartbeat_file"] = str(tmp_path / "run" / "scrubber.heartbeat")
     parser["database"]["connection"] = f"sqlite:///{tmp_path / 'glimpse.sqlite'}"
     parser["celery"]["broker_url"] = "filesystem://"
     parser["celery"]["broker_data_dir"] = str(tmp_path / "broker")
@@ -399,7 +593,11 @@ def local_config(tmp_path: Path, port: int) -> Path:
 
 
 def local_argv(service: dict[str, Any], config: Path) -> list[str]:
-    argv = command_argv(service)
+    return localized(command_argv(service), config)
+
+
+def localized(argv: list[str], config: Path) -> list[str]:
+    argv = list(argv)
     argv[0] = str(VENV_BIN / argv[0])
     argv[argv.index("--config-file") + 1] = str(config)
     return argv
@@ -497,6 +695,20 @@ def wait_for_versions(client: httpx.Client, topology: LocalTopology, timeout: fl
     )
 
 
+def wait_for_health_check(
+    name: str, argv: list[str], topology: LocalTopology, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    code = None
+    while time.monotonic() < deadline:
+        topology.check_alive()
+        code = topology.run(f"{name}-health", argv, timeout=60)
+        if code == 0:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"{name}'s health check exited {code}\n{topology.tail(f'{name}-health')}")
+
+
 def parent_pid(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
     match = re.search(r"^PPid:\s*(\d+)$", status, re.MULTILINE)
@@ -518,8 +730,10 @@ def test_compose_topology_runs_as_local_processes(
         topology.start(name, local_argv(services[name], config))
 
     base_url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=base_url, headers=ADMIN_HEADERS, timeout=10.0) as client:
+    with httpx.Client(base_url=base_url, timeout=10.0) as client:
         wait_for_versions(client, topology, timeout=90.0)
+        health = client.get("/healthcheck")
+        assert (health.status_code, health.text) == (200, "OK")
 
         created = client.post(
             "/v2/images", json={"name": "t", "disk_format": "raw", "container_format": "bare"}
@@ -537,8 +751,13 @@ def test_compose_topology_runs_as_local_processes(
         assert downloaded.status_code == 200, downloaded.text
         assert downloaded.content == data
         assert client.get(f"/v2/images/{image_id}").json()["status"] == "active"
-    stored = [path for path in (tmp_path / "images").rglob("*") if path.is_file()]
+    stored = [path for path in (tmp_path / "fast").rglob("*") if path.is_file()]
     assert [path.stat().st_size for path in stored] == [len(data)]
+
+    # The compose health checks of the worker and the scrubber pass against these processes.
+    for name in ("worker", "scrubber"):
+        check = localized(services[name]["healthcheck"]["test"][1:], config)
+        wait_for_health_check(name, check, topology, timeout=90.0)
 
     # kombu's filesystem transport keeps its exchange tables in ./control (no option for it in
     # celery_config), so the client shares the worker's working directory, not the repository.

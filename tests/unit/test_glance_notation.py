@@ -283,7 +283,7 @@ def test_legacy_options_are_ignored_with_enabled_backends(
     )
 
 
-@pytest.mark.parametrize("program", ["glimpse_api.main", "glimpse_scrubber.main"])
+@pytest.mark.parametrize("program", ["glimpse_api.main", "glimpse_scrubber.cli"])
 def test_start_up_stops_on_a_store_it_cannot_honour(tmp_path: Path, program: str) -> None:
     path = write(tmp_path, LEGACY.format(stores="file,http,rbd", default="rbd", tmp=tmp_path))
     result = subprocess.run(

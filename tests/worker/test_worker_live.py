@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from glimpse.config import load_settings
@@ -35,3 +36,47 @@ def test_worker_answers_over_redis(redis_db: str, tmp_path: Path) -> None:
     finally:
         code, output = stop(worker)
         assert code == 0, output
+
+
+def test_ping_health_check_answers_only_while_this_hosts_worker_runs(
+    redis_db: str, tmp_path: Path
+) -> None:
+    env = environment(
+        GLIMPSE_CELERY__BROKER_URL=redis_db,
+        GLIMPSE_DATABASE__CONNECTION=f"sqlite:///{tmp_path / 'w.sqlite'}",
+        GLIMPSE_CELERY__WORKER_CONCURRENCY="1",
+    )
+
+    def ping() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [command("glimpse-worker"), "--ping"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    before = ping()
+    assert before.returncode == 1
+    assert "did not answer" in before.stderr
+    worker = subprocess.Popen(
+        [command("glimpse-worker"), "--loglevel=WARNING"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while (answer := ping()).returncode != 0:
+            assert worker.poll() is None, "the worker exited"
+            assert time.monotonic() < deadline, answer.stderr
+    finally:
+        code, output = stop(worker)
+    assert code == 0, output
+    after = ping()
+    assert after.returncode == 1
+    assert "did not answer" in after.stderr

@@ -24,6 +24,7 @@ from glimpse_api.middleware import (
 )
 from glimpse_api.routers import (
     discovery,
+    healthcheck,
     image_actions,
     image_data,
     images,
@@ -74,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     add_exception_handlers(app)
     for module in (
+        healthcheck,
         versions,
         images,
         image_data,

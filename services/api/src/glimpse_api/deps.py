@@ -15,6 +15,7 @@ from glimpse.domain.policy import PolicyEngine
 from glimpse.jobs.publisher import JobPublisher
 from glimpse.logs import bind_identity
 from glimpse.services.discovery import DiscoveryService
+from glimpse.services.health import HealthService
 from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
 from glimpse.services.imports import ImportService
@@ -48,6 +49,7 @@ class Runtime:
     metadefs: MetadefServices
     publisher: JobPublisher
     authenticator: Authenticator
+    health: HealthService
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -76,6 +78,7 @@ class Runtime:
             metadefs=MetadefServices.build(database),
             publisher=publisher,
             authenticator=build_authenticator(settings),
+            health=HealthService(settings),
         )
 
     async def aclose(self) -> None:
@@ -161,3 +164,10 @@ async def get_metadef_services(request: Request) -> MetadefServices:
 
 
 MetadefsDep = Annotated[MetadefServices, Depends(get_metadef_services)]
+
+
+async def get_health_service(request: Request) -> HealthService:
+    return _runtime(request).health
+
+
+HealthServiceDep = Annotated[HealthService, Depends(get_health_service)]

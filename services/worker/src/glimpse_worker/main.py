@@ -8,8 +8,7 @@ import sys
 from glimpse.cli.common import settings_or_exit
 from glimpse.config import ConfigError
 from glimpse.logs import log_level
-from glimpse_worker import plugins
-from glimpse_worker.celery_app import create_celery
+from glimpse_worker.health import node_name, ping
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,8 +18,19 @@ def main(argv: list[str] | None = None) -> int:
         "--loglevel",
         help="default: DEBUG with [DEFAULT] debug = true, else $GLIMPSE_LOG_LEVEL or INFO",
     )
+    parser.add_argument(
+        "--ping",
+        action="store_true",
+        help="health check: exit 0 if the worker of this host answers through the broker",
+    )
     args = parser.parse_args(argv)
     settings = settings_or_exit(parser.prog, args.config_file)
+    if args.ping:
+        return ping(settings)
+    # Imported here: the health check runs every few seconds and needs none of the pipelines.
+    from glimpse_worker import plugins  # noqa: PLC0415
+    from glimpse_worker.celery_app import create_celery  # noqa: PLC0415
+
     try:
         plugins.load(settings.image_import_opts.image_import_plugins)
     except ConfigError as exc:
@@ -32,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             "worker",
             f"--loglevel={args.loglevel or log_level(debug=settings.debug)}",
             f"--concurrency={settings.celery.worker_concurrency}",
+            f"--hostname={node_name()}",
             "--without-gossip",
             "--without-mingle",
         ]

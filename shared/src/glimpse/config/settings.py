@@ -370,6 +370,13 @@ class ScrubberOptions(BaseModel):
             "wakeup_time (where glance-scrubber.conf has it) applies."
         ),
     )
+    heartbeat_file: Path = Field(
+        Path("data/scrubber.heartbeat"),
+        description=(
+            "File the daemon touches after each complete pass; glimpse-scrubber --check reads "
+            "its age. Give every scrubber process its own."
+        ),
+    )
     lease_time: int = Field(
         600,
         ge=1,
@@ -390,6 +397,18 @@ class ScrubberOptions(BaseModel):
     )
     deletion_retry_max: int = Field(
         3600, ge=1, description="Longest wait between two attempts to delete the same data."
+    )
+
+
+class HealthcheckOptions(BaseModel):
+    """`[healthcheck]`: GET /healthcheck, as oslo.middleware's disable_by_file backend."""
+
+    disable_by_file_path: Path | None = Field(
+        None,
+        description=(
+            "While this file exists GET /healthcheck answers 503 DISABLED BY FILE, so a load "
+            "balancer drains this node before it is stopped."
+        ),
     )
 
 
@@ -750,6 +769,7 @@ class Settings(BaseSettings):
     image_conversion: ImageConversionOptions = Field(default_factory=ImageConversionOptions)
     inject_metadata_properties: InjectMetadataOptions = Field(default_factory=InjectMetadataOptions)
     scrubber: ScrubberOptions = Field(default_factory=ScrubberOptions)
+    healthcheck: HealthcheckOptions = Field(default_factory=HealthcheckOptions)
     oslo_policy: OsloPolicyOptions = Field(default_factory=OsloPolicyOptions)
     keystone_authtoken: KeystoneAuthTokenOptions = Field(default_factory=KeystoneAuthTokenOptions)
     key_manager: KeyManagerOptions = Field(default_factory=KeyManagerOptions)

@@ -29,13 +29,13 @@ from glimpse.domain.images import ImageStatus, check_downloadable, transition
 from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.formats import StreamInspector, inspected_container
 from glimpse.services.access import authorize, authorized_image
+from glimpse.services.store_failures import write_failure
 from glimpse.services.upload_lease import UploadLease, lease_until
 from glimpse.stores.base import (
     ByteRange,
     ObjectNotFound,
     ResolvedRange,
     StoreError,
-    StoreFull,
     resolve,
 )
 from glimpse.stores.checked import CheckedStore
@@ -157,10 +157,9 @@ class ImageDataService:
         except BaseException as exc:
             # Shielded so a cancelled request still hands the image back.
             await asyncio.shield(self._release(image_id, claim.upload_id))
-            if isinstance(exc, StoreFull):
-                raise LimitExceeded(f"Image storage media is full: {exc}") from exc
-            if isinstance(exc, StoreError):
-                raise StoreUnavailable(f"Store {store.name} failed: {exc}") from exc
+            failure = write_failure(store.name, exc)
+            if failure is not None:
+                raise failure from exc
             raise
         try:
             virtual_size = self._checked_virtual_size(inspector, claim)

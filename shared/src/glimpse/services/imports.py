@@ -42,6 +42,7 @@ from glimpse.domain.tasks import (
 from glimpse.net.urlfilter import URLFilter, URLRefused
 from glimpse.services.access import authorized_image
 from glimpse.services.image_data import quota_message, size_limit
+from glimpse.services.store_failures import write_failure
 from glimpse.stores.base import Capability
 from glimpse.stores.metering import Meter, metered
 from glimpse.stores.registry import StoreRegistry
@@ -129,9 +130,12 @@ class ImportService:
         staging = self.stores.staging
         try:
             stored = await staging.put(image_id, data)
-        except BaseException:
+        except BaseException as exc:
             # The store leaves no partial object; the image takes data again.
             await asyncio.shield(self._unstage(image_id))
+            failure = write_failure(staging.name, exc)
+            if failure is not None:
+                raise failure from exc
             raise
         try:
             async with self.db.write() as session:

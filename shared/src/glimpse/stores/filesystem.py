@@ -71,10 +71,10 @@ class FilesystemStore:
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> StoredObject:
         final = self._path_for_key(key)
-        await aiofiles.os.makedirs(self.datadir, exist_ok=True)
         temp = self.datadir / f"{TEMP_PREFIX}{key}-{uuid.uuid4().hex}"
         size = 0
         try:
+            await aiofiles.os.makedirs(self.datadir, exist_ok=True)
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
             writer = _PipelinedWriter(fd)
             try:

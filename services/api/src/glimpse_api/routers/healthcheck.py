@@ -1,0 +1,85 @@
+"""GET and HEAD /healthcheck, unauthenticated, answered as oslo.middleware's Healthcheck app
+answers them: 200 `OK` (HEAD: 204), or 503 with the reason while the node is disabled.
+
+The body is negotiated among text/plain (the default), text/html and application/json, in that
+order on ties. Details (threads, platform, garbage collector) are never shown: the endpoint is
+public, and oslo.middleware's `detailed` mode is off by default for that reason.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Final
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from glimpse.services.health import Health
+from glimpse_api.deps import HealthServiceDep
+
+router = APIRouter()
+
+PLAIN: Final = "text/plain"
+HTML: Final = "text/html"
+JSON: Final = "application/json"
+OFFERS: Final = (PLAIN, HTML, JSON)
+
+
+def _quality(accept: str, offer: str) -> float:
+    """The q of the most specific media range in `accept` that matches `offer`."""
+    kind = offer.split("/", 1)[0]
+    best: tuple[int, float] = (-1, 0.0)  # (specificity, q)
+    for item in accept.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        media = media.lower()
+        specificity = {offer: 2, f"{kind}/*": 1, "*/*": 0}.get(media)
+        if specificity is None or specificity < best[0]:
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        best = (specificity, quality)
+    return best[1]
+
+
+def negotiate(accept: str | None) -> str:
+    """webob's acceptable_offers, first pick: highest q, ties in OFFERS order; text/plain when
+    nothing matches (the middleware never answers 406)."""
+    if not accept or not accept.strip():
+        return PLAIN
+    qualities = [(_quality(accept, offer), -index, offer) for index, offer in enumerate(OFFERS)]
+    quality, _, offer = max(qualities)
+    return offer if quality > 0 else PLAIN
+
+
+def _body(health: Health, media_type: str) -> str:
+    if media_type == JSON:
+        return json.dumps({"detailed": False, "reasons": [health.reason]}, indent=4, sort_keys=True)
+    if media_type == HTML:
+        reason = html.escape(health.reason)
+        return (
+            "<html><head><title>Healthcheck Status</title></head><body>"
+            f'<h2>Result of 1 checks:</h2><table border="1"><tr><th>Reason</th></tr>'
+            f"<tr><td>{reason}</td></tr></table></body></html>"
+        )
+    return health.reason
+
+
+@router.get("/healthcheck")
+async def healthcheck(request: Request, health: HealthServiceDep) -> Response:
+    result = health.check()
+    media_type = negotiate(request.headers.get("accept"))
+    status = 200 if result.available else 503
+    return Response(_body(result, media_type), status_code=status, media_type=media_type)
+
+
+@router.head("/healthcheck")
+async def healthcheck_head(health: HealthServiceDep) -> Response:
+    status = 204 if health.check().available else 503
+    return Response(status_code=status, media_type=PLAIN)

@@ -1,0 +1,30 @@
+"""Whether this API node takes traffic: oslo.middleware's healthcheck with its disable_by_file
+backend, as Glance's paste pipeline serves it. Cheap by design (one stat, no database): a load
+balancer asks every few seconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from glimpse.config import Settings
+
+OK: Final = "OK"
+DISABLED_BY_FILE: Final = "DISABLED BY FILE"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    available: bool
+    reason: str
+
+
+class HealthService:
+    def __init__(self, settings: Settings) -> None:
+        self.disable_file = settings.healthcheck.disable_by_file_path
+
+    def check(self) -> Health:
+        """Unavailable while `[healthcheck] disable_by_file_path` exists (a node being drained)."""
+        if self.disable_file is not None and self.disable_file.exists():
+            return Health(available=False, reason=DISABLED_BY_FILE)
+        return Health(available=True, reason=OK)
