@@ -29,6 +29,8 @@ RUN useradd --system --uid 10001 --user-group --no-create-home glimpse \
         /var/lib/glimpse/tasks /var/lib/glimpse/run /etc/glimpse \
     && chown -R glimpse:glimpse /var/lib/glimpse
 COPY --from=build /app/.venv /app/.venv
+# Our metadata definitions, for `glimpse-manage db load_metadefs` ([DEFAULT] metadata_source_path).
+COPY etc/metadefs /etc/glimpse/metadefs
 ENV PATH="/app/.venv/bin:$PATH" \
     PYTHONUNBUFFERED=1
 WORKDIR /var/lib/glimpse

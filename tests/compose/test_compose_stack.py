@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from compose_stack import COMPOSE_FILE, FIGURES, SLOW_FILE, WEB_FILE, MiB, Stack, WebFiles
+from compose_stack import COMPOSE_FILE, FIGURES, ROOT, SLOW_FILE, WEB_FILE, MiB, Stack, WebFiles
 from openstack import connection
 
 pytestmark = [
@@ -50,7 +50,7 @@ HEALTHY = {
     "redis": 1,
     "webserver": 1,
 }
-JOBS = ("keystone-bootstrap", "migrate")
+JOBS = ("keystone-bootstrap", "migrate", "metadefs")
 SERVED_BY = re.compile(r" api/api\d+ (\d+\.\d+\.\d+\.\d+):9292 ")
 
 
@@ -262,6 +262,17 @@ def test_keystone_bootstrap_refuses_the_default_passwords_beyond_loopback(stack:
     )
     assert refused.returncode != 0
     assert "the ports are published on 0.0.0.0" in refused.stderr
+
+
+def test_the_metadefs_job_loaded_the_shipped_definitions(stack: Stack) -> None:
+    shipped = {
+        json.loads(path.read_text(encoding="utf-8"))["namespace"]
+        for path in (ROOT / "etc" / "metadefs").glob("*.json")
+    }
+    with admin(stack) as client:
+        listed = client.get("/v2/metadefs/namespaces", params={"limit": 1000})
+        assert listed.status_code == 200, listed.text
+        assert {ns["namespace"] for ns in listed.json()["namespaces"]} == shipped
 
 
 def test_upload_and_download_with_openstacksdk_through_the_catalog(stack: Stack) -> None:

@@ -49,8 +49,9 @@ VENV_BIN = REPO / ".venv" / "bin"
 CONFIG_TARGET = "/etc/glimpse/glimpse.conf"
 DATADIR_TARGET = "/var/lib/glimpse/images"
 ONE_SHOT = "migrate"
+CATALOG = "metadefs"  # one-shot too: loads etc/metadefs once the schema exists
 LONG_RUNNING = ("api", "worker", "scrubber")
-GLIMPSE_SERVICES = (ONE_SHOT, *LONG_RUNNING)
+GLIMPSE_SERVICES = (ONE_SHOT, CATALOG, *LONG_RUNNING)
 KEYSTONE_SERVICES = ("keystone-bootstrap", "keystone")
 BALANCER = "balancer"
 SERVICE_UID = "10001"
@@ -250,7 +251,7 @@ def test_topology_has_the_expected_services() -> None:
     assert re.fullmatch(r"postgres:15(\..*)?", services["postgres"]["image"])
     assert re.fullmatch(r"redis:7(\..*)?", services["redis"]["image"])
     assert re.fullmatch(r"haproxy:2\.\d+", services[BALANCER]["image"])
-    for name in ("keystone-bootstrap", ONE_SHOT):
+    for name in ("keystone-bootstrap", ONE_SHOT, CATALOG):
         assert services[name].get("restart", "no") == "no", name
     for name in LONG_RUNNING:
         depends_on = services[name]["depends_on"]
@@ -261,6 +262,10 @@ def test_topology_has_the_expected_services() -> None:
     assert services[BALANCER]["depends_on"] == {"api": {"condition": "service_healthy"}}
     assert "--daemon" in command_argv(services["scrubber"])
     assert command_argv(services[ONE_SHOT])[-2:] == ["db", "sync"]
+    assert command_argv(services[CATALOG])[-3:] == ["db", "load_metadefs", "--if-empty"]
+    assert services[CATALOG]["depends_on"] == {
+        ONE_SHOT: {"condition": "service_completed_successfully"}
+    }
     for name, replicas in REPLICAS.items():
         assert services[name]["deploy"]["replicas"] == replicas, name
 
@@ -283,7 +288,7 @@ def test_every_long_running_service_has_a_health_check_that_exercises_it() -> No
         "redis": "ping",
     }
     for name, service in services.items():
-        if name in ("keystone-bootstrap", ONE_SHOT):
+        if name in ("keystone-bootstrap", ONE_SHOT, CATALOG):
             assert "healthcheck" not in service, name
             continue
         test = service["healthcheck"]["test"]
@@ -583,6 +588,7 @@ def local_config(tmp_path: Path, port: int) -> Path:
             parser[section]["filesystem_store_datadir"] = str(tmp_path / section)
     parser["healthcheck"]["disable_by_file_path"] = str(tmp_path / "run" / "healthcheck_disable")
     parser["scrubber"]["heartbeat_file"] = str(tmp_path / "run" / "scrubber.heartbeat")
+    parser["DEFAULT"]["metadata_source_path"] = str(REPO / "etc" / "metadefs")  # the image's copy
     parser["database"]["connection"] = f"sqlite:///{tmp_path / 'glimpse.sqlite'}"
     parser["celery"]["broker_url"] = "filesystem://"
     parser["celery"]["broker_data_dir"] = str(tmp_path / "broker")
@@ -724,8 +730,9 @@ def test_compose_topology_runs_as_local_processes(
     config = local_config(tmp_path, port)
     settings = load_settings(config)
 
-    code = topology.run(ONE_SHOT, local_argv(services[ONE_SHOT], config), timeout=90)
-    assert code == 0, topology.tail(ONE_SHOT)
+    for job in (ONE_SHOT, CATALOG):
+        code = topology.run(job, local_argv(services[job], config), timeout=90)
+        assert code == 0, topology.tail(job)
     for name in LONG_RUNNING:
         topology.start(name, local_argv(services[name], config))
 
@@ -734,6 +741,9 @@ def test_compose_topology_runs_as_local_processes(
         wait_for_versions(client, topology, timeout=90.0)
         health = client.get("/healthcheck")
         assert (health.status_code, health.text) == (200, "OK")
+        catalog = client.get("/v2/metadefs/namespaces", params={"limit": 1000}).json()
+        shipped = {path.stem for path in (REPO / "etc" / "metadefs").glob("*.json")}
+        assert len(catalog["namespaces"]) == len(shipped) > 0
 
         created = client.post(
             "/v2/images", json={"name": "t", "disk_format": "raw", "container_format": "bare"}
