@@ -259,7 +259,10 @@ def test_topology_has_the_expected_services() -> None:
     assert services["keystone"]["depends_on"] == {
         "keystone-bootstrap": {"condition": "service_completed_successfully"}
     }
-    assert services[BALANCER]["depends_on"] == {"api": {"condition": "service_healthy"}}
+    assert services[BALANCER]["depends_on"] == {
+        "api": {"condition": "service_healthy"},
+        CATALOG: {"condition": "service_completed_successfully"},
+    }
     assert "--daemon" in command_argv(services["scrubber"])
     assert command_argv(services[ONE_SHOT])[-2:] == ["db", "sync"]
     assert command_argv(services[CATALOG])[-3:] == ["db", "load_metadefs", "--if-empty"]
