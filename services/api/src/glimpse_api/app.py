@@ -72,6 +72,9 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # served by routers/openapi.py, with what FastAPI cannot see
+        # No redirect from `/v2/images/` to `/v2/images`: Glance answers 404 for a path with a
+        # trailing slash (an empty image id), never the list or a 405 after a redirect.
+        redirect_slashes=False,
     )
     add_exception_handlers(app)
     for module in (
