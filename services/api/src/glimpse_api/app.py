@@ -18,6 +18,7 @@ from glimpse_api.deps import Runtime
 from glimpse_api.errors import add_exception_handlers
 from glimpse_api.identity import refuse_unsafe_bind
 from glimpse_api.middleware import (
+    CloseConnectionMiddleware,
     NulInUrlMiddleware,
     RequestIdMiddleware,
     VersionPrefixMiddleware,
@@ -101,6 +102,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(VersionPrefixMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    if not settings.http_keepalive:
+        app.add_middleware(CloseConnectionMiddleware)
     return app
 
 
