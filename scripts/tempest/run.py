@@ -88,7 +88,13 @@ def main() -> int:
     except HarnessError as exc:
         say(f"tempest run could not be set up: {exc}")
         return 2
+    except KeyboardInterrupt as exc:
+        say(f"interrupted ({exc}): stopping everything")
+        return 130
     finally:
+        # A second Ctrl-C or SIGTERM must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         supervisor.stop_all(say)
         if database_made:
             glimpse_service.drop_database(args.postgres, database)
