@@ -51,7 +51,10 @@ def _admin_dsn(postgres_url: str) -> str:
 
 
 async def _execute(postgres_url: str, statement: str) -> None:
-    connection = await asyncpg.connect(_admin_dsn(postgres_url), timeout=10)
+    try:
+        connection = await asyncpg.connect(_admin_dsn(postgres_url), timeout=10)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise HarnessError(f"PostgreSQL at {postgres_url}: {exc}") from exc
     try:
         await connection.execute(statement)
     finally:

@@ -97,7 +97,10 @@ def main() -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         supervisor.stop_all(say)
         if database_made:
-            glimpse_service.drop_database(args.postgres, database)
+            try:
+                glimpse_service.drop_database(args.postgres, database)
+            except HarnessError as exc:
+                say(f"could not drop database {database}: {exc}")
     verdict = report.judge(
         results, expected if args.regex == parser.get_default("regex") else set()
     )
