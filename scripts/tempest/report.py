@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tempest_run import TestResult
+from tempest_run import Outcome
 
 PASSED = {"success", "xfail"}
 
@@ -34,7 +34,7 @@ class Verdict:
         return not self.missing and not self.failed
 
 
-def judge(results: list[TestResult], expected: set[str]) -> Verdict:
+def judge(results: list[Outcome], expected: set[str]) -> Verdict:
     passed = {r.id for r in results if r.status in PASSED}
     return Verdict(
         missing=sorted(expected - passed),
@@ -43,7 +43,7 @@ def judge(results: list[TestResult], expected: set[str]) -> Verdict:
     )
 
 
-def _counts(results: list[TestResult]) -> dict[str, int]:
+def _counts(results: list[Outcome]) -> dict[str, int]:
     counts = {"ran": len(results), "passed": 0, "skipped": 0, "failed": 0}
     for result in results:
         if result.status in PASSED:
@@ -62,7 +62,7 @@ def _listing(title: str, ids: list[str], say: Callable[[str], None]) -> None:
             say(f"  {test_id}")
 
 
-def summary(results: list[TestResult], verdict: Verdict, say: Callable[[str], None]) -> None:
+def summary(results: list[Outcome], verdict: Verdict, say: Callable[[str], None]) -> None:
     """Counts; each failure with its reason; skips grouped by reason; the comparison."""
     counts = _counts(results)
     say("tempest: " + ", ".join(f"{name} {number}" for name, number in counts.items()))

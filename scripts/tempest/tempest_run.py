@@ -17,7 +17,7 @@ RUN_TIMEOUT = 3600.0  # seconds; tempest bounds each wait itself (build_timeout)
 
 
 @dataclass(frozen=True)
-class TestResult:
+class Outcome:
     id: str  # without tempest's [id-...,tags] suffix
     status: str  # success, fail, skip (subunit's names)
     detail: str  # a skip's reason, a failure's traceback
@@ -91,7 +91,7 @@ def run(
     profile: Profile,
     regex: str,
     concurrency: int,
-) -> list[TestResult]:
+) -> list[Outcome]:
     """`tempest run` on a new workspace; every test's result, from its subunit stream."""
     # tempest writes under $HOME whatever it is told: give it a home of its own.
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
@@ -135,7 +135,7 @@ def run(
     for line in parsed.stdout.decode().splitlines():
         test = json.loads(line)
         results.append(
-            TestResult(id=test["id"].split("[", 1)[0], status=test["status"], detail=test["detail"])
+            Outcome(id=test["id"].split("[", 1)[0], status=test["status"], detail=test["detail"])
         )
     if not results:
         raise HarnessError(f"tempest ran no test; see {output}")
