@@ -15,6 +15,7 @@ from keystone_service import Keystone
 from processes import HarnessError, Supervisor, free_port, run_logged
 
 BIN = Path(sys.executable).parent  # the project's .venv
+ROOT = Path(__file__).resolve().parents[2]
 TEST_IMAGES = ("cirros-0.6.2-x86_64-disk.img", "cirros-0.6.2-x86_64-uec.tar.gz")
 
 
@@ -202,7 +203,11 @@ def start(
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("GLIMPSE_")}
     env["GLIMPSE_CONFIG"] = str(conf)
-    run_logged([str(BIN / "glimpse-manage"), "db", "sync"], supervisor.logs / "setup.log", env=env)
+    manage = [str(BIN / "glimpse-manage"), "db"]
+    run_logged([*manage, "sync"], supervisor.logs / "setup.log", env=env)
+    # The catalog of metadata definitions, as a deployment loads it (tempest lists it).
+    metadefs = ["load_metadefs", "--path", str(ROOT / "etc" / "metadefs")]
+    run_logged([*manage, *metadefs], supervisor.logs / "setup.log", env=env)
     supervisor.start("glimpse-api", [str(BIN / "glimpse-api")], env=env, cwd=workdir)
     supervisor.start(
         "glimpse-worker", [str(BIN / "glimpse-worker"), "--loglevel=INFO"], env=env, cwd=workdir
