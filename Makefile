@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export GLIMPSE_CONFIG ?=
 
-.PHONY: run test compose-test bench lint sample-config lock clean
+.PHONY: run test compose-test tempest bench lint sample-config lock clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -33,6 +33,10 @@ test: $(VENV)/.synced lint
 ## deploy/compose.yaml on this machine's Docker engine: build, up, drive it as a client, down -v.
 compose-test: $(VENV)/.synced
 	$(BIN)/pytest -m compose tests/compose
+
+## tempest's image API tests against Glimpse with a real Keystone (scripts/tempest/run.py).
+tempest: $(VENV)/.synced
+	$(BIN)/python scripts/tempest/run.py $(TEMPEST_ARGS)
 
 lint: $(VENV)/.synced
 	$(BIN)/ruff check .

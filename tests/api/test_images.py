@@ -288,3 +288,19 @@ async def test_405_allows_every_method_of_the_path(
     response = await client.request("TRACE", path)
     assert response.status_code == 405
     assert response.headers["allow"] == allowed
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PATCH"])
+@pytest.mark.parametrize("path", ["/v2/images/", "/v2.1/images/"])
+async def test_an_empty_image_id_is_not_found(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    """`/v2/images/` is an image whose id is empty, as in Glance: 404, not a redirect to the list
+    (GET would then answer the list, DELETE a 405)."""
+    image = await create(client, name="kept")
+    response = await client.request(method, path)
+    assert response.status_code == 404, response.text
+    assert response.json()["code"] == "404 Not Found"
+    assert "location" not in response.headers
+    listed = await client.get("/v2/images")
+    assert [entry["id"] for entry in listed.json()["images"]] == [image["id"]]

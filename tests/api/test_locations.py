@@ -228,8 +228,10 @@ async def test_patch_add_and_remove_locations(visible: httpx.AsyncClient, tmp_pa
             },
         }
     ]
+    # A member's file:// URL: as in Glance's patch path, no store takes it.
     denied = await visible.patch(f"/v2/images/{image_id}", json=add, headers={**PATCH, **MEMBER})
-    assert denied.status_code == 403
+    assert denied.status_code == 400
+    assert f"Invalid location: {first_url}" in denied.json()["message"]
     response = await visible.patch(f"/v2/images/{image_id}", json=add, headers={**PATCH, **SERVICE})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -311,17 +313,20 @@ async def test_users_add_http_locations_that_pass_the_filter(
 
 
 @pytest.mark.parametrize(
-    ("url", "status"),
+    ("url", "status", "patch_status"),
     [
-        ("http://169.254.169.254/latest/meta-data/", 400),
-        ("http://2130706433/disk.raw", 400),
-        ("http://localhost:1/disk.raw", 400),
-        ("ftp://example.com/disk.raw", 403),
-        ("file:///etc/passwd", 403),
+        ("http://169.254.169.254/latest/meta-data/", 400, 400),
+        ("http://2130706433/disk.raw", 400, 400),
+        ("http://localhost:1/disk.raw", 400, 400),
+        # Not http(s): Glance's 2.17 API says the http store is needed (403); its patch path
+        # finds no store for the URL (400, "Invalid location"), as tempest checks with gopher.
+        ("ftp://example.com/disk.raw", 403, 400),
+        ("file:///etc/passwd", 403, 400),
+        ("gopher://info.cern.ch", 403, 400),
     ],
 )
 async def test_users_cannot_point_at_private_or_local_data(
-    web: httpx.AsyncClient, url: str, status: int
+    web: httpx.AsyncClient, url: str, status: int, patch_status: int
 ) -> None:
     image_id = await queued_image(web)
     response = await web.post(f"/v2/images/{image_id}/locations", json={"url": url}, headers=MEMBER)
@@ -331,7 +336,7 @@ async def test_users_cannot_point_at_private_or_local_data(
         json=[{"op": "add", "path": "/locations/-", "value": {"url": url, "metadata": {}}}],
         headers={**PATCH, **MEMBER},
     )
-    assert patched.status_code == status
+    assert patched.status_code == patch_status, patched.text
     shown = (await web.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
     assert (shown["status"], shown["locations"]) == ("queued", [])
 

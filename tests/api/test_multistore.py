@@ -296,3 +296,32 @@ async def test_usage_limit_follows_the_storage_quota(
     client = await client_for(multistore(make_settings, tmp_path, user_storage_quota="10MB"))
     usage = (await client.get("/v2/info/usage")).json()["usage"]
     assert usage["image_size_total"] == {"usage": 0, "limit": 10}
+
+
+async def test_stores_of_equal_weight_show_in_id_order_whatever_the_write_order(
+    make_settings: Any, client_for: Any, tmp_path: Path, database: Database
+) -> None:
+    """A multi-store import records each store as its write finishes; the image shows them by
+    weight, then store id (tempest and Glance expect one stable order), not by that race."""
+    settings = multistore(
+        make_settings,
+        tmp_path,
+        auth_strategy="trusted-proxy",
+        enabled_backends="fast:file, cheap:file, bulk:file",
+        stores={
+            name: {"filesystem_store_datadir": str(tmp_path / name), "weight": weight}
+            for name, weight in (("fast", 0), ("cheap", 0), ("bulk", 5))
+        },
+    )
+    client = await client_for(settings)
+    client.headers.update(ADMIN)
+    image = await create_with_data(client, b"0123456789", store="fast")
+    for store in ("cheap", "bulk"):  # written after fast, as a slower store's copy would be
+        copy = tmp_path / store / image["id"]
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(b"0123456789")
+        await add_copy(database, image["id"], copy, store)
+    shown = (await client.get(f"/v2/images/{image['id']}")).json()
+    assert shown["stores"] == "bulk,cheap,fast"
+    listed = (await client.get("/v2/images")).json()["images"]
+    assert [entry["stores"] for entry in listed] == ["bulk,cheap,fast"]

@@ -18,6 +18,7 @@ from glimpse_api.deps import Runtime
 from glimpse_api.errors import add_exception_handlers
 from glimpse_api.identity import refuse_unsafe_bind
 from glimpse_api.middleware import (
+    CloseConnectionMiddleware,
     NulInUrlMiddleware,
     RequestIdMiddleware,
     VersionPrefixMiddleware,
@@ -72,6 +73,9 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # served by routers/openapi.py, with what FastAPI cannot see
+        # No redirect from `/v2/images/` to `/v2/images`: Glance answers 404 for a path with a
+        # trailing slash (an empty image id), never the list or a 405 after a redirect.
+        redirect_slashes=False,
     )
     add_exception_handlers(app)
     for module in (
@@ -98,6 +102,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(VersionPrefixMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    if not settings.http_keepalive:
+        app.add_middleware(CloseConnectionMiddleware)
     return app
 
 

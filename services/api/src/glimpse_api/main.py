@@ -13,6 +13,9 @@ from glimpse.config import ConfigError
 from glimpse.config.settings import CONFIG_ENV
 from glimpse_api.identity import refuse_unsafe_bind
 
+# client_socket_timeout = 0: Glance waits for ever; uvicorn needs a number.
+NO_TIMEOUT = 365 * 24 * 3600
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="glimpse-api", description=__doc__)
@@ -39,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         # X-Forwarded-For from a proxy would otherwise replace it.
         proxy_headers=False,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.client_socket_timeout or NO_TIMEOUT,
     )
     return 0
 

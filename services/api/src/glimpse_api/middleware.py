@@ -95,3 +95,23 @@ class NulInUrlMiddleware:
                 await error_response(*refusal, accept=accept)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class CloseConnectionMiddleware:
+    """`http_keepalive = false`: every response carries `Connection: close`, after which the
+    server closes the connection (uvicorn honours the header), as Glance does."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["connection"] = "close"
+            await send(message)
+
+        await self.app(scope, receive, send_closing)

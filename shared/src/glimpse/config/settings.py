@@ -657,6 +657,16 @@ class Settings(BaseSettings):
             "httpcore...) stay quieter. GLIMPSE_LOG_LEVEL, when set, wins."
         ),
     )
+    http_keepalive: bool = Field(
+        default=True,
+        description="Keep client connections open between requests (false: close each after "
+        "its response).",
+    )
+    client_socket_timeout: int = Field(
+        900,
+        ge=0,
+        description="Seconds an idle kept-alive client connection stays open; 0 means no limit.",
+    )
     auth_strategy: Literal["noauth", "trusted-proxy", "keystone"] = Field(
         "noauth",
         description=(

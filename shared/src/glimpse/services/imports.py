@@ -173,17 +173,22 @@ class ImportService:
         return writable
 
     def _targets(self, body: dict[str, Any], header_store: str | None) -> list[str]:
+        """The stores the request names (checked against the enabled ones by _known_stores).
+        Without multi-store, as in Glance, `stores` and X-Image-Meta-Store are ignored."""
         stores = body.get("stores")
         all_stores = body.get("all_stores", False)
-        if stores is not None and header_store is not None:
-            raise InvalidInput("Only one of X-Image-Meta-Store header or stores may be given.")
         if not isinstance(all_stores, bool):
             raise InvalidInput("all_stores must be a boolean.")
-        writable = self._writable()
+        if not self.settings.multistore:
+            return [self.stores.default_id]
+        if stores is not None and header_store is not None:
+            raise InvalidInput("Only one of X-Image-Meta-Store header or stores may be given.")
         if all_stores:
-            if stores:
-                raise InvalidInput("stores and all_stores cannot be given together.")
-            return writable
+            if stores or header_store is not None:
+                raise InvalidInput(
+                    "all_stores cannot be given with stores or the X-Image-Meta-Store header."
+                )
+            return self._writable()
         wanted = stores if stores is not None else [header_store or self.stores.default_id]
         if (
             not wanted
@@ -191,12 +196,17 @@ class ImportService:
             or not all(isinstance(s, str) for s in wanted)
         ):
             raise InvalidInput("stores must be a non-empty list of store identifiers.")
-        for store_id in wanted:
+        return list(dict.fromkeys(wanted))
+
+    def _known_stores(self, targets: list[str]) -> None:
+        """Once the caller may import: a store that is not enabled is 409, as in Glance (its
+        store layer's UnknownScheme); an enabled one that cannot be written is 400."""
+        writable = self._writable()
+        for store_id in targets:
             if store_id not in self.stores.ids():
-                raise InvalidInput(f"Store for identifier {store_id} not found")
+                raise Conflict(f"Store for identifier {store_id} not found")
             if store_id not in writable:
                 raise InvalidInput(f"Store {store_id} is read-only.")
-        return list(dict.fromkeys(wanted))
 
     async def import_image(
         self,
@@ -228,13 +238,22 @@ class ImportService:
             held_by = (await repo.properties(image_id)).get(IMPORT_LOCK)
             if held_by:
                 await self._take_stale_lock(repo, image_id, held_by)
+            self._known_stores(targets)
             if image.disk_format is None or image.container_format is None:
                 raise InvalidInput("container_format and disk_format must be set before import.")
             targets = await self._admit(Admission(repo, ctx, image, method, body, request))
             if not targets:
                 return None
+            # As Glance: the stores in progress, sorted; a store tried again is no longer
+            # failed; both keys stay on the image (empty once done) after the import.
+            failed = store_list((await repo.properties(image_id)).get(FAILED_IMPORT))
             await repo.set_properties(
-                image_id, {IMPORT_LOCK: task_id, IMPORTING_TO_STORES: ",".join(targets)}
+                image_id,
+                {
+                    IMPORT_LOCK: task_id,
+                    IMPORTING_TO_STORES: ",".join(sorted(targets)),
+                    FAILED_IMPORT: ",".join(s for s in failed if s not in targets),
+                },
             )
             await TaskRepository(session).add(
                 Task(
@@ -351,11 +370,6 @@ class ImportService:
                 if store_id in holding:
                     raise InvalidInput(f"Image is already present at store '{store_id}'")
         admission.request["stores"] = targets
-        # A new attempt at a store that failed before is no longer a failure.
-        failed = store_list(record.properties.get(FAILED_IMPORT))
-        if targets and any(store_id in failed for store_id in targets):
-            kept = ",".join(store_id for store_id in failed if store_id not in targets)
-            await repo.set_properties(image.id, {FAILED_IMPORT: kept})
         return targets
 
     @staticmethod

@@ -46,7 +46,10 @@ def image_view(record: ImageRecord, settings: Settings) -> dict[str, Any]:
     if record.locations:
         stores = [loc.store_id for loc in record.locations if loc.store_id is not None]
         if stores and settings.multistore:
-            view["stores"] = ",".join(dict.fromkeys(stores))
+            # By weight, then id: one order whichever store's write finished first (tempest
+            # compares it with the sorted list of the stores an import targets).
+            ordered = sorted(set(stores), key=lambda s: (-settings.store_options(s).weight, s))
+            view["stores"] = ",".join(ordered)
     # Locations only for a caller who passed get_image_location (an empty list otherwise, as
     # Glance shows it), and never with the credentials a URL may hold.
     shown = record.locations if record.locations_visible else []

@@ -148,7 +148,7 @@ async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[st
             {
                 **(prepared.properties if prepared is not None else {}),
                 IMPORT_LOCK: None,
-                IMPORTING_TO_STORES: None,
+                IMPORTING_TO_STORES: "",  # as Glance leaves it
             },
         )
     await ctx.stores.staging.delete_if_present(staged)
@@ -345,7 +345,7 @@ async def _fail(
                 )
             for location in locations:
                 await repo.retire_location(location)
-            values: dict[str, str | None] = {IMPORT_LOCK: None, IMPORTING_TO_STORES: None}
+            values: dict[str, str | None] = {IMPORT_LOCK: None, IMPORTING_TO_STORES: ""}
             if failed_store is not None:
                 values[FAILED_IMPORT] = _with(properties.get(FAILED_IMPORT), failed_store)
             await repo.set_properties(image_id, values)

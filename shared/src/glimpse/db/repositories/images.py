@@ -158,11 +158,16 @@ class ImageRepository:
             )
 
     async def set_properties(self, image_id: str, values: dict[str, str | None]) -> None:
-        """Set some properties and remove those given as None, leaving the others alone."""
+        """Set some properties (an empty string is a value) and remove those given as None,
+        leaving the others alone."""
         await self.session.execute(
             sa.delete(_PROPS).where(_PROPS.c.image_id == image_id, _PROPS.c.name.in_(values))
         )
-        rows = [{"image_id": image_id, "name": k, "value": v} for k, v in values.items() if v]
+        rows = [
+            {"image_id": image_id, "name": k, "value": v}
+            for k, v in values.items()
+            if v is not None
+        ]
         if rows:
             await self.session.execute(sa.insert(_PROPS), rows)
 
