@@ -179,8 +179,9 @@ def _parse_proxies(value: object) -> object:
 
 class ImportFilteringOptions(BaseModel):
     """`[import_filtering_opts]`: which URLs may be fetched for users (web-download, http
-    locations). A non-empty allowed_* list wins over its disallowed_* list. Loopback,
-    link-local and metadata addresses are refused unless their host is in allowed_hosts."""
+    locations). A non-empty allowed_* list wins over its disallowed_* list. Addresses that are
+    not globally routable (private, loopback, link-local, CGNAT, unique-local...) are refused
+    unless their host is in allowed_hosts."""
 
     allowed_schemes: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http", "https"], description="Schemes that may be fetched."
