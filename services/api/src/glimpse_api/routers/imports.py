@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from glimpse.domain.errors import InvalidInput
 from glimpse_api.deps import ContextDep, ImportServiceDep
+from glimpse_api.schemas.body import read_json
 
 router = APIRouter()
 
@@ -29,10 +30,7 @@ async def stage_image_data(
 async def import_image(
     image_id: str, request: Request, ctx: ContextDep, imports: ImportServiceDep
 ) -> Response:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidInput("The import request body must be a JSON object.") from None
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise InvalidInput("The import request body must be a JSON object.")
     await imports.import_image(ctx, image_id, body, request.headers.get("x-image-meta-store"))

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 
 from glimpse_api.deps import ContextDep, LegacyTaskServiceDep, TaskServiceDep
+from glimpse_api.schemas.body import MalformedJSON, read_json
 from glimpse_api.schemas.tasks import image_tasks_view, task_view, tasks_view
 
 router = APIRouter()
@@ -29,8 +30,8 @@ async def create_task(
     request: Request, response: Response, ctx: ContextDep, tasks: LegacyTaskServiceDep
 ) -> dict[str, Any]:
     try:
-        body = await request.json()
-    except ValueError:
+        body = await read_json(request)
+    except MalformedJSON:
         body = None  # refused by the service, as a missing body
     task = await tasks.create(ctx, body)
     response.headers["Location"] = f"/v2/tasks/{task.id}"
