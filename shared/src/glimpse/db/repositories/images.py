@@ -372,14 +372,20 @@ def _marker_value(key: str, marker: Image) -> Any:  # noqa: ANN401 -- any column
 
 
 def _after_marker(sort: list[tuple[str, SortDir]], marker: Image) -> ColumnElement[bool]:
-    """Keyset condition: rows strictly after `marker` in the (mixed-direction) sort order."""
-    clauses = []
-    for index, (key, direction) in enumerate(sort):
-        equal_prefix = [
-            _sort_expression(prev) == _marker_value(prev, marker) for prev, _ in sort[:index]
-        ]
+    """Keyset condition: rows strictly after `marker` in the (mixed-direction) sort order.
+
+    Nested as k1 beyond OR (k1 = v1 AND (k2 beyond OR (k2 = v2 AND ...))), so it grows
+    linearly with the number of keys (the flat OR of prefixes grows quadratically)."""
+    condition: ColumnElement[bool] | None = None
+    for key, direction in reversed(sort):
         expression = _sort_expression(key)
         value = _marker_value(key, marker)
+        if not isinstance(value, sa.ClauseElement):
+            # Bound as a typed value: SQLAlchemy refuses `>` against a bare True/False.
+            value = sa.literal(value, expression.type)
         beyond = expression > value if direction is SortDir.ASC else expression < value
-        clauses.append(sa.and_(*equal_prefix, beyond))
-    return sa.or_(*clauses)
+        condition = (
+            beyond if condition is None else sa.or_(beyond, sa.and_(expression == value, condition))
+        )
+    assert condition is not None  # noqa: S101 -- page() always sorts by created_at and id
+    return condition
