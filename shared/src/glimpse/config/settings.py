@@ -299,6 +299,28 @@ class ImageConversionOptions(BaseModel):
     output_format: Literal["qcow2", "raw", "vmdk"] = Field(
         "raw", description="Disk format the image_conversion plugin converts imports to."
     )
+    convert_cpu_limit: int = Field(
+        1800,
+        gt=0,
+        description=(
+            "Seconds of CPU time `qemu-img convert` may use before it is killed (RLIMIT_CPU)."
+        ),
+    )
+    convert_memory_limit: int = Field(
+        2048,
+        ge=512,
+        description=(
+            "Address space, in MiB, `qemu-img convert` may map (RLIMIT_AS); it fails past it."
+        ),
+    )
+    convert_time_limit: int = Field(
+        3600,
+        gt=0,
+        description=(
+            "Seconds `qemu-img convert` may run, whatever it waits for, before it is killed "
+            "and the import fails."
+        ),
+    )
 
 
 class InjectMetadataOptions(BaseModel):
