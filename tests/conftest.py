@@ -110,7 +110,8 @@ async def database(database_url: str) -> AsyncIterator[Database]:
             await session.execute(
                 sa.text(
                     "TRUNCATE images, image_properties, image_tags, image_locations,"
-                    " image_members, image_key_cleanups, tasks CASCADE"
+                    " image_members, image_key_cleanups, tasks, storage_reservations,"
+                    " storage_owners CASCADE"
                 )
             )
     yield database

@@ -8,6 +8,7 @@ from fastapi.responses import StreamingResponse
 from glimpse.domain.errors import InvalidInput, UnsupportedMediaType
 from glimpse.domain.ranges import parse_range
 from glimpse_api.deps import ContextDep, ImageDataServiceDep
+from glimpse_api.schemas.body import content_length
 
 router = APIRouter(prefix="/v2/images/{image_id}/file")
 
@@ -27,6 +28,7 @@ async def upload_image_data(
         request.stream(),
         store_id=request.headers.get("x-image-meta-store"),
         expected_size=_announced_size(request.headers.get("x-openstack-image-size")),
+        body_size=content_length(request),
     )
     return Response(status_code=204)
 

@@ -22,14 +22,15 @@ class MalformedJSON(InvalidInput):
     """The body is not JSON (400)."""
 
 
-def _announced_size(request: Request) -> int | None:
+def content_length(request: Request) -> int | None:
+    """The body size the request announces (None when it is chunked)."""
     length = request.headers.get("content-length", "").strip()
     return int(length) if length.isdigit() else None
 
 
 async def read_json(request: Request) -> Any:  # noqa: ANN401 -- any JSON document
     """The body's JSON document (None when the body is empty)."""
-    announced = _announced_size(request)
+    announced = content_length(request)
     if announced is not None and announced > MAX_JSON_BODY:
         raise LimitExceeded(TOO_LARGE)
     chunks = []

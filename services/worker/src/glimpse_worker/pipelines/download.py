@@ -10,18 +10,18 @@ object whole or not at all: a failed or repeated fetch leaves no partial file.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Final
 from urllib.parse import urlsplit
 
 import httpx
 
-from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.tables import Image
 from glimpse.domain.errors import LimitExceeded
 from glimpse.net.transport import FilteredTransport, FilteredURL
 from glimpse.net.urlfilter import URLFilter
-from glimpse.services.image_data import size_limit
+from glimpse.services.image_data import cap_message
+from glimpse.services.quota import StorageQuota
 from glimpse.stores.metering import Meter, metered
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.runtime import WorkerContext
@@ -60,24 +60,17 @@ def _client(ctx: WorkerContext) -> httpx.AsyncClient:
     )
 
 
-async def _limit(ctx: WorkerContext, image: Image) -> tuple[int, Callable[[], LimitExceeded]]:
-    """image_size_cap, or what is left of the owner's storage quota when that is smaller."""
-    quota = ctx.settings.user_storage_quota
-    quota_left = None
-    if quota > 0 and image.owner is not None:
-        async with ctx.database.read() as session:
-            quota_left = quota - await ImageRepository(session).storage_used(image.owner)
-    return size_limit(ctx.settings, quota_left)
-
-
 def _expected_size(response: httpx.Response) -> int | None:
     length = response.headers.get("Content-Length", "")
     return int(length) if length.isdigit() else None
 
 
 async def download(ctx: WorkerContext, image: Image, uri: str, progress: Progress) -> None:
-    """Stream `uri` into the staging store under the image's id."""
-    limit, too_big = await _limit(ctx, image)
+    """Stream `uri` into the staging store under the image's id, within image_size_cap and
+    the owner's quota: the bytes are reserved as they come (the reservation stays with the
+    import until the image goes active or the import fails)."""
+    cap = ctx.settings.image_size_cap
+    quota = StorageQuota(ctx.settings, ctx.database)
     shown = redacted(uri)
     async with _client(ctx) as client:
         try:
@@ -85,16 +78,25 @@ async def download(ctx: WorkerContext, image: Image, uri: str, progress: Progres
                 if response.status_code != httpx.codes.OK:
                     msg = f"Download of {shown} failed: the server answered {response.status_code}"
                     raise DownloadFailed(msg)
+                expected = _expected_size(response)
+                if expected is not None and expected > cap:
+                    raise LimitExceeded(cap_message(cap))
+                # A length the server announces is reserved at once: one too large for the
+                # quota fails before any byte is read.
+                granted = (
+                    0 if expected is None else await quota.reserve(image.id, image.owner, expected)
+                )
                 meter = Meter(ctx.settings.hashing_algorithm)
                 body: AsyncIterator[bytes] = response.aiter_raw(READ_CHUNK)
-                data = metered(
+                blocks = metered(
                     progress.count(body),
                     meter,
-                    limit=limit,
-                    on_limit=too_big,
+                    limit=cap,
+                    on_limit=lambda: LimitExceeded(cap_message(cap)),
                     # A connection cut short must not pass for the whole image.
-                    expected_size=_expected_size(response),
+                    expected_size=expected,
                 )
+                data = quota.guard(image.id, image.owner, blocks, granted=granted)
                 stored = await ctx.stores.staging.put(image.id, data)
         except FilteredURL as exc:
             raise DownloadFailed(f"Download of {shown} refused: {exc}") from None

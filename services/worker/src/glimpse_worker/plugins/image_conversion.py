@@ -15,6 +15,11 @@ RLIMIT_CPU, as oslo.concurrency's prlimit does): `info` with Glance's limits, `c
 `[image_conversion]`'s, and each with a wall-clock limit past which it is killed. It is killed
 too if the job is cancelled.
 
+The output counts against the owner's user_storage_quota before it is written (see
+glimpse.services.quota): a raw output, as large as the virtual size, is reserved whole before
+qemu-img starts; another is reserved as the file grows, and qemu-img is killed once the quota
+cannot take more.
+
 A retried job may find the staged file already converted (the declaration still names the
 original format until the image goes active): data that is in the output format is then taken
 as converted, after the same checks.
@@ -28,6 +33,7 @@ import json
 import logging
 import resource
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -35,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Final
 from glimpse.config.settings import ImageConversionOptions, ImageFormatOptions
 from glimpse.domain.errors import InvalidImageData
 from glimpse.formats import inspect_file
+from glimpse.services.quota import RESERVE_AHEAD, StorageQuota
 from glimpse_worker.pipelines.sources import staged_path
 from glimpse_worker.plugins import PluginFailed
 from glimpse_worker.plugins.staging import replacement
@@ -106,18 +113,59 @@ async def image_conversion(job: ImportJob, prepared: Prepared) -> None:
         )
         raise PluginFailed(msg)
     if source != target:
-        async with replacement(staged, target) as converted:
-            convert = ("convert", "-f", QEMU_FORMATS[source], "-O", target)
-            limits = Limits.for_convert(job.ctx.settings.image_conversion)
-            await _qemu_img(job, *convert, str(staged), str(converted), limits=limits)
-            if await asyncio.to_thread(detect_format, converted) != target:
-                msg = f"Image conversion failed: the output is not {target}"
-                raise PluginFailed(msg)
-            prepared.virtual_size = _virtual_size(await _checked_info(job, converted, target))
+        await _convert(job, prepared, source, target)
         log.info("import task %s: converted from %s to %s", job.task.id, source, target)
     if declared != target:
         prepared.disk_format = target
         prepared.container_format = "bare"
+
+
+async def _convert(job: ImportJob, prepared: Prepared, source: str, target: str) -> None:
+    """Convert the staged file to `target`, the output reserved under the owner's quota
+    before it is written: a raw output (as large as its virtual size) at once, another as it
+    grows. The output replaces the staged file once it is complete and checked."""
+    staged = staged_path(job.staged)
+    quota = StorageQuota(job.ctx.settings, job.ctx.database)
+    output = _ReservedOutput(job, quota)
+    if target == "raw":
+        output.granted = await quota.reserve(
+            job.image.id, job.image.owner, prepared.virtual_size or 0
+        )
+    async with replacement(staged, target) as converted:
+        output.path = converted
+        convert = ("convert", "-f", QEMU_FORMATS[source], "-O", target)
+        limits = Limits.for_convert(job.ctx.settings.image_conversion)
+        await _qemu_img(
+            job, *convert, str(staged), str(converted), limits=limits, watch=output.reserve
+        )
+        await output.reserve()
+        if await asyncio.to_thread(detect_format, converted) != target:
+            msg = f"Image conversion failed: the output is not {target}"
+            raise PluginFailed(msg)
+        prepared.virtual_size = _virtual_size(await _checked_info(job, converted, target))
+
+
+class _ReservedOutput:
+    """The conversion's output file, reserved as it grows (checked at every lease beat)."""
+
+    def __init__(self, job: ImportJob, quota: StorageQuota) -> None:
+        self.job = job
+        self.quota = quota
+        self.path: Path | None = None
+        self.granted = 0
+
+    async def reserve(self) -> None:
+        size = await asyncio.to_thread(_size, self.path)
+        if size > self.granted:
+            image = self.job.image
+            self.granted = await self.quota.reserve(image.id, image.owner, size, RESERVE_AHEAD)
+
+
+def _size(path: Path | None) -> int:
+    try:
+        return path.stat().st_size if path is not None else 0
+    except FileNotFoundError:
+        return 0  # qemu-img has not created it yet
 
 
 def safe_format(path: Path, options: ImageFormatOptions) -> str | None:
@@ -179,9 +227,15 @@ def _apply_limits(limits: Limits) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
 
 
-async def _qemu_img(job: ImportJob, *args: str, limits: Limits) -> bytes:
+async def _qemu_img(
+    job: ImportJob,
+    *args: str,
+    limits: Limits,
+    watch: Callable[[], Awaitable[None]] | None = None,
+) -> bytes:
     """Run qemu-img under `limits`; its stdout, or PluginFailed with its error. Killed when
-    cancelled or past its wall-clock limit; the job's lease is renewed while it runs."""
+    cancelled, past its wall-clock limit, or when `watch` (awaited at every lease beat while
+    it runs) raises; the job's lease is renewed while it runs."""
     try:
         process = await asyncio.create_subprocess_exec(
             "qemu-img",
@@ -196,7 +250,7 @@ async def _qemu_img(job: ImportJob, *args: str, limits: Limits) -> bytes:
         raise PluginFailed(f"Image conversion failed: cannot run qemu-img: {exc}") from None
     outputs = asyncio.ensure_future(process.communicate())
     try:
-        finished = await _wait(job, outputs, limits.wall_seconds)
+        finished = await _wait(job, outputs, limits.wall_seconds, watch)
     except BaseException:
         if process.returncode is None:
             process.kill()
@@ -218,9 +272,14 @@ async def _qemu_img(job: ImportJob, *args: str, limits: Limits) -> bytes:
     return stdout
 
 
-async def _wait(job: ImportJob, outputs: asyncio.Future[Any], seconds: float) -> bool:
-    """Wait for `outputs` at most `seconds`, renewing the job's lease meanwhile; whether it
-    finished."""
+async def _wait(
+    job: ImportJob,
+    outputs: asyncio.Future[Any],
+    seconds: float,
+    watch: Callable[[], Awaitable[None]] | None,
+) -> bool:
+    """Wait for `outputs` at most `seconds`, renewing the job's lease (and calling `watch`)
+    meanwhile; whether it finished."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while not outputs.done():
@@ -229,6 +288,8 @@ async def _wait(job: ImportJob, outputs: asyncio.Future[Any], seconds: float) ->
             return False
         await asyncio.wait({outputs}, timeout=min(BEAT_SECONDS, left))
         await job.progress.beat()
+        if watch is not None and not outputs.done():
+            await watch()
     return True
 
 

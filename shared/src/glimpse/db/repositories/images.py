@@ -250,13 +250,6 @@ class ImageRepository:
         )
         return set((await self.session.execute(statement)).scalars())
 
-    async def storage_used(self, owner: str | None) -> int:
-        """Bytes of image data `owner` keeps, counting images being written."""
-        statement = sa.select(sa.func.coalesce(sa.func.sum(_IMAGE.c.size), 0)).where(
-            _IMAGE.c.owner == owner, _IMAGE.c.deleted.is_(False)
-        )
-        return int((await self.session.execute(statement)).scalar_one())
-
     async def usage(self, owner: str | None) -> ProjectUsage:
         """One project's images: how many, bytes stored, and what is being staged."""
         in_flight = _IMAGE.c.status.in_([ImageStatus.UPLOADING, ImageStatus.IMPORTING])
