@@ -9,8 +9,8 @@ object whole or not at all: a failed or repeated fetch leaves no partial file.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -18,6 +18,7 @@ import httpx
 
 from glimpse.db.tables import Image
 from glimpse.domain.errors import LimitExceeded
+from glimpse.net.deadline import DeadlineExceeded, bounded, within
 from glimpse.net.transport import FilteredTransport, FilteredURL
 from glimpse.net.urlfilter import URLFilter
 from glimpse.services.image_data import cap_message
@@ -30,8 +31,10 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK: Final = 1024 * 1024
 MAX_REDIRECTS: Final = 5
-# A stalled source must not hold the task forever: no byte for READ_TIMEOUT fails the fetch.
+# A stalled source must not hold the task forever: no byte for 60 s fails the fetch, and so
+# does a source slower than a MiB a minute ([task] web_download_timeout bounds the whole).
 TIMEOUT: Final = httpx.Timeout(60.0, connect=10.0)
+PACE_SECONDS: Final = 60.0
 # The bytes as the server holds them: a compressed transfer would change size and hashes.
 _HEADERS: Final = {"Accept-Encoding": "identity"}
 
@@ -72,9 +75,15 @@ async def download(ctx: WorkerContext, image: Image, uri: str, progress: Progres
     cap = ctx.settings.image_size_cap
     quota = StorageQuota(ctx.settings, ctx.database)
     shown = redacted(uri)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    total = ctx.settings.task.web_download_timeout
     async with _client(ctx) as client:
         try:
-            async with client.stream("GET", uri) as response:
+            request = client.build_request("GET", uri)
+            sending = client.send(request, stream=True)
+            response = await within(total, "the source", sending)
+            try:
                 if response.status_code != httpx.codes.OK:
                     msg = f"Download of {shown} failed: the server answered {response.status_code}"
                     raise DownloadFailed(msg)
@@ -87,7 +96,13 @@ async def download(ctx: WorkerContext, image: Image, uri: str, progress: Progres
                     0 if expected is None else await quota.reserve(image.id, image.owner, expected)
                 )
                 meter = Meter(ctx.settings.hashing_algorithm)
-                body: AsyncIterator[bytes] = response.aiter_raw(READ_CHUNK)
+                body = bounded(
+                    response.aiter_raw(READ_CHUNK),
+                    "the source",
+                    each=PACE_SECONDS,
+                    total=total,
+                    since=started,
+                )
                 blocks = metered(
                     progress.count(body),
                     meter,
@@ -98,9 +113,11 @@ async def download(ctx: WorkerContext, image: Image, uri: str, progress: Progres
                 )
                 data = quota.guard(image.id, image.owner, blocks, granted=granted)
                 stored = await ctx.stores.staging.put(image.id, data)
+            finally:
+                await response.aclose()
         except FilteredURL as exc:
             raise DownloadFailed(f"Download of {shown} refused: {exc}") from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, DeadlineExceeded) as exc:
             msg = f"Download of {shown} failed: {type(exc).__name__}: {exc}"
             raise DownloadFailed(msg) from None
     log.info("web-download of image %s: %d bytes staged from %s", image.id, stored.size, shown)
