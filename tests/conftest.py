@@ -112,7 +112,8 @@ async def database(database_url: str) -> AsyncIterator[Database]:
                     "TRUNCATE images, image_properties, image_tags, image_locations,"
                     " image_members, image_key_cleanups, tasks, metadef_namespaces,"
                     " metadef_resource_types, metadef_namespace_resource_types,"
-                    " metadef_objects, metadef_properties, metadef_tags CASCADE"
+                    " metadef_objects, metadef_properties, metadef_tags,"
+                    " storage_reservations, storage_owners CASCADE"
                 )
             )
     yield database

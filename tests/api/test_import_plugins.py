@@ -28,7 +28,7 @@ from glimpse_worker.pipelines import import_
 from glimpse_worker.pipelines.prepare import Prepared
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.pipelines.sources import ImportJob, staged_path
-from glimpse_worker.plugins.image_conversion import _qemu_img, image_conversion
+from glimpse_worker.plugins.image_conversion import Limits, _qemu_img, image_conversion
 from glimpse_worker.plugins.image_decompression import image_decompression
 from glimpse_worker.plugins.inject_image_metadata import inject_image_metadata
 from glimpse_worker.runtime import WorkerContext
@@ -461,6 +461,10 @@ async def test_plugins_run_twice_give_the_same_result(
     assert image["os_hash_value"] == hashlib.sha512(data).hexdigest()
 
 
+# `qemu-img bench` starts a thread per request in flight: more address space than convert.
+ROOMY = Limits(address_space=64 * 1024**3, cpu_seconds=600, wall_seconds=600.0)
+
+
 def qemu_img_children() -> list[int]:
     """Pids of this process's qemu-img children, zombies (exited, not reaped) included."""
     found = []
@@ -489,7 +493,7 @@ async def test_qemu_img_is_killed_when_the_job_is_cancelled(
         job = await job_for(settings, context, image_id, task_id)
         # `qemu-img bench` with a huge request count runs until it is killed.
         running = asyncio.ensure_future(
-            _qemu_img(job, "bench", "-c", "2000000000", "-f", "raw", str(disk))
+            _qemu_img(job, "bench", "-c", "2000000000", "-f", "raw", str(disk), limits=ROOMY)
         )
         for _poll in range(2000):
             if qemu_img_children():

@@ -148,7 +148,8 @@ BODIES: Final[dict[tuple[str, str], dict[str, Any]]] = {
         "json": {
             "type": "import",
             "input": {
-                "import_from": "http://203.0.113.9/x.img",
+                # A global address (documentation ranges are not); no worker fetches it here.
+                "import_from": "http://93.184.215.14/x.img",
                 "import_from_format": "raw",
                 "image_properties": {"disk_format": "raw", "container_format": "bare"},
             },

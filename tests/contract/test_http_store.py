@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from egress import install_resolver, loopback_only
 from glimpse.config import load_settings
 from glimpse.stores.base import ObjectNotFound, ResolvedRange, StoreError
 from glimpse.stores.checked import CheckedStore
@@ -208,3 +209,44 @@ async def test_relative_redirects_stay_on_the_named_host(tmp_path: Path) -> None
 def _filtered_store_for(**filtering: str) -> CheckedStore:
     settings = load_settings(None, enabled_backends="web:http", import_filtering_opts=filtering)
     return CheckedStore(from_settings("web", settings))
+
+
+@pytest.mark.parametrize("host", ["10.1.2.3", "100.64.0.9", "[fd00::5]", "192.168.7.7:8080"])
+async def test_a_proxy_is_not_asked_for_private_addresses(
+    http_server: HttpServer, data: bytes, host: str
+) -> None:
+    proxy = http_server.base.removeprefix("http://")
+    settings = load_settings(
+        None,
+        enabled_backends="web:http",
+        stores={"web": {"http_proxy_information": f"http:{proxy}"}},
+        import_filtering_opts={"allowed_ports": ""},
+    )
+    store = CheckedStore(from_settings("web", settings))
+    try:
+        with pytest.raises(StoreError, match="not a public address"):
+            await store.size(f"http://{host}/files/image")
+        # A name is the proxy's to resolve; it still answers for one.
+        assert await store.size("http://images.invalid/files/image") == len(data)
+    finally:
+        await store.aclose()
+    assert http_server.proxied == ["http://images.invalid/files/image"]
+
+
+@pytest.mark.parametrize("address", ["10.0.0.8", "100.64.3.2", "fc00::8", "2002:c0a8:101::"])
+async def test_names_resolving_to_private_addresses_are_not_read(
+    monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    resolver = install_resolver(monkeypatch)
+    resolver.add("mirror.test", [address])
+    store = _filtered_store_for()
+    try:
+        with loopback_only(monkeypatch) as guard:
+            with pytest.raises(StoreError, match="not a public address"):
+                await store.size("http://mirror.test/image")
+            with pytest.raises(StoreError, match="not a public address"):
+                await read_all(store.get("http://mirror.test/image"))
+    finally:
+        await store.aclose()
+    assert guard.refused == []
+    assert resolver.asked == ["mirror.test", "mirror.test"]

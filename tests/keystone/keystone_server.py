@@ -130,6 +130,27 @@ class KeystoneProcess:
             if line.startswith("request ") and '"GET /v3/auth/tokens' in line
         )
 
+    def log_mark(self) -> int:
+        """Where the log ends now: `peak_validations(since=...)` reads what comes after."""
+        return len(self.log())
+
+    def _in_flight(self, since: int) -> list[int]:
+        # Written as each validation starts, before Keystone answers it: a client that has its
+        # answer finds the line there (the "request" lines come after the answer).
+        return [
+            int(line.rsplit(" ", 1)[1])
+            for line in self.log()[since:].splitlines()
+            if line.startswith("validations in flight ")
+        ]
+
+    def validations_since(self, since: int) -> int:
+        """Token validations Keystone has started after the log mark `since`."""
+        return len(self._in_flight(since))
+
+    def peak_validations(self, since: int = 0) -> int:
+        """The most token validations Keystone had in progress at once, after `since`."""
+        return max(self._in_flight(since), default=0)
+
     def stop(self) -> None:
         if self.process.poll() is not None:
             return

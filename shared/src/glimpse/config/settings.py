@@ -174,6 +174,14 @@ class StoreOptions(BaseModel):
     s3_store_cacert: str = Field(
         "", description="CA bundle to verify an https endpoint; empty uses botocore's bundle."
     )
+    s3_store_request_timeout: int = Field(
+        300,
+        gt=0,
+        description=(
+            "Seconds one S3 request may take in all (a PutObject or an upload part included, "
+            "and botocore's retries); a GET's body must bring each MiB within it."
+        ),
+    )
 
     # http stores (read-only; glance_store's names and defaults).
     https_insecure: bool = Field(
@@ -194,6 +202,14 @@ class StoreOptions(BaseModel):
             "Without it no proxy is used (the environment's proxy variables are not read)."
         ),
     )
+    http_request_timeout: int = Field(
+        60,
+        gt=0,
+        description=(
+            "Seconds an http store request may take to answer (redirects included), and to "
+            "bring each MiB of the data it reads."
+        ),
+    )
 
     @field_validator("http_proxy_information")
     @classmethod
@@ -207,8 +223,9 @@ class StoreOptions(BaseModel):
 
 class ImportFilteringOptions(BaseModel):
     """`[import_filtering_opts]`: which URLs may be fetched for users (web-download, http
-    locations). A non-empty allowed_* list wins over its disallowed_* list. Loopback,
-    link-local and metadata addresses are refused unless their host is in allowed_hosts."""
+    locations). A non-empty allowed_* list wins over its disallowed_* list. Addresses that are
+    not globally routable (private, loopback, link-local, CGNAT, unique-local...) are refused
+    unless their host is in allowed_hosts."""
 
     allowed_schemes: GlanceList[str] = Field(
         default_factory=lambda: ["http", "https"], description="Schemes that may be fetched."
@@ -284,6 +301,14 @@ class TaskOptions(BaseModel):
             "before the scrubber sends its message again."
         ),
     )
+    web_download_timeout: int = Field(
+        21600,
+        gt=0,
+        description=(
+            "Seconds a web-download fetch may take in all; the source must also bring each "
+            "MiB within 60 seconds. Past either the task fails."
+        ),
+    )
 
 
 class ImageImportOptions(BaseModel):
@@ -304,6 +329,28 @@ class ImageConversionOptions(BaseModel):
 
     output_format: Literal["qcow2", "raw", "vmdk"] = Field(
         "raw", description="Disk format the image_conversion plugin converts imports to."
+    )
+    convert_cpu_limit: int = Field(
+        1800,
+        gt=0,
+        description=(
+            "Seconds of CPU time `qemu-img convert` may use before it is killed (RLIMIT_CPU)."
+        ),
+    )
+    convert_memory_limit: int = Field(
+        2048,
+        ge=512,
+        description=(
+            "Address space, in MiB, `qemu-img convert` may map (RLIMIT_AS); it fails past it."
+        ),
+    )
+    convert_time_limit: int = Field(
+        3600,
+        gt=0,
+        description=(
+            "Seconds `qemu-img convert` may run, whatever it waits for, before it is killed "
+            "and the import fails."
+        ),
     )
 
 
@@ -534,6 +581,30 @@ class KeystoneAuthTokenOptions(BaseModel):
     http_connect_timeout: float = Field(
         10.0, gt=0, description="Seconds to wait for the Identity service to answer."
     )
+    http_request_timeout: float = Field(
+        15.0,
+        gt=0,
+        description=(
+            "Seconds one request to the Identity service may take in all (connecting, sending, "
+            "the whole answer); also the longest a token waits for a validation slot."
+        ),
+    )
+    validation_concurrency: int = Field(
+        10,
+        ge=1,
+        description=(
+            "Token validations each API process asks of the Identity service at once; more "
+            "wait their turn, so a flood of tokens cannot swamp it or the process's pool."
+        ),
+    )
+    invalid_token_cache_time: int = Field(
+        10,
+        ge=0,
+        description=(
+            "Seconds a token the Identity service refused is refused again without asking it "
+            "(kept in memory by its SHA-256 hash); 0 disables."
+        ),
+    )
     insecure: bool = Field(default=False, description="Skip TLS verification of auth_url.")
     cafile: Path | None = Field(None, description="CA bundle that signs auth_url's certificate.")
 
@@ -740,6 +811,22 @@ class Settings(BaseSettings):
     )
     show_multiple_locations: bool = Field(
         default=False, description="Show all data locations of an image as locations."
+    )
+    location_add_timeout: int = Field(
+        600,
+        gt=0,
+        description=(
+            "Seconds adding a location (POST /v2/images/{id}/locations) may take to reach "
+            "and read the data at its URL, in all."
+        ),
+    )
+    location_add_concurrency: int = Field(
+        4,
+        ge=1,
+        description=(
+            "Location additions each API process reads data for at once; more wait their turn "
+            "within location_add_timeout."
+        ),
     )
     hashing_algorithm: str = Field(
         "sha512", description="hashlib algorithm of os_hash_value (the multihash)."

@@ -166,3 +166,30 @@ class Task(SQLModel, table=True):
     updated_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
     deleted_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
     deleted: bool = Field(default=False, index=True)
+
+
+class StorageReservation(SQLModel, table=True):
+    """Bytes an image being written (an upload, staging, an import) is about to add to its
+    owner's storage beyond the size its row records. They count against user_storage_quota
+    with the stored images, so writers on any API node or worker cannot pass the quota
+    together. Grown under the owner's StorageOwner row lock as the data arrives, removed in the
+    transaction that records the image's size or that gives up on the data; a row whose lease
+    ran out (its process died) no longer counts."""
+
+    __tablename__ = "storage_reservations"
+
+    image_id: str = Field(primary_key=True, max_length=36)
+    owner: str = Field(max_length=255, index=True)  # "" for an image without owner
+    size: int = Field(sa_type=sa.BigInteger)
+    lease_until: datetime = Field(sa_type=sa.DateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
+    updated_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+
+
+class StorageOwner(SQLModel, table=True):
+    """A project that has reserved storage: its row is locked (SELECT ... FOR UPDATE) while a
+    reservation is checked and written, so two writers never both take the same room."""
+
+    __tablename__ = "storage_owners"
+
+    owner: str = Field(primary_key=True, max_length=255)

@@ -150,11 +150,19 @@ def parse_time_filter(column: str, raw: str) -> TimeFilter:
 def parse_sort(
     sort: str | None, sort_keys: list[str], sort_dirs: list[str]
 ) -> tuple[tuple[str, SortDir], ...]:
+    """The sort order asked for; a key given again adds nothing and is dropped. More keys
+    than there are sortable attributes are refused: each key costs the query (and the marker
+    condition) another term."""
     if sort is not None and (sort_keys or sort_dirs):
         raise InvalidInput("The 'sort' parameter cannot be combined with 'sort_key'/'sort_dir'")
+    items = sort.split(",") if sort is not None else sort_keys
+    if len(items) > len(SORT_KEYS):
+        raise InvalidInput(
+            f"Too many sort keys: {len(items)}. At most {len(SORT_KEYS)} may be given."
+        )
     pairs: list[tuple[str, SortDir]] = []
     if sort is not None:
-        for item in sort.split(","):
+        for item in items:
             key, _, direction = item.strip().partition(":")
             pairs.append((_sort_key(key), _sort_dir(direction or "desc")))
     else:
@@ -167,7 +175,10 @@ def parse_sort(
             else:
                 direction = "desc"
             pairs.append((_sort_key(key), _sort_dir(direction)))
-    return tuple(pairs)
+    first: dict[str, SortDir] = {}
+    for key, direction in pairs:
+        first.setdefault(key, direction)
+    return tuple(first.items())
 
 
 def _sort_key(key: str) -> str:
@@ -267,7 +278,7 @@ def parse_list_query(
         sort=parse_sort(single.get("sort"), sort_keys, sort_dirs),
         columns=columns,
         properties=properties,
-        tags=tuple(tags),
+        tags=tuple(dict.fromkeys(tags)),
         size_min=_optional(single, "size_min", _non_negative),
         size_max=_optional(single, "size_max", _non_negative),
         protected=_optional(single, "protected", _exact_bool),

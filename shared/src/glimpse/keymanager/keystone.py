@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from glimpse.config.settings import KeystoneAuthTokenOptions
+from glimpse.net.deadline import DeadlineExceeded, within
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,15 @@ class IdentityClient:
     """Everything asked of Keystone as the `[keystone_authtoken]` service user."""
 
     def __init__(
-        self, options: KeystoneAuthTokenOptions, url: str, http: httpx.AsyncClient
+        self,
+        options: KeystoneAuthTokenOptions,
+        url: str,
+        http: httpx.AsyncClient,
+        *,
+        deadline: float = 30.0,
     ) -> None:
         self._options = options
+        self._deadline = deadline  # seconds for a whole call, not only each socket wait
         self._url = url.rstrip("/") if url.rstrip("/").endswith("/v3") else f"{url.rstrip('/')}/v3"
         self._http = http
         self._service: ServiceToken | None = None
@@ -109,7 +116,8 @@ class IdentityClient:
         return response.is_success or response.status_code == HTTPStatus.NOT_FOUND
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:  # noqa: ANN401 -- httpx kwargs
+        request = self._http.request(method, f"{self._url}{path}", **kwargs)
         try:
-            return await self._http.request(method, f"{self._url}{path}", **kwargs)
-        except httpx.HTTPError as exc:
+            return await within(self._deadline, f"Keystone {method}", request)
+        except (httpx.HTTPError, DeadlineExceeded) as exc:
             raise KeystoneError(f"Keystone unreachable: {type(exc).__name__}") from exc

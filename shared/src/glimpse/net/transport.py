@@ -29,8 +29,8 @@ class FilteredTransport(httpx.AsyncBaseTransport):
         try:
             if not self.pin:
                 # The proxy resolves names (they may not resolve here) and is the operator's
-                # egress control; the lists still apply.
-                self.url_filter.check_syntax(str(request.url))
+                # egress control; the lists still apply, and so does a host that is an address.
+                self.url_filter.check_unresolved(str(request.url))
                 return await self.inner.handle_async_request(request)
             checked = await self.url_filter.check(str(request.url))
         except URLRefused as exc:

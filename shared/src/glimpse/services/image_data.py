@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
 from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
+from glimpse.db.repositories.reservations import ReservationRepository
 from glimpse.domain.errors import (
     Gone,
     ImageNotFound,
@@ -29,6 +30,7 @@ from glimpse.domain.images import ImageStatus, check_downloadable, transition
 from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.formats import StreamInspector, inspected_container
 from glimpse.services.access import authorize, authorized_image
+from glimpse.services.quota import StorageQuota
 from glimpse.services.store_failures import write_failure
 from glimpse.services.upload_lease import UploadLease, lease_until
 from glimpse.stores.base import (
@@ -47,11 +49,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """An upload's image once claimed: the upload's id (its lease), the room left under its
-    owner's quota (None: no quota) and the formats its data must be in."""
+    """An upload's image once claimed: the upload's id (its lease), its owner, the bytes it may
+    hold under the owner's quota so far (reserved with the claim), and the formats its data must
+    be in."""
 
     upload_id: str
-    quota_left: int | None
+    owner: str | None
+    granted: int
     disk_format: str | None
     container_format: str | None
 
@@ -77,6 +81,7 @@ class ImageDataService:
         self.settings = settings
         self.db = database
         self.stores = stores
+        self.quota = StorageQuota(settings, database)
 
     def _store(self, store_id: str | None) -> CheckedStore:
         if store_id is None:
@@ -86,8 +91,10 @@ class ImageDataService:
             raise InvalidInput(f"Store for identifier {store_id} not found")
         return store
 
-    async def _claim(self, ctx: RequestContext, image_id: str) -> Claim:
-        """queued -> saving, under a new upload id and its lease (see upload_lease)."""
+    async def _claim(self, ctx: RequestContext, image_id: str, body_size: int | None) -> Claim:
+        """queued -> saving, under a new upload id and its lease (see upload_lease), reserving
+        storage under the owner's quota with the claim: the whole body when its size is known,
+        else room for a first stretch of it."""
         async with self.db.write() as session:
             repo = ImageRepository(session)
             image = await authorized_image(repo, ctx, image_id, "upload_image", lock=True)
@@ -100,12 +107,7 @@ class ImageDataService:
                 names = ", ".join(missing)
                 noun = "Properties" if len(missing) > 1 else "Property"
                 raise InvalidInput(f"{noun} {names} must be set prior to saving data.")
-            quota = self.settings.user_storage_quota
-            remaining = None
-            if quota > 0:
-                remaining = quota - await repo.storage_used(image.owner)
-                if remaining <= 0:
-                    raise LimitExceeded(quota_message(quota))
+            granted = await self.quota.reserve_claim(session, image_id, image.owner, body_size)
             upload_id = uuid.uuid4().hex
             await repo.claim_status(
                 image_id,
@@ -114,13 +116,15 @@ class ImageDataService:
                 upload_id=upload_id,
                 upload_lease_until=lease_until(self.settings.scrubber.lease_time),
             )
-            return Claim(upload_id, remaining, image.disk_format, image.container_format)
+            return Claim(upload_id, image.owner, granted, image.disk_format, image.container_format)
 
     async def _release(self, image_id: str, upload_id: str) -> None:
         """saving -> queued after a failed upload (a no-op if the image was deleted or taken
-        back meanwhile). If this fails too, the lease runs out and housekeeping does it."""
+        back meanwhile), and its reservation goes. If this fails too, the lease runs out and
+        housekeeping does it."""
         async with self.db.write() as session:
             await ImageRepository(session).finish_upload(image_id, upload_id, ImageStatus.QUEUED)
+            await ReservationRepository(session).release(image_id)
 
     async def _discard(
         self, image_id: str, upload_id: str, store: CheckedStore, location: str
@@ -136,17 +140,30 @@ class ImageDataService:
         *,
         store_id: str | None = None,
         expected_size: int | None = None,
+        body_size: int | None = None,
     ) -> None:
         """Stream `chunks` into a store as the image's data. `expected_size` is the size the
-        client announced (x-openstack-image-size); the upload fails if the data differs."""
+        client announced (x-openstack-image-size); the upload fails if the data differs.
+        `body_size` is the request's Content-Length (None when chunked)."""
         store = self._store(store_id)
         cap = self.settings.image_size_cap
         if expected_size is not None and expected_size > cap:
             raise LimitExceeded(cap_message(cap))
-        claim = await self._claim(ctx, image_id)
-        limit, too_big = size_limit(self.settings, claim.quota_left)
+        announced = expected_size if expected_size is not None else body_size
+        claim = await self._claim(ctx, image_id, announced)
         meter = Meter(self.settings.hashing_algorithm)
-        data = metered(chunks, meter, limit=limit, on_limit=too_big, expected_size=expected_size)
+        data = self.quota.guard(
+            image_id,
+            claim.owner,
+            metered(
+                chunks,
+                meter,
+                limit=cap,
+                on_limit=lambda: LimitExceeded(cap_message(cap)),
+                expected_size=expected_size,
+            ),
+            granted=claim.granted,
+        )
         inspector = StreamInspector() if inspected_container(claim.container_format) else None
         if inspector is not None:
             data = inspector.watch(data)
@@ -175,6 +192,8 @@ class ImageDataService:
                     os_hash_algo=meter.hash_algo,
                     os_hash_value=meter.hash_value,
                 )
+                # The size recorded now counts against the quota in the reservation's stead.
+                await ReservationRepository(session).release(image_id)
                 if activated:
                     await repo.add_location(image_id, stored.location, {"store": store.name})
         except BaseException:
@@ -264,20 +283,5 @@ class ImageDataService:
         raise ImageNotFound(image_id)
 
 
-def size_limit(
-    settings: Settings, quota_left: int | None
-) -> tuple[int, Callable[[], LimitExceeded]]:
-    """How many bytes an incoming image may have (the size cap, or the owner's remaining quota
-    when that is smaller), and the error for going past it, naming whichever limit it was."""
-    cap = settings.image_size_cap
-    if quota_left is None or quota_left >= cap:
-        return cap, lambda: LimitExceeded(cap_message(cap))
-    return quota_left, lambda: LimitExceeded(quota_message(settings.user_storage_quota))
-
-
 def cap_message(cap: int) -> str:
     return f"The incoming image is too large: image_size_cap is {cap} bytes"
-
-
-def quota_message(quota: int) -> str:
-    return f"Denying attempt to upload image because it exceeds the quota: {quota} bytes"

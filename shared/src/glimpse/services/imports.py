@@ -21,6 +21,7 @@ from glimpse.config.reserved import STAGING_STORE
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
+from glimpse.db.repositories.reservations import ReservationRepository
 from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import Image, Task, utcnow
 from glimpse.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
@@ -41,7 +42,8 @@ from glimpse.domain.tasks import (
 )
 from glimpse.net.urlfilter import URLFilter, URLRefused
 from glimpse.services.access import authorized_image
-from glimpse.services.image_data import quota_message, size_limit
+from glimpse.services.image_data import cap_message
+from glimpse.services.quota import StorageQuota
 from glimpse.services.store_failures import write_failure
 from glimpse.stores.base import Capability
 from glimpse.stores.metering import Meter, metered
@@ -87,6 +89,7 @@ class ImportService:
         self.db = database
         self.stores = stores
         self.publisher = publisher
+        self.quota = StorageQuota(settings, database)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -99,34 +102,46 @@ class ImportService:
 
     # -- staging -------------------------------------------------------------------------
 
-    async def _claim_stage(self, ctx: RequestContext, image_id: str) -> int | None:
-        """queued -> uploading; how many bytes the owner may still store (None: no quota)."""
+    async def _claim_stage(
+        self, ctx: RequestContext, image_id: str, body_size: int | None
+    ) -> tuple[str | None, int]:
+        """queued -> uploading, reserving storage under the owner's quota with the claim;
+        the image's owner and the bytes it may hold so far."""
         async with self.db.write() as session:
             repo = ImageRepository(session)
             image = await authorized_image(repo, ctx, image_id, "modify_image", lock=True)
             transition(ImageStatus(image.status), ImageStatus.UPLOADING)
-            quota = self.settings.user_storage_quota
-            remaining = None
-            if quota > 0:
-                remaining = quota - await repo.storage_used(image.owner)
-                if remaining <= 0:
-                    raise LimitExceeded(quota_message(quota))
+            granted = await self.quota.reserve_claim(session, image_id, image.owner, body_size)
             await repo.claim_status(image_id, ImageStatus.QUEUED, ImageStatus.UPLOADING)
-            return remaining
+            return image.owner, granted
 
     async def _unstage(self, image_id: str) -> None:
         async with self.db.write() as session:
             await ImageRepository(session).claim_status(
                 image_id, ImageStatus.UPLOADING, ImageStatus.QUEUED, size=None
             )
+            await ReservationRepository(session).release(image_id)
 
-    async def stage(self, ctx: RequestContext, image_id: str, chunks: AsyncIterable[bytes]) -> None:
+    async def stage(
+        self,
+        ctx: RequestContext,
+        image_id: str,
+        chunks: AsyncIterable[bytes],
+        body_size: int | None = None,
+    ) -> None:
+        """Stream `chunks` into the staging store; `body_size` is the request's
+        Content-Length (None when chunked)."""
         if GLANCE_DIRECT not in self.settings.enabled_import_methods:
             raise NotFound("The stage API is not available: glance-direct is not enabled.")
-        quota_left = await self._claim_stage(ctx, image_id)
-        limit, too_big = size_limit(self.settings, quota_left)
+        owner, granted = await self._claim_stage(ctx, image_id, body_size)
+        cap = self.settings.image_size_cap
         meter = Meter(self.settings.hashing_algorithm)
-        data = metered(chunks, meter, limit=limit, on_limit=too_big)
+        data = self.quota.guard(
+            image_id,
+            owner,
+            metered(chunks, meter, limit=cap, on_limit=lambda: LimitExceeded(cap_message(cap))),
+            granted=granted,
+        )
         staging = self.stores.staging
         try:
             stored = await staging.put(image_id, data)
@@ -139,10 +154,12 @@ class ImportService:
             raise
         try:
             async with self.db.write() as session:
-                # The staged size counts against the owner's quota until the import ends.
+                # The staged size counts against the owner's quota until the import ends, in
+                # the reservation's stead.
                 kept = await ImageRepository(session).claim_status(
                     image_id, ImageStatus.UPLOADING, ImageStatus.UPLOADING, size=meter.size
                 )
+                await ReservationRepository(session).release(image_id)
         except BaseException:
             await asyncio.shield(staging.delete_if_present(stored.location))
             await asyncio.shield(self._unstage(image_id))

@@ -52,6 +52,10 @@ HTTP_TIMEOUT = 30.0
 # The attempt made inside the DELETE request: a hung Barbican or Keystone may not hold the
 # caller's answer long (the delete has committed; the scrubber retries with HTTP_TIMEOUT).
 IN_REQUEST_TIMEOUT = 5.0
+# A whole call (connection, request, answer) gets twice its socket timeout: one that simply
+# hangs is reported by the socket timeout (which names what hung), one that trickles its
+# answer is cut by this.
+CALL_DEADLINE_FACTOR = 2
 # A token this close to its expiry is not worth sending: it may expire on the way.
 TOKEN_MARGIN = timedelta(seconds=30)
 
@@ -179,6 +183,7 @@ class KeyCleanupService:
         barbican = settings.barbican
         identity_verify = _verify(not keystone.insecure, keystone.cafile)
         barbican_verify = _verify(barbican.verify_ssl, barbican.verify_ssl_path)
+        deadline = CALL_DEADLINE_FACTOR * http_timeout
         async with (
             httpx.AsyncClient(timeout=http_timeout, verify=identity_verify) as identity_http,
             httpx.AsyncClient(timeout=http_timeout, verify=barbican_verify) as barbican_http,
@@ -186,10 +191,10 @@ class KeyCleanupService:
             identity = None
             if IdentityClient.configured(keystone):
                 url = barbican.auth_endpoint or keystone.auth_url or ""
-                identity = IdentityClient(keystone, url, identity_http)
+                identity = IdentityClient(keystone, url, identity_http, deadline=deadline)
             client = None
             if settings.key_manager.backend == "barbican" and barbican.barbican_endpoint:
-                client = BarbicanClient(barbican, barbican_http)
+                client = BarbicanClient(barbican, barbican_http, deadline=deadline)
             yield _Clients(identity, client)
 
     def _usable(self, expires_at: datetime | None) -> bool:

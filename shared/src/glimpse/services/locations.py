@@ -23,11 +23,19 @@ from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.tables import Image, ImageLocation
-from glimpse.domain.errors import Conflict, Forbidden, InvalidInput, LimitExceeded, NotFound
+from glimpse.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    StoreUnavailable,
+)
 from glimpse.domain.images import ImageStatus
 from glimpse.domain.locations import LocationPlan, LocationValue, check_visible, plan
 from glimpse.domain.patch import Operation
 from glimpse.domain.redaction import redact_text, redact_url
+from glimpse.net.deadline import DeadlineExceeded, acquire_within, within
 from glimpse.net.urlfilter import URLFilter, URLRefused
 from glimpse.services.access import authorize, authorized_image
 from glimpse.services.deletion import DeletionService
@@ -96,6 +104,8 @@ class LocationService:
         self.stores = stores
         self.url_filter = URLFilter(settings.import_filtering_opts)
         self.deletion = DeletionService(settings, database, stores)
+        # Location additions reading their data at once in this process, at most.
+        self._readers = asyncio.Semaphore(settings.location_add_concurrency)
 
     # -- checking a URL -------------------------------------------------------------------
 
@@ -174,14 +184,33 @@ class LocationService:
         self, ctx: RequestContext, image_id: str, url: object, validation_data: object
     ) -> None:
         """Give a queued image its data from `url`; the data is read once to hash it and to
-        check `validation_data`, then the image becomes active."""
+        check `validation_data`, then the image becomes active. At most
+        location_add_concurrency additions read data at once; waiting for a turn, reaching the
+        URL and reading its data take location_add_timeout seconds in all."""
         wanted = validation_values(validation_data, self.settings.hashing_algorithm)
         async with self.db.read() as session:
             image = await authorized_image(
                 ImageRepository(session), ctx, image_id, "add_image_location"
             )
         _require_status(image, (ImageStatus.QUEUED,), "add locations")
-        location = await self.resolve(ctx, url)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.settings.location_add_timeout
+        if not await acquire_within(self._readers, end - loop.time()):
+            raise StoreUnavailable("Too many locations are being added; try again later.")
+        try:
+            await self._add(ctx, image_id, url, wanted, end)
+        finally:
+            self._readers.release()
+
+    async def _add(
+        self, ctx: RequestContext, image_id: str, url: object, wanted: dict[str, str], end: float
+    ) -> None:
+        """add_location's work once it has its turn, before the loop time `end`."""
+        loop = asyncio.get_running_loop()
+        try:
+            location = await within(end - loop.time(), "reaching", self.resolve(ctx, url))
+        except DeadlineExceeded:
+            raise self._too_slow(url, "reaching") from None
         async with self.db.write() as session:
             repo = ImageRepository(session)
             await self.check_unshared(repo, image_id, location.url)
@@ -190,7 +219,10 @@ class LocationService:
                 raise Conflict("It's not allowed to add locations if image status is not queued.")
         try:
             algo = wanted.get("os_hash_algo", self.settings.hashing_algorithm)
-            meter = await self._hash(location, algo)
+            try:
+                meter = await within(end - loop.time(), "reading", self._hash(location, algo))
+            except DeadlineExceeded:
+                raise self._too_slow(location.url, "reading") from None
             _verify(meter, wanted)
             async with self.db.write() as session:
                 repo = ImageRepository(session)
@@ -214,6 +246,10 @@ class LocationService:
             await ImageRepository(session).claim_status(
                 image_id, ImageStatus.IMPORTING, ImageStatus.QUEUED
             )
+
+    def _too_slow(self, url: object, doing: str) -> InvalidInput:
+        seconds = self.settings.location_add_timeout
+        return InvalidInput(f"Invalid location: {url}: {doing} its data took over {seconds} s")
 
     async def list_locations(self, ctx: RequestContext, image_id: str) -> list[dict[str, Any]]:
         async with self.db.read() as session:

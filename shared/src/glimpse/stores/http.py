@@ -8,6 +8,9 @@ Redirects are followed up to MAX_REDIRECTS times (glance_store's limit). Proxies
 `http_proxy_information`, not from the environment, so what a store reaches is in its config.
 Built from settings, the store reads only URLs that pass `[import_filtering_opts]`, checked on
 every request and every redirect, from the address that was checked (see glimpse.net.transport).
+Each request must answer within `http_request_timeout` (redirects included; a size look-up's
+requests together), and a read must bring each MiB within it too, so a server that answers a
+byte at a time cannot hold a reader.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import httpx
 
 from glimpse.config import Settings
 from glimpse.domain.redaction import redact_text, redact_url
+from glimpse.net.deadline import DeadlineExceeded, bounded, within
 from glimpse.net.transport import FilteredTransport
 from glimpse.net.urlfilter import URLFilter
 from glimpse.stores.base import (
@@ -36,6 +40,7 @@ from glimpse.stores.base import (
 READ_CHUNK: Final = 1024 * 1024
 MAX_REDIRECTS: Final = 5
 TIMEOUT: Final = httpx.Timeout(60.0, connect=10.0)
+DEADLINE: Final = 60.0
 _CONTENT_RANGE: Final = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 # Range offsets apply to the bytes as stored, so ask for them unencoded.
 _HEADERS: Final = {"Accept-Encoding": "identity"}
@@ -51,8 +56,10 @@ class HttpStore:
         verify: ssl.SSLContext | bool = True,
         proxies: dict[str, str] | None = None,
         url_filter: URLFilter | None = None,
+        deadline: float = DEADLINE,
     ) -> None:
         self.name = name
+        self.deadline = deadline
 
         def transport(proxy: str | None = None) -> httpx.AsyncBaseTransport:
             inner = httpx.AsyncHTTPTransport(proxy=proxy, verify=verify)
@@ -91,26 +98,33 @@ class HttpStore:
         headers = {}
         if byte_range is not None:
             headers["Range"] = f"bytes={byte_range.start}-{byte_range.stop - 1}"
+        what = f"GET {_redact(location)}"
+        request = self.client.build_request("GET", url, headers=headers)
         try:
-            async with self.client.stream("GET", url, headers=headers) as response:
-                skip, remaining = self._span(response, location, byte_range)
-                async for raw in response.aiter_raw(READ_CHUNK):
-                    # A server that ignored Range sends everything: drop what precedes the span.
-                    dropped = min(skip, len(raw))
-                    skip -= dropped
-                    if remaining is None:
-                        piece = raw[dropped:]
-                    else:
-                        piece = raw[dropped : dropped + remaining]
-                        remaining -= len(piece)
-                    if piece:
-                        yield piece
-                    if remaining == 0:
-                        break
-                if remaining or skip:
-                    raise StoreError(f"store {self.name}: {_redact(location)} ended early")
-        except httpx.HTTPError as exc:
+            response = await within(self.deadline, what, self.client.send(request, stream=True))
+        except (httpx.HTTPError, DeadlineExceeded) as exc:
             self._fail(location, exc)
+        try:
+            skip, remaining = self._span(response, location, byte_range)
+            async for raw in bounded(response.aiter_raw(READ_CHUNK), what, each=self.deadline):
+                # A server that ignored Range sends everything: drop what precedes the span.
+                dropped = min(skip, len(raw))
+                skip -= dropped
+                if remaining is None:
+                    piece = raw[dropped:]
+                else:
+                    piece = raw[dropped : dropped + remaining]
+                    remaining -= len(piece)
+                if piece:
+                    yield piece
+                if remaining == 0:
+                    break
+            if remaining or skip:
+                raise StoreError(f"store {self.name}: {_redact(location)} ended early")
+        except (httpx.HTTPError, DeadlineExceeded) as exc:
+            self._fail(location, exc)
+        finally:
+            await response.aclose()
 
     def _span(
         self, response: httpx.Response, location: str, byte_range: ResolvedRange | None
@@ -137,7 +151,7 @@ class HttpStore:
         if status not in (httpx.codes.OK, httpx.codes.PARTIAL_CONTENT):
             raise StoreError(f"store {self.name}: {_redact(location)} answered {status}")
 
-    def _fail(self, location: str, exc: httpx.HTTPError) -> NoReturn:
+    def _fail(self, location: str, exc: httpx.HTTPError | DeadlineExceeded) -> NoReturn:
         raise StoreError(
             f"store {self.name}: {_redact(location)} failed: {type(exc).__name__}: "
             f"{redact_text(str(exc))}"
@@ -146,25 +160,31 @@ class HttpStore:
     async def size(self, location: str) -> int:
         url = self._url(location)
         try:
-            head = await self.client.head(url)
-            self._check_status(head, location)
-            length = head.headers.get("Content-Length")
-            if length is not None and length.isdigit():
-                return int(length)
-            # No length on HEAD (some servers stream it): ask for one byte and read the total.
-            async with self.client.stream("GET", url, headers={"Range": "bytes=0-0"}) as response:
-                self._check_status(response, location)
-                match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-                if response.status_code == httpx.codes.PARTIAL_CONTENT and match:
-                    total = match.group(3)
-                    if total.isdigit():
-                        return int(total)
-                length = response.headers.get("Content-Length")
-                if response.status_code == httpx.codes.OK and length and length.isdigit():
-                    return int(length)
-        except httpx.HTTPError as exc:
+            size = await within(self.deadline, f"size of {_redact(location)}", self._size(url))
+        except (httpx.HTTPError, DeadlineExceeded) as exc:
             self._fail(location, exc)
-        raise StoreError(f"store {self.name}: {_redact(location)} does not tell its size")
+        if size is None:
+            raise StoreError(f"store {self.name}: {_redact(location)} does not tell its size")
+        return size
+
+    async def _size(self, url: str) -> int | None:
+        head = await self.client.head(url)
+        self._check_status(head, url)
+        length = head.headers.get("Content-Length")
+        if length is not None and length.isdigit():
+            return int(length)
+        # No length on HEAD (some servers stream it): ask for one byte and read the total.
+        async with self.client.stream("GET", url, headers={"Range": "bytes=0-0"}) as response:
+            self._check_status(response, url)
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            if response.status_code == httpx.codes.PARTIAL_CONTENT and match:
+                total = match.group(3)
+                if total.isdigit():
+                    return int(total)
+            length = response.headers.get("Content-Length")
+            if response.status_code == httpx.codes.OK and length and length.isdigit():
+                return int(length)
+        return None
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -192,4 +212,10 @@ def from_settings(store_id: str, settings: Settings) -> HttpStore:
     }
     # Image URLs come from users: every read (and redirect) passes [import_filtering_opts].
     url_filter = URLFilter(settings.import_filtering_opts)
-    return HttpStore(store_id, verify=verify, proxies=proxies, url_filter=url_filter)
+    return HttpStore(
+        store_id,
+        verify=verify,
+        proxies=proxies,
+        url_filter=url_filter,
+        deadline=float(options.http_request_timeout),
+    )

@@ -36,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from glimpse.config import ConfigError, Settings
 from glimpse.domain.redaction import redact_url
+from glimpse.net.deadline import DeadlineExceeded, bounded, within
 from glimpse.stores.base import (
     Capability,
     ObjectNotFound,
@@ -79,6 +80,7 @@ class S3Config:
     part_size: int = 10 * MiB
     parts_in_flight: int = MAX_PARTS_IN_FLIGHT
     cacert: str = ""
+    request_timeout: float = 300.0  # one request in all; a GET's body: each chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +166,13 @@ class S3Store:
         )
 
     async def request(self, what: str, call: Awaitable[T], *, missing: frozenset[str]) -> T:
-        """Await one S3 call, turning its errors into ObjectNotFound (codes in `missing`) or
-        StoreError with the operation and S3's message."""
+        """Await one S3 call within s3_store_request_timeout, turning its errors into
+        ObjectNotFound (codes in `missing`), _TimedOut, or StoreError with the operation and
+        S3's message."""
         try:
-            return await call
+            return await within(self.config.request_timeout, what, call)
+        except DeadlineExceeded as exc:
+            raise _TimedOut(f"store {self.name}: {exc}") from exc
         except (ClientError, BotoCoreError) as exc:
             raise self._error(what, exc, missing) from exc
 
@@ -208,14 +213,17 @@ class S3Store:
         what = f"create bucket {bucket}"
         try:
             if region == "us-east-1":  # the one region that takes no location constraint
-                await client.create_bucket(Bucket=bucket)
+                creating = client.create_bucket(Bucket=bucket)
             else:
-                await client.create_bucket(
+                creating = client.create_bucket(
                     Bucket=bucket,
                     CreateBucketConfiguration={
                         "LocationConstraint": cast("BucketLocationConstraintType", region)
                     },
                 )
+            await within(self.config.request_timeout, what, creating)
+        except DeadlineExceeded as exc:
+            raise _TimedOut(f"store {self.name}: {exc}") from exc
         except ClientError as exc:
             if _code(exc) != "BucketAlreadyOwnedByYou":  # another upload just created it
                 raise self._error(what, exc, frozenset()) from exc
@@ -238,8 +246,9 @@ class S3Store:
                     client.put_object(Bucket=config.bucket, Key=key, Body=first.take()),
                     missing=frozenset(),
                 )
-            except asyncio.CancelledError:
-                # The server may have stored the object before the cancellation arrived.
+            except (asyncio.CancelledError, _TimedOut):
+                # The server may have stored the object before the cancellation (or the
+                # deadline) arrived.
                 await self._shielded(self._remove_quietly(client, key))
                 raise
             return StoredObject(location=self.location_for(key), size=first.size)
@@ -283,9 +292,10 @@ class S3Store:
         await _Multipart(self, client, key, created["UploadId"]).abort()
 
     async def _remove_quietly(self, client: S3Client, key: str) -> None:
+        deleting = client.delete_object(Bucket=self.config.bucket, Key=key)
         try:
-            await client.delete_object(Bucket=self.config.bucket, Key=key)
-        except (ClientError, BotoCoreError) as exc:
+            await within(self.config.request_timeout, f"DELETE {key}", deleting)
+        except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
             log.warning("store %s: could not remove %s: %s", self.name, key, exc)
 
     async def _shielded(self, cleanup: Coroutine[Any, Any, None]) -> None:
@@ -311,14 +321,14 @@ class S3Store:
         response = await self.request(what, request, missing=_NOT_FOUND)
         body = response["Body"]
         try:
-            while True:
-                try:
-                    chunk = await body.read(READ_CHUNK)
-                except (BotoCoreError, OSError) as exc:
-                    raise StoreError(f"store {self.name}: {what} failed: {exc}") from exc
-                if not chunk:
-                    break
-                yield chunk
+            # Each chunk within the request timeout: a server sending a byte at a time
+            # cannot hold the read forever.
+            chunks = bounded(_body_chunks(body), what, each=self.config.request_timeout)
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            except (BotoCoreError, OSError, DeadlineExceeded) as exc:
+                raise StoreError(f"store {self.name}: {what} failed: {exc}") from exc
         finally:
             body.close()
 
@@ -349,24 +359,16 @@ class S3Store:
         """Every multipart upload pending in the bucket, whoever started it."""
         bucket = self.config.bucket
         client = await self._s3()
-        uploads: list[PendingUpload] = []
-        pages = client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket)
+        what = f"list multipart uploads of {bucket}"
         try:
-            async for page in pages:
-                uploads.extend(
-                    PendingUpload(
-                        key=upload["Key"],
-                        upload_id=upload["UploadId"],
-                        initiated=_epoch(upload["Initiated"]),
-                    )
-                    for upload in page.get("Uploads", [])
-                )
+            return await within(self.config.request_timeout, what, _list_uploads(client, bucket))
+        except DeadlineExceeded as exc:
+            raise _TimedOut(f"store {self.name}: {exc}") from exc
         except (ClientError, BotoCoreError) as exc:
-            error = self._error(f"list multipart uploads of {bucket}", exc, _NO_BUCKET)
+            error = self._error(what, exc, _NO_BUCKET)
             if isinstance(error, ObjectNotFound):
                 return []  # no bucket yet: nothing was ever uploaded
             raise error from exc
-        return uploads
 
     async def abort_upload(self, upload: PendingUpload) -> None:
         """Abort a pending multipart upload, freeing its parts; one already gone is done."""
@@ -386,6 +388,39 @@ class S3Store:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
         await self._exit.aclose()
         self._client = None
+
+
+class _TimedOut(StoreError):
+    """An S3 request ran past s3_store_request_timeout."""
+
+
+async def _body_chunks(body: Any) -> AsyncIterator[bytes]:  # noqa: ANN401 -- aiobotocore's stream
+    """The body in READ_CHUNK blocks (the last may be shorter). A read returns what has
+    arrived, however little: gathering whole blocks is what lets a deadline per block bound
+    the pace of a server that sends a few bytes at a time."""
+    block = bytearray()
+    while chunk := await body.read(READ_CHUNK - len(block)):
+        block += chunk
+        if len(block) >= READ_CHUNK:
+            yield bytes(block)
+            block.clear()
+    if block:
+        yield bytes(block)
+
+
+async def _list_uploads(client: S3Client, bucket: str) -> list[PendingUpload]:
+    uploads: list[PendingUpload] = []
+    pages = client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket)
+    async for page in pages:
+        uploads.extend(
+            PendingUpload(
+                key=upload["Key"],
+                upload_id=upload["UploadId"],
+                initiated=_epoch(upload["Initiated"]),
+            )
+            for upload in page.get("Uploads", [])
+        )
+    return uploads
 
 
 class _Multipart:
@@ -564,5 +599,6 @@ def from_settings(store_id: str, settings: Settings) -> S3Store:
         part_size=options.s3_store_large_object_chunk_size * MiB,
         parts_in_flight=options.s3_store_thread_pools,
         cacert=options.s3_store_cacert,
+        request_timeout=float(options.s3_store_request_timeout),
     )
     return S3Store(store_id, config)

@@ -14,7 +14,8 @@ from glimpse.config import Settings
 from glimpse.config.settings import KeystoneAuthTokenOptions
 from glimpse.context import RequestContext
 from glimpse.domain.errors import IdentityUnavailable, NotAuthenticated
-from glimpse_api.keystone.cache import TokenCache, token_key
+from glimpse.net.deadline import acquire_within
+from glimpse_api.keystone.cache import RefusedTokens, TokenCache, token_key
 from glimpse_api.keystone.client import (
     Clock,
     KeystoneClient,
@@ -58,6 +59,12 @@ class KeystoneAuthenticator:
         self.cache = TokenCache(
             options.token_cache_time, options.token_cache_max_entries, redis, clock
         )
+        self.refused = RefusedTokens(
+            options.invalid_token_cache_time, options.token_cache_max_entries
+        )
+        # Validations in flight at Keystone, at most: a flood of tokens waits its turn (each
+        # at most http_request_timeout) instead of taking every connection.
+        self._slots = asyncio.Semaphore(options.validation_concurrency)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeystoneAuthenticator:
@@ -102,6 +109,8 @@ class KeystoneAuthenticator:
     async def _identity(self, token: str) -> TokenInfo:
         info = await self.cache.get(token)
         if info is None:
+            if self.refused.holds(token):
+                raise NotAuthenticated(REJECTED)
             info = await self._validated(token)
         # Checked on every use, cached or not: an entry may outlive its token by clock skew
         # between nodes sharing Redis, and Keystone may hand out a token in its last second.
@@ -126,15 +135,27 @@ class KeystoneAuthenticator:
             done.exception()  # retrieved here too, in case every waiter went away
 
     async def _ask_keystone(self, token: str) -> TokenInfo:
+        await self._take_slot()
         try:
             info = await self.client.validate(token)
         except TokenRejected:
             log.info("Keystone rejected a token")
+            self.refused.add(token)
             raise NotAuthenticated(REJECTED) from None
         except KeystoneUnavailable:
             raise IdentityUnavailable(UNAVAILABLE) from None
+        finally:
+            self._slots.release()
         await self.cache.put(token, info)  # put() keeps nothing past the token's expiry
         return info
+
+    async def _take_slot(self) -> None:
+        """One of the validation_concurrency slots, waited for at most http_request_timeout
+        (IdentityUnavailable then: Keystone is too slow for the load)."""
+        seconds = self._options.http_request_timeout
+        if not await acquire_within(self._slots, seconds):
+            log.warning("no token validation slot within %ss", seconds)
+            raise IdentityUnavailable(UNAVAILABLE)
 
     async def _service_identity(self, token: str) -> TokenInfo:
         info = await self._identity(token)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -133,3 +134,38 @@ class TokenCache:
     async def aclose(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()
+
+
+class RefusedTokens:
+    """Tokens Keystone refused lately, by SHA-256 hash, each for `cache_time` seconds: a client
+    repeating a bad token (or a flood of them) is answered 401 without asking Keystone again.
+    In memory only, bounded (the oldest go first)."""
+
+    def __init__(self, cache_time: int, max_entries: int) -> None:
+        self._cache_time = cache_time
+        self._max_entries = max_entries
+        self._until: OrderedDict[str, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def add(self, token: str) -> None:
+        if self._cache_time <= 0:
+            return
+        key = token_key(token)
+        self._until[key] = time.monotonic() + self._cache_time
+        self._until.move_to_end(key)
+        while len(self._until) > self._max_entries:
+            self._until.popitem(last=False)
+
+    def holds(self, token: str) -> bool:
+        if not self._until:
+            return False
+        key = token_key(token)
+        until = self._until.get(key)
+        if until is None:
+            return False
+        if until <= time.monotonic():
+            del self._until[key]
+            return False
+        return True

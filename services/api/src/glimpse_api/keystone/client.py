@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from glimpse.config.settings import KeystoneAuthTokenOptions
+from glimpse.net.deadline import DeadlineExceeded, within
 from glimpse_api.keystone.tokens import MalformedToken, TokenInfo, parse_time, parse_token
 
 log = logging.getLogger(__name__)
@@ -132,9 +133,14 @@ class KeystoneClient:
         return _ServiceToken(value=value, expires_at=expires_at)
 
     async def _send(self, method: str, **kwargs: Any) -> httpx.Response:  # noqa: ANN401 -- httpx kwargs
+        """One request, within http_request_timeout in all (a timeout per socket wait
+        alone would let a Keystone that answers a byte at a time hold it forever)."""
+        request = self._http.request(method, self._url, **kwargs)
         try:
-            return await self._http.request(method, self._url, **kwargs)
-        except httpx.HTTPError as exc:
+            return await within(
+                self._options.http_request_timeout, f"{method} {self._url}", request
+            )
+        except (httpx.HTTPError, DeadlineExceeded) as exc:
             log.critical("Unable to reach Keystone at %s: %s", self._url, exc)
             raise KeystoneUnavailable(f"{type(exc).__name__}: {exc}") from exc
 

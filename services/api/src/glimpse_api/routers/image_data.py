@@ -17,6 +17,7 @@ from glimpse_api.openapi.routes import (
     operation,
     query,
 )
+from glimpse_api.schemas.body import content_length
 
 router = APIRouter(prefix="/v2/images/{image_id}/file")
 
@@ -49,6 +50,7 @@ async def upload_image_data(
         request.stream(),
         store_id=request.headers.get("x-image-meta-store"),
         expected_size=_announced_size(request.headers.get("x-openstack-image-size")),
+        body_size=content_length(request),
     )
     return Response(status_code=204)
 

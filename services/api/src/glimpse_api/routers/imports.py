@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from glimpse_api.deps import ContextDep, ImportServiceDep
 from glimpse_api.openapi.routes import STORE_HEADER, binary_body, json_body, operation, ref
-from glimpse_api.schemas.body import read_json_object
+from glimpse_api.schemas.body import content_length, read_json_object
 
 router = APIRouter()
 
@@ -26,7 +26,7 @@ async def import_info(_ctx: ContextDep, imports: ImportServiceDep) -> dict[str, 
 async def stage_image_data(
     image_id: str, request: Request, ctx: ContextDep, imports: ImportServiceDep
 ) -> Response:
-    await imports.stage(ctx, image_id, request.stream())
+    await imports.stage(ctx, image_id, request.stream(), content_length(request))
     return Response(status_code=204)
 
 

@@ -9,19 +9,20 @@ object whole or not at all: a failed or repeated fetch leaves no partial file.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 import httpx
 
-from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.tables import Image
 from glimpse.domain.errors import LimitExceeded
 from glimpse.domain.redaction import redact_text, redact_url
+from glimpse.net.deadline import DeadlineExceeded, bounded, within
 from glimpse.net.transport import FilteredTransport, FilteredURL
 from glimpse.net.urlfilter import URLFilter
-from glimpse.services.image_data import size_limit
+from glimpse.services.image_data import cap_message
+from glimpse.services.quota import StorageQuota
 from glimpse.stores.metering import Meter, metered
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.runtime import WorkerContext
@@ -30,8 +31,10 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK: Final = 1024 * 1024
 MAX_REDIRECTS: Final = 5
-# A stalled source must not hold the task forever: no byte for READ_TIMEOUT fails the fetch.
+# A stalled source must not hold the task forever: no byte for 60 s fails the fetch, and so
+# does a source slower than a MiB a minute ([task] web_download_timeout bounds the whole).
 TIMEOUT: Final = httpx.Timeout(60.0, connect=10.0)
+PACE_SECONDS: Final = 60.0
 # The bytes as the server holds them: a compressed transfer would change size and hashes.
 _HEADERS: Final = {"Accept-Encoding": "identity"}
 
@@ -52,45 +55,61 @@ def _client(ctx: WorkerContext) -> httpx.AsyncClient:
     )
 
 
-async def _limit(ctx: WorkerContext, image: Image) -> tuple[int, Callable[[], LimitExceeded]]:
-    """image_size_cap, or what is left of the owner's storage quota when that is smaller."""
-    quota = ctx.settings.user_storage_quota
-    quota_left = None
-    if quota > 0 and image.owner is not None:
-        async with ctx.database.read() as session:
-            quota_left = quota - await ImageRepository(session).storage_used(image.owner)
-    return size_limit(ctx.settings, quota_left)
-
-
 def _expected_size(response: httpx.Response) -> int | None:
     length = response.headers.get("Content-Length", "")
     return int(length) if length.isdigit() else None
 
 
 async def download(ctx: WorkerContext, image: Image, uri: str, progress: Progress) -> None:
-    """Stream `uri` into the staging store under the image's id."""
-    limit, too_big = await _limit(ctx, image)
+    """Stream `uri` into the staging store under the image's id, within image_size_cap and
+    the owner's quota: the bytes are reserved as they come (the reservation stays with the
+    import until the image goes active or the import fails)."""
+    cap = ctx.settings.image_size_cap
+    quota = StorageQuota(ctx.settings, ctx.database)
     shown = redact_url(uri)  # what a task message or a log line may show of it
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    total = ctx.settings.task.web_download_timeout
     async with _client(ctx) as client:
         try:
-            async with client.stream("GET", uri) as response:
+            request = client.build_request("GET", uri)
+            sending = client.send(request, stream=True)
+            response = await within(total, "the source", sending)
+            try:
                 if response.status_code != httpx.codes.OK:
                     msg = f"Download of {shown} failed: the server answered {response.status_code}"
                     raise DownloadFailed(msg)
+                expected = _expected_size(response)
+                if expected is not None and expected > cap:
+                    raise LimitExceeded(cap_message(cap))
+                # A length the server announces is reserved at once: one too large for the
+                # quota fails before any byte is read.
+                granted = (
+                    0 if expected is None else await quota.reserve(image.id, image.owner, expected)
+                )
                 meter = Meter(ctx.settings.hashing_algorithm)
-                body: AsyncIterator[bytes] = response.aiter_raw(READ_CHUNK)
-                data = metered(
+                body = bounded(
+                    response.aiter_raw(READ_CHUNK),
+                    "the source",
+                    each=PACE_SECONDS,
+                    total=total,
+                    since=started,
+                )
+                blocks = metered(
                     progress.count(body),
                     meter,
-                    limit=limit,
-                    on_limit=too_big,
+                    limit=cap,
+                    on_limit=lambda: LimitExceeded(cap_message(cap)),
                     # A connection cut short must not pass for the whole image.
-                    expected_size=_expected_size(response),
+                    expected_size=expected,
                 )
+                data = quota.guard(image.id, image.owner, blocks, granted=granted)
                 stored = await ctx.stores.staging.put(image.id, data)
+            finally:
+                await response.aclose()
         except FilteredURL as exc:
             raise DownloadFailed(f"Download of {shown} refused: {redact_text(str(exc))}") from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, DeadlineExceeded) as exc:
             msg = f"Download of {shown} failed: {type(exc).__name__}: {redact_text(str(exc))}"
             raise DownloadFailed(msg) from None
     log.info("web-download of image %s: %d bytes staged from %s", image.id, stored.size, shown)

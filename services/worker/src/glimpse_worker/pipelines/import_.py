@@ -19,8 +19,9 @@ from datetime import timedelta
 from typing import Any, Final
 
 from glimpse.db.repositories.images import ImageRepository
+from glimpse.db.repositories.reservations import ReservationRepository
 from glimpse.db.repositories.tasks import TaskRepository
-from glimpse.db.tables import ImageLocation, Task, utcnow
+from glimpse.db.tables import Image, ImageLocation, Task, utcnow
 from glimpse.domain.images import ImageStatus
 from glimpse.domain.redaction import redact_data, redact_text
 from glimpse.domain.tasks import (
@@ -83,6 +84,7 @@ async def run(ctx: WorkerContext, task_id: str) -> float | None:
         task = await tasks.get(task_id)
     if task is None or task.image_id is None:
         return None
+    progress.image_id = task.image_id
     bind_job(task.request_id, task.user_id, task.owner)
     try:
         result = await _import(ctx, task, progress)
@@ -143,6 +145,8 @@ async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[st
                 os_hash_algo=meter.hash_algo,
                 os_hash_value=meter.hash_value,
             )
+            # The size recorded now counts against the quota in the reservation's stead.
+            await ReservationRepository(session).release(image_id)
         await repo.set_properties(
             image_id,
             {
@@ -333,25 +337,11 @@ async def _fail(
         image = await repo.get(image_id, lock=True)
         properties = await repo.properties(image_id) if image is not None else {}
         ours = image is None or properties.get(IMPORT_LOCK) == task.id
+        if ours:
+            # The data is given up: so is the storage it reserved (a copy reserves none).
+            await ReservationRepository(session).release(image_id)
         if image is not None and ours:
-            if _copying(task):
-                targets = _targets(ctx, task)
-                held = (await repo.record(image)).locations
-                locations = [loc for loc in held if loc.store_id in targets]
-            elif image.status == ImageStatus.IMPORTING:
-                locations = (await repo.record(image)).locations
-                await repo.claim_status(
-                    image_id, ImageStatus.IMPORTING, ImageStatus.QUEUED, size=None
-                )
-            for location in locations:
-                await repo.retire_location(location)
-            values: dict[str, str | None] = {IMPORT_LOCK: None, IMPORTING_TO_STORES: ""}
-            if failed_store is not None:
-                values[FAILED_IMPORT] = _with(properties.get(FAILED_IMPORT), failed_store)
-            await repo.set_properties(image_id, values)
-            if task.type == TASK_TYPE_LEGACY_IMPORT:
-                # The Tasks API's import made the image for this data: it goes too, as in Glance.
-                await repo.mark_deleted(image, delayed=False)
+            locations = await _revert(ctx, repo, task, image, properties, failed_store=failed_store)
     for location in locations:
         store = ctx.stores.get(location.store_id or ctx.stores.default_id)
         if store is not None:
@@ -359,6 +349,37 @@ async def _fail(
     if ours:
         await ctx.stores.staging.delete_if_present(staged_location(ctx.settings, image_id))
     await _finish(ctx, task.id, TaskStatus.FAILURE, message, None)
+
+
+async def _revert(
+    ctx: WorkerContext,
+    repo: ImageRepository,
+    task: Task,
+    image: Image,
+    properties: dict[str, str],
+    *,
+    failed_store: str | None,
+) -> list[ImageLocation]:
+    """Inside _fail's transaction: undo what the import did to its image; the locations it
+    retired, whose data goes once this commits."""
+    locations: list[ImageLocation] = []
+    if _copying(task):
+        targets = _targets(ctx, task)
+        held = (await repo.record(image)).locations
+        locations = [loc for loc in held if loc.store_id in targets]
+    elif image.status == ImageStatus.IMPORTING:
+        locations = (await repo.record(image)).locations
+        await repo.claim_status(image.id, ImageStatus.IMPORTING, ImageStatus.QUEUED, size=None)
+    for location in locations:
+        await repo.retire_location(location)
+    values: dict[str, str | None] = {IMPORT_LOCK: None, IMPORTING_TO_STORES: ""}
+    if failed_store is not None:
+        values[FAILED_IMPORT] = _with(properties.get(FAILED_IMPORT), failed_store)
+    await repo.set_properties(image.id, values)
+    if task.type == TASK_TYPE_LEGACY_IMPORT:
+        # The Tasks API's import made the image for this data: it goes too, as in Glance.
+        await repo.mark_deleted(image, delayed=False)
+    return locations
 
 
 async def _finish(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from glimpse.services.quota import StorageQuota
 from glimpse.stores.metering import Meter
 from glimpse_worker.pipelines.inspection import survey_staged
 from glimpse_worker.pipelines.sources import ImportJob
@@ -39,4 +40,8 @@ async def prepare(job: ImportJob) -> Prepared:
     prepared = Prepared(job.image.disk_format, job.image.container_format)
     await run_plugins(job, prepared)
     prepared.meter = await survey_staged(job, prepared)
+    # What the stores are about to receive, reserved under the owner's quota (already, unless
+    # this is a retried job whose earlier reservation lapsed with its worker).
+    quota = StorageQuota(job.ctx.settings, job.ctx.database)
+    await quota.reserve(job.image.id, job.image.owner, prepared.meter.size)
     return prepared

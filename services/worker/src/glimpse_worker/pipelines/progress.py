@@ -1,4 +1,5 @@
-"""An import's progress: "Copied N MiB" on the task, and the renewal of its lease."""
+"""An import's progress: "Copied N MiB" on the task, and the renewal of its lease (and of
+its image's storage reservation)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from datetime import timedelta
 from typing import Any, Final
 
+from glimpse.db.repositories.reservations import ReservationRepository
 from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import utcnow
 from glimpse_worker.runtime import WorkerContext
@@ -24,6 +26,8 @@ class Progress:
     def __init__(self, ctx: WorkerContext, task_id: str) -> None:
         self.ctx = ctx
         self.task_id = task_id
+        # The image whose storage reservation lives as long as the task's lease (once known).
+        self.image_id: str | None = None
         self.done = 0
         self._lanes: dict[str, int] = {}
         self._last = time.monotonic()
@@ -48,8 +52,11 @@ class Progress:
             return
         self._last = now
         message = f"Copied {self.copied // MiB} MiB" if report else None
+        lease_until = self.lease_until()
         async with self.ctx.database.write() as session:
-            await TaskRepository(session).heartbeat(self.task_id, message, self.lease_until())
+            await TaskRepository(session).heartbeat(self.task_id, message, lease_until)
+            if self.image_id is not None:
+                await ReservationRepository(session).renew(self.image_id, lease_until)
 
     async def count(
         self, chunks: AsyncIterable[bytes], lane: str | None = None

@@ -2,8 +2,10 @@
 its content. Detected by magic bytes, not by name or disk_format; an image whose
 container_format is `compressed` is meant to stay compressed and is left alone.
 
-The output stops at image_size_cap bytes, so a decompression bomb cannot fill the staging disk.
-Data that is already decompressed has no magic bytes, so a retried job leaves it as it is.
+The output stops at image_size_cap bytes, so a decompression bomb cannot fill the staging disk;
+it is reserved under the owner's user_storage_quota before it is written (see
+glimpse.services.quota), so output past the quota fails the import too. Data that is already
+decompressed has no magic bytes, so a retried job leaves it as it is.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import gzip
 import logging
 import zipfile
 import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, cast
 
+from glimpse.services.quota import StorageQuota
 from glimpse_worker.pipelines.sources import staged_path
 from glimpse_worker.plugins import PluginFailed
 from glimpse_worker.plugins.staging import replacement
@@ -77,20 +81,30 @@ def _open(kind: str, path: Path) -> IO[bytes]:
 
 
 async def _copy(job: ImportJob, source: IO[bytes], target: Path, cap: int) -> int:
-    """Decompress in bounded chunks into `target`; stop past `cap` output bytes."""
+    """Decompress in bounded chunks into `target`; stop past `cap` output bytes, or past
+    what the owner's quota leaves (the output is reserved before it is written)."""
+    quota = StorageQuota(job.ctx.settings, job.ctx.database)
     size = 0
     out = await asyncio.to_thread(target.open, "wb")
     try:
-        while chunk := await asyncio.to_thread(source.read, CHUNK):
+        async for chunk in quota.guard(job.image.id, job.image.owner, _read(source, cap)):
             size += len(chunk)
-            if size > cap:
-                msg = (
-                    "Image decompression failed: the decompressed image is larger than "
-                    f"image_size_cap ({cap} bytes)"
-                )
-                raise PluginFailed(msg)
             await asyncio.to_thread(out.write, chunk)
             await job.progress.beat()  # keeps the lease of a long decompression
     finally:
         await asyncio.shield(asyncio.to_thread(out.close))
     return size
+
+
+async def _read(source: IO[bytes], cap: int) -> AsyncIterator[bytes]:
+    """The decompressed data in chunks, refused once past `cap` bytes."""
+    size = 0
+    while chunk := await asyncio.to_thread(source.read, CHUNK):
+        size += len(chunk)
+        if size > cap:
+            msg = (
+                "Image decompression failed: the decompressed image is larger than "
+                f"image_size_cap ({cap} bytes)"
+            )
+            raise PluginFailed(msg)
+        yield chunk

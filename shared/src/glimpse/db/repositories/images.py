@@ -330,13 +330,6 @@ class ImageRepository:
         )
         return set((await self.session.execute(statement)).scalars())
 
-    async def storage_used(self, owner: str | None) -> int:
-        """Bytes of image data `owner` keeps, counting images being written."""
-        statement = sa.select(sa.func.coalesce(sa.func.sum(_IMAGE.c.size), 0)).where(
-            _IMAGE.c.owner == owner, _IMAGE.c.deleted.is_(False)
-        )
-        return int((await self.session.execute(statement)).scalar_one())
-
     async def usage(self, owner: str | None) -> ProjectUsage:
         """One project's images: how many, bytes stored, and what is being staged."""
         in_flight = _IMAGE.c.status.in_([ImageStatus.UPLOADING, ImageStatus.IMPORTING])
@@ -452,14 +445,20 @@ def _marker_value(key: str, marker: Image) -> Any:  # noqa: ANN401 -- any column
 
 
 def _after_marker(sort: list[tuple[str, SortDir]], marker: Image) -> ColumnElement[bool]:
-    """Keyset condition: rows strictly after `marker` in the (mixed-direction) sort order."""
-    clauses = []
-    for index, (key, direction) in enumerate(sort):
-        equal_prefix = [
-            _sort_expression(prev) == _marker_value(prev, marker) for prev, _ in sort[:index]
-        ]
+    """Keyset condition: rows strictly after `marker` in the (mixed-direction) sort order.
+
+    Nested as k1 beyond OR (k1 = v1 AND (k2 beyond OR (k2 = v2 AND ...))), so it grows
+    linearly with the number of keys (the flat OR of prefixes grows quadratically)."""
+    condition: ColumnElement[bool] | None = None
+    for key, direction in reversed(sort):
         expression = _sort_expression(key)
         value = _marker_value(key, marker)
+        if not isinstance(value, sa.ClauseElement):
+            # Bound as a typed value: SQLAlchemy refuses `>` against a bare True/False.
+            value = sa.literal(value, expression.type)
         beyond = expression > value if direction is SortDir.ASC else expression < value
-        clauses.append(sa.and_(*equal_prefix, beyond))
-    return sa.or_(*clauses)
+        condition = (
+            beyond if condition is None else sa.or_(beyond, sa.and_(expression == value, condition))
+        )
+    assert condition is not None  # noqa: S101 -- page() always sorts by created_at and id
+    return condition

@@ -1,0 +1,124 @@
+"""`user_storage_quota`, enforced while data is written, across every API node and worker.
+
+What an owner stores is the sizes its images' rows record plus the reservations of the
+images being written (StorageReservation). A writer reserves bytes before it lets them through
+to a store: in one write transaction, under the owner's row lock, it checks that the owner's
+other images and reservations leave room, and records its own reservation. So any number of
+parallel uploads, stages and imports, on any node, cannot together pass the quota: one that
+would is refused (413 for a request, a failed task for an import) and keeps nothing.
+
+A stream reserves ahead of the bytes it has seen (RESERVE_AHEAD, or a quarter of the room left
+when that is less), so it asks the database about once per RESERVE_AHEAD bytes; it renews its
+lease while it flows, and the import job renews it with its own lease. The reservation goes in
+the transaction that records the image's size, or that gives the data up; a process that dies
+leaves it to lapse once its lease (`[task] lease_time`) runs out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterable, AsyncIterator
+from datetime import timedelta
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from glimpse.config import Settings
+from glimpse.db.engine import Database
+from glimpse.db.repositories.reservations import ReservationRepository
+from glimpse.db.tables import utcnow
+from glimpse.domain.errors import LimitExceeded
+
+MiB: Final = 1024 * 1024
+RESERVE_AHEAD: Final = 16 * MiB
+
+
+def quota_message(quota: int) -> str:
+    return f"Denying attempt to upload image because it exceeds the quota: {quota} bytes"
+
+
+class StorageQuota:
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.quota = settings.user_storage_quota
+        self.lease = timedelta(seconds=settings.task.lease_time)
+        self.db = database
+
+    @property
+    def enabled(self) -> bool:
+        return self.quota > 0
+
+    async def reserve_in(
+        self,
+        session: AsyncSession,
+        image_id: str,
+        owner: str | None,
+        need: int,
+        ahead: int = 0,
+    ) -> int:
+        """Within the caller's write transaction: let the image hold `need` bytes in all, and
+        up to `ahead` more while there is room, reserving what its row does not record yet.
+        Returns the bytes the image may now hold; LimitExceeded if `need` does not fit."""
+        repo = ReservationRepository(session)
+        await repo.lock_owner(owner)
+        now = utcnow()
+        await repo.drop_expired(owner, now)
+        room = self.quota - await repo.used(owner, now, besides=image_id)
+        if need > room:
+            raise LimitExceeded(quota_message(self.quota))
+        # Near the quota a writer takes only a share of what is left, so parallel writers
+        # are not refused for room another merely reserved ahead.
+        granted = need + min(ahead, (room - need) // 4)
+        extra = granted - await repo.recorded_size(image_id)
+        if extra > 0:
+            await repo.hold(owner, image_id, extra, now + self.lease)
+        else:
+            await repo.release(image_id)
+        return granted
+
+    async def reserve_claim(
+        self, session: AsyncSession, image_id: str, owner: str | None, body_size: int | None
+    ) -> int:
+        """What an incoming image reserves in the transaction that claims it for writing: the
+        whole body when its size is known, else room for a first stretch of it. 0 without a
+        quota (nothing is reserved then)."""
+        if not self.enabled:
+            return 0
+        if body_size is not None:
+            return await self.reserve_in(session, image_id, owner, max(body_size, 1))
+        return await self.reserve_in(session, image_id, owner, 1, RESERVE_AHEAD)
+
+    async def reserve(self, image_id: str, owner: str | None, need: int, ahead: int = 0) -> int:
+        """`reserve_in`, in a transaction of its own."""
+        if not self.enabled:
+            return need + ahead
+        async with self.db.write() as session:
+            return await self.reserve_in(session, image_id, owner, need, ahead)
+
+    async def release(self, image_id: str) -> None:
+        async with self.db.write() as session:
+            await ReservationRepository(session).release(image_id)
+
+    async def guard(
+        self,
+        image_id: str,
+        owner: str | None,
+        chunks: AsyncIterable[bytes],
+        *,
+        granted: int = 0,
+    ) -> AsyncIterator[bytes]:
+        """Pass `chunks` through, reserving before a chunk would take the image past what it
+        may hold (`granted` to begin with): no chunk reaches the store unreserved. Renews the
+        reservation's lease while the data flows."""
+        if not self.enabled:
+            async for chunk in chunks:
+                yield chunk
+            return
+        size = 0
+        renew_after = self.lease.total_seconds() / 3
+        renewed = time.monotonic()
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > granted or time.monotonic() - renewed > renew_after:
+                granted = await self.reserve(image_id, owner, size, RESERVE_AHEAD)
+                renewed = time.monotonic()
+            yield chunk
