@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from glimpse.config import Settings
+from glimpse.db.tables import Image, ImageLocation
 from glimpse.logs import ContextFilter
+from glimpse.services.deletion import DeletionService
+from glimpse_worker.pipelines import import_
+from glimpse_worker.runtime import WorkerContext
 from store_servers import HttpServer
 
 PROJECT = "project-a"
@@ -54,6 +60,14 @@ async def client(make_settings: Any, client_for: Any, tmp_path: Path) -> httpx.A
 
 
 @pytest.fixture
+async def worker(make_settings: Any, tmp_path: Path) -> AsyncIterator[WorkerContext]:
+    """A worker's context on the same stores and database as `client`."""
+    context = WorkerContext.build(make(make_settings, tmp_path))
+    yield context
+    await context.aclose()
+
+
+@pytest.fixture
 async def visible(make_settings: Any, client_for: Any, tmp_path: Path) -> httpx.AsyncClient:
     settings = make(make_settings, tmp_path, show_multiple_locations=True)
     result: httpx.AsyncClient = await client_for(settings)
@@ -76,22 +90,54 @@ def stored_object(tmp_path: Path, store: str, name: str, data: bytes) -> str:
     return path.as_uri()
 
 
+async def added(
+    client: httpx.AsyncClient,
+    worker: WorkerContext,
+    image_id: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+) -> dict[str, Any]:
+    """POST the location (202: a pending location_import task), run the task as a worker
+    would, and return it as the API then shows it."""
+    response = await client.post(f"/v2/images/{image_id}/locations", json=body, headers=headers)
+    assert response.status_code == 202, response.text
+    assert response.content == b""
+    tasks = (await client.get(f"/v2/images/{image_id}/tasks", headers=MEMBER)).json()["tasks"]
+    [pending] = [task for task in tasks if task["status"] == "pending"]
+    assert pending["type"] == "location_import"
+    assert (await image(client, image_id))["status"] == "queued"
+    await import_.run(worker, pending["id"])
+    response = await client.get(f"/v2/tasks/{pending['id']}", headers=ADMIN)
+    task: dict[str, Any] = response.json()
+    return task
+
+
+async def image(client: httpx.AsyncClient, image_id: str) -> dict[str, Any]:
+    shown: dict[str, Any] = (await client.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
+    return shown
+
+
 async def test_service_adds_a_location_and_the_data_is_hashed(
-    client: httpx.AsyncClient, tmp_path: Path
+    client: httpx.AsyncClient, worker: WorkerContext, tmp_path: Path
 ) -> None:
     data = b"volume snapshot bytes" * 1000
     url = stored_object(tmp_path, "cheap", "snap-1", data)
     image_id = await queued_image(client)
-    response = await client.post(
-        f"/v2/images/{image_id}/locations", json={"url": url}, headers=SERVICE
+    task = await added(client, worker, image_id, {"url": url}, SERVICE)
+    assert (task["status"], task["result"], task["message"]) == (
+        "success",
+        {"image_id": image_id},
+        "",
     )
-    assert response.status_code == 202, response.text
-    shown = (await client.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
+    assert task["input"] == {"image_id": image_id, "loc_url": url, "validation_data": {}}
+    shown = await image(client, image_id)
     assert shown["status"] == "active"
     assert shown["size"] == len(data)
     assert shown["checksum"] == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert shown["os_hash_algo"] == "sha512"
     assert shown["os_hash_value"] == hashlib.sha512(data).hexdigest()
     assert shown["stores"] == "cheap"
+    assert "os_glance_import_task" not in shown
     downloaded = await client.get(f"/v2/images/{image_id}/file", headers=MEMBER)
     assert downloaded.content == data
     listed = await client.get(f"/v2/images/{image_id}/locations", headers=SERVICE)
@@ -100,43 +146,57 @@ async def test_service_adds_a_location_and_the_data_is_hashed(
 
 
 async def test_validation_data_must_match_the_data(
-    client: httpx.AsyncClient, tmp_path: Path
+    client: httpx.AsyncClient, worker: WorkerContext, tmp_path: Path
 ) -> None:
     data = b"abc" * 100
     url = stored_object(tmp_path, "fast", "obj", data)
     image_id = await queued_image(client)
+    actual = hashlib.sha512(data).hexdigest()
     wrong = {"os_hash_algo": "sha512", "os_hash_value": hashlib.sha512(b"other").hexdigest()}
-    response = await client.post(
-        f"/v2/images/{image_id}/locations",
-        json={"url": url, "validation_data": wrong},
-        headers=SERVICE,
+    task = await added(client, worker, image_id, {"url": url, "validation_data": wrong}, SERVICE)
+    assert task["status"] == "failure"
+    assert task["message"] == (
+        f"os_hash_value: ({wrong['os_hash_value']}) not matched with actual "
+        f"os_hash_value: ({actual})"
     )
-    assert response.status_code == 400
-    assert "not matched" in response.text
-    shown = (await client.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
+    shown = await image(client, image_id)
     assert (shown["status"], shown["size"], shown["checksum"]) == ("queued", None, None)
-    right = {"os_hash_algo": "sha256", "os_hash_value": hashlib.sha256(data).hexdigest()}
-    response = await client.post(
-        f"/v2/images/{image_id}/locations",
-        json={"url": url, "validation_data": right},
-        headers=SERVICE,
+    assert (shown["os_hash_algo"], shown["os_hash_value"], "stores" in shown) == (None, None, False)
+    assert (tmp_path / "fast" / "obj").read_bytes() == data  # not this service's to delete
+    right = {"os_hash_algo": "sha256", "os_hash_value": hashlib.sha256(data).hexdigest().upper()}
+    task = await added(client, worker, image_id, {"url": url, "validation_data": right}, SERVICE)
+    assert task["status"] == "success"
+    shown = await image(client, image_id)
+    assert (shown["status"], shown["os_hash_algo"], shown["os_hash_value"]) == (
+        "active",
+        "sha256",
+        right["os_hash_value"].lower(),
     )
-    assert response.status_code == 202
-    shown = (await client.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
-    assert (shown["os_hash_algo"], shown["os_hash_value"]) == ("sha256", right["os_hash_value"])
+    assert shown["checksum"] == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    tasks = (await client.get(f"/v2/images/{image_id}/tasks", headers=MEMBER)).json()["tasks"]
+    assert sorted(t["status"] for t in tasks) == ["failure", "success"]
+
+
+SHA512 = hashlib.sha512(b"x").hexdigest()
 
 
 @pytest.mark.parametrize(
     ("validation", "message"),
     [
-        ({"os_hash_value": "zz"}, "not a valid hexadecimal"),
-        ({"os_hash_value": "abcd"}, "not the correct size"),
-        ({"os_hash_algo": "nope", "os_hash_value": "ab"}, "not a supported"),
-        ({"size": 3}, "may hold only"),
+        ({"os_hash_value": SHA512}, "needs both os_hash_algo and os_hash_value"),
+        ({"os_hash_algo": "sha512"}, "needs both os_hash_algo and os_hash_value"),
+        ({"os_hash_algo": "sha512", "os_hash_value": "zz"}, "not a valid hexadecimal"),
+        ({"os_hash_algo": "sha512", "os_hash_value": "abcd"}, "not the correct size"),
+        ({"os_hash_algo": "sha256", "os_hash_value": SHA512}, "(should be (32) bytes)"),
+        ({"os_hash_algo": "sha123", "os_hash_value": SHA512}, "is not one of"),
+        ({"os_hash_algo": "sha512", "os_hash_value": "a" * 130}, "longer than 128"),
+        ({"os_hash_algo": "md5", "os_hash_value": 5}, "must be strings"),
+        ({"checksum": "0" * 32}, "may not hold checksum"),
+        (None, "must be an object"),
     ],
 )
 async def test_bad_validation_data(
-    client: httpx.AsyncClient, tmp_path: Path, validation: dict[str, Any], message: str
+    client: httpx.AsyncClient, tmp_path: Path, validation: Any, message: str
 ) -> None:
     url = stored_object(tmp_path, "fast", "obj", b"x")
     image_id = await queued_image(client)
@@ -146,11 +206,16 @@ async def test_bad_validation_data(
         headers=SERVICE,
     )
     assert response.status_code == 400
-    assert message in response.text
+    assert message in response.json()["message"]
+    assert (await client.get(f"/v2/images/{image_id}/tasks", headers=MEMBER)).json() == {
+        "tasks": []
+    }
 
 
-async def test_who_may_point_where(client: httpx.AsyncClient, tmp_path: Path) -> None:
-    data = b"private data of another image"
+async def test_who_may_point_where(
+    client: httpx.AsyncClient, worker: WorkerContext, tmp_path: Path
+) -> None:
+    data = b"data outside any store"
     image_id = await queued_image(client)
     # Ordinary users may add only http(s) locations, and only with an http store enabled.
     url = stored_object(tmp_path, "fast", "loose", data)
@@ -158,44 +223,100 @@ async def test_who_may_point_where(client: httpx.AsyncClient, tmp_path: Path) ->
         f"/v2/images/{image_id}/locations", json={"url": url}, headers=MEMBER
     )
     assert member.status_code == 403
-    # A file outside every store's directory is no location at all.
+    assert member.json()["message"] == (
+        "http store must be enabled to use location API by normal user."
+    )
+    # A file outside every store's directory is no location at all: the task fails on it.
     outside = tmp_path / "elsewhere"
     outside.write_bytes(data)
-    response = await client.post(
-        f"/v2/images/{image_id}/locations", json={"url": outside.as_uri()}, headers=SERVICE
+    task = await added(client, worker, image_id, {"url": outside.as_uri()}, SERVICE)
+    assert (task["status"], task["message"]) == ("failure", f"Invalid location: {outside.as_uri()}")
+    shown = await image(client, image_id)
+    assert (shown["status"], shown["size"], "os_glance_import_task" in shown) == (
+        "queued",
+        None,
+        False,
     )
-    assert response.status_code == 400
-    # Another project's image data cannot be borrowed, even by a service.
-    other_project = persona("member,reader", "project-b")
-    victim = (
-        await client.post(
-            "/v2/images",
-            json={"disk_format": "raw", "container_format": "bare"},
-            headers=other_project,
-        )
-    ).json()
-    await client.put(
-        f"/v2/images/{victim['id']}/file", content=data, headers={**OCTET, **other_project}
+    assert outside.read_bytes() == data
+
+
+async def test_one_url_many_images_and_the_last_one_takes_the_data(
+    client: httpx.AsyncClient, worker: WorkerContext, tmp_path: Path
+) -> None:
+    """As in Glance, a service may point several images at the same data (another image's
+    included); deleting one of them leaves the data to the others."""
+    data = b"shared volume data" * 100
+    owner = await queued_image(client)
+    uploaded = await client.put(
+        f"/v2/images/{owner}/file", content=data, headers={**OCTET, **MEMBER}
     )
-    victim_url = (tmp_path / "fast" / victim["id"]).as_uri()
-    response = await client.post(
-        f"/v2/images/{image_id}/locations", json={"url": victim_url}, headers=SERVICE
-    )
-    assert response.status_code == 400
-    shown = (await client.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
-    assert (shown["status"], shown["size"]) == ("queued", None)
+    assert uploaded.status_code == 204
+    path = tmp_path / "fast" / owner
+    borrowers = [await queued_image(client) for _ in range(2)]
+    for borrower in borrowers:
+        task = await added(client, worker, borrower, {"url": path.as_uri()}, SERVICE)
+        assert task["status"] == "success", task["message"]
+        assert (await image(client, borrower))["status"] == "active"
+    for image_id in (owner, borrowers[0]):
+        assert (await client.delete(f"/v2/images/{image_id}", headers=MEMBER)).status_code == 204
+        assert path.read_bytes() == data
+        downloaded = await client.get(f"/v2/images/{borrowers[1]}/file", headers=MEMBER)
+        assert downloaded.content == data
+    assert (await client.delete(f"/v2/images/{borrowers[1]}", headers=MEMBER)).status_code == 204
+    assert not path.exists()
 
 
 async def test_locations_only_for_queued_images(client: httpx.AsyncClient, tmp_path: Path) -> None:
     image_id = await queued_image(client)
-    await client.put(f"/v2/images/{image_id}/file", content=b"data", headers={**OCTET, **MEMBER})
     url = stored_object(tmp_path, "fast", "late", b"late")
-    response = await client.post(
-        f"/v2/images/{image_id}/locations", json={"url": url}, headers=SERVICE
-    )
-    assert response.status_code == 409
     body = await client.post(f"/v2/images/{image_id}/locations", json={"uri": url}, headers=SERVICE)
     assert body.status_code == 400
+    first = await client.post(
+        f"/v2/images/{image_id}/locations", json={"url": url}, headers=SERVICE
+    )
+    assert first.status_code == 202
+    # The first task holds the image until it ends.
+    second = await client.post(
+        f"/v2/images/{image_id}/locations", json={"url": url}, headers=SERVICE
+    )
+    assert second.status_code == 409
+    other = await queued_image(client)
+    await client.put(f"/v2/images/{other}/file", content=b"data", headers={**OCTET, **MEMBER})
+    response = await client.post(
+        f"/v2/images/{other}/locations", json={"url": url}, headers=SERVICE
+    )
+    assert response.status_code == 409
+    assert response.json()["message"] == (
+        "It's not allowed to add locations if image status is active."
+    )
+
+
+async def test_without_secure_hash_the_caller_s_hashes_are_taken(
+    make_settings: Any, client_for: Any, tmp_path: Path
+) -> None:
+    settings = make(make_settings, tmp_path, do_secure_hash="false")
+    client = await client_for(settings)
+    worker = WorkerContext.build(settings)
+    try:
+        data = b"never read"
+        url = stored_object(tmp_path, "fast", "unread", data)
+        given = {"os_hash_algo": "sha256", "os_hash_value": "ab" * 32}
+        first = await queued_image(client)
+        task = await added(client, worker, first, {"url": url, "validation_data": given}, SERVICE)
+        assert task["status"] == "success"
+        shown = await image(client, first)
+        assert (shown["status"], shown["size"], shown["checksum"]) == ("active", len(data), None)
+        assert (shown["os_hash_algo"], shown["os_hash_value"]) == ("sha256", "ab" * 32)
+        second = await queued_image(client)
+        task = await added(client, worker, second, {"url": url}, SERVICE)
+        shown = await image(client, second)
+        assert (shown["status"], shown["size"], shown["os_hash_value"]) == (
+            "active",
+            len(data),
+            None,
+        )
+    finally:
+        await worker.aclose()
 
 
 async def test_patch_locations_needs_show_multiple_locations(
@@ -276,10 +397,10 @@ async def test_location_quota(make_settings: Any, client_for: Any, tmp_path: Pat
 
 
 @pytest.fixture
-async def web(make_settings: Any, client_for: Any, tmp_path: Path, http_server: HttpServer) -> Any:
+def web_settings(make_settings: Any, tmp_path: Path, http_server: HttpServer) -> Settings:
     """A file store and an http store; the loopback test server is allow-listed."""
     port = http_server.base.rsplit(":", 1)[1]
-    settings = make_settings(
+    settings: Settings = make_settings(
         auth_strategy="trusted-proxy",
         enabled_backends="fast:file, web:http",
         glance_store={"default_backend": "fast"},
@@ -287,29 +408,86 @@ async def web(make_settings: Any, client_for: Any, tmp_path: Path, http_server: 
         show_multiple_locations=True,
         import_filtering_opts={"allowed_hosts": "127.0.0.1", "allowed_ports": port},
     )
-    return await client_for(settings)
+    return settings
+
+
+@pytest.fixture
+async def web(client_for: Any, web_settings: Settings) -> Any:
+    return await client_for(web_settings)
+
+
+@pytest.fixture
+async def web_worker(web_settings: Settings) -> AsyncIterator[WorkerContext]:
+    context = WorkerContext.build(web_settings)
+    yield context
+    await context.aclose()
 
 
 async def test_users_add_http_locations_that_pass_the_filter(
-    web: httpx.AsyncClient, http_server: HttpServer
+    web: httpx.AsyncClient, web_worker: WorkerContext, http_server: HttpServer
 ) -> None:
     data = b"served over http " * 4096
     (http_server.root / "disk.raw").write_bytes(data)
     image_id = await queued_image(web)
     url = f"{http_server.base}/files/disk.raw"
-    response = await web.post(
-        f"/v2/images/{image_id}/locations",
-        json={"url": url, "validation_data": {"os_hash_value": hashlib.sha512(data).hexdigest()}},
-        headers=MEMBER,
-    )
-    assert response.status_code == 202, response.text
-    shown = (await web.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
+    validation = {"os_hash_algo": "sha512", "os_hash_value": hashlib.sha512(data).hexdigest()}
+    body = {"url": url, "validation_data": validation}
+    task = await added(web, web_worker, image_id, body, MEMBER)
+    assert task["status"] == "success", task["message"]
+    shown = await image(web, image_id)
     assert (shown["status"], shown["size"], shown["stores"]) == ("active", len(data), "web")
     assert shown["locations"] == [{"url": url, "metadata": {"store": "web"}}]
     downloaded = await web.get(f"/v2/images/{image_id}/file", headers=MEMBER)
     assert downloaded.content == data
     ranged = await web.get(f"/v2/images/{image_id}/file", headers={**MEMBER, "Range": "bytes=5-10"})
     assert (ranged.status_code, ranged.content) == (206, data[5:11])
+    # The same URL on a second image: one URL may be the location of many images.
+    second = await queued_image(web)
+    assert (await added(web, web_worker, second, {"url": url}, MEMBER))["status"] == "success"
+    assert (await image(web, second))["os_hash_value"] == validation["os_hash_value"]
+
+
+@pytest.mark.parametrize("delayed", [False, True])
+async def test_a_failed_http_location_stays_until_its_image_is_deleted(
+    client_for: Any,
+    web_settings: Settings,
+    http_server: HttpServer,
+    delayed: bool,
+) -> None:
+    """As in Glance (bug 2076648), an http location stays on the image its failed task
+    reverts to queued; deleting the image drops it at once, immediate delete or scrubber
+    pass, since nothing can delete data in a read-only store."""
+    settings = web_settings.model_copy(update={"delayed_delete": delayed, "scrub_time": 0})
+    client = await client_for(settings)
+    worker = WorkerContext.build(settings)
+    try:
+        (http_server.root / "disk.raw").write_bytes(b"http data")
+        image_id = await queued_image(client)
+        url = f"{http_server.base}/files/disk.raw"
+        wrong = {"os_hash_algo": "sha512", "os_hash_value": "beefdead" * 16}
+        task = await added(client, worker, image_id, {"url": url, "validation_data": wrong}, MEMBER)
+        assert task["status"] == "failure"
+        shown = await image(client, image_id)
+        assert (shown["status"], shown["checksum"], shown["os_hash_value"]) == (
+            "queued",
+            None,
+            None,
+        )
+        assert (shown["stores"], shown["locations"]) == (
+            "web",
+            [{"url": url, "metadata": {"store": "web"}}],
+        )
+        assert (await client.delete(f"/v2/images/{image_id}", headers=MEMBER)).status_code == 204
+        report = await DeletionService(settings, worker.database, worker.stores).scrub()
+        assert (report.removed, report.failed) == ((1, 0) if delayed else (0, 0))
+        async with worker.database.read() as session:
+            rows = await session.execute(
+                sa.select(ImageLocation.status).where(ImageLocation.image_id == image_id)
+            )
+            assert list(rows.scalars()) == ["deleted"]
+            assert (await session.get(Image, image_id)).status == "deleted"  # type: ignore[union-attr]
+    finally:
+        await worker.aclose()
 
 
 @pytest.mark.parametrize(
@@ -390,7 +568,10 @@ async def test_locations_are_shown_only_to_who_may_get_them(
 
 
 async def test_credentials_in_location_urls_are_never_shown_or_logged(
-    web: httpx.AsyncClient, http_server: HttpServer, caplog: pytest.LogCaptureFixture
+    web: httpx.AsyncClient,
+    web_worker: WorkerContext,
+    http_server: HttpServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     caplog.handler.addFilter(ContextFilter())  # what every handler of the services carries
@@ -405,10 +586,9 @@ async def test_credentials_in_location_urls_are_never_shown_or_logged(
         f"http://***@{host}/files/signed.raw?versionId=7&X-Amz-Credential=***&X-Amz-Signature=***"
     )
     image_id = await queued_image(web)
-    added = await web.post(
-        f"/v2/images/{image_id}/locations", json={"url": secret_url}, headers=SERVICE
-    )
-    assert added.status_code == 202, added.text
+    task = await added(web, web_worker, image_id, {"url": secret_url}, SERVICE)
+    assert task["status"] == "success", task["message"]
+    assert task["input"]["loc_url"] == shown_url
 
     shown = (await web.get(f"/v2/images/{image_id}", headers=MEMBER)).json()
     assert shown["locations"] == [{"url": shown_url, "metadata": {"store": "web"}}]

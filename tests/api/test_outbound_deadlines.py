@@ -1,12 +1,10 @@
 """Outbound calls have overall deadlines, not only connect and read timeouts: against a
 loopback server that answers a few bytes at a time (each wait well within any read timeout),
 the http store, the S3 store, Barbican, Keystone (for tokens and for key cleanups), web-download
-and the 2.17 location add all give up with the reason once their deadline passes. The 2.17
-location add also reads data for a bounded number of requests at once."""
+and the 2.17 location add's hashing all give up with the reason once their deadline passes."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -178,52 +176,32 @@ def web_store_settings(make_settings: Any, server: SlowServer, **overrides: Any)
 async def test_a_location_add_ends_at_its_deadline(
     make_settings: Any, client_for: Any, dripping_body: SlowServer
 ) -> None:
-    client = await client_for(
-        web_store_settings(make_settings, dripping_body, location_add_timeout="1")
+    settings = web_store_settings(
+        make_settings, dripping_body, location_add_timeout="1", http_retries="2"
     )
+    client = await client_for(settings)
     image_id = await new_image(client, OWNER, disk_format="raw", container_format="bare")
     url = f"{dripping_body.base}/disk.raw"
+    validation = {"os_hash_algo": "sha256", "os_hash_value": "ab" * 32}
     response = await client.post(
-        f"/v2/images/{image_id}/locations", json={"url": url}, headers=OWNER
+        f"/v2/images/{image_id}/locations",
+        json={"url": url, "validation_data": validation},
+        headers=OWNER,
     )
-    assert response.status_code == 400, response.text
-    assert response.json()["message"] == (
-        f"Invalid location: {url}: reading its data took over 1 s"
+    assert response.status_code == 202, response.text
+    [task] = (await client.get(f"/v2/images/{image_id}/tasks", headers=OWNER)).json()["tasks"]
+    worker = WorkerContext.build(settings)
+    try:
+        await import_.run(worker, task["id"])
+    finally:
+        await worker.aclose()
+    [failed] = (await client.get(f"/v2/images/{image_id}/tasks", headers=OWNER)).json()["tasks"]
+    assert (failed["type"], failed["status"]) == ("location_import", "failure")
+    assert failed["message"] == (
+        f"Hash calculation failed for image {image_id} data: "
+        "reading the data did not finish within 1 s"
     )
+    get_lines = [line for line in dripping_body.requests if line.startswith("GET")]
+    assert len(get_lines) == 2  # http_retries attempts
     shown = (await client.get(f"/v2/images/{image_id}", headers=OWNER)).json()
-    assert (shown["status"], shown["size"], "stores" in shown) == ("queued", None, False)
-
-
-async def test_location_adds_read_data_one_at_a_time_when_so_configured(
-    make_settings: Any, client_for: Any
-) -> None:
-    with slow_server("hold", DATA) as server:
-        settings = web_store_settings(make_settings, server, location_add_concurrency="1")
-        client = await client_for(settings)
-        images = [
-            await new_image(client, OWNER, disk_format="raw", container_format="bare")
-            for _ in range(3)
-        ]
-        adds = asyncio.gather(
-            *(
-                client.post(
-                    f"/v2/images/{image_id}/locations",
-                    json={"url": f"{server.base}/disk-{index}.raw"},
-                    headers=OWNER,
-                )
-                for index, image_id in enumerate(images)
-            )
-        )
-        for _poll in range(1000):
-            if server.requests:
-                break
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.5)  # room for the other two to reach the server, if they could
-        held = list(server.requests)
-        server.released.set()
-        responses = await adds
-    assert [response.status_code for response in responses] == [202, 202, 202]
-    assert len(held) == 1
-    assert server.peak == 1
-    read = sorted(line.split()[1] for line in server.requests if line.startswith("GET"))
-    assert read == [f"/disk-{index}.raw" for index in range(3)]
+    assert (shown["status"], shown["size"], shown["os_hash_algo"]) == ("queued", None, None)

@@ -241,6 +241,31 @@ async def test_a_name_rebound_to_a_private_address_after_admission_fails_the_tas
     assert server.requests == []
 
 
+async def test_a_location_rebound_to_a_private_address_after_admission_fails_its_task(
+    client: httpx.AsyncClient, worker: WorkerContext, resolver: StubResolver, server: Recorder
+) -> None:
+    """The 2.17 add-location's worker checks the URL again: a name public when the API
+    admitted it and private when the worker reads it is never fetched."""
+    resolver.add("rebind.test", [PUBLIC], [SERVER_ADDRESS])
+    url = "http://rebind.test/disk.raw"
+    image_id = await queued(client)
+    response = await client.post(
+        f"/v2/images/{image_id}/locations", json={"url": url}, headers=OWNER
+    )
+    assert response.status_code == 202, response.text
+    [task] = (await client.get(f"/v2/images/{image_id}/tasks", headers=OWNER)).json()["tasks"]
+
+    await import_.run(worker, task["id"])
+
+    [failed] = (await client.get(f"/v2/images/{image_id}/tasks", headers=OWNER)).json()["tasks"]
+    assert (failed["type"], failed["status"]) == ("location_import", "failure")
+    assert failed["message"] == f"URI for add location does not pass filtering: {url}"
+    shown = (await client.get(f"/v2/images/{image_id}", headers=OWNER)).json()
+    assert (shown["status"], shown["size"], shown["locations"]) == ("queued", None, [])
+    assert "os_glance_import_task" not in shown
+    assert server.requests == []
+
+
 async def test_allowed_hosts_let_a_private_mirror_be_used(
     make_settings: Any, client_for: Any, resolver: StubResolver, server: Recorder
 ) -> None:
@@ -250,14 +275,21 @@ async def test_allowed_hosts_let_a_private_mirror_be_used(
         make_settings, import_filtering_opts={"allowed_hosts": f"mirror.test, {SERVER_ADDRESS}"}
     )
     client: httpx.AsyncClient = await client_for(settings)
-    for url in ("http://mirror.test/disk.raw", f"http://{SERVER_ADDRESS}/disk.raw"):
-        image_id = await queued(client)
-        response = await client.post(
-            f"/v2/images/{image_id}/locations", json={"url": url}, headers=OWNER
-        )
-        assert response.status_code == 202, response.text
-        shown = (await client.get(f"/v2/images/{image_id}", headers=OWNER)).json()
-        assert (shown["status"], shown["size"]) == ("active", len(DATA))
-        assert shown["os_hash_value"] == hashlib.sha512(DATA).hexdigest()
+    worker = WorkerContext.build(settings)
+    try:
+        for url in ("http://mirror.test/disk.raw", f"http://{SERVER_ADDRESS}/disk.raw"):
+            image_id = await queued(client)
+            response = await client.post(
+                f"/v2/images/{image_id}/locations", json={"url": url}, headers=OWNER
+            )
+            assert response.status_code == 202, response.text
+            tasks = await client.get(f"/v2/images/{image_id}/tasks", headers=OWNER)
+            [task] = tasks.json()["tasks"]
+            await import_.run(worker, task["id"])
+            shown = (await client.get(f"/v2/images/{image_id}", headers=OWNER)).json()
+            assert (shown["status"], shown["size"]) == ("active", len(DATA))
+            assert shown["os_hash_value"] == hashlib.sha512(DATA).hexdigest()
+    finally:
+        await worker.aclose()
     hosts = {host for _, _, host in server.requests}
     assert hosts == {"mirror.test", SERVER_ADDRESS}

@@ -20,6 +20,7 @@ from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
 from glimpse.services.imports import ImportService
 from glimpse.services.legacy_tasks import LegacyTaskService
+from glimpse.services.location_import import LocationImportService
 from glimpse.services.locations import LocationService
 from glimpse.services.members import MemberService
 from glimpse.services.metadefs import MetadefServices
@@ -41,6 +42,7 @@ class Runtime:
     images: ImageService
     image_data: ImageDataService
     locations: LocationService
+    location_imports: LocationImportService
     discovery: DiscoveryService
     members: MemberService
     tasks: TaskService
@@ -70,6 +72,7 @@ class Runtime:
             images=ImageService(settings, database, stores, locations),
             image_data=ImageDataService(settings, database, stores),
             locations=locations,
+            location_imports=LocationImportService(settings, database, stores, publisher),
             discovery=DiscoveryService(settings, database, stores),
             members=MemberService(settings, database),
             tasks=TaskService(settings, database),
@@ -120,6 +123,10 @@ async def get_location_service(request: Request) -> LocationService:
     return _runtime(request).locations
 
 
+async def get_location_import_service(request: Request) -> LocationImportService:
+    return _runtime(request).location_imports
+
+
 async def get_discovery_service(request: Request) -> DiscoveryService:
     return _runtime(request).discovery
 
@@ -133,6 +140,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ImageServiceDep = Annotated[ImageService, Depends(get_image_service)]
 ImageDataServiceDep = Annotated[ImageDataService, Depends(get_image_data_service)]
 LocationServiceDep = Annotated[LocationService, Depends(get_location_service)]
+LocationImportServiceDep = Annotated[LocationImportService, Depends(get_location_import_service)]
 DiscoveryServiceDep = Annotated[DiscoveryService, Depends(get_discovery_service)]
 
 MemberServiceDep = Annotated[MemberService, Depends(get_member_service)]

@@ -816,17 +816,22 @@ class Settings(BaseSettings):
         600,
         gt=0,
         description=(
-            "Seconds adding a location (POST /v2/images/{id}/locations) may take to reach "
-            "and read the data at its URL, in all."
+            "Seconds a worker may take to read the data of a location added with POST "
+            "/v2/images/{id}/locations (to hash it), on each attempt."
         ),
     )
-    location_add_concurrency: int = Field(
-        4,
-        ge=1,
+    do_secure_hash: bool = Field(
+        default=True,
         description=(
-            "Location additions each API process reads data for at once; more wait their turn "
-            "within location_add_timeout."
+            "A location added with POST /v2/images/{id}/locations has its data read to compute "
+            "checksum and os_hash_value (and to check validation_data). When false the image "
+            "takes the caller's validation_data as its hash, unchecked."
         ),
+    )
+    http_retries: int = Field(
+        3,
+        ge=1,
+        description="Attempts a worker makes at reading a location's data to hash it.",
     )
     hashing_algorithm: str = Field(
         "sha512", description="hashlib algorithm of os_hash_value (the multihash)."

@@ -19,6 +19,8 @@ FINISHED: Final = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILURE})
 TASK_TYPE_IMPORT: Final = "api_image_import"
 # The Tasks API's own import (POST /v2/tasks): a new image filled from a URL.
 TASK_TYPE_LEGACY_IMPORT: Final = "import"
+# POST /v2/images/{id}/locations (2.17): a location recorded, and its data hashed, on a worker.
+TASK_TYPE_LOCATION_IMPORT: Final = "location_import"
 
 GLANCE_DIRECT: Final = "glance-direct"
 WEB_DOWNLOAD: Final = "web-download"

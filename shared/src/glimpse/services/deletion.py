@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.db.repositories.deletions import DeletionRepository
+from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.key_cleanups import KeyCleanupRepository
 from glimpse.db.tables import ImageLocation, utcnow
-from glimpse.domain.redaction import redact_url
-from glimpse.stores.base import StoreError
+from glimpse.domain.redaction import redact_text, redact_url
+from glimpse.stores.base import Capability, StoreError
 from glimpse.stores.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,12 @@ class DeletionService:
         self._clock = clock  # what is due, and when a failed deletion is due again
 
     async def remove_claimed(self, location: ImageLocation) -> bool:
-        """Delete the data of a location this process has claimed; True when it is gone."""
+        """Delete the data of a location this process has claimed; True when it is gone.
+
+        Data that is not this location's alone stays where it is and only the record goes:
+        data in a read-only store (an http location: nothing can delete it, so retrying would
+        never end), and data another image still holds a location on (one URL may be the
+        location of many images; the last one to go takes the data)."""
         assert location.id is not None  # noqa: S101 -- rows from the database have ids
         store = self.stores.get(location.store_id or self.stores.default_id)
         removed = False
@@ -57,8 +63,23 @@ class DeletionService:
             log.warning(
                 "image %s: data at %s is in store %s, which is not enabled here; left for later",
                 location.image_id,
-                location.value,
+                redact_url(location.value),
                 location.store_id,
+            )
+        elif Capability.DELETE not in store.capabilities:
+            removed = True
+            log.info(
+                "image %s: location %s is in read-only store %s; record dropped, data kept",
+                location.image_id,
+                redact_url(location.value),
+                store.name,
+            )
+        elif await self._held_elsewhere(location):
+            removed = True
+            log.info(
+                "image %s: data at %s is still another image's location; record dropped",
+                location.image_id,
+                redact_url(location.value),
             )
         else:
             try:
@@ -71,7 +92,10 @@ class DeletionService:
                 )
             except (StoreError, OSError) as exc:
                 log.warning(
-                    "image %s: could not delete %s yet: %s", location.image_id, location.value, exc
+                    "image %s: could not delete %s yet: %s",
+                    location.image_id,
+                    redact_url(location.value),
+                    redact_text(str(exc)),
                 )
         async with self.db.write() as session:
             repo = DeletionRepository(session)
@@ -81,6 +105,12 @@ class DeletionService:
                 retry_at = self._clock() + self._backoff(location.attempts)
                 await repo.release(location.id, retry_at)
         return removed
+
+    async def _held_elsewhere(self, location: ImageLocation) -> bool:
+        async with self.db.read() as session:
+            return await ImageRepository(session).location_in_use(
+                location.value, exclude_image=location.image_id
+            )
 
     def _backoff(self, failed_before: int) -> timedelta:
         """The wait after the (failed_before + 1)th failed attempt: doubling, capped."""

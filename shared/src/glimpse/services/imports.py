@@ -77,6 +77,45 @@ def staged_location(settings: Settings, image_id: str) -> str:
     return (settings.store_datadir(STAGING_STORE).resolve() / image_id).as_uri()
 
 
+async def take_stale_lock(
+    repo: ImageRepository, settings: Settings, image_id: str, holder: str
+) -> None:
+    """Take over the import lock held by task `holder` if that task is gone or stale
+    (lock_is_stale); a live holder is a 409. The stale task fails, and the stores it was
+    working on leave the image's progress properties."""
+    tasks = TaskRepository(repo.session)
+    task = await tasks.get(holder)
+    now = utcnow()
+    if task is None:
+        stale = lock_is_stale(None, None, None, now)
+    else:
+        # A pending task has done nothing since it was created: the scrubber's re-sends
+        # touch updated_at, and must not keep a lock no worker is working on.
+        pending = task.status == TaskStatus.PENDING
+        last_update = task.created_at if pending else task.updated_at or task.created_at
+        stale = lock_is_stale(task.status, last_update, task.lease_until, now)
+    if not stale:
+        raise Conflict(f"Image {image_id} has an import in progress.")
+    log.warning("image %s: taking over the stale import lock of task %s", image_id, holder)
+    cleared: dict[str, str | None] = {IMPORT_LOCK: None}
+    if task is not None:
+        await tasks.finish(
+            task.id,
+            TaskStatus.FAILURE,
+            message="Expired lock preempted",
+            result=None,
+            expires_at=now + timedelta(hours=settings.task.task_time_to_live),
+        )
+        properties = await repo.properties(image_id)
+        backend = task.input.get("backend")
+        theirs = backend if isinstance(backend, list) else []
+        for key in (IMPORTING_TO_STORES, FAILED_IMPORT):
+            if key in properties:
+                left = [s for s in store_list(properties[key]) if s not in theirs]
+                cleared[key] = ",".join(left)
+    await repo.set_properties(image_id, cleared)
+
+
 class ImportService:
     def __init__(
         self,
@@ -254,7 +293,7 @@ class ImportService:
             image = await authorized_image(repo, ctx, image_id, action, lock=True)
             held_by = (await repo.properties(image_id)).get(IMPORT_LOCK)
             if held_by:
-                await self._take_stale_lock(repo, image_id, held_by)
+                await take_stale_lock(repo, self.settings, image_id, held_by)
             self._known_stores(targets)
             if image.disk_format is None or image.container_format is None:
                 raise InvalidInput("container_format and disk_format must be set before import.")
@@ -314,42 +353,6 @@ class ImportService:
             log.debug("refused to fetch %s: %s", redact_url(uri), redact_text(str(exc)))
             return False
         return True
-
-    async def _take_stale_lock(self, repo: ImageRepository, image_id: str, holder: str) -> None:
-        """Take over the import lock held by task `holder` if that task is gone or stale
-        (lock_is_stale); a live holder is a 409. The stale task fails, and the stores it was
-        working on leave the image's progress properties."""
-        tasks = TaskRepository(repo.session)
-        task = await tasks.get(holder)
-        now = utcnow()
-        if task is None:
-            stale = lock_is_stale(None, None, None, now)
-        else:
-            # A pending task has done nothing since it was created: the scrubber's re-sends
-            # touch updated_at, and must not keep a lock no worker is working on.
-            pending = task.status == TaskStatus.PENDING
-            last_update = task.created_at if pending else task.updated_at or task.created_at
-            stale = lock_is_stale(task.status, last_update, task.lease_until, now)
-        if not stale:
-            raise Conflict(f"Image {image_id} has an import in progress.")
-        log.warning("image %s: taking over the stale import lock of task %s", image_id, holder)
-        cleared: dict[str, str | None] = {IMPORT_LOCK: None}
-        if task is not None:
-            await tasks.finish(
-                task.id,
-                TaskStatus.FAILURE,
-                message="Expired lock preempted",
-                result=None,
-                expires_at=now + timedelta(hours=self.settings.task.task_time_to_live),
-            )
-            properties = await repo.properties(image_id)
-            backend = task.input.get("backend")
-            theirs = backend if isinstance(backend, list) else []
-            for key in (IMPORTING_TO_STORES, FAILED_IMPORT):
-                if key in properties:
-                    left = [s for s in store_list(properties[key]) if s not in theirs]
-                    cleared[key] = ",".join(left)
-        await repo.set_properties(image_id, cleared)
 
     async def _admit(self, admission: Admission) -> list[str]:
         """The method's own checks and status change; returns the stores to import into."""

@@ -1,16 +1,15 @@
-"""Where an image's data lives: adding and listing locations (2.17, and the older JSON-patch
-`/locations` operations when `show_multiple_locations` is on), and removing data from one
-store (2.10).
+"""Where an image's data lives: listing locations (2.17), the older JSON-patch `/locations`
+operations when `show_multiple_locations` is on, and removing data from one store (2.10).
+Adding a location with the 2.17 API is a task (glimpse.services.location_import).
 
 A location may only point at data the caller is entitled to: users other than services may add
-only http(s) URLs that pass the URL filter (OSSN-0065, OSSN-0090); a URL must belong to an
-enabled store; and no URL already used by another image is accepted, whoever asks, because
-deleting either image would then remove the other's data.
+only http(s) URLs that pass the URL filter (OSSN-0065, OSSN-0090), and a URL must belong to an
+enabled store. As in Glance, one URL may be a location of many images: the data of such a
+location is removed only with the last image holding it (DeletionService).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Mapping
@@ -29,18 +28,15 @@ from glimpse.domain.errors import (
     InvalidInput,
     LimitExceeded,
     NotFound,
-    StoreUnavailable,
 )
 from glimpse.domain.images import ImageStatus
 from glimpse.domain.locations import LocationPlan, LocationValue, check_visible, plan
 from glimpse.domain.patch import Operation
 from glimpse.domain.redaction import redact_text, redact_url
-from glimpse.net.deadline import DeadlineExceeded, acquire_within, within
 from glimpse.net.urlfilter import URLFilter, URLRefused
 from glimpse.services.access import authorize, authorized_image
 from glimpse.services.deletion import DeletionService
 from glimpse.stores.base import StoreError
-from glimpse.stores.metering import Meter, metered
 from glimpse.stores.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
@@ -92,9 +88,61 @@ def validation_values(data: object, hashing_algorithm: str) -> dict[str, str]:
     return values
 
 
-def _is_trusted(ctx: RequestContext) -> bool:
+def is_trusted(ctx: RequestContext) -> bool:
     """Services (Nova, Cinder) and admins may use any store's URLs; others only http(s)."""
     return ctx.is_admin or SERVICE_ROLE in ctx.roles or SERVICE_ROLE in ctx.service_roles
+
+
+def http_store_ids(stores: StoreRegistry) -> list[str]:
+    return [sid for sid in stores.ids() if stores.types.get(sid) == HTTP_STORE_TYPE]
+
+
+def is_web(url: str) -> bool:
+    return urlsplit(url).scheme.lower() in ("http", "https")
+
+
+async def check_fetchable(url_filter: URLFilter, url: str) -> None:
+    """400 unless the http(s) `url` passes [import_filtering_opts]."""
+    try:
+        await url_filter.check(url)
+    except URLRefused as exc:
+        log.info("location refused: %s", redact_text(str(exc)))
+        raise InvalidInput(
+            f"URI for add location does not pass filtering: {redact_url(url)}"
+        ) from None
+
+
+async def locate(
+    stores: StoreRegistry,
+    url_filter: URLFilter,
+    url: str,
+    metadata: Mapping[str, object] | None = None,
+) -> ResolvedLocation:
+    """The enabled store that serves `url` and the size of its data there; 400 ("Invalid
+    location") when none does. An http(s) URL must pass the URL filter and belongs to an http
+    store; any other URL to a store of another type (a file store only takes files under its
+    own directory)."""
+    web = is_web(url)
+    if web:
+        await check_fetchable(url_filter, url)
+    candidates = [sid for sid in stores.ids() if (sid in http_store_ids(stores)) == web]
+    for store_id in candidates:
+        store = stores.get(store_id)
+        if store is None:
+            continue
+        try:
+            size = await store.size(url)
+        except (StoreError, OSError) as exc:
+            log.info(
+                "location %s is not readable in store %s: %s",
+                redact_url(url),
+                store_id,
+                redact_text(str(exc)),
+            )
+            continue
+        extra = {str(k): str(v) for k, v in (metadata or {}).items()}
+        return ResolvedLocation(url, store_id, size, {**extra, "store": store_id})
+    raise InvalidInput(f"Invalid location: {redact_url(url)}")
 
 
 class LocationService:
@@ -104,13 +152,6 @@ class LocationService:
         self.stores = stores
         self.url_filter = URLFilter(settings.import_filtering_opts)
         self.deletion = DeletionService(settings, database, stores)
-        # Location additions reading their data at once in this process, at most.
-        self._readers = asyncio.Semaphore(settings.location_add_concurrency)
-
-    # -- checking a URL -------------------------------------------------------------------
-
-    def _http_store_ids(self) -> list[str]:
-        return [sid for sid in self.stores.ids() if self.stores.types.get(sid) == HTTP_STORE_TYPE]
 
     async def resolve(
         self, ctx: RequestContext, url: object, metadata: object = None, *, patching: bool = False
@@ -124,132 +165,13 @@ class LocationService:
             raise InvalidInput("A location needs a url string.")
         if metadata is not None and not isinstance(metadata, dict):
             raise InvalidInput("Location metadata must be an object.")
-        scheme = urlsplit(url).scheme.lower()
-        web = scheme in ("http", "https")
-        if not _is_trusted(ctx) and (not web or not self._http_store_ids()):
+        if not is_trusted(ctx) and (not is_web(url) or not http_store_ids(self.stores)):
             if patching:
                 raise InvalidInput(f"Invalid location: {url}")
             raise Forbidden("http store must be enabled to use location API by normal user.")
-        if web:
-            try:
-                await self.url_filter.check(url)
-            except URLRefused as exc:
-                log.info("location refused: %s", redact_text(str(exc)))
-                raise InvalidInput(
-                    f"URI for add location does not pass filtering: {redact_url(url)}"
-                ) from None
-            candidates = self._http_store_ids()
-        else:
-            candidates = [sid for sid in self.stores.ids() if sid not in self._http_store_ids()]
-        for store_id in candidates:
-            store = self.stores.get(store_id)
-            if store is None:
-                continue
-            try:
-                size = await store.size(url)
-            except (StoreError, OSError) as exc:
-                log.info(
-                    "location %s is not readable in store %s: %s",
-                    redact_url(url),
-                    store_id,
-                    redact_text(str(exc)),
-                )
-                continue
-            extra = {str(k): str(v) for k, v in (metadata or {}).items()}
-            return ResolvedLocation(url, store_id, size, {**extra, "store": store_id})
-        raise InvalidInput(f"Invalid location: {redact_url(url)}")
+        return await locate(self.stores, self.url_filter, url, metadata)
 
-    async def check_unshared(self, repo: ImageRepository, image_id: str, url: str) -> None:
-        if await repo.location_in_use(url, exclude_image=image_id):
-            raise InvalidInput(f"Invalid location: {redact_url(url)}")
-
-    async def _hash(self, location: ResolvedLocation, algo: str) -> Meter:
-        """Read the data once to count and hash it, as the image's own upload would."""
-        store = self.stores.get(location.store_id)
-        if store is None:  # pragma: no cover -- resolve() only returns enabled stores
-            raise InvalidInput(f"Invalid location: {redact_url(location.url)}")
-        meter = Meter(algo)
-        cap = self.settings.image_size_cap
-
-        def too_big() -> LimitExceeded:
-            return LimitExceeded(f"The image is too large: image_size_cap is {cap} bytes")
-
-        async for _ in metered(store.get(location.url), meter, limit=cap, on_limit=too_big):
-            pass
-        return meter
-
-    # -- 2.17: POST and GET /v2/images/{id}/locations ------------------------------------
-
-    async def add_location(
-        self, ctx: RequestContext, image_id: str, url: object, validation_data: object
-    ) -> None:
-        """Give a queued image its data from `url`; the data is read once to hash it and to
-        check `validation_data`, then the image becomes active. At most
-        location_add_concurrency additions read data at once; waiting for a turn, reaching the
-        URL and reading its data take location_add_timeout seconds in all."""
-        wanted = validation_values(validation_data, self.settings.hashing_algorithm)
-        async with self.db.read() as session:
-            image = await authorized_image(
-                ImageRepository(session), ctx, image_id, "add_image_location"
-            )
-        _require_status(image, (ImageStatus.QUEUED,), "add locations")
-        loop = asyncio.get_running_loop()
-        end = loop.time() + self.settings.location_add_timeout
-        if not await acquire_within(self._readers, end - loop.time()):
-            raise StoreUnavailable("Too many locations are being added; try again later.")
-        try:
-            await self._add(ctx, image_id, url, wanted, end)
-        finally:
-            self._readers.release()
-
-    async def _add(
-        self, ctx: RequestContext, image_id: str, url: object, wanted: dict[str, str], end: float
-    ) -> None:
-        """add_location's work once it has its turn, before the loop time `end`."""
-        loop = asyncio.get_running_loop()
-        try:
-            location = await within(end - loop.time(), "reaching", self.resolve(ctx, url))
-        except DeadlineExceeded:
-            raise self._too_slow(url, "reaching") from None
-        async with self.db.write() as session:
-            repo = ImageRepository(session)
-            await self.check_unshared(repo, image_id, location.url)
-            # Claimed while the data is read, so an upload or a second location cannot race.
-            if not await repo.claim_status(image_id, ImageStatus.QUEUED, ImageStatus.IMPORTING):
-                raise Conflict("It's not allowed to add locations if image status is not queued.")
-        try:
-            algo = wanted.get("os_hash_algo", self.settings.hashing_algorithm)
-            try:
-                meter = await within(end - loop.time(), "reading", self._hash(location, algo))
-            except DeadlineExceeded:
-                raise self._too_slow(location.url, "reading") from None
-            _verify(meter, wanted)
-            async with self.db.write() as session:
-                repo = ImageRepository(session)
-                activated = await repo.claim_status(
-                    image_id,
-                    ImageStatus.IMPORTING,
-                    ImageStatus.ACTIVE,
-                    size=meter.size,
-                    checksum=meter.checksum,
-                    os_hash_algo=meter.hash_algo,
-                    os_hash_value=meter.hash_value,
-                )
-                if activated:
-                    await repo.add_location(image_id, location.url, location.metadata)
-        except BaseException:
-            await asyncio.shield(self._release(image_id))
-            raise
-
-    async def _release(self, image_id: str) -> None:
-        async with self.db.write() as session:
-            await ImageRepository(session).claim_status(
-                image_id, ImageStatus.IMPORTING, ImageStatus.QUEUED
-            )
-
-    def _too_slow(self, url: object, doing: str) -> InvalidInput:
-        seconds = self.settings.location_add_timeout
-        return InvalidInput(f"Invalid location: {url}: {doing} its data took over {seconds} s")
+    # -- 2.17: GET /v2/images/{id}/locations ----------------------------------------------
 
     async def list_locations(self, ctx: RequestContext, image_id: str) -> list[dict[str, Any]]:
         async with self.db.read() as session:
@@ -305,8 +227,6 @@ class LocationService:
                 "The limit has been exceeded on the number of allowed image locations. "
                 f"Attempted: {len(prepared.plan.result)}, Maximum: {quota}"
             )
-        for location in prepared.resolved:
-            await self.check_unshared(repo, image.id, location.url)
         removed: list[ImageLocation] = []
         for existing in current:
             if existing.value in prepared.plan.removed:
@@ -375,19 +295,3 @@ def _activate(image: Image, size: int, validation: Mapping[str, str]) -> None:
     image.checksum = validation.get("checksum")
     image.os_hash_algo = validation.get("os_hash_algo")
     image.os_hash_value = validation.get("os_hash_value")
-
-
-def _require_status(image: Image, allowed: tuple[ImageStatus, ...], action: str) -> None:
-    if image.status not in allowed:
-        raise Conflict(f"It's not allowed to {action} if image status is {image.status}.")
-
-
-def _verify(meter: Meter, wanted: Mapping[str, str]) -> None:
-    actual = {
-        "os_hash_algo": meter.hash_algo,
-        "os_hash_value": meter.hash_value,
-        "checksum": meter.checksum,
-    }
-    for key, value in wanted.items():
-        if actual[key] != value.lower():
-            raise InvalidInput(f"{key}: ({value}) not matched with actual {key}: ({actual[key]})")

@@ -9,6 +9,7 @@ from glimpse.domain.members import MAX_MEMBER_LENGTH
 from glimpse.domain.patch import PatchOp
 from glimpse.domain.tasks import KNOWN_METHODS
 from glimpse.services.legacy_tasks import LEGACY_INPUTS
+from glimpse.services.location_import import HASH_ALGORITHMS
 from glimpse_api.openapi.routes import enum, ref, string
 from glimpse_api.schemas.json_schemas import image_schema, images_schema
 from glimpse_api.schemas.members import member_schema, members_schema
@@ -74,9 +75,20 @@ def _location() -> dict[str, Any]:
 
 
 def _new_location() -> dict[str, Any]:
-    properties = _location()["properties"]
-    fields = {"url": properties["url"], "validation_data": properties["validation_data"]}
-    return _object(fields, "url", closed=True)
+    """Glance's add-location body: other members are ignored; validation_data takes both of
+    its members or neither."""
+    validation = _object(
+        {
+            "os_hash_algo": enum(HASH_ALGORITHMS),
+            "os_hash_value": string(maxLength=128),
+        },
+        closed=True,
+    )
+    validation["dependentRequired"] = {
+        "os_hash_algo": ["os_hash_value"],
+        "os_hash_value": ["os_hash_algo"],
+    }
+    return _object({"url": string(minLength=1), "validation_data": validation}, "url")
 
 
 def _import_request() -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Image locations (2.17): POST adds one to a queued image, GET lists them (services)."""
+"""Image locations (2.17): POST starts adding one to a queued image (a location_import task),
+GET lists them (services)."""
 
 from __future__ import annotations
 
@@ -6,29 +7,23 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from glimpse.domain.errors import InvalidInput
-from glimpse_api.deps import ContextDep, LocationServiceDep
+from glimpse_api.deps import ContextDep, LocationImportServiceDep, LocationServiceDep
 from glimpse_api.openapi.routes import json_body, operation, ref
 from glimpse_api.schemas.body import read_json_object
 
 router = APIRouter(prefix="/v2/images/{image_id}/locations")
 
-_ADD_LOCATION_MEMBERS = frozenset({"url", "validation_data"})
-
 
 @router.post(
     "",
     status_code=202,
-    **operation(ok=(202, None), errors=(403, 409, 503), body=json_body(ref("NewLocation"))),
+    **operation(ok=(202, None), errors=(403, 409), body=json_body(ref("NewLocation"))),
 )
 async def add_location(
-    image_id: str, request: Request, ctx: ContextDep, locations: LocationServiceDep
+    image_id: str, request: Request, ctx: ContextDep, location_imports: LocationImportServiceDep
 ) -> Response:
     body = await read_json_object(request)
-    unknown = set(body) - _ADD_LOCATION_MEMBERS
-    if unknown or not isinstance(body.get("url"), str):
-        raise InvalidInput("Body must be an object with a url and optional validation_data.")
-    await locations.add_location(ctx, image_id, body["url"], body.get("validation_data"))
+    await location_imports.add_location(ctx, image_id, body)
     return Response(status_code=202)
 
 

@@ -30,12 +30,14 @@ from glimpse.domain.tasks import (
     IMPORT_LOCK,
     IMPORTING_TO_STORES,
     TASK_TYPE_LEGACY_IMPORT,
+    TASK_TYPE_LOCATION_IMPORT,
     TaskStatus,
     import_request,
     store_list,
 )
 from glimpse.logs import bind_job
 from glimpse.services.imports import staged_location
+from glimpse_worker.pipelines import location_import
 from glimpse_worker.pipelines.prepare import prepare
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.pipelines.sources import ImportJob, fetch
@@ -86,6 +88,9 @@ async def run(ctx: WorkerContext, task_id: str) -> float | None:
         return None
     progress.image_id = task.image_id
     bind_job(task.request_id, task.user_id, task.owner)
+    if task.type == TASK_TYPE_LOCATION_IMPORT:
+        await _add_location(ctx, task, progress)
+        return None
     try:
         result = await _import(ctx, task, progress)
     except Exception as exc:
@@ -96,6 +101,19 @@ async def run(ctx: WorkerContext, task_id: str) -> float | None:
     await _finish(ctx, task_id, TaskStatus.SUCCESS, None, result)  # keeps "Copied N MiB"
     log.info("import task %s: image %s active", task_id, task.image_id)
     return None
+
+
+async def _add_location(ctx: WorkerContext, task: Task, progress: Progress) -> None:
+    """A location_import task: its own steps and revert, this job's claim and outcome."""
+    try:
+        result = await location_import.run(ctx, task, progress)
+    except Exception as exc:
+        log.warning("location import task %s failed: %s", task.id, exc, exc_info=True)
+        await location_import.revert(ctx, task)
+        await _finish(ctx, task.id, TaskStatus.FAILURE, str(exc) or type(exc).__name__, None)
+        return
+    await _finish(ctx, task.id, TaskStatus.SUCCESS, None, result)
+    log.info("location import task %s: image %s active", task.id, task.image_id)
 
 
 async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:

@@ -343,13 +343,21 @@ class ImageRepository:
         return ProjectUsage(int(count), int(size), int(staged), int(uploading))
 
     async def location_in_use(self, url: str, *, exclude_image: str) -> bool:
-        """True if a live location of another image holds `url`."""
+        """True if another image holds `url` in a location that may still be read: active, or
+        pending_delete (its image may yet be restored)."""
         statement = sa.select(sa.func.count()).where(
             _LOCS.c.value == url,
-            _LOCS.c.status != LocationStatus.DELETED,
+            _LOCS.c.status.in_([LocationStatus.ACTIVE, LocationStatus.PENDING_DELETE]),
             _LOCS.c.image_id != exclude_image,
         )
         return bool((await self.session.execute(statement)).scalar_one())
+
+    async def drop_location(self, location: ImageLocation) -> None:
+        """Take a location off its image, leaving its data where it is (data the image was
+        pointed at, never written by this service)."""
+        location.status = LocationStatus.DELETED
+        location.updated_at = utcnow()
+        await self.session.flush()
 
     async def retire_location(self, location: ImageLocation) -> None:
         """Take a location off its image; the caller claims its data for deletion."""
