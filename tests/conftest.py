@@ -113,7 +113,8 @@ async def database(database_url: str) -> AsyncIterator[Database]:
                     " image_members, image_key_cleanups, tasks, metadef_namespaces,"
                     " metadef_resource_types, metadef_namespace_resource_types,"
                     " metadef_objects, metadef_properties, metadef_tags,"
-                    " storage_reservations, storage_owners CASCADE"
+                    " storage_reservations, storage_owners, node_reference, cached_images,"
+                    " cache_queue CASCADE"
                 )
             )
     yield database
@@ -122,7 +123,7 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
-    def make(**overrides: Any) -> Settings:
+    def make(config_file: Path | None = None, **overrides: Any) -> Settings:
         overrides.setdefault("database", {"connection": database_url})
         overrides.setdefault("glance_store", {"filesystem_store_datadir": str(tmp_path / "images")})
         # Job messages the API sends land in this test's folder, not the working directory.
@@ -130,7 +131,7 @@ def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
         stores = overrides.setdefault("stores", {})
         for store_id in RESERVED_STORES:
             stores.setdefault(store_id, {"filesystem_store_datadir": str(tmp_path / store_id)})
-        return load_settings(None, **overrides)
+        return load_settings(config_file, **overrides)
 
     return make
 
@@ -194,7 +195,7 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
     endpoint = f"http://127.0.0.1:{port}"
     try:
         wait_until_answering(endpoint, process, log)
-        yield MotoServer(endpoint=endpoint, host=f"127.0.0.1:{port}")
+        yield MotoServer(endpoint=endpoint, host=f"127.0.0.1:{port}", log=log)
     finally:
         terminate(process, timeout=15)
 

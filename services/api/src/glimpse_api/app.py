@@ -24,6 +24,7 @@ from glimpse_api.middleware import (
     VersionPrefixMiddleware,
 )
 from glimpse_api.routers import (
+    cache,
     discovery,
     healthcheck,
     image_actions,
@@ -57,13 +58,16 @@ def create_app(settings: Settings) -> FastAPI:
         runtime = Runtime.build(settings)
         app.state.runtime = runtime
         # Leftovers of a previous life are swept at start, as Glance does, without delaying it.
-        sweep = asyncio.create_task(_sweep(runtime))
+        background = [asyncio.create_task(_sweep(runtime))]
+        if runtime.cache is not None:
+            background.append(asyncio.create_task(_maintain_cache(runtime)))
         try:
             yield
         finally:
-            sweep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweep
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await runtime.aclose()
 
     app = FastAPI(
@@ -96,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
         metadef_namespaces,
         metadef_objects,
         metadef_tags,
+        cache,
         openapi,
     ):
         app.include_router(module.router)
@@ -115,6 +120,19 @@ async def _sweep(runtime: Runtime) -> None:
         return
     if removed:
         log.info("start-up sweep removed %d leftover files", removed)
+
+
+async def _maintain_cache(runtime: Runtime) -> None:
+    """The cache's schedule inside the API (no cron, unlike Glance): every
+    cache_prefetcher_interval, clean, prefetch what is queued for this node, prune."""
+    cache = runtime.cache
+    assert cache is not None  # noqa: S101 -- started only with a cache
+    while True:
+        try:
+            await cache.maintain(runtime.image_data.load_for_prefetch)
+        except Exception:
+            log.exception("image cache maintenance pass failed")
+        await asyncio.sleep(runtime.settings.cache_prefetcher_interval)
 
 
 def app_from_environment() -> FastAPI:

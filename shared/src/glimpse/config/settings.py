@@ -30,6 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from glimpse.config.cache import CacheOptions, PasteDeployOptions
 from glimpse.config.notation import GlanceDict, GlanceList, parse_list
 from glimpse.config.reserved import RESERVED_PREFIX, RESERVED_STORES, STAGING_STORE, TASKS_STORE
 from glimpse.config.units import parse_size
@@ -707,8 +708,9 @@ class BarbicanOptions(BaseModel):
     )
 
 
-class Settings(BaseSettings):
-    """Options of `[DEFAULT]` are top-level fields; other sections are nested models."""
+class Settings(CacheOptions, BaseSettings):
+    """Options of `[DEFAULT]` are top-level fields (the image cache's come from CacheOptions);
+    other sections are nested models."""
 
     model_config = SettingsConfigDict(
         env_prefix="GLIMPSE_",
@@ -871,6 +873,7 @@ class Settings(BaseSettings):
     keystone_authtoken: KeystoneAuthTokenOptions = Field(default_factory=KeystoneAuthTokenOptions)
     key_manager: KeyManagerOptions = Field(default_factory=KeyManagerOptions)
     barbican: BarbicanOptions = Field(default_factory=BarbicanOptions)
+    paste_deploy: PasteDeployOptions = Field(default_factory=PasteDeployOptions)
     stores: dict[str, StoreOptions] = Field(
         default_factory=dict,
         description=(
@@ -957,8 +960,20 @@ class Settings(BaseSettings):
             # glance-scrubber.conf's [DEFAULT] wakeup_time; Glimpse's [scrubber] one wins.
             self.scrubber.wakeup_time = self.wakeup_time
         self._check_shared_datadirs()
+        if self.paste_deploy.caching and self.image_cache_dir is None:
+            # Glance would not start; earlier Glimpse releases ignored the flavor, so a config
+            # they ran keeps running, without a cache.
+            log.warning(
+                "[paste_deploy] flavor = %s: no image cache without image_cache_dir",
+                self.paste_deploy.flavor,
+            )
         self._warn_deprecated()
         return self
+
+    @property
+    def cache_serving(self) -> bool:
+        """Downloads go through the image cache (Glance's caching paste filter)."""
+        return self.cache_enabled and self.paste_deploy.caching
 
     def _check_legacy_stores(self) -> None:
         """Glance's pre-Train `[glance_store] stores` and `default_store`: honoured only where

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from glimpse.config import Settings
@@ -18,6 +18,7 @@ from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.reservations import ReservationRepository
+from glimpse.db.tables import Image, ImageLocation
 from glimpse.domain.errors import (
     Gone,
     ImageNotFound,
@@ -30,6 +31,7 @@ from glimpse.domain.images import ImageStatus, check_downloadable, transition
 from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.formats import StreamInspector, inspected_container
 from glimpse.services.access import authorize, authorized_image
+from glimpse.services.image_cache import ImageCache, StoreOpener
 from glimpse.services.quota import StorageQuota
 from glimpse.services.store_failures import write_failure
 from glimpse.services.upload_lease import UploadLease, lease_until
@@ -77,10 +79,17 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
 
 
 class ImageDataService:
-    def __init__(self, settings: Settings, database: Database, stores: StoreRegistry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        stores: StoreRegistry,
+        cache: ImageCache | None = None,
+    ) -> None:
         self.settings = settings
         self.db = database
         self.stores = stores
+        self.cache = cache
         self.quota = StorageQuota(settings, database)
 
     def _store(self, store_id: str | None) -> CheckedStore:
@@ -255,8 +264,28 @@ class ImageDataService:
             span = resolve(byte_range, image.size)
             if span is None:
                 raise RangeNotSatisfiable(image.size)
+        locations = record.locations
+
+        async def from_store(span: ResolvedRange | None = None) -> AsyncIterator[bytes]:
+            return await self._read_store(image_id, locations, span, prefer or ())
+
+        # As Glance's cache filter: `prefer` names stores, so it is read from them.
+        if self.cache is not None and self.settings.cache_serving and not prefer:
+            cached = await self.cache.serve(image, span, from_store)
+            if cached is not None:
+                return Download(cached, image.size, image.checksum, span)
+        return Download(await from_store(span), image.size, image.checksum, span)
+
+    async def _read_store(
+        self,
+        image_id: str,
+        locations: list[ImageLocation],
+        span: ResolvedRange | None,
+        prefer: Sequence[str],
+    ) -> AsyncIterator[bytes]:
+        """The first location that opens, in store-weight order (`prefer` first)."""
         errors = []
-        for location in self.stores.by_weight(record.locations, prefer or ()):
+        for location in self.stores.by_weight(locations, prefer):
             store = self.stores.get(location.store_id or self.stores.default_id)
             if store is None:
                 log.warning(
@@ -277,10 +306,27 @@ class ImageDataService:
                     redact_text(str(exc)),
                 )
                 continue
-            return Download(_prepend(first, chunks), image.size, image.checksum, span)
+            return _prepend(first, chunks)
         if errors:
             raise StoreUnavailable(f"Image {image_id} data could not be read from any store")
         raise ImageNotFound(image_id)
+
+    async def load_for_prefetch(self, image_id: str) -> tuple[Image, StoreOpener] | None:
+        """For the prefetcher (no caller to authorize): the live image and a way to its data,
+        or None if it has none."""
+        async with self.db.read() as session:
+            repo = ImageRepository(session)
+            image = await repo.get(image_id)
+            if image is None or image.size is None:
+                return None
+            locations = (await repo.record(image)).locations
+        if not locations:
+            return None
+
+        async def opener() -> AsyncIterator[bytes]:
+            return await self._read_store(image_id, locations, None, ())
+
+        return image, opener
 
 
 def cap_message(cap: int) -> str:
