@@ -44,9 +44,10 @@ class Fill:
     verified and fsynced; it records the fill and moves the file to its final name, returning
     False when the image may not be cached any more (deleted or deactivated meanwhile)."""
 
-    def __init__(self, image_id: str, partial: Path, expected: Expected) -> None:
+    def __init__(self, image_id: str, partial: Path, final: Path, expected: Expected) -> None:
         self.image_id = image_id
         self.partial = partial
+        self.final = final  # where commit puts the file
         self.expected = expected
         self.written = 0
         self.verified = False
@@ -135,8 +136,15 @@ class Fill:
             await self._changed.wait()
 
     def follow(self) -> AsyncIterator[bytes]:
-        """A new reader of the whole image, following the fill."""
-        return self._follow(os.dup(self.fd))
+        """A new reader of the whole image, following the fill (or reading its file, if it
+        has just ended well)."""
+        if not self.finished:
+            return self._follow(os.dup(self.fd))
+        if not self.verified:
+            msg = f"cache fill of image {self.image_id} failed"
+            raise FillFailed(msg) from self.error
+        fd = os.open(self.final, os.O_RDONLY | os.O_CLOEXEC)
+        return read_file(fd, 0, self.expected.size)
 
     async def _follow(self, fd: int) -> AsyncIterator[bytes]:
         try:
@@ -161,6 +169,12 @@ class Flights:
     def __init__(self) -> None:
         self._fills: dict[str, Fill] = {}
         self._tasks: set[asyncio.Task[bool]] = set()
+        self._completed: dict[str, int] = {}
+
+    def completed(self, image_id: str) -> int:
+        """How many fills of the image have ended in this process (a change means: look in
+        the cache again)."""
+        return self._completed.get(image_id, 0)
 
     def get(self, image_id: str) -> Fill | None:
         return self._fills.get(image_id)
@@ -183,6 +197,7 @@ class Flights:
                 return await fill.run(source, commit)
             finally:
                 self._fills.pop(fill.image_id, None)
+                self._completed[fill.image_id] = self.completed(fill.image_id) + 1
 
         task = asyncio.create_task(run(), name=f"cache-fill-{fill.image_id}")
         self._tasks.add(task)

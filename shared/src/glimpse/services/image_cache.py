@@ -55,6 +55,7 @@ class ImageCache:
         self.flights = Flights()
         self._node_id: int | None = None
         self._node_lock = asyncio.Lock()
+        self._opening: dict[str, asyncio.Future[Fill]] = {}
 
     async def node_id(self) -> int:
         """This node's row id, registered (and the directory made) the first time."""
@@ -82,17 +83,21 @@ class ImageCache:
         if not self.cacheable(image):
             return None
         node = await self.node_id()
-        hit = await self._hit(node, image, span)
-        if hit is not None:
-            return hit
+        while True:
+            fill = self._running(image.id) if span is None else None
+            if fill is not None:
+                break
+            completed = self.flights.completed(image.id)
+            hit = await self._hit(node, image, span)
+            if hit is not None:
+                return hit
+            # A fill that ended while we looked (its row not yet seen): look again.
+            if self.flights.completed(image.id) == completed:
+                break
         if span is not None:
             await self._count(node, misses=1)
             return None
-        fill = self.flights.get(image.id)
-        if fill is None:
-            # Opened here, so a store that cannot serve the image is this request's error.
-            fill = self._start(node, image, await open_store())
-        # Follow now, before any await: a finished fill closes the file it shares.
+        fill = fill or await self._fill(node, image, open_store)
         reader = fill.follow()
         await self._count(node, misses=1)
         return reader
@@ -125,6 +130,35 @@ class ImageCache:
             await repo.count(node, hits=1, bytes_served=stop - start)
         return read_file(fd, start, stop)
 
+    def _running(self, image_id: str) -> Fill | None:
+        return self.flights.get(image_id)
+
+    async def _fill(self, node: int, image: Image, open_store: StoreOpener) -> Fill:
+        """The image's running fill, or a new one: one store read however many ask at once
+        (those arriving while the store is being opened wait for that opening)."""
+        fill = self.flights.get(image.id)
+        if fill is not None:
+            return fill
+        opening = self._opening.get(image.id)
+        if opening is not None:
+            return await asyncio.shield(opening)
+        opening = asyncio.get_running_loop().create_future()
+        self._opening[image.id] = opening
+        try:
+            # Opened here, so a store that cannot serve the image is this request's error.
+            fill = self._start(node, image, await open_store())
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                opening.cancel()
+            else:
+                opening.set_exception(exc)
+                opening.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        finally:
+            del self._opening[image.id]
+        opening.set_result(fill)
+        return fill
+
     def _start(self, node: int, image: Image, source: AsyncIterator[bytes]) -> Fill:
         expected = Expected(
             size=image.size or 0,
@@ -132,7 +166,7 @@ class ImageCache:
             hash_algo=image.os_hash_algo,
             hash_value=image.os_hash_value,
         )
-        fill = Fill(image.id, self.dir.partial(image.id), expected)
+        fill = Fill(image.id, self.dir.partial(image.id), self.dir.path(image.id), expected)
 
         async def commit(partial: Path) -> bool:
             async with self.db.write() as session:
@@ -184,9 +218,8 @@ class ImageCache:
             if entry is not None and self.dir.size_of(image_id) == image.size:
                 cached = True
             else:
-                fill = self.flights.get(image_id)
                 try:
-                    fill = fill or self._start(node, image, await opener())
+                    fill = await self._fill(node, image, opener)
                 except Exception:
                     log.exception("image %s: prefetch could not read the store", image_id)
                 else:
