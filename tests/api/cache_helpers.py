@@ -64,8 +64,15 @@ async def state(client: httpx.AsyncClient) -> dict[str, Any]:
     return result
 
 
-def counters(listing: dict[str, Any], url: str) -> dict[str, int]:
-    (node,) = [n for n in listing["nodes"] if n["node_reference_url"] == url]
+async def nodes(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    response = await client.get("/v2/cache/nodes")
+    assert response.status_code == 200, response.text
+    result: list[dict[str, Any]] = response.json()["nodes"]
+    return result
+
+
+async def counters(client: httpx.AsyncClient, url: str) -> dict[str, int]:
+    (node,) = [n for n in await nodes(client) if n["node_reference_url"] == url]
     result: dict[str, int] = node["counters"]
     return result
 

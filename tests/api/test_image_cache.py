@@ -79,13 +79,12 @@ async def test_a_miss_fills_the_cache_and_the_next_download_is_a_hit(
     second = await cached_client.get(f"/v2/images/{image_id}/file")
     assert second.status_code == 200
     assert second.content == data
-    listing = await state(cached_client)
-    (entry,) = listing["cached_images"]
+    (entry,) = (await state(cached_client))["cached_images"]
     assert entry["image_id"] == image_id
     assert entry["size"] == len(data)
     assert entry["hits"] == 1
     assert entry["checksum"] == hashlib.md5(data, usedforsecurity=False).hexdigest()
-    assert counters(listing, NODE_A) == {
+    assert (await counters(cached_client, NODE_A)) == {
         "hits": 1,
         "misses": 1,
         "bytes_served": len(data),
@@ -126,7 +125,7 @@ async def test_a_range_miss_is_read_from_the_store_and_not_cached(
     assert response.status_code == 206
     assert response.content == data[5:15]
     assert cached_files(cache_settings) == []
-    assert counters(await state(cached_client), NODE_A)["misses"] == 1
+    assert (await counters(cached_client, NODE_A))["misses"] == 1
 
 
 async def test_a_corrupt_fill_is_never_served_nor_kept(
@@ -142,7 +141,7 @@ async def test_a_corrupt_fill_is_never_served_nor_kept(
     assert listing["cached_images"] == []
     assert cached_files(cache_settings) == []
     assert list((cache_dir(cache_settings) / "incomplete").iterdir()) == []
-    assert counters(listing, NODE_A)["fills"] == 0
+    assert (await counters(cached_client, NODE_A))["fills"] == 0
 
 
 async def test_a_damaged_cache_file_is_discarded_and_the_store_serves(
@@ -187,7 +186,7 @@ async def test_delete_and_deactivate_evict(
     listing = await state(cached_client)
     assert listing["cached_images"] == []
     assert cached_files(cache_settings) == []
-    assert counters(listing, NODE_A)["evictions"] == 1
+    assert (await counters(cached_client, NODE_A))["evictions"] == 1
     if how == "deactivate":
         # An admin still reads a deactivated image, from the store, and it is not cached.
         response = await cached_client.get(f"/v2/images/{image_id}/file")

@@ -95,6 +95,7 @@ EXPECTED: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("DELETE", "/v2/cache"): (403, 403, 403, 403, 403, 404, 401),
     ("POST", "/v2/cache/clean"): (403, 403, 403, 403, 403, 404, 401),
     ("POST", "/v2/cache/prune"): (403, 403, 403, 403, 403, 404, 401),
+    ("GET", "/v2/cache/nodes"): (403, 403, 403, 403, 403, 404, 401),
     ("GET", "/v2/cache/nodes/{image_id}"): (403, 403, 403, 403, 403, 404, 401),
     ("PUT", "/v2/cache/{image_id}"): (403, 403, 404, 403, 403, 404, 401),
     ("DELETE", "/v2/cache/{image_id}"): (403, 403, 404, 403, 403, 404, 401),

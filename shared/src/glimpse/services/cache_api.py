@@ -72,9 +72,19 @@ class CacheService:
             return await membership(ImageRepository(session), ctx, image)
 
     async def state(self, ctx: RequestContext) -> dict[str, Any]:
-        """This node's cached and queued images in Glance's shape, and every node's state."""
+        """This node's cached and queued images, in Glance's shape (clients print every key)."""
         cache = self._enforce(ctx, "cache_list")
         node = await cache.node_id()
+        async with self.db.read() as session:
+            repo = CacheRepository(session)
+            entries = await repo.entries(node)
+            queued = await repo.queued(node)
+        return {"cached_images": [e.as_glance() for e in entries], "queued_images": queued}
+
+    async def nodes_state(self, ctx: RequestContext) -> dict[str, Any]:
+        """Every node's cached and queued images and counters (Glimpse's GET /v2/cache/nodes)."""
+        cache = self._enforce(ctx, "cache_list")
+        await cache.node_id()
         async with self.db.read() as session:
             repo = CacheRepository(session)
             nodes = await repo.nodes()
@@ -84,8 +94,6 @@ class CacheService:
         for entry in entries:
             held.setdefault(entry.node_id, []).append(entry.as_glance())
         return {
-            "cached_images": held.get(node, []),
-            "queued_images": queued.get(node, []),
             "nodes": [
                 {
                     "node_reference_url": n.url,
@@ -94,7 +102,7 @@ class CacheService:
                     "counters": n.counters,
                 }
                 for n in nodes
-            ],
+            ]
         }
 
     async def queue(self, ctx: RequestContext, image_id: str) -> None:

@@ -139,9 +139,9 @@ def _usage() -> dict[str, Any]:
     return _object({"usage": _object(counters, *names)}, "usage")
 
 
-def _cache_state() -> dict[str, Any]:
-    """GET /v2/cache: this node's cached and queued images as Glance shows them, and (Glimpse)
-    every node's."""
+def _cache_state(*, nodes: bool) -> dict[str, Any]:
+    """GET /v2/cache: this node's cached and queued images as Glance shows them; with `nodes`,
+    GET /v2/cache/nodes: every node's, with its counters."""
     number = {"type": "number"}
     integer = {"type": "integer"}
     entry_fields = {
@@ -161,12 +161,10 @@ def _cache_state() -> dict[str, Any]:
         "queued_images": _array(string()),
         "counters": _object(dict.fromkeys(counters, integer), *counters),
     }
+    if nodes:
+        return _object({"nodes": _array(_object(node_fields, *node_fields))}, "nodes")
     return _object(
-        {
-            "cached_images": _array(entry),
-            "queued_images": _array(string()),
-            "nodes": _array(_object(node_fields, *node_fields)),
-        },
+        {"cached_images": _array(entry), "queued_images": _array(string())},
         "cached_images",
         "queued_images",
     )
@@ -202,5 +200,6 @@ def component_schemas() -> dict[str, dict[str, Any]]:
         "Stores": _stores(detail=False),
         "StoresDetail": _stores(detail=True),
         "Usage": _usage(),
-        "CacheState": _cache_state(),
+        "CacheState": _cache_state(nodes=False),
+        "CacheNodes": _cache_state(nodes=True),
     }

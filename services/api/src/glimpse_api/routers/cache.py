@@ -54,6 +54,12 @@ async def prune_cache(ctx: ContextDep, cache: CacheServiceDep) -> JSONResponse:
     return JSONResponse(await cache.prune(ctx))
 
 
+@router.get("/nodes", **operation(ok=(200, ref("CacheNodes")), errors=(403, 404)))
+async def get_cache_nodes(ctx: ContextDep, cache: CacheServiceDep) -> dict[str, Any]:
+    """Glimpse: every API node's cache (what it holds, what is queued for it, its counters)."""
+    return await cache.nodes_state(ctx)
+
+
 @router.get("/nodes/{image_id}", **operation(ok=(200, _NODES), errors=(403, 404)))
 async def get_cached_nodes(image_id: str, ctx: ContextDep, cache: CacheServiceDep) -> JSONResponse:
     return JSONResponse(await cache.nodes(ctx, image_id))
