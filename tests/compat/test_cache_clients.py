@@ -1,5 +1,5 @@
-"""The `glance` CLI's cache commands against a server with the image cache on, configured as
-Glance's documentation writes it."""
+"""The `glance` CLI's cache commands and openstacksdk's cache calls against a server with the
+image cache on, configured as Glance's documentation writes it."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from compat_helpers import CompatServer, free_port, running_server, server_env, write_image
+from openstack import connection
 from test_glance_cli import glance_ok, parse_properties
+from test_openstacksdk import pytestmark as sdk_marks
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-pytestmark = pytest.mark.compat
+pytestmark = sdk_marks  # compat, and openstacksdk's own deprecation warnings let through
 
 WAIT = 60.0  # seconds for the prefetcher to fill an image
 
@@ -111,3 +113,32 @@ def test_cache_commands(cache_server: CompatServer, tmp_path: Path) -> None:
     assert _state(url)["cached_images"] == []
     glance_ok(url, "cache-clear")  # both
     assert _state(url) == {"cached_images": [], "queued_images": []}
+
+
+def test_openstacksdk_cache_calls(cache_server: CompatServer) -> None:
+    url = cache_server.url
+    conn = connection.Connection(
+        auth_type="none", auth={"endpoint": url}, image_endpoint_override=url
+    )
+    try:
+        created = conn.image.create_image(
+            name="sdk-cached",
+            data=b"sdk cache data " * 8192,
+            disk_format="raw",
+            container_format="bare",
+        )
+        conn.image.queue_image(created.id)
+        _wait_cached(url, created.id)
+        cache = conn.image.get_image_cache()
+        assert [entry["image_id"] for entry in cache.cached_images] == [created.id]
+        assert conn.image.cached_image_nodes(created.id) == [url]
+        assert conn.image.prune_cache() == {"total_files_pruned": 0, "total_bytes_pruned": 0}
+        conn.image.clean_cache()
+        conn.image.cache_delete_image(created.id)
+        assert _state(url)["cached_images"] == []
+        conn.image.queue_image(created.id)
+        _wait_cached(url, created.id)
+        conn.image.clear_cache("both")
+        assert _state(url) == {"cached_images": [], "queued_images": []}
+    finally:
+        conn.close()
