@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glimpse.cache.files import read_file
+from glimpse.domain.errors import SizeMismatch
 from glimpse.stores.filesystem import READ_CHUNK, read_at, write_all
 from glimpse.stores.metering import Meter, metered
 
@@ -26,7 +27,11 @@ log = logging.getLogger(__name__)
 
 
 class FillFailed(Exception):
-    """The data read from the store is not the image's (or the store failed mid-way)."""
+    """The fill did not end with the image's verified data in the cache."""
+
+
+class CorruptData(FillFailed):
+    """The store's data is not what the image's row records (size or digests)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +78,7 @@ class Fill:
                 source,
                 meter,
                 limit=expected.size,
-                on_limit=lambda: FillFailed("the store returned more data than recorded"),
+                on_limit=lambda: CorruptData("the store returned more data than recorded"),
                 expected_size=expected.size,
             ):
                 await asyncio.to_thread(write_all, self.fd, block)
@@ -83,7 +88,8 @@ class Fill:
             await asyncio.to_thread(os.fsync, self.fd)
             await self._commit(commit)
         except BaseException as exc:
-            self.error = exc
+            # metered's SizeMismatch: shorter than recorded.
+            self.error = CorruptData(str(exc)) if isinstance(exc, SizeMismatch) else exc
             with contextlib.suppress(FileNotFoundError):
                 self.partial.unlink()
             if not isinstance(exc, Exception):
@@ -110,10 +116,10 @@ class Fill:
         expected = self.expected
         if expected.checksum and meter.checksum != expected.checksum:
             msg = f"checksum {meter.checksum} is not the recorded {expected.checksum}"
-            raise FillFailed(msg)
+            raise CorruptData(msg)
         if expected.hash_value and expected.hash_algo and meter.hash_value != expected.hash_value:
             msg = f"{expected.hash_algo} digest is not the recorded one"
-            raise FillFailed(msg)
+            raise CorruptData(msg)
 
     async def _available(self, offset: int) -> int:
         """How far a follower at `offset` may read: wait for more data, and hold back the last
@@ -121,7 +127,7 @@ class Fill:
         while True:
             changed = self._changed
             if self.error is not None:
-                msg = f"cache fill of image {self.image_id} failed"
+                msg = f"cache fill of image {self.image_id} failed: {self.error}"
                 raise FillFailed(msg) from self.error
             limit = (
                 self.expected.size if self.verified else min(self.written, self.expected.size - 1)

@@ -18,11 +18,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from glimpse.cache.files import CacheDir, Removed, open_for_read, read_file
-from glimpse.cache.fill import Expected, Fill, Flights
+from glimpse.cache.fill import CorruptData, Expected, Fill, FillFailed, Flights
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.db.repositories.cache import CachedEntry, CacheRepository, now
 from glimpse.db.tables import Image
+from glimpse.domain.errors import StoreUnavailable
 from glimpse.domain.images import ImageStatus
 from glimpse.domain.ranges import ResolvedRange
 
@@ -97,10 +98,19 @@ class ImageCache:
         if span is not None:
             await self._count(node, misses=1)
             return None
+        # No await between the last look and joining or starting the fill (but while a fill's
+        # store is being opened): one store read per image.
         fill = fill or await self._fill(node, image, open_store)
-        reader = fill.follow()
         await self._count(node, misses=1)
-        return reader
+        try:
+            return fill.follow()  # a fill that ended meanwhile is read from its file
+        except FileNotFoundError:
+            return None  # already evicted: the store serves
+        except FillFailed as exc:
+            if isinstance(exc.__cause__, CorruptData):
+                msg = f"Image {image.id} data in the store does not match its checksum"
+                raise StoreUnavailable(msg) from exc
+            return None  # the store failed that fill; it may serve this request
 
     async def _hit(
         self, node: int, image: Image, span: ResolvedRange | None
@@ -124,10 +134,14 @@ class ImageCache:
             await self._forget_local(node, image.id)
             return None
         start, stop = (span.start, span.stop) if span is not None else (0, size)
-        async with self.db.write() as session:
-            repo = CacheRepository(session)
-            await repo.touch(node, image.id)
-            await repo.count(node, hits=1, bytes_served=stop - start)
+        try:
+            async with self.db.write() as session:
+                repo = CacheRepository(session)
+                await repo.touch(node, image.id)
+                await repo.count(node, hits=1, bytes_served=stop - start)
+        except BaseException:
+            os.close(fd)
+            raise
         return read_file(fd, start, stop)
 
     def _running(self, image_id: str) -> Fill | None:

@@ -249,10 +249,6 @@ class CacheRepository:
         result = await self.session.execute(sa.delete(_QUEUE))
         return _rowcount(result)
 
-    async def queued_count(self) -> int:
-        statement = sa.select(sa.func.count(sa.distinct(_QUEUE.c.image_id)))
-        return int((await self.session.execute(statement)).scalar_one())
-
     async def evict(self, image_id: str) -> None:
         """The image was deleted or deactivated: no node may serve it from its cache, and no
         prefetcher fetch it."""
