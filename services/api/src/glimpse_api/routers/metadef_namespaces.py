@@ -4,7 +4,7 @@ all objects, properties or tags of one."""
 from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
@@ -75,7 +75,10 @@ async def create_namespace(
 ) -> JSONResponse:
     document = parse_namespace(await read_json(request))
     body = namespace_view(await metadefs.namespaces.create(ctx, document))
-    return JSONResponse(body, status_code=201, headers={"Location": body["self"]})
+    # A header carries Latin-1 only, and a URI ASCII: any other character of the name is
+    # percent-encoded there (the body keeps it as it is).
+    location = quote(body["self"], safe="/:")
+    return JSONResponse(body, status_code=201, headers={"Location": location})
 
 
 @router.get("/{namespace}", **operation(ok=(200, ref("MetadefNamespace")), errors=READ))
