@@ -120,8 +120,9 @@ def test_metadef_bodies_come_from_the_served_metadef_schemas() -> None:
     }
     assert {"400", "403", "404", "409", "413"} <= set(create["responses"])
     served = metadef_schemas.namespace_schema()
-    assert schemas["MetadefNamespace"]["properties"]["namespace"] == (
-        served["properties"]["namespace"]
+    assert (
+        schemas["MetadefNamespace"]["properties"]["namespace"]
+        == (served["properties"]["namespace"])
     )
     # The served schema's own references are resolved where they stand.
     assert "definitions" not in schemas["MetadefNamespace"]
@@ -181,3 +182,7 @@ def test_identity_headers_follow_auth_strategy(
         else:
             assert operation["security"] == ([{name: [] for name in schemes}] if schemes else [])
             assert {"401", "503"} <= set(operation["responses"])
+            if "X-Project-Id" in optional:  # a proxy's id too long to store is refused
+                assert "400" in operation["responses"]
+    for name in optional & {"X-User-Id", "X-Project-Id", "X-Tenant-Id"}:
+        assert components["parameters"][name]["schema"] == {"type": "string", "maxLength": 255}
