@@ -90,6 +90,9 @@ async def test_identity_ids_longer_than_their_columns_are_refused(
     }
     listed = await client.get("/v2/images", headers=longest)
     assert [image["name"] for image in listed.json()["images"]] == ["a"]
+    # Even the X-Tenant-Id that an X-Project-Id makes unused: the proxy is broken either way.
+    unused = {**PROJECT_A, "X-Tenant-Id": "p" * 256}
+    assert (await client.get("/v2/images", headers=unused)).status_code == 400
 
 
 async def test_other_projects_private_images_are_invisible(

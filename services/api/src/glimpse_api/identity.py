@@ -71,15 +71,13 @@ class Authenticator(Protocol):
 
 
 def _id(request: Request, *names: str) -> str | None:
-    """The first non-empty of the headers `names`, refused (400) when longer than any id
-    column holds."""
-    for name in names:
-        value = request.headers.get(name)
-        if value:
-            if len(value) > MAX_ID_LENGTH:
-                raise InvalidInput(f"{name} is longer than {MAX_ID_LENGTH} characters")
-            return value
-    return None
+    """The first non-empty of the headers `names` (X-Project-Id, else X-Tenant-Id); any of
+    them longer than an id column holds is refused (400), used or not."""
+    values = [request.headers.get(name, "") for name in names]
+    for name, value in zip(names, values, strict=True):
+        if len(value) > MAX_ID_LENGTH:
+            raise InvalidInput(f"{name} is longer than {MAX_ID_LENGTH} characters")
+    return next((value for value in values if value), None)
 
 
 def _split_roles(value: str) -> frozenset[str]:
