@@ -22,7 +22,7 @@ from cache_helpers import (
 )
 from test_images import create
 
-from glimpse.config import Settings
+from glimpse.config import Settings, load_settings
 from personas import ADMIN, OWNER, proxy_client
 
 NODE_A = "http://node-a.test:9292"
@@ -298,3 +298,12 @@ async def test_cache_api_policy_and_disabled_site(
         assert (await plain.request(method, path, headers=OWNER)).status_code == 403
         assert (await plain.request(method, path, headers=ADMIN)).status_code == 404
         assert (await cached.request(method, path, headers=ADMIN)).status_code in {200, 204}
+
+
+def test_a_caching_flavor_without_a_cache_dir_serves_without_cache(tmp_path: Path) -> None:
+    conf = tmp_path / "glance-api.conf"
+    conf.write_text("[paste_deploy]\nflavor = caching\n")
+    settings = load_settings(conf)
+    assert settings.paste_deploy.caching
+    assert not settings.cache_enabled
+    assert not settings.cache_serving
