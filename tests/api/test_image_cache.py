@@ -310,3 +310,17 @@ def test_a_caching_flavor_without_a_cache_dir_serves_without_cache(tmp_path: Pat
     assert settings.paste_deploy.caching
     assert not settings.cache_enabled
     assert not settings.cache_serving
+
+
+async def test_literal_cache_paths_allow_only_their_own_methods(
+    cached_client: httpx.AsyncClient,
+) -> None:
+    for path, allowed in [
+        ("/v2/cache/clean", "POST"),
+        ("/v2/cache/prune", "POST"),
+        ("/v2/cache/nodes", "GET"),
+        ("/v2/cache", "DELETE, GET"),
+    ]:
+        response = await cached_client.request("OPTIONS", path)
+        assert response.status_code == 405
+        assert response.headers["allow"] == allowed

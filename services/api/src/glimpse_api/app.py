@@ -46,6 +46,7 @@ from glimpse_api.routers import (
 )
 
 log = logging.getLogger(__name__)
+_MAINTENANCE_GRACE = 10.0  # seconds a cache pass may take to end at shutdown
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -59,11 +60,20 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.runtime = runtime
         # Leftovers of a previous life are swept at start, as Glance does, without delaying it.
         background = [asyncio.create_task(_sweep(runtime))]
+        stopping = asyncio.Event()
+        maintenance = None
         if runtime.cache is not None:
-            background.append(asyncio.create_task(_maintain_cache(runtime)))
+            maintenance = asyncio.create_task(_maintain_cache(runtime, stopping))
         try:
             yield
         finally:
+            if maintenance is not None:
+                # A pass in progress may finish (a cancelled query can leave its connection
+                # broken); one that takes longer is cancelled.
+                stopping.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(maintenance), _MAINTENANCE_GRACE)
+                background.append(maintenance)
             for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -122,17 +132,18 @@ async def _sweep(runtime: Runtime) -> None:
         log.info("start-up sweep removed %d leftover files", removed)
 
 
-async def _maintain_cache(runtime: Runtime) -> None:
+async def _maintain_cache(runtime: Runtime, stopping: asyncio.Event) -> None:
     """The cache's schedule inside the API (no cron, unlike Glance): every
     cache_prefetcher_interval, clean, prefetch what is queued for this node, prune."""
     cache = runtime.cache
     assert cache is not None  # noqa: S101 -- started only with a cache
-    while True:
+    while not stopping.is_set():
         try:
-            await cache.maintain(runtime.image_data.load_for_prefetch)
+            await cache.maintain(runtime.image_data.load_for_prefetch, stopping)
         except Exception:
             log.exception("image cache maintenance pass failed")
-        await asyncio.sleep(runtime.settings.cache_prefetcher_interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), runtime.settings.cache_prefetcher_interval)
 
 
 def app_from_environment() -> FastAPI:

@@ -243,13 +243,16 @@ class ImageCache:
             await CacheRepository(session).dequeue(image_id, node)
         return cached
 
-    async def prefetch_queued(self, load: Loader) -> int:
-        """Fill every image queued for this node; how many are cached now."""
+    async def prefetch_queued(self, load: Loader, stopping: asyncio.Event | None = None) -> int:
+        """Fill every image queued for this node (until `stopping` is set); how many are
+        cached now."""
         node = await self.node_id()
         async with self.db.read() as session:
             queued = await CacheRepository(session).queued(node)
         done = 0
         for image_id in queued:
+            if stopping is not None and stopping.is_set():
+                break
             done += await self.prefetch(image_id, load)
         return done
 
@@ -290,10 +293,10 @@ class ImageCache:
                 await self._forget_local(node, image_id, remove=False)
         return Removed(removed.files + len(orphans), removed.size + freed)
 
-    async def maintain(self, load: Loader) -> None:
+    async def maintain(self, load: Loader, stopping: asyncio.Event | None = None) -> None:
         """One scheduled pass: clean, prefetch what is queued, prune."""
         await self.clean()
-        await self.prefetch_queued(load)
+        await self.prefetch_queued(load, stopping)
         await self.prune()
 
     async def aclose(self) -> None:
