@@ -30,6 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from glimpse.config.location_strategy import LocationStrategy, StoreTypeLocationStrategyOptions
 from glimpse.config.notation import GlanceDict, GlanceList, parse_list
 from glimpse.config.reserved import RESERVED_PREFIX, RESERVED_STORES, STAGING_STORE, TASKS_STORE
 from glimpse.config.units import parse_size
@@ -812,6 +813,15 @@ class Settings(BaseSettings):
     show_multiple_locations: bool = Field(
         default=False, description="Show all data locations of an image as locations."
     )
+    location_strategy: LocationStrategy = Field(
+        "location_order",
+        description=(
+            "Order in which an image's locations are read (a failed read falls back to the "
+            "next) and shown in locations and direct_url. location_order: by store weight, "
+            "then as added. store_type: the types of [store_type_location_strategy] "
+            "store_type_preference first, in that order, then by weight."
+        ),
+    )
     location_add_timeout: int = Field(
         600,
         gt=0,
@@ -871,6 +881,9 @@ class Settings(BaseSettings):
     keystone_authtoken: KeystoneAuthTokenOptions = Field(default_factory=KeystoneAuthTokenOptions)
     key_manager: KeyManagerOptions = Field(default_factory=KeyManagerOptions)
     barbican: BarbicanOptions = Field(default_factory=BarbicanOptions)
+    store_type_location_strategy: StoreTypeLocationStrategyOptions = Field(
+        default_factory=StoreTypeLocationStrategyOptions
+    )
     stores: dict[str, StoreOptions] = Field(
         default_factory=dict,
         description=(
