@@ -33,6 +33,7 @@ from pydantic_settings import (
 from glimpse.config.location_strategy import LocationStrategy, StoreTypeLocationStrategyOptions
 from glimpse.config.notation import GlanceDict, GlanceList, parse_list
 from glimpse.config.reserved import RESERVED_PREFIX, RESERVED_STORES, STAGING_STORE, TASKS_STORE
+from glimpse.config.session import SessionOptions
 from glimpse.config.units import parse_size
 from glimpse.domain.tasks import KNOWN_METHODS as KNOWN_IMPORT_METHODS
 
@@ -523,8 +524,9 @@ class OsloPolicyOptions(BaseModel):
         return self
 
 
-class KeystoneAuthTokenOptions(BaseModel):
-    """`[keystone_authtoken]`, with keystonemiddleware's option names (auth_strategy=keystone)."""
+class KeystoneAuthTokenOptions(SessionOptions):
+    """`[keystone_authtoken]`, with keystonemiddleware's option names (auth_strategy=keystone)
+    and keystoneauth's session options (SessionOptions)."""
 
     www_authenticate_uri: str | None = Field(
         None,
@@ -587,7 +589,8 @@ class KeystoneAuthTokenOptions(BaseModel):
         gt=0,
         description=(
             "Seconds one request to the Identity service may take in all (connecting, sending, "
-            "the whole answer); also the longest a token waits for a validation slot."
+            "the whole answer); also the longest a token waits for a validation slot. "
+            "keystoneauth's `timeout`, when set, replaces it."
         ),
     )
     validation_concurrency: int = Field(
@@ -606,8 +609,6 @@ class KeystoneAuthTokenOptions(BaseModel):
             "(kept in memory by its SHA-256 hash); 0 disables."
         ),
     )
-    insecure: bool = Field(default=False, description="Skip TLS verification of auth_url.")
-    cafile: Path | None = Field(None, description="CA bundle that signs auth_url's certificate.")
 
     @field_validator("cache_redis_url")
     @classmethod
@@ -636,6 +637,11 @@ class KeystoneAuthTokenOptions(BaseModel):
                 }
             },
         }
+
+    @property
+    def call_deadline(self) -> float:
+        """Seconds one token validation or service authentication may take in all."""
+        return self.timeout if self.timeout is not None else self.http_request_timeout
 
     @property
     def challenge_uri(self) -> str:
