@@ -85,6 +85,29 @@ def pg_template() -> Iterator[str]:
     asyncio.run(drop())
 
 
+@pytest.fixture
+def empty_pg() -> Iterator[str]:
+    """A PostgreSQL database with no schema at all, for this test alone (dropped after)."""
+    if not asyncio.run(_pg_reachable()):
+        if IN_CI:
+            pytest.fail(
+                f"PostgreSQL is required under CI=true and does not answer at {PG_ADMIN_DSN}"
+            )
+        pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432")
+    name = f"glimpse_empty_{uuid.uuid4().hex[:12]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    yield _pg_url(name)
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def _pg_url(database: str) -> str:
     base = sa.engine.make_url(PG_ADMIN_DSN)
     return base.set(database=database).render_as_string(hide_password=False)

@@ -246,8 +246,9 @@ class ImageDataService:
         prefer: list[str] | None = None,
     ) -> Download | None:
         """The image's data (or a span of it); None when the image has no data yet. Locations
-        are read in store-weight order, those in `prefer` stores first, falling back to the
-        next location when a store fails."""
+        are read in read order (StoreRegistry.by_weight: `prefer` stores first, then the
+        location strategy, then store weight), falling back to the next location when a
+        store fails; each failed location is logged once."""
         async with self.db.read() as session:
             repo = ImageRepository(session)
             image = await authorized_image(repo, ctx, image_id, "download_image")

@@ -147,7 +147,7 @@ class ImageService:
     async def _presented(
         self, ctx: RequestContext, records: list[ImageRecord]
     ) -> list[ImageRecord]:
-        """Records as the API shows them to `ctx`: locations in read (weight) order, visible
+        """Records as the API shows them to `ctx`: locations in read order (by_weight), visible
         only to a caller who passes `get_image_location`, and pre-Train location metadata
         rewritten in the database on first sight (Train's lazy upgrade)."""
         legacy = [
