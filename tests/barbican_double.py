@@ -99,13 +99,12 @@ class BarbicanDouble:
         *,
         creator_id: str | None = None,
         private: bool = False,
-        secret_type: str = "opaque",
+        kind: str = "opaque",
         payload: bytes = b"",
     ) -> str:
+        """`kind` is Barbican's secret_type (certificate, symmetric, opaque...)."""
         with self._lock:
-            self.secrets[secret_id] = Secret(
-                project_id, creator_id, not private, secret_type, payload
-            )
+            self.secrets[secret_id] = Secret(project_id, creator_id, not private, kind, payload)
         return secret_id
 
     def body(self, path: str) -> tuple[bytes, str]:

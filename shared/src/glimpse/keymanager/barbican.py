@@ -12,7 +12,6 @@ import httpx
 from glimpse.config.settings import BarbicanOptions
 from glimpse.net.deadline import DeadlineExceeded, within
 
-
 # A certificate is a few KiB; a payload larger than this is refused, not read into memory.
 MAX_CERTIFICATE_BYTES = 64 * 1024
 
@@ -59,7 +58,9 @@ class BarbicanClient:
         url = f"{self._secrets}/{quote(secret_id, safe='')}"
         headers = {"X-Auth-Token": token, "Accept": "application/json"}
         try:
-            meta = await within(self._deadline, "Barbican GET", self._http.get(url, headers=headers))
+            meta = await within(
+                self._deadline, "Barbican GET", self._http.get(url, headers=headers)
+            )
             self._check(meta)
             secret_type = meta.json().get("secret_type") if meta.content else None
             payload = await within(
@@ -68,7 +69,9 @@ class BarbicanClient:
                 self._read_payload(f"{url}/payload", token),
             )
         except (httpx.HTTPError, DeadlineExceeded, ValueError, AttributeError) as exc:
-            raise BarbicanError(f"Barbican unreachable or unreadable: {type(exc).__name__}") from exc
+            raise BarbicanError(
+                f"Barbican unreachable or unreadable: {type(exc).__name__}"
+            ) from exc
         return StoredSecret(str(secret_type or ""), payload)
 
     async def _read_payload(self, url: str, token: str) -> bytes:

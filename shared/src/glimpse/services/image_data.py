@@ -161,13 +161,7 @@ class ImageDataService:
             raise LimitExceeded(cap_message(cap))
         announced = expected_size if expected_size is not None else body_size
         claim = await self._claim(ctx, image_id, announced)
-        try:
-            verifier = await signatures.verifier_for(self.settings, ctx, claim.properties)
-        except BaseException as exc:
-            await asyncio.shield(self._release(image_id, claim.upload_id))
-            if isinstance(exc, signatures.SignatureFailed):
-                raise signatures.for_image(image_id, exc) from None
-            raise
+        verifier = await self._verifier(ctx, image_id, claim)
         meter = Meter(self.settings.hashing_algorithm)
         data = self.quota.guard(
             image_id,
@@ -200,11 +194,7 @@ class ImageDataService:
         try:
             virtual_size = self._checked_virtual_size(inspector, claim)
             if verifier is not None:
-                try:
-                    verifier.verify()
-                except signatures.SignatureFailed as exc:
-                    raise signatures.for_image(image_id, exc) from None
-                log.info("image %s: signature verified", image_id)
+                signatures.verify(verifier, image_id)
             async with self.db.write() as session:
                 repo = ImageRepository(session)
                 activated = await repo.finish_upload(
@@ -232,6 +222,19 @@ class ImageDataService:
                 f"Image {image_id} could not be found after upload. "
                 "The image may have been deleted during the upload."
             )
+
+    async def _verifier(
+        self, ctx: RequestContext, image_id: str, claim: Claim
+    ) -> signatures.Verifier | None:
+        """The signature verifier the claimed image needs (None: unsigned); the claim is
+        handed back when it cannot be made."""
+        try:
+            return await signatures.verifier_for(self.settings, ctx, claim.properties)
+        except BaseException as exc:
+            await asyncio.shield(self._release(image_id, claim.upload_id))
+            if isinstance(exc, signatures.SignatureFailed):
+                raise signatures.for_image(image_id, exc) from None
+            raise
 
     def _checked_virtual_size(self, inspector: StreamInspector | None, claim: Claim) -> int | None:
         """Refuse unsafe or (per [image_format]) mismatched data; the virtual size to record."""

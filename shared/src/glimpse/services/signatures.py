@@ -55,7 +55,7 @@ _CURVE_NAMES: Final = ("SECT571K1", "SECT409K1", "SECT571R1", "SECT409R1", "SECP
 ECC_CURVES: Final[dict[str, str]] = {
     f"ECC_{name}": name.lower() for name in _CURVE_NAMES if hasattr(ec, name)
 }
-X509_SECRET_TYPE: Final = "certificate"
+X509_TYPE: Final = "certificate"
 HTTP_TIMEOUT: Final = 30.0  # seconds per socket wait when [keystone_authtoken] sets none
 # A signature is at most a few hundred bytes; a larger property is not decoded.
 MAX_SIGNATURE_CHARS: Final = 8192
@@ -116,23 +116,33 @@ class Verifier:
             yield chunk
 
     def verify(self) -> None:
-        digest = self._hasher.finalize()
-        prehashed = utils.Prehashed(self._algorithm)
-        key = self._key
+        """Raise SignatureFailed unless the signature matches the data seen."""
         try:
-            if isinstance(key, rsa.RSAPublicKey):
-                pss = padding.PSS(
-                    mgf=padding.MGF1(self._algorithm), salt_length=padding.PSS.MAX_LENGTH
-                )
-                key.verify(self._signature, digest, pss, prehashed)
-            elif isinstance(key, ec.EllipticCurvePublicKey):
-                key.verify(self._signature, digest, ec.ECDSA(prehashed))
-            elif isinstance(key, dsa.DSAPublicKey):
-                key.verify(self._signature, digest, prehashed)
-            else:  # prepare() admits no other key
-                raise InvalidSignature
+            self._check(self._hasher.finalize())
         except InvalidSignature:
             raise SignatureFailed("Signature verification failed") from None
+
+    def _check(self, digest: bytes) -> None:
+        prehashed = utils.Prehashed(self._algorithm)
+        key = self._key
+        if isinstance(key, rsa.RSAPublicKey):
+            pss = padding.PSS(mgf=padding.MGF1(self._algorithm), salt_length=padding.PSS.MAX_LENGTH)
+            key.verify(self._signature, digest, pss, prehashed)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(self._signature, digest, ec.ECDSA(prehashed))
+        elif isinstance(key, dsa.DSAPublicKey):
+            key.verify(self._signature, digest, prehashed)
+        else:  # prepare() admits no other key
+            raise InvalidSignature
+
+
+def verify(verifier: Verifier, image_id: str) -> None:
+    """Check an upload's signature once all its data has passed."""
+    try:
+        verifier.verify()
+    except SignatureFailed as exc:
+        raise for_image(image_id, exc) from None
+    log.info("image %s: signature verified", image_id)
 
 
 def _decoded(signature: str) -> bytes:
@@ -141,13 +151,11 @@ def _decoded(signature: str) -> bytes:
     try:
         return base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):
-        raise SignatureFailed(
-            "The signature data was not properly encoded using base64"
-        ) from None
+        raise SignatureFailed("The signature data was not properly encoded using base64") from None
 
 
 def _certificate(secret_type: str, payload: bytes) -> x509.Certificate:
-    if secret_type != X509_SECRET_TYPE:
+    if secret_type != X509_TYPE:
         raise SignatureFailed(f"Invalid certificate format: {secret_type or 'unknown'}")
     try:
         if payload.lstrip().startswith(b"-----BEGIN"):
@@ -160,7 +168,8 @@ def _certificate(secret_type: str, payload: bytes) -> x509.Certificate:
 def _check_certificate(cert: x509.Certificate, uuid: str, now: datetime) -> None:
     if now < cert.not_valid_before_utc:
         raise SignatureFailed(
-            f"Certificate {uuid} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC"
+            f"Certificate {uuid} is not valid before "
+            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC"
         )
     if now > cert.not_valid_after_utc:
         raise SignatureFailed(
