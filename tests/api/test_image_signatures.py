@@ -434,3 +434,27 @@ async def test_without_a_user_token_the_certificate_cannot_be_read(
     reason = f"Unable to retrieve certificate with ID: {cert_uuid}"
     await assert_refused(client, image_id, await put(client, image_id), reason, datadir)
     assert barbican.calls == []
+
+
+async def test_a_signed_image_is_not_imported_unverified(
+    client: httpx.AsyncClient, barbican: BarbicanDouble, signers: dict[str, Signer]
+) -> None:
+    """Imports do not verify signatures yet: a signed image's import is refused (fail closed)
+    rather than activated unchecked; the staged data stays for an upload or a delete."""
+    signer = signers["RSA-PSS"]
+    cert_uuid = store_cert(barbican, signer.cert)
+    image_id = await signed_image(
+        client, sign(signer.key, DATA, "SHA-256"), "SHA-256", "RSA-PSS", cert_uuid
+    )
+    staged = await client.put(f"/v2/images/{image_id}/stage", content=DATA, headers=OCTET)
+    assert staged.status_code == 204, staged.text
+    body = {"method": {"name": "glance-direct"}}
+    response = await client.post(f"/v2/images/{image_id}/import", json=body)
+    assert response.status_code == 400, response.text
+    message = response.json()["message"]
+    assert message.startswith(f"Image {image_id} is signed (img_signature)")
+    assert "glance-direct import method" in message
+    shown = (await client.get(f"/v2/images/{image_id}")).json()
+    assert shown["status"] == "uploading"
+    assert "os_glance_import_task" not in shown
+    assert barbican.calls == []
