@@ -30,6 +30,7 @@ from glimpse.domain.errors import (
 from glimpse.domain.images import ImageStatus, check_downloadable, transition
 from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.formats import StreamInspector, inspected_container
+from glimpse.services import signatures
 from glimpse.services.access import authorize, authorized_image
 from glimpse.services.image_cache import ImageCache, StoreOpener
 from glimpse.services.quota import StorageQuota
@@ -60,6 +61,7 @@ class Claim:
     granted: int
     disk_format: str | None
     container_format: str | None
+    properties: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +127,15 @@ class ImageDataService:
                 upload_id=upload_id,
                 upload_lease_until=lease_until(self.settings.scrubber.lease_time),
             )
-            return Claim(upload_id, image.owner, granted, image.disk_format, image.container_format)
+            properties = await repo.properties(image_id)
+            return Claim(
+                upload_id,
+                image.owner,
+                granted,
+                image.disk_format,
+                image.container_format,
+                properties,
+            )
 
     async def _release(self, image_id: str, upload_id: str) -> None:
         """saving -> queued after a failed upload (a no-op if the image was deleted or taken
@@ -160,6 +170,7 @@ class ImageDataService:
             raise LimitExceeded(cap_message(cap))
         announced = expected_size if expected_size is not None else body_size
         claim = await self._claim(ctx, image_id, announced)
+        verifier = await self._verifier(ctx, image_id, claim)
         meter = Meter(self.settings.hashing_algorithm)
         data = self.quota.guard(
             image_id,
@@ -173,6 +184,8 @@ class ImageDataService:
             ),
             granted=claim.granted,
         )
+        if verifier is not None:
+            data = verifier.watch(data)
         inspector = StreamInspector() if inspected_container(claim.container_format) else None
         if inspector is not None:
             data = inspector.watch(data)
@@ -189,6 +202,8 @@ class ImageDataService:
             raise
         try:
             virtual_size = self._checked_virtual_size(inspector, claim)
+            if verifier is not None:
+                signatures.verify(verifier, image_id)
             async with self.db.write() as session:
                 repo = ImageRepository(session)
                 activated = await repo.finish_upload(
@@ -216,6 +231,19 @@ class ImageDataService:
                 f"Image {image_id} could not be found after upload. "
                 "The image may have been deleted during the upload."
             )
+
+    async def _verifier(
+        self, ctx: RequestContext, image_id: str, claim: Claim
+    ) -> signatures.Verifier | None:
+        """The signature verifier the claimed image needs (None: unsigned); the claim is
+        handed back when it cannot be made."""
+        try:
+            return await signatures.verifier_for(self.settings, ctx, claim.properties)
+        except BaseException as exc:
+            await asyncio.shield(self._release(image_id, claim.upload_id))
+            if isinstance(exc, signatures.SignatureFailed):
+                raise signatures.for_image(image_id, exc) from None
+            raise
 
     def _checked_virtual_size(self, inspector: StreamInspector | None, claim: Claim) -> int | None:
         """Refuse unsafe or (per [image_format]) mismatched data; the virtual size to record."""
