@@ -14,8 +14,10 @@ from glimpse.db.engine import Database
 from glimpse.domain.policy import PolicyEngine
 from glimpse.jobs.publisher import JobPublisher
 from glimpse.logs import bind_identity
+from glimpse.services.cache_api import CacheService
 from glimpse.services.discovery import DiscoveryService
 from glimpse.services.health import HealthService
+from glimpse.services.image_cache import ImageCache
 from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
 from glimpse.services.imports import ImportService
@@ -52,6 +54,8 @@ class Runtime:
     publisher: JobPublisher
     authenticator: Authenticator
     health: HealthService
+    cache: ImageCache | None
+    cache_api: CacheService
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -64,13 +68,15 @@ class Runtime:
         stores = StoreRegistry.from_settings(settings)
         locations = LocationService(settings, database, stores)
         publisher = JobPublisher(settings)
+        cache = ImageCache(settings, database) if settings.cache_enabled else None
+        image_data = ImageDataService(settings, database, stores, cache)
         return cls(
             settings=settings,
             database=database,
             stores=stores,
             policy=policy,
-            images=ImageService(settings, database, stores, locations),
-            image_data=ImageDataService(settings, database, stores),
+            images=ImageService(settings, database, stores, locations, cache),
+            image_data=image_data,
             locations=locations,
             location_imports=LocationImportService(settings, database, stores, publisher),
             discovery=DiscoveryService(settings, database, stores),
@@ -82,9 +88,14 @@ class Runtime:
             publisher=publisher,
             authenticator=build_authenticator(settings),
             health=HealthService(settings),
+            cache=cache,
+            cache_api=CacheService(settings, database, cache, image_data.load_for_prefetch),
         )
 
     async def aclose(self) -> None:
+        await self.cache_api.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
         await self.authenticator.aclose()
         await self.publisher.aclose()
         await self.stores.aclose()
@@ -179,3 +190,10 @@ async def get_health_service(request: Request) -> HealthService:
 
 
 HealthServiceDep = Annotated[HealthService, Depends(get_health_service)]
+
+
+async def get_cache_service(request: Request) -> CacheService:
+    return _runtime(request).cache_api
+
+
+CacheServiceDep = Annotated[CacheService, Depends(get_cache_service)]

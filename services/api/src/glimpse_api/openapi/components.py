@@ -10,6 +10,7 @@ from glimpse.domain.patch import PatchOp
 from glimpse.domain.tasks import KNOWN_METHODS
 from glimpse.services.legacy_tasks import LEGACY_INPUTS
 from glimpse.services.location_import import HASH_ALGORITHMS
+from glimpse_api.openapi.metadefs import metadef_schemas
 from glimpse_api.openapi.routes import enum, ref, string
 from glimpse_api.schemas.json_schemas import image_schema, images_schema
 from glimpse_api.schemas.members import member_schema, members_schema
@@ -151,6 +152,37 @@ def _usage() -> dict[str, Any]:
     return _object({"usage": _object(counters, *names)}, "usage")
 
 
+def _cache_state(*, nodes: bool) -> dict[str, Any]:
+    """GET /v2/cache: this node's cached and queued images as Glance shows them; with `nodes`,
+    GET /v2/cache/nodes: every node's, with its counters."""
+    number = {"type": "number"}
+    integer = {"type": "integer"}
+    entry_fields = {
+        "id": integer,
+        "image_id": string(),
+        "last_accessed": number,
+        "last_modified": number,
+        "size": integer,
+        "hits": integer,
+        "checksum": {"type": ["string", "null"]},
+    }
+    entry = _object(entry_fields, *entry_fields)
+    counters = ("hits", "misses", "bytes_served", "fills", "evictions")
+    node_fields = {
+        "node_reference_url": string(),
+        "cached_images": _array(entry),
+        "queued_images": _array(string()),
+        "counters": _object(dict.fromkeys(counters, integer), *counters),
+    }
+    if nodes:
+        return _object({"nodes": _array(_object(node_fields, *node_fields))}, "nodes")
+    return _object(
+        {"cached_images": _array(entry), "queued_images": _array(string())},
+        "cached_images",
+        "queued_images",
+    )
+
+
 def _typed(schema: dict[str, Any]) -> dict[str, Any]:
     """One of /v2/schemas' schemas, which (as Glance's) leave out that they describe objects."""
     return {"type": "object", **schema}
@@ -181,4 +213,7 @@ def component_schemas() -> dict[str, dict[str, Any]]:
         "Stores": _stores(detail=False),
         "StoresDetail": _stores(detail=True),
         "Usage": _usage(),
+        "CacheState": _cache_state(nodes=False),
+        "CacheNodes": _cache_state(nodes=True),
+        **metadef_schemas(),
     }

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Final
+from http import HTTPStatus
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from glimpse.services.health import Health
 from glimpse_api.deps import HealthServiceDep
+from glimpse_api.openapi.routes import operation, string
 
 router = APIRouter()
 
@@ -24,6 +26,7 @@ PLAIN: Final = "text/plain"
 HTML: Final = "text/html"
 JSON: Final = "application/json"
 OFFERS: Final = (PLAIN, HTML, JSON)
+_STATUSES: Final = (HTTPStatus.OK, HTTPStatus.SERVICE_UNAVAILABLE)
 
 
 def _quality(accept: str, offer: str) -> float:
@@ -71,7 +74,32 @@ def _body(health: Health, media_type: str) -> str:
     return health.reason
 
 
-@router.get("/healthcheck")
+def _answer(status: int) -> dict[str, Any]:
+    """The document's GET answer: the reason in the negotiated media type (not Glance's error
+    format: this is oslo.middleware's)."""
+    reasons = {
+        "type": "object",
+        "properties": {
+            "detailed": {"type": "boolean"},
+            "reasons": {"type": "array", "items": string()},
+        },
+        "required": ["detailed", "reasons"],
+    }
+    phrase = "available" if status == HTTPStatus.OK else "disabled"
+    return {
+        "description": f"The node is {phrase}",
+        "content": {
+            PLAIN: {"schema": string()},
+            HTML: {"schema": string()},
+            JSON: {"schema": reasons},
+        },
+    }
+
+
+@router.get(
+    "/healthcheck",
+    **operation(ok=(HTTPStatus.OK, None), extra={status: _answer(status) for status in _STATUSES}),
+)
 async def healthcheck(request: Request, health: HealthServiceDep) -> Response:
     result = health.check()
     media_type = negotiate(request.headers.get("accept"))
@@ -79,7 +107,14 @@ async def healthcheck(request: Request, health: HealthServiceDep) -> Response:
     return Response(_body(result, media_type), status_code=status, media_type=media_type)
 
 
-@router.head("/healthcheck")
+@router.head(
+    "/healthcheck",
+    status_code=HTTPStatus.NO_CONTENT,
+    **operation(
+        ok=(HTTPStatus.NO_CONTENT, None),
+        extra={HTTPStatus.SERVICE_UNAVAILABLE: {"description": "The node is disabled"}},
+    ),
+)
 async def healthcheck_head(health: HealthServiceDep) -> Response:
     status = 204 if health.check().available else 503
     return Response(status_code=status, media_type=PLAIN)
