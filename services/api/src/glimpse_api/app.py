@@ -15,6 +15,7 @@ from glimpse.config import ConfigError, Settings, load_settings
 from glimpse.logs import setup_logging
 from glimpse.services.housekeeping import Housekeeping
 from glimpse_api.deps import Runtime
+from glimpse_api.drain import drain_on_sigterm
 from glimpse_api.errors import add_exception_handlers
 from glimpse_api.identity import refuse_unsafe_bind
 from glimpse_api.middleware import (
@@ -47,24 +48,19 @@ from glimpse_api.routers import (
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, drain_on_signal: bool = False) -> FastAPI:
     """The application for `settings`; ConfigError when they are unsafe to serve (noauth
-    on a public address), whoever starts it."""
+    on a public address), whoever starts it. `drain_on_signal`: the server is glimpse-api's,
+    whose SIGTERM starts `[healthcheck] drain_delay` (glimpse_api.drain)."""
     refuse_unsafe_bind(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime.build(settings)
-        app.state.runtime = runtime
-        # Leftovers of a previous life are swept at start, as Glance does, without delaying it.
-        sweep = asyncio.create_task(_sweep(runtime))
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            if drain_on_signal:
+                await stack.enter_async_context(drain_on_sigterm(settings.healthcheck.drain_delay))
+            await stack.enter_async_context(_runtime(app, settings))
             yield
-        finally:
-            sweep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweep
-            await runtime.aclose()
 
     app = FastAPI(
         title="Glimpse Images API",
@@ -102,9 +98,24 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(VersionPrefixMiddleware)
     app.add_middleware(RequestIdMiddleware)
-    if not settings.http_keepalive:
-        app.add_middleware(CloseConnectionMiddleware)
+    app.add_middleware(CloseConnectionMiddleware, keepalive=settings.http_keepalive)
     return app
+
+
+@asynccontextmanager
+async def _runtime(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """The process's Runtime on app.state while the application runs."""
+    runtime = Runtime.build(settings)
+    app.state.runtime = runtime
+    # Leftovers of a previous life are swept at start, as Glance does, without delaying it.
+    sweep = asyncio.create_task(_sweep(runtime))
+    try:
+        yield
+    finally:
+        sweep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweep
+        await runtime.aclose()
 
 
 async def _sweep(runtime: Runtime) -> None:
@@ -125,7 +136,7 @@ def app_from_environment() -> FastAPI:
     try:
         settings = load_settings()
         setup_logging(debug=settings.debug)
-        return create_app(settings)
+        return create_app(settings, drain_on_signal=True)
     except ConfigError as exc:
         log.critical("glimpse-api: %s", exc)
         sys.exit(2)

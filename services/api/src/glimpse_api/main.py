@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         # The peer address must stay the socket's: trusted_proxies is checked against it, and
         # X-Forwarded-For from a proxy would otherwise replace it.
         proxy_headers=False,
-        timeout_graceful_shutdown=10,
+        # Requests in progress when it stops accepting may finish within this (None: all).
+        timeout_graceful_shutdown=settings.graceful_shutdown_timeout or None,
         timeout_keep_alive=settings.client_socket_timeout or NO_TIMEOUT,
     )
     return 0

@@ -23,10 +23,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="health check: exit 0 if the worker of this host answers through the broker",
     )
+    parser.add_argument(
+        "--hostname",
+        metavar="NAME",
+        help="node name of this worker (default celery@<host name>); give each worker on one "
+        "host its own, and --ping the same",
+    )
     args = parser.parse_args(argv)
     settings = settings_or_exit(parser.prog, args.config_file)
+    node = args.hostname or node_name()
     if args.ping:
-        return ping(settings)
+        return ping(settings, node)
     # Imported here: the health check runs every few seconds and needs none of the pipelines.
     from glimpse_worker import plugins  # noqa: PLC0415
     from glimpse_worker.celery_app import create_celery  # noqa: PLC0415
@@ -42,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             "worker",
             f"--loglevel={args.loglevel or log_level(debug=settings.debug)}",
             f"--concurrency={settings.celery.worker_concurrency}",
-            f"--hostname={node_name()}",
+            f"--hostname={node}",
             "--without-gossip",
             "--without-mingle",
         ]

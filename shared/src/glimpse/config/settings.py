@@ -457,6 +457,17 @@ class HealthcheckOptions(BaseModel):
             "balancer drains this node before it is stopped."
         ),
     )
+    drain_delay: float = Field(
+        0,
+        ge=0,
+        le=3600,
+        description=(
+            "Seconds glimpse-api keeps serving after SIGTERM before it stops accepting: "
+            "meanwhile GET /healthcheck answers 503 SHUTTING DOWN and every response closes "
+            "its connection, so a load balancer takes the node out first. Set it above the "
+            "balancer's check interval times its fall count; 0 stops accepting at once."
+        ),
+    )
 
 
 class OsloPolicyOptions(BaseModel):
@@ -726,6 +737,22 @@ class Settings(BaseSettings):
             "Log at DEBUG level (API, worker and scrubber), as oslo.log's debug. Libraries whose "
             "debug lines carry request headers or every byte (botocore, urllib3, aiosqlite, "
             "httpcore...) stay quieter. GLIMPSE_LOG_LEVEL, when set, wins."
+        ),
+    )
+    graceful_shutdown_timeout: int = Field(
+        60,
+        ge=0,
+        description=(
+            "Seconds glimpse-api lets requests in progress (uploads, downloads) finish once it "
+            "stops accepting, before it cancels them and exits; 0 waits for them all."
+        ),
+    )
+    use_json: bool = Field(
+        default=False,
+        description=(
+            "Log JSON lines (one object a line: time, level, logger, message, process, "
+            "request_id, user_id, project_id, exception) instead of text, in the API, the "
+            "worker and the scrubber."
         ),
     )
     http_keepalive: bool = Field(
