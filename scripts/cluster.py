@@ -37,8 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 START_WITHIN = 120.0  # seconds; a poll limit on a busy machine, not a promise of speed
 STOP_WITHIN = 90.0
-# The balancer's checks: a node is out after one failed check, back after two good ones.
-CHECK_INTERVAL_MS = 500
+# The balancer's checks: a node is out after two failed checks (a check every second, every
+# half second once one failed), back after two good ones. A node under load may take a few
+# seconds to answer one: that is not a failure. An API node's drain outlasts the time to fail.
+CHECK_INTERVAL_MS = 1000
+DRAIN_SECONDS = 4.0
 T = TypeVar("T")
 
 HAPROXY_CFG = """\
@@ -77,7 +80,8 @@ backend api
     option httpchk
     http-check send meth GET uri /healthcheck
     http-check expect status 200
-    default-server check inter {inter}ms fall 1 rise 2
+    timeout check 5s
+    default-server check inter {inter}ms fastinter 500ms downinter 500ms fall 2 rise 2
 {servers}
 """
 
@@ -144,7 +148,7 @@ class Cluster:
     api_ports: list[int]
     workers: int = 2
     scrubbers: int = 2
-    drain_delay: float = 2.0
+    drain_delay: float = DRAIN_SECONDS
     nodes: dict[str, Node] = field(default_factory=dict)
     _sockdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="glc-")))
 
