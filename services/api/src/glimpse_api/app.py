@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from glimpse.config import ConfigError, Settings, load_settings
 from glimpse.logs import setup_logging
 from glimpse.services.housekeeping import Housekeeping
+from glimpse_api import metrics
 from glimpse_api.deps import Runtime
 from glimpse_api.drain import drain_on_sigterm
 from glimpse_api.errors import add_exception_handlers
@@ -95,6 +96,9 @@ def create_app(settings: Settings, *, drain_on_signal: bool = False) -> FastAPI:
         openapi,
     ):
         app.include_router(module.router)
+    app.include_router(metrics.router)
+    # Innermost: it reads the route the router matched from the scope it was given.
+    app.add_middleware(metrics.MetricsMiddleware)
     app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(VersionPrefixMiddleware)
     app.add_middleware(RequestIdMiddleware)
@@ -135,7 +139,7 @@ def app_from_environment() -> FastAPI:
     setup_logging()  # a worker process started by uvicorn has not configured logging yet
     try:
         settings = load_settings()
-        setup_logging(debug=settings.debug)
+        setup_logging(debug=settings.debug, json=settings.use_json)
         return create_app(settings, drain_on_signal=True)
     except ConfigError as exc:
         log.critical("glimpse-api: %s", exc)

@@ -15,7 +15,7 @@ from glimpse.domain.policy import PolicyEngine
 from glimpse.jobs.publisher import JobPublisher
 from glimpse.logs import bind_identity
 from glimpse.services.discovery import DiscoveryService
-from glimpse.services.health import HealthService
+from glimpse.services.health import HealthService, ReadinessService
 from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
 from glimpse.services.imports import ImportService
@@ -50,6 +50,7 @@ class Runtime:
     publisher: JobPublisher
     authenticator: Authenticator
     health: HealthService
+    readiness: ReadinessService
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -62,6 +63,7 @@ class Runtime:
         stores = StoreRegistry.from_settings(settings)
         locations = LocationService(settings, database, stores)
         publisher = JobPublisher(settings)
+        health = HealthService(settings)
         return cls(
             settings=settings,
             database=database,
@@ -78,7 +80,8 @@ class Runtime:
             metadefs=MetadefServices.build(database),
             publisher=publisher,
             authenticator=build_authenticator(settings),
-            health=HealthService(settings),
+            health=health,
+            readiness=ReadinessService(health, database, publisher),
         )
 
     async def aclose(self) -> None:
@@ -171,3 +174,10 @@ async def get_health_service(request: Request) -> HealthService:
 
 
 HealthServiceDep = Annotated[HealthService, Depends(get_health_service)]
+
+
+async def get_readiness_service(request: Request) -> ReadinessService:
+    return _runtime(request).readiness
+
+
+ReadinessServiceDep = Annotated[ReadinessService, Depends(get_readiness_service)]

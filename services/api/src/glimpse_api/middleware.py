@@ -114,9 +114,7 @@ class CloseConnectionMiddleware:
             return
 
         async def send_closing(message: Message) -> None:
-            if message["type"] == "http.response.start" and not (
-                self.keepalive and not draining()
-            ):
+            if message["type"] == "http.response.start" and not (self.keepalive and not draining()):
                 MutableHeaders(scope=message)["connection"] = "close"
             await send(message)
 

@@ -1,5 +1,8 @@
 """GET and HEAD /healthcheck, unauthenticated, answered as oslo.middleware's Healthcheck app
-answers them: 200 `OK` (HEAD: 204), or 503 with the reason while the node is disabled.
+answers them: 200 `OK` (HEAD: 204), or 503 with the reason while the node is disabled or
+draining. That is liveness, what a balancer asks every second. GET /healthcheck/ready is
+readiness: the node is healthy and its database and broker answer (200), else 503, each check
+named with OK or UNREACHABLE.
 
 The body is negotiated among text/plain (the default), text/html and application/json, in that
 order on ties. Details (threads, platform, garbage collector) are never shown: the endpoint is
@@ -15,8 +18,8 @@ from typing import Final
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from glimpse.services.health import Health
-from glimpse_api.deps import HealthServiceDep
+from glimpse.services.health import Health, Readiness
+from glimpse_api.deps import HealthServiceDep, ReadinessServiceDep
 
 router = APIRouter()
 
@@ -83,3 +86,26 @@ async def healthcheck(request: Request, health: HealthServiceDep) -> Response:
 async def healthcheck_head(health: HealthServiceDep) -> Response:
     status = 204 if health.check().available else 503
     return Response(status_code=status, media_type=PLAIN)
+
+
+def _readiness_body(result: Readiness, media_type: str) -> str:
+    if media_type == JSON:
+        return json.dumps({"ready": result.ready, "checks": result.checks}, sort_keys=True)
+    if media_type == HTML:
+        rows = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>{html.escape(value)}</td></tr>"
+            for name, value in result.checks.items()
+        )
+        return (
+            "<html><head><title>Readiness</title></head><body>"
+            f'<table border="1"><tr><th>Check</th><th>Result</th></tr>{rows}</table></body></html>'
+        )
+    return "".join(f"{name}: {value}\n" for name, value in result.checks.items())
+
+
+@router.get("/healthcheck/ready")
+async def readiness(request: Request, service: ReadinessServiceDep) -> Response:
+    result = await service.check()
+    media_type = negotiate(request.headers.get("accept"))
+    status = 200 if result.ready else 503
+    return Response(_readiness_body(result, media_type), status_code=status, media_type=media_type)
