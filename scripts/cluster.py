@@ -125,8 +125,14 @@ class Node:
     kind: str  # api, worker, scrubber or balancer
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
-    port: int | None = None
+    port: int | None = None  # an API node's
+    metrics_port: int | None = None  # a worker's or a scrubber's GET /metrics
     process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        port = self.port if self.kind == "api" else self.metrics_port
+        return f"http://127.0.0.1:{port}/metrics"
 
     @property
     def running(self) -> bool:
@@ -189,19 +195,26 @@ class Cluster:
             )
         for index in range(1, self.workers + 1):
             name = f"worker-{index}"
+            metrics_port = free_port()
             self.nodes[name] = Node(
                 name,
                 "worker",
                 [str(BIN / "glimpse-worker"), f"--hostname={name}@cluster"],
-                self.node_env(),
+                self.node_env(GLIMPSE_METRICS__PORT=str(metrics_port)),
+                metrics_port=metrics_port,
             )
         for index in range(1, self.scrubbers + 1):
             name = f"scrubber-{index}"
+            metrics_port = free_port()
             self.nodes[name] = Node(
                 name,
                 "scrubber",
                 [str(BIN / "glimpse-scrubber"), "--daemon"],
-                self.node_env(GLIMPSE_SCRUBBER__HEARTBEAT_FILE=str(run / f"{name}.heartbeat")),
+                self.node_env(
+                    GLIMPSE_SCRUBBER__HEARTBEAT_FILE=str(run / f"{name}.heartbeat"),
+                    GLIMPSE_METRICS__PORT=str(metrics_port),
+                ),
+                metrics_port=metrics_port,
             )
         cfg = self.workdir / "haproxy.cfg"
         cfg.write_text(
@@ -425,6 +438,32 @@ worker_concurrency = 1
 """
 
 
+def supervise(cluster: Cluster, requests: list[int]) -> None:
+    """Until SIGINT or SIGTERM is in `requests`: start exited nodes again, roll the API nodes
+    on SIGHUP."""
+    print(  # noqa: T201 -- the operator's answer
+        f"cluster: ready at {cluster.url}; logs in {cluster.workdir}; HAProxy's runtime API: "
+        f"{cluster.stats_socket}",
+        flush=True,
+    )
+    for node in cluster.nodes.values():
+        if node.kind != "balancer":
+            print(f"cluster: {node.name} pid {node.pid}, {node.metrics_url}", flush=True)  # noqa: T201
+    while not any(s in (signal.SIGINT, signal.SIGTERM) for s in requests):
+        if signal.SIGHUP in requests:
+            requests.remove(signal.SIGHUP)
+            for node in cluster.nodes.values():
+                if node.kind == "api":
+                    print(f"cluster: rolling {node.name}", flush=True)  # noqa: T201
+                    cluster.restart(node.name)
+        for node in cluster.nodes.values():
+            if not node.running:
+                print(f"cluster: {node.name} exited; starting it again", flush=True)  # noqa: T201
+                time.sleep(1)
+                cluster.spawn(node)
+        time.sleep(0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cluster", description=__doc__)
     parser.add_argument("--config-file", type=Path, help="glance-api.conf every process reads")
@@ -471,24 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cluster.start()
         started = True
-        apis = [n for n in cluster.nodes.values() if n.kind == "api"]
-        print(  # noqa: T201 -- the operator's answer
-            f"cluster: ready at {cluster.url} ({', '.join(n.name for n in cluster.nodes.values())}"
-            f"); logs in {workdir}; HAProxy's runtime API: {cluster.stats_socket}",
-            flush=True,
-        )
-        while not any(s in (signal.SIGINT, signal.SIGTERM) for s in requests):
-            if signal.SIGHUP in requests:
-                requests.remove(signal.SIGHUP)
-                for node in apis:
-                    print(f"cluster: rolling {node.name}", flush=True)  # noqa: T201
-                    cluster.restart(node.name)
-            for node in cluster.nodes.values():
-                if not node.running:
-                    print(f"cluster: {node.name} exited; starting it again", flush=True)  # noqa: T201
-                    time.sleep(1)
-                    cluster.spawn(node)
-            time.sleep(0.5)
+        supervise(cluster, requests)
     finally:
         codes = cluster.stop()
         print(f"cluster: stopped {codes}", file=sys.stderr)  # noqa: T201

@@ -48,3 +48,13 @@ def handler_for(web: WebServer) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus' text format (0 when absent)."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    for line in text.splitlines():
+        head, _, value = line.rpartition(" ")
+        if head == (f"{name}{{{wanted}}}" if labels else name):
+            return float(value)
+    return 0.0

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from cluster_load import OCTET, Load
-from cluster_support import LEASE_SECONDS, WebServer
+from cluster_support import LEASE_SECONDS, WebServer, sample
 
 from topology import wait_for
 
@@ -151,6 +151,40 @@ def test_every_import_method_through_the_balancer(
     assert (cluster.workdir / "cheap" / web).read_bytes() == data
     methods = {t["id"]: t for t in client.get(f"/v2/images/{web}/tasks").json()["tasks"]}
     assert {t["status"] for t in methods.values()} == {"success"}
+
+
+def test_every_node_answers_its_health_checks_and_metrics(
+    cluster: Any, client: httpx.Client
+) -> None:
+    ready = client.get("/healthcheck/ready", headers={"Accept": "application/json"})
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"node": "OK", "database": "OK", "broker": "OK"}
+    # Each node's metrics are for the operator's scraper, not for the balancer's clients.
+    assert client.get("/metrics").status_code == 404
+    texts = {}
+    for node in cluster.nodes.values():
+        if node.kind == "balancer":
+            continue
+        if node.kind == "api":
+            live = httpx.get(f"http://127.0.0.1:{node.port}/healthcheck", timeout=30)
+            assert (live.status_code, live.text) == (200, "OK")
+        answer = httpx.get(node.metrics_url, timeout=30)
+        assert answer.status_code == 200, node.name
+        texts[node.name] = answer.text
+    downloads = {"method": "GET", "route": "/v2/images/{image_id}/file", "status": "200"}
+    for name in ("api-1", "api-2"):
+        assert sample(texts[name], "glimpse_api_requests_total", **downloads) >= 1, name
+    imported = sum(
+        sample(texts[name], "glimpse_import_jobs_total", method="glance-direct", outcome="success")
+        for name in ("worker-1", "worker-2")
+    )
+    assert imported >= 2  # the imports of the tests above
+    for name in ("worker-1", "worker-2"):
+        assert sample(texts[name], "glimpse_queue_messages", queue="celery") == 0
+        assert 'glimpse_queue_messages{queue="celery"}' in texts[name]
+    for name in ("scrubber-1", "scrubber-2"):
+        assert "glimpse_pending_deletes " in texts[name]
+        assert sample(texts[name], "glimpse_scrubber_last_pass_timestamp_seconds") > 0
 
 
 def test_each_pending_delete_is_scrubbed_once_by_two_scrubbers(
