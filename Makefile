@@ -51,8 +51,10 @@ lint: $(VENV)/.synced
 	$(BIN)/lint-imports
 
 ## Throughput, latency and memory figures against a real server (not a test).
+## BENCH=cluster: through make cluster's balancer with 1 and 2 API nodes (bench/cluster.py).
+BENCH ?= run
 bench: $(VENV)/.synced
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/$(BENCH).py
 
 ## Regenerate etc/glimpse.conf.sample from the option definitions.
 sample-config: $(VENV)/.synced
