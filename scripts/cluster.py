@@ -263,11 +263,19 @@ class Cluster:
 
     def spawn(self, node: Node) -> None:
         """Start `node` in a process group of its own (a kill reaches its children too)."""
+        env = None
+        if node.kind != "balancer":
+            # A fresh metrics directory each start, under the work directory: a killed process
+            # cannot remove its own, and its gauges must not count in the next one's.
+            metrics_dir = self.workdir / "metrics" / node.name
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            env = {**node.env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         with (self.workdir / f"{node.name}.log").open("ab") as log:
             node.process = subprocess.Popen(  # noqa: S603 -- our own commands
                 node.argv,
                 cwd=self.workdir,
-                env=node.env or None,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
