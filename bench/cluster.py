@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -135,6 +136,7 @@ def run(api_nodes: int) -> Figures:
             cpu = {n: cpu_seconds(node.pid) - before[n] for n, node in cluster.nodes.items()}
     finally:
         asyncio.run(drop_database(name))
+        shutil.rmtree(workdir, ignore_errors=True)  # 512 MiB of uploads
     return Figures(gets, p99, mib, cpu)
 
 

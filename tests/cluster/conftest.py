@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import shutil
 import sys
 import threading
 import uuid
@@ -63,7 +64,12 @@ def web_server() -> Iterator[WebServer]:
 
 @pytest.fixture(scope="module")
 def cluster_database() -> Iterator[str]:
-    """A PostgreSQL database of the cluster's own (the cluster migrates it), dropped after."""
+    """A PostgreSQL database of the cluster's own (the cluster migrates it), dropped after.
+    Needs HAProxy too, as every cluster does."""
+    if shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists():
+        if IN_CI:
+            pytest.fail("HAProxy is required under CI=true (.ci/run installs Debian's haproxy)")
+        pytest.skip("HAProxy is not installed (apt-get install haproxy)")
 
     async def execute(statement: str) -> None:
         connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
