@@ -67,6 +67,34 @@ async def test_owner_comes_from_the_project_header(
     assert response.json()["owner"] == "pb"
 
 
+@pytest.mark.parametrize("header", ["X-Project-Id", "X-Tenant-Id", "X-User-Id"])
+async def test_identity_ids_longer_than_their_columns_are_refused(
+    make_settings: Any, client_for: Any, header: str
+) -> None:
+    client = await proxy_client(make_settings, client_for)
+    identity = {k: v for k, v in PROJECT_A.items() if k != "X-Project-Id"} | {"X-Tenant-Id": "pa"}
+    longest = {**identity, header: "p" * 255}
+    created = await client.post("/v2/images", json={"name": "a"}, headers=longest)
+    assert created.status_code == 201, created.text
+    if header != "X-User-Id":
+        assert created.json()["owner"] == "p" * 255
+    # One character more than the owner and user columns hold: the caller's error, not a 500.
+    response = await client.post(
+        "/v2/images", json={"name": "b"}, headers={**longest, header: "p" * 256}
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "message": f"{header} is longer than 255 characters",
+        "code": "400 Bad Request",
+        "title": "Bad Request",
+    }
+    listed = await client.get("/v2/images", headers=longest)
+    assert [image["name"] for image in listed.json()["images"]] == ["a"]
+    # Even the X-Tenant-Id that an X-Project-Id makes unused: the proxy is broken either way.
+    unused = {**PROJECT_A, "X-Tenant-Id": "p" * 256}
+    assert (await client.get("/v2/images", headers=unused)).status_code == 400
+
+
 async def test_other_projects_private_images_are_invisible(
     make_settings: Any,
     client_for: Any,

@@ -79,6 +79,22 @@ async def test_filters(client: httpx.AsyncClient) -> None:
     ]
 
 
+async def test_tag_filters_are_bounded(client: httpx.AsyncClient) -> None:
+    tags = [f"t{number}" for number in range(20)]
+    await create(client, name="tagged", tags=tags)
+    await create(client, name="fewer", tags=tags[:19])
+    repeated = [("tag", tag) for tag in tags * 50]  # the same twenty, many times: one filter each
+    assert await names(client, repeated) == ["tagged"]
+    # One more different tag is refused before any query, on SQLite as on PostgreSQL.
+    response = await client.get("/v2/images", params=[*repeated, ("tag", "t20")])
+    assert response.status_code == 400
+    assert response.json() == {
+        "message": "At most 20 different tag filters are allowed.",
+        "code": "400 Bad Request",
+        "title": "Bad Request",
+    }
+
+
 async def test_size_and_hash_filters(client: httpx.AsyncClient) -> None:
     small = await create(client, name="small")
     big = await create(client, name="big")

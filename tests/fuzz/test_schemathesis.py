@@ -248,6 +248,8 @@ def _fuzz(url: str, persona: Persona, workdir: Path) -> Outcome:
     return Outcome(persona.name, done.returncode, json.loads(report.read_text()), done.stdout)
 
 
+# Five personas, two at a time, each bounded by RUN_TIMEOUT: the suite-wide 300 s is too short.
+@pytest.mark.timeout(3 * RUN_TIMEOUT)
 def test_no_server_error_and_no_answer_off_the_document(fuzzed_server: str, tmp_path: Path) -> None:
     # Two personas at a time: the server and the fuzzer each keep one core busy.
     with ThreadPoolExecutor(max_workers=2) as pool:

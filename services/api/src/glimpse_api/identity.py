@@ -18,7 +18,7 @@ from starlette.requests import Request
 
 from glimpse.config import ConfigError, Settings
 from glimpse.context import RequestContext
-from glimpse.domain.errors import Forbidden, NotAuthenticated
+from glimpse.domain.errors import Forbidden, InvalidInput, NotAuthenticated
 from glimpse_api.keystone import KeystoneAuthenticator
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 ADMIN_ROLE = "admin"
 # keystonemiddleware's header for a system-scoped token ("all").
 SYSTEM_SCOPE_HEADER: Final = "openstack-system-scope"
+# The width of the columns ids are stored in (owner, member, user_id): a longer id from a
+# proxy would fail the database's check, so it is refused as the caller's error.
+MAX_ID_LENGTH: Final = 255
 
 
 def refuse_unsafe_bind(settings: Settings) -> None:
@@ -65,6 +68,16 @@ class Authenticator(Protocol):
     async def authenticate(self, request: Request, request_id: str) -> RequestContext: ...
 
     async def aclose(self) -> None: ...
+
+
+def _id(request: Request, *names: str) -> str | None:
+    """The first non-empty of the headers `names` (X-Project-Id, else X-Tenant-Id); any of
+    them longer than an id column holds is refused (400), used or not."""
+    values = [request.headers.get(name, "") for name in names]
+    for name, value in zip(names, values, strict=True):
+        if len(value) > MAX_ID_LENGTH:
+            raise InvalidInput(f"{name} is longer than {MAX_ID_LENGTH} characters")
+    return next((value for value in values if value), None)
 
 
 def _split_roles(value: str) -> frozenset[str]:
@@ -131,15 +144,15 @@ class TrustedProxy:
             raise NotAuthenticated("Authentication required")
         roles = _split_roles(headers.get("x-roles", ""))
         return RequestContext(
-            project_id=headers.get("x-project-id") or headers.get("x-tenant-id") or None,
-            user_id=headers.get("x-user-id") or None,
+            project_id=_id(request, "X-Project-Id", "X-Tenant-Id"),
+            user_id=_id(request, "X-User-Id"),
             roles=roles,
             is_admin=ADMIN_ROLE in roles,
             request_id=request_id,
             system_scope=headers.get(SYSTEM_SCOPE_HEADER) or None,
-            domain_id=headers.get("x-domain-id") or None,
-            user_domain_id=headers.get("x-user-domain-id") or None,
-            project_domain_id=headers.get("x-project-domain-id") or None,
+            domain_id=_id(request, "X-Domain-Id"),
+            user_domain_id=_id(request, "X-User-Domain-Id"),
+            project_domain_id=_id(request, "X-Project-Domain-Id"),
             auth_token=headers.get("x-auth-token", "").strip() or None,
         )
 

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from glimpse import metrics
 from glimpse_api.deps import SettingsDep
 from glimpse_api.errors import error_response
+from glimpse_api.openapi.routes import operation, string
 
 router = APIRouter()
 
@@ -86,7 +87,19 @@ def _allowed(
     return any(peer in network for network in networks)
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    **operation(
+        ok=(HTTPStatus.OK, None),
+        errors=(HTTPStatus.NOT_FOUND,),
+        extra={
+            HTTPStatus.OK: {
+                "description": "Prometheus' text format",
+                "content": {"text/plain": {"schema": string()}},
+            }
+        },
+    ),
+)
 async def metrics_endpoint(request: Request, settings: SettingsDep) -> Response:
     options = settings.metrics
     if not options.enabled or not _allowed(request, options.allowed_networks):

@@ -56,6 +56,9 @@ INTEGER_FILTERS: Final = {"min_disk": 2**31 - 1, "min_ram": 2**31 - 1}
 MAX_SIZE: Final = 2**63 - 1
 # Each value is a query parameter, and PostgreSQL takes at most 32767 in one query.
 MAX_IN_VALUES: Final = 1000
+# Each distinct `tag` is one more EXISTS over image_tags that every image is checked against;
+# Glance sets no bound, this one is far beyond what a person filters by.
+MAX_TAG_FILTERS: Final = 20
 # Filters that take Glance's `in:` operator (and an explicit `eq:`); others match exactly.
 IN_FILTERS: Final = frozenset({"id", "name", "status", "container_format", "disk_format"})
 TIME_FILTERS: Final = frozenset({"created_at", "updated_at"})
@@ -241,6 +244,13 @@ def _split_params(
     return single, repeated["tag"], repeated["sort_key"], repeated["sort_dir"]
 
 
+def _tag_filters(tags: list[str]) -> tuple[str, ...]:
+    distinct = tuple(dict.fromkeys(tags))
+    if len(distinct) > MAX_TAG_FILTERS:
+        raise InvalidInput(f"At most {MAX_TAG_FILTERS} different tag filters are allowed.")
+    return distinct
+
+
 def _optional(single: dict[str, str], key: str, parse: Callable[[str, str], T]) -> T | None:
     return parse(key, single[key]) if key in single else None
 
@@ -278,7 +288,7 @@ def parse_list_query(
         sort=parse_sort(single.get("sort"), sort_keys, sort_dirs),
         columns=columns,
         properties=properties,
-        tags=tuple(dict.fromkeys(tags)),
+        tags=_tag_filters(tags),
         size_min=_optional(single, "size_min", _non_negative),
         size_max=_optional(single, "size_max", _non_negative),
         protected=_optional(single, "protected", _exact_bool),

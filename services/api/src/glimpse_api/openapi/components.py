@@ -9,6 +9,7 @@ from glimpse.domain.members import MAX_MEMBER_LENGTH
 from glimpse.domain.patch import PatchOp
 from glimpse.domain.tasks import KNOWN_METHODS
 from glimpse.services.legacy_tasks import LEGACY_INPUTS
+from glimpse_api.openapi.metadefs import metadef_schemas
 from glimpse_api.openapi.routes import enum, ref, string
 from glimpse_api.schemas.json_schemas import image_schema, images_schema
 from glimpse_api.schemas.members import member_schema, members_schema
@@ -169,4 +170,5 @@ def component_schemas() -> dict[str, dict[str, Any]]:
         "Stores": _stores(detail=False),
         "StoresDetail": _stores(detail=True),
         "Usage": _usage(),
+        **metadef_schemas(),
     }

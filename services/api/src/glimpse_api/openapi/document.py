@@ -14,11 +14,13 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from glimpse.config import Settings
 from glimpse_api.deps import get_context
+from glimpse_api.identity import MAX_ID_LENGTH
 from glimpse_api.openapi.components import component_schemas
 from glimpse_api.openapi.routes import error_response, header, string
 
 # FastAPI documents its own validation answer; the app answers 400 in Glance's format instead.
 _FASTAPI_VALIDATION: Final = "422"
+ID: Final = string(maxLength=MAX_ID_LENGTH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,8 @@ class _Identity:
 
     schemes: dict[str, dict[str, str]]
     optional: dict[str, dict[str, Any]]
+    # Beyond 401 and 503: what a request answers for its identity headers alone.
+    errors: tuple[HTTPStatus, ...] = ()
 
     @property
     def requirement(self) -> list[dict[str, list[str]]]:
@@ -53,7 +57,11 @@ def _identity(settings: Settings) -> _Identity:
         )
         return _Identity(
             {"identityStatus": _api_key("X-Identity-Status", "`Confirmed`; anything else is 401")},
-            {name: header(name, string(), text) for name, text in optional},
+            {
+                name: header(name, string() if name == "X-Roles" else ID, text)
+                for name, text in optional
+            },
+            (HTTPStatus.BAD_REQUEST,),  # an id longer than MAX_ID_LENGTH
         )
     return _Identity({}, {})  # noauth: every caller is the admin of noauth_project_id
 
@@ -95,7 +103,12 @@ def build_document(app: FastAPI, settings: Settings) -> dict[str, Any]:
             operation.setdefault("parameters", []).extend(
                 {"$ref": "#/components/parameters/" + name} for name in identity.optional
             )
-            _add_errors(operation, HTTPStatus.UNAUTHORIZED, HTTPStatus.SERVICE_UNAVAILABLE)
+            _add_errors(
+                operation,
+                HTTPStatus.UNAUTHORIZED,
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                *identity.errors,
+            )
         _add_input_errors(operation)
     return document
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Final
+from http import HTTPStatus
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from glimpse.services.health import Health, Readiness
 from glimpse_api.deps import HealthServiceDep, ReadinessServiceDep
+from glimpse_api.openapi.routes import operation, string
 
 router = APIRouter()
 
@@ -27,6 +29,7 @@ PLAIN: Final = "text/plain"
 HTML: Final = "text/html"
 JSON: Final = "application/json"
 OFFERS: Final = (PLAIN, HTML, JSON)
+_STATUSES: Final = (HTTPStatus.OK, HTTPStatus.SERVICE_UNAVAILABLE)
 
 
 def _quality(accept: str, offer: str) -> float:
@@ -74,7 +77,32 @@ def _body(health: Health, media_type: str) -> str:
     return health.reason
 
 
-@router.get("/healthcheck")
+def _answer(status: int) -> dict[str, Any]:
+    """The document's GET answer: the reason in the negotiated media type (not Glance's error
+    format: this is oslo.middleware's)."""
+    reasons = {
+        "type": "object",
+        "properties": {
+            "detailed": {"type": "boolean"},
+            "reasons": {"type": "array", "items": string()},
+        },
+        "required": ["detailed", "reasons"],
+    }
+    phrase = "available" if status == HTTPStatus.OK else "disabled"
+    return {
+        "description": f"The node is {phrase}",
+        "content": {
+            PLAIN: {"schema": string()},
+            HTML: {"schema": string()},
+            JSON: {"schema": reasons},
+        },
+    }
+
+
+@router.get(
+    "/healthcheck",
+    **operation(ok=(HTTPStatus.OK, None), extra={status: _answer(status) for status in _STATUSES}),
+)
 async def healthcheck(request: Request, health: HealthServiceDep) -> Response:
     result = health.check()
     media_type = negotiate(request.headers.get("accept"))
@@ -82,7 +110,14 @@ async def healthcheck(request: Request, health: HealthServiceDep) -> Response:
     return Response(_body(result, media_type), status_code=status, media_type=media_type)
 
 
-@router.head("/healthcheck")
+@router.head(
+    "/healthcheck",
+    status_code=HTTPStatus.NO_CONTENT,
+    **operation(
+        ok=(HTTPStatus.NO_CONTENT, None),
+        extra={HTTPStatus.SERVICE_UNAVAILABLE: {"description": "The node is disabled"}},
+    ),
+)
 async def healthcheck_head(health: HealthServiceDep) -> Response:
     status = 204 if health.check().available else 503
     return Response(status_code=status, media_type=PLAIN)
@@ -103,7 +138,33 @@ def _readiness_body(result: Readiness, media_type: str) -> str:
     return "".join(f"{name}: {value}\n" for name, value in result.checks.items())
 
 
-@router.get("/healthcheck/ready")
+def _readiness_answer(status: HTTPStatus) -> dict[str, Any]:
+    checks = {
+        "type": "object",
+        "properties": {
+            "ready": {"type": "boolean"},
+            "checks": {"type": "object", "additionalProperties": string()},
+        },
+        "required": ["ready", "checks"],
+    }
+    phrase = "ready" if status == HTTPStatus.OK else "not ready"
+    return {
+        "description": f"The node is {phrase}: each check with OK or why not",
+        "content": {
+            PLAIN: {"schema": string()},
+            HTML: {"schema": string()},
+            JSON: {"schema": checks},
+        },
+    }
+
+
+@router.get(
+    "/healthcheck/ready",
+    **operation(
+        ok=(HTTPStatus.OK, None),
+        extra={status: _readiness_answer(status) for status in _STATUSES},
+    ),
+)
 async def readiness(request: Request, service: ReadinessServiceDep) -> Response:
     result = await service.check()
     media_type = negotiate(request.headers.get("accept"))

@@ -3,8 +3,8 @@ all objects, properties or tags of one."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
@@ -14,17 +14,23 @@ from glimpse.domain.errors import InvalidInput
 from glimpse.domain.metadefs import parse_namespace, parse_namespace_fields
 from glimpse.services.metadef_namespaces import NamespaceListQuery
 from glimpse_api.deps import ContextDep, MetadefsDep, SettingsDep
+from glimpse_api.openapi.routes import json_body, operation, ref
 from glimpse_api.schemas.body import read_json
 from glimpse_api.schemas.metadefs import NAMESPACES, namespace_view
 
 router = APIRouter(prefix=NAMESPACES, tags=["metadefs"])
+# Policies answer 403, or 404 to whoever may not read the namespace (metadef_policy); a
+# write may also meet a name already taken.
+READ: Final = (403, 404)
+WRITE: Final = (403, 404, 409)
+NEW_NAMESPACE: Final = ref("NewMetadefNamespace")
 
 Namespace = Annotated[
     str, PathParam(description="the namespace's name, e.g. OS::Compute::Watchdog")
 ]
 
 
-@router.get("")
+@router.get("", **operation(ok=(200, ref("MetadefNamespaces")), errors=READ))
 async def list_namespaces(  # noqa: PLR0917 -- the query parameters Glance takes
     request: Request,
     ctx: ContextDep,
@@ -59,16 +65,23 @@ async def list_namespaces(  # noqa: PLR0917 -- the query parameters Glance takes
     return JSONResponse(body)
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    **operation(ok=(201, ref("MetadefNamespace")), errors=WRITE, body=json_body(NEW_NAMESPACE)),
+)
 async def create_namespace(
     request: Request, ctx: ContextDep, metadefs: MetadefsDep
 ) -> JSONResponse:
     document = parse_namespace(await read_json(request))
     body = namespace_view(await metadefs.namespaces.create(ctx, document))
-    return JSONResponse(body, status_code=201, headers={"Location": body["self"]})
+    # A header carries Latin-1 only, and a URI ASCII: any other character of the name is
+    # percent-encoded there (the body keeps it as it is).
+    location = quote(body["self"], safe="/:")
+    return JSONResponse(body, status_code=201, headers={"Location": location})
 
 
-@router.get("/{namespace}")
+@router.get("/{namespace}", **operation(ok=(200, ref("MetadefNamespace")), errors=READ))
 async def show_namespace(
     namespace: Namespace,
     ctx: ContextDep,
@@ -81,7 +94,10 @@ async def show_namespace(
     return JSONResponse(namespace_view(view))
 
 
-@router.put("/{namespace}")
+@router.put(
+    "/{namespace}",
+    **operation(ok=(200, ref("MetadefNamespace")), errors=WRITE, body=json_body(NEW_NAMESPACE)),
+)
 async def update_namespace(
     namespace: Namespace, request: Request, ctx: ContextDep, metadefs: MetadefsDep
 ) -> JSONResponse:
@@ -90,7 +106,7 @@ async def update_namespace(
     return JSONResponse(namespace_view(view))
 
 
-@router.delete("/{namespace}", status_code=204)
+@router.delete("/{namespace}", status_code=204, **operation(errors=READ))
 async def delete_namespace(
     namespace: Namespace, ctx: ContextDep, metadefs: MetadefsDep
 ) -> Response:
@@ -98,7 +114,7 @@ async def delete_namespace(
     return Response(status_code=204)
 
 
-@router.delete("/{namespace}/objects", status_code=204)
+@router.delete("/{namespace}/objects", status_code=204, **operation(errors=READ))
 async def delete_all_objects(
     namespace: Namespace, ctx: ContextDep, metadefs: MetadefsDep
 ) -> Response:
@@ -106,7 +122,7 @@ async def delete_all_objects(
     return Response(status_code=204)
 
 
-@router.delete("/{namespace}/properties", status_code=204)
+@router.delete("/{namespace}/properties", status_code=204, **operation(errors=READ))
 async def delete_all_properties(
     namespace: Namespace, ctx: ContextDep, metadefs: MetadefsDep
 ) -> Response:
@@ -114,7 +130,7 @@ async def delete_all_properties(
     return Response(status_code=204)
 
 
-@router.delete("/{namespace}/tags", status_code=204)
+@router.delete("/{namespace}/tags", status_code=204, **operation(errors=READ))
 async def delete_all_tags(namespace: Namespace, ctx: ContextDep, metadefs: MetadefsDep) -> Response:
     await metadefs.namespaces.delete_tags(ctx, namespace)
     return Response(status_code=204)

@@ -3,7 +3,7 @@ and .../properties[/{name}]."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 
 from glimpse.domain.metadefs import parse_object, parse_property
 from glimpse_api.deps import ContextDep, MetadefsDep
-from glimpse_api.routers.metadef_namespaces import Namespace
+from glimpse_api.openapi.routes import json_body, operation, ref
+from glimpse_api.routers.metadef_namespaces import READ, WRITE, Namespace
 from glimpse_api.schemas.body import read_json
 from glimpse_api.schemas.metadefs import (
     NAMESPACES,
@@ -22,19 +23,25 @@ from glimpse_api.schemas.metadefs import (
 )
 
 router = APIRouter(prefix=f"{NAMESPACES}/{{namespace}}", tags=["metadefs"])
+NEW_OBJECT: Final = ref("NewMetadefObject")
+PROPERTY: Final = ref("MetadefProperty")  # as it is posted, so it is shown
 
 ObjectName = Annotated[str, PathParam(description="the object's name")]
 PropertyName = Annotated[str, PathParam(description="the property's name")]
 
 
-@router.get("/objects")
+@router.get("/objects", **operation(ok=(200, ref("MetadefObjects")), errors=READ))
 async def list_objects(
     namespace: Namespace, ctx: ContextDep, metadefs: MetadefsDep
 ) -> JSONResponse:
     return JSONResponse(objects_view(await metadefs.objects.list_objects(ctx, namespace)))
 
 
-@router.post("/objects", status_code=201)
+@router.post(
+    "/objects",
+    status_code=201,
+    **operation(ok=(201, ref("MetadefObject")), errors=WRITE, body=json_body(NEW_OBJECT)),
+)
 async def create_object(
     namespace: Namespace, request: Request, ctx: ContextDep, metadefs: MetadefsDep
 ) -> JSONResponse:
@@ -43,14 +50,17 @@ async def create_object(
     return JSONResponse(object_view(view), status_code=201)
 
 
-@router.get("/objects/{object_name}")
+@router.get("/objects/{object_name}", **operation(ok=(200, ref("MetadefObject")), errors=READ))
 async def show_object(
     namespace: Namespace, object_name: ObjectName, ctx: ContextDep, metadefs: MetadefsDep
 ) -> JSONResponse:
     return JSONResponse(object_view(await metadefs.objects.show(ctx, namespace, object_name)))
 
 
-@router.put("/objects/{object_name}")
+@router.put(
+    "/objects/{object_name}",
+    **operation(ok=(200, ref("MetadefObject")), errors=WRITE, body=json_body(NEW_OBJECT)),
+)
 async def update_object(
     namespace: Namespace,
     object_name: ObjectName,
@@ -63,7 +73,7 @@ async def update_object(
     return JSONResponse(object_view(view))
 
 
-@router.delete("/objects/{object_name}", status_code=204)
+@router.delete("/objects/{object_name}", status_code=204, **operation(errors=READ))
 async def delete_object(
     namespace: Namespace, object_name: ObjectName, ctx: ContextDep, metadefs: MetadefsDep
 ) -> Response:
@@ -71,14 +81,18 @@ async def delete_object(
     return Response(status_code=204)
 
 
-@router.get("/properties")
+@router.get("/properties", **operation(ok=(200, ref("MetadefProperties")), errors=READ))
 async def list_properties(
     namespace: Namespace, ctx: ContextDep, metadefs: MetadefsDep
 ) -> JSONResponse:
     return JSONResponse(properties_view(await metadefs.properties.list_properties(ctx, namespace)))
 
 
-@router.post("/properties", status_code=201)
+@router.post(
+    "/properties",
+    status_code=201,
+    **operation(ok=(201, PROPERTY), errors=WRITE, body=json_body(PROPERTY)),
+)
 async def create_property(
     namespace: Namespace, request: Request, ctx: ContextDep, metadefs: MetadefsDep
 ) -> JSONResponse:
@@ -87,7 +101,7 @@ async def create_property(
     return JSONResponse(property_view(view), status_code=201)
 
 
-@router.get("/properties/{property_name}")
+@router.get("/properties/{property_name}", **operation(ok=(200, PROPERTY), errors=READ))
 async def show_property(
     namespace: Namespace,
     property_name: PropertyName,
@@ -101,7 +115,10 @@ async def show_property(
     return JSONResponse(property_view(view))
 
 
-@router.put("/properties/{property_name}")
+@router.put(
+    "/properties/{property_name}",
+    **operation(ok=(200, PROPERTY), errors=WRITE, body=json_body(PROPERTY)),
+)
 async def update_property(
     namespace: Namespace,
     property_name: PropertyName,
@@ -114,7 +131,7 @@ async def update_property(
     return JSONResponse(property_view(view))
 
 
-@router.delete("/properties/{property_name}", status_code=204)
+@router.delete("/properties/{property_name}", status_code=204, **operation(errors=READ))
 async def delete_property(
     namespace: Namespace, property_name: PropertyName, ctx: ContextDep, metadefs: MetadefsDep
 ) -> Response:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi import Path as PathParam
@@ -14,7 +14,8 @@ from glimpse.domain.errors import InvalidInput
 from glimpse.domain.metadefs import check_name, parse_association, parse_tag, parse_tags
 from glimpse.services.metadef_tags import TagListQuery
 from glimpse_api.deps import ContextDep, MetadefsDep
-from glimpse_api.routers.metadef_namespaces import Namespace
+from glimpse_api.openapi.routes import json_body, operation, ref
+from glimpse_api.routers.metadef_namespaces import READ, WRITE, Namespace
 from glimpse_api.schemas.body import read_json
 from glimpse_api.schemas.metadefs import (
     NAMESPACES,
@@ -29,10 +30,12 @@ router = APIRouter(tags=["metadefs"])
 TAGS = f"{NAMESPACES}/{{namespace}}/tags"
 ASSOCIATIONS = f"{NAMESPACES}/{{namespace}}/resource_types"
 
+TAG: Final = ref("MetadefTag")
+
 TagName = Annotated[str, PathParam(description="the tag")]
 
 
-@router.get(TAGS)
+@router.get(TAGS, **operation(ok=(200, ref("MetadefTags")), errors=READ))
 async def list_tags(  # noqa: PLR0917 -- the query parameters Glance takes
     namespace: Namespace,
     ctx: ContextDep,
@@ -49,7 +52,11 @@ async def list_tags(  # noqa: PLR0917 -- the query parameters Glance takes
     return JSONResponse(tag_names_view([row.name for row in rows]))
 
 
-@router.post(TAGS, status_code=201)
+@router.post(
+    TAGS,
+    status_code=201,
+    **operation(ok=(201, ref("MetadefTags")), errors=WRITE, body=json_body(ref("NewMetadefTags"))),
+)
 async def create_tags(
     namespace: Namespace,
     request: Request,
@@ -65,14 +72,16 @@ async def create_tags(
     return JSONResponse(tag_names_view(created), status_code=201)
 
 
-@router.get(f"{TAGS}/{{tag_name}}")
+@router.get(f"{TAGS}/{{tag_name}}", **operation(ok=(200, TAG), errors=READ))
 async def show_tag(
     namespace: Namespace, tag_name: TagName, ctx: ContextDep, metadefs: MetadefsDep
 ) -> JSONResponse:
     return JSONResponse(tag_view(await metadefs.tags.show(ctx, namespace, tag_name)))
 
 
-@router.post(f"{TAGS}/{{tag_name}}", status_code=201)
+@router.post(
+    f"{TAGS}/{{tag_name}}", status_code=201, **operation(ok=(201, TAG), errors=(400, *WRITE))
+)
 async def create_tag(
     namespace: Namespace, tag_name: TagName, ctx: ContextDep, metadefs: MetadefsDep
 ) -> JSONResponse:
@@ -80,7 +89,10 @@ async def create_tag(
     return JSONResponse(tag_view(row), status_code=201)
 
 
-@router.put(f"{TAGS}/{{tag_name}}")
+@router.put(
+    f"{TAGS}/{{tag_name}}",
+    **operation(ok=(200, TAG), errors=WRITE, body=json_body(ref("NewMetadefTag"))),
+)
 async def update_tag(
     namespace: Namespace,
     tag_name: TagName,
@@ -92,7 +104,7 @@ async def update_tag(
     return JSONResponse(tag_view(await metadefs.tags.rename(ctx, namespace, tag_name, new_name)))
 
 
-@router.delete(f"{TAGS}/{{tag_name}}", status_code=204)
+@router.delete(f"{TAGS}/{{tag_name}}", status_code=204, **operation(errors=READ))
 async def delete_tag(
     namespace: Namespace, tag_name: TagName, ctx: ContextDep, metadefs: MetadefsDep
 ) -> Response:
@@ -100,12 +112,15 @@ async def delete_tag(
     return Response(status_code=204)
 
 
-@router.get("/v2/metadefs/resource_types")
+@router.get(
+    "/v2/metadefs/resource_types",
+    **operation(ok=(200, ref("MetadefResourceTypes")), errors=READ),
+)
 async def list_resource_types(ctx: ContextDep, metadefs: MetadefsDep) -> JSONResponse:
     return JSONResponse(resource_types_view(await metadefs.resource_types.list_resource_types(ctx)))
 
 
-@router.get(ASSOCIATIONS)
+@router.get(ASSOCIATIONS, **operation(ok=(200, ref("MetadefAssociations")), errors=READ))
 async def list_associations(
     namespace: Namespace, ctx: ContextDep, metadefs: MetadefsDep
 ) -> JSONResponse:
@@ -114,7 +129,15 @@ async def list_associations(
     )
 
 
-@router.post(ASSOCIATIONS, status_code=201)
+@router.post(
+    ASSOCIATIONS,
+    status_code=201,
+    **operation(
+        ok=(201, ref("MetadefAssociation")),
+        errors=WRITE,
+        body=json_body(ref("NewMetadefAssociation")),
+    ),
+)
 async def associate(
     namespace: Namespace, request: Request, ctx: ContextDep, metadefs: MetadefsDep
 ) -> JSONResponse:
@@ -123,7 +146,7 @@ async def associate(
     return JSONResponse(association_view(row), status_code=201)
 
 
-@router.delete(f"{ASSOCIATIONS}/{{resource_type}}", status_code=204)
+@router.delete(f"{ASSOCIATIONS}/{{resource_type}}", status_code=204, **operation(errors=READ))
 async def dissociate(
     namespace: Namespace,
     resource_type: Annotated[str, PathParam(description="the resource type's name")],
