@@ -9,8 +9,11 @@ Environment:
   BENCH_IMAGE_MIB       size of the single upload/download image (default 1024)
   BENCH_CONCURRENT_MIB  size of each of the 8 concurrent uploads (default 256)
   BENCH_DRIVER_MIB      size of the object each store driver puts and gets (default 256)
+  BENCH_STORM_MIB       size of the image 32 clients download at once, cold (default 64)
   BENCH_TIMEOUT         seconds after which the whole run gives up (default 900)
 
+`--cache` measures only the image cache: a download of the image from an s3 store (moto) cold
+and warm, and 32 concurrent cold downloads of one image (wall time and store reads).
 `--drivers` measures only the store drivers (file, and s3 against a moto server the bench
 starts), in this process, without the API server. `--import` measures only the plain upload of
 the image and its interoperable import (stage, then a real glimpse-worker until active).
@@ -73,7 +76,7 @@ RSS_GROWTH_LIMIT: Final = 100 * MiB
 OTHER_CPU_WARNING: Final = 25.0  # % of one core used by other processes worth a note
 
 # Groups of table rows, in the order they are printed.
-MACHINE, THROUGHPUT, IMPORT, MEMORY, LATENCY, CONCURRENCY, DRIVERS, RUN = range(8)
+MACHINE, THROUGHPUT, IMPORT, MEMORY, LATENCY, CONCURRENCY, DRIVERS, CACHE, RUN = range(9)
 
 
 def env_int(name: str, default: int) -> int:
@@ -1211,13 +1214,153 @@ async def import_only(workdir: Path, image_size: int) -> Results:
     return results
 
 
+STORM_CLIENTS: Final = 32
+
+
+class CacheServer(GlimpseServer):
+    """glimpse-api with the image cache on (cachemanagement flavor) over an s3 store."""
+
+    s3_endpoint: str = ""
+
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        config = self.workdir / "glance-api.conf"
+        config.write_text(
+            "\n".join(
+                [
+                    "[DEFAULT]",
+                    "enabled_backends = s3:s3",
+                    f"image_cache_dir = {self.workdir / 'cache'}",
+                    f"worker_self_reference_url = {self.base}",
+                    "[glance_store]",
+                    "default_backend = s3",
+                    "[s3]",
+                    f"s3_store_host = {self.s3_endpoint}",
+                    "s3_store_access_key = bench",
+                    "s3_store_secret_key = bench",
+                    "s3_store_bucket = bench-cache",
+                    "s3_store_create_bucket_on_put = true",
+                    "s3_store_bucket_url_format = path",
+                    "[paste_deploy]",
+                    "flavor = cachemanagement",
+                    "",
+                ]
+            )
+        )
+        env["GLIMPSE_CONFIG"] = str(config)
+        return env
+
+
+@contextlib.contextmanager
+def logged_moto_server(log_path: Path) -> Iterator[str]:
+    """moto's S3 server with its request log (one line per request) in `log_path`."""
+    port = free_port()
+    with log_path.open("wb") as log:
+        proc = spawn(
+            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    endpoint = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"moto server exited with {proc.returncode}")
+            try:
+                httpx.get(endpoint + "/moto-api/", timeout=2.0)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("moto server did not answer within 60 s") from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        stop_process(proc)
+
+
+def store_reads(log_path: Path, image_id: str) -> int:
+    return sum(
+        f"GET /bench-cache/{image_id} " in line
+        for line in log_path.read_text(errors="replace").splitlines()
+    )
+
+
+async def wait_cached(client: httpx.AsyncClient, base: str, image_id: str) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        listing = (await client.get(f"{base}/v2/cache")).json()
+        if image_id in [entry["image_id"] for entry in listing.get("cached_images", [])]:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"image {image_id} was not cached within 300 s")
+
+
+async def measure_cache(workdir: Path, image_size: int, storm_size: int, results: Results) -> None:
+    """Download from the store through a cold cache, then from the warm cache; then 32 clients
+    at once on one cold image (store reads counted in moto's request log)."""
+    results.group = CACHE
+    moto_log = workdir / "moto-cache.log"
+    cache_dir = workdir / "cache-node"
+    cache_dir.mkdir()
+    with logged_moto_server(moto_log) as endpoint:
+        server = CacheServer(cache_dir, free_port())
+        server.s3_endpoint = endpoint
+        bulk = HttpxClient()
+        try:
+            server.start()
+            async with httpx.AsyncClient(timeout=600.0) as client:
+                await server.wait_ready(client)
+                api = Api(server.base, client, results)
+                image_id = await api.create("bench-cache")
+                storm_id = await api.create("bench-storm")
+                if image_id is None or storm_id is None:
+                    raise RuntimeError("could not create the cache benchmark images")
+                await bulk.upload(server.base, f"/v2/images/{image_id}/file", image_size)
+                await bulk.upload(server.base, f"/v2/images/{storm_id}/file", storm_size)
+                path = f"/v2/images/{image_id}/file"
+                cold = await download_rate(bulk, server.base, path, image_size)
+                await wait_cached(client, server.base, image_id)
+                warm = await download_rate(bulk, server.base, path, image_size)
+                size = f"{image_size // MiB} MiB, s3 store on moto"
+                results.add("Download, cold cache (from the store)", f"{cold:.0f} MB/s", size)
+                results.add("Download, warm cache", f"{warm:.0f} MB/s", size)
+                storm_path = f"/v2/images/{storm_id}/file"
+                started = time.perf_counter()
+                received = await asyncio.gather(
+                    *(bulk.download(server.base, storm_path) for _ in range(STORM_CLIENTS))
+                )
+                wall = time.perf_counter() - started
+                if received != [storm_size] * STORM_CLIENTS:
+                    raise TransferError(f"boot storm: sizes {sorted(set(received))}")
+                results.add(
+                    f"{STORM_CLIENTS} concurrent cold downloads of one image",
+                    f"{wall:.2f} s",
+                    f"{storm_size // MiB} MiB each, "
+                    f"{STORM_CLIENTS * storm_size / wall / MB:.0f} MB/s in all",
+                )
+                results.add("Store reads for those downloads", str(store_reads(moto_log, storm_id)))
+        finally:
+            server.stop()
+            await bulk.aclose()
+            results.errors.extend(f"server log: {line}" for line in server.log_problems()[:10])
+
+
+async def cache_only(workdir: Path, image_size: int, storm_size: int) -> Results:
+    results = Results()
+    await measure_cache(workdir, image_size, storm_size, results)
+    return results
+
+
 async def drivers_only(workdir: Path, size: int) -> Results:
     results = Results()
     await measure_drivers(workdir, size, results)
     return results
 
 
-async def run(workdir: Path, image_size: int, concurrent_size: int, driver_size: int) -> Results:
+async def run(
+    workdir: Path, image_size: int, concurrent_size: int, driver_size: int, storm_size: int
+) -> Results:
     results = Results()
     figures = Figures()
     print(
@@ -1279,6 +1422,7 @@ async def run(workdir: Path, image_size: int, concurrent_size: int, driver_size:
             await bulk.aclose()
 
     await measure_drivers(workdir, driver_size, results)
+    await measure_cache(workdir, image_size, storm_size, results)
     results.verdicts = [
         verdict("Download vs loopback ceiling", figures.download, figures.ceiling, DOWNLOAD_TARGET),
         verdict("Upload vs hashing bound", figures.upload, figures.hash_bound, UPLOAD_TARGET),
@@ -1352,6 +1496,7 @@ def main(argv: list[str] | None = None) -> int:
     only.add_argument(
         "--import", dest="import_", action="store_true", help="measure only upload vs import"
     )
+    only.add_argument("--cache", action="store_true", help="measure only the image cache")
     args = parser.parse_args(argv)
     loop_factory = _loop_factory()
     if args.loopback_server is not None:
@@ -1363,6 +1508,7 @@ def main(argv: list[str] | None = None) -> int:
     image_size = env_int("BENCH_IMAGE_MIB", 1024) * MiB
     concurrent_size = env_int("BENCH_CONCURRENT_MIB", 256) * MiB
     driver_size = env_int("BENCH_DRIVER_MIB", 256) * MiB
+    storm_size = env_int("BENCH_STORM_MIB", 64) * MiB
     timeout = env_int("BENCH_TIMEOUT", 900)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="glimpse-bench-") as workdir:
@@ -1372,8 +1518,10 @@ def main(argv: list[str] | None = None) -> int:
                     work = drivers_only(Path(workdir), driver_size)
                 elif args.import_:
                     work = import_only(Path(workdir), image_size)
+                elif args.cache:
+                    work = cache_only(Path(workdir), image_size, storm_size)
                 else:
-                    work = run(Path(workdir), image_size, concurrent_size, driver_size)
+                    work = run(Path(workdir), image_size, concurrent_size, driver_size, storm_size)
                 results = runner.run(asyncio.wait_for(work, timeout))
         except (
             RuntimeError,

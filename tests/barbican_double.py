@@ -1,5 +1,6 @@
-"""A loopback stand-in for Barbican's secrets API (GET and DELETE /v1/secrets/{id}), for key
-cleanup.
+"""A loopback stand-in for Barbican's secrets API (GET and DELETE /v1/secrets/{id}, GET
+/v1/secrets/{id}/payload), for key cleanup and, until a real Barbican runs in the tests, the
+certificates of image signature verification.
 
 It keeps a set of secrets, each with its project, creator and whether it is private, and records
 every call: method, path, the X-Auth-Token and, when the test gives it a way to ask Keystone
@@ -18,6 +19,7 @@ taken down entirely (connection refused) and brought back on its port.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from support import free_port
 
 SECRETS_PREFIX = "/v1/secrets/"
+PAYLOAD_SUFFIX = "/payload"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Secret:
     project_id: str | None
     creator_id: str | None = None
     read_project_access: bool = True  # Barbican's default: readable by the project's members
+    secret_type: str = "opaque"
+    payload: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class BarbicanCall:
 
     @property
     def secret_id(self) -> str:
-        return self.path.removeprefix(SECRETS_PREFIX)
+        return self.path.removeprefix(SECRETS_PREFIX).removesuffix(PAYLOAD_SUFFIX)
 
 
 def allowed(scope: TokenScope, secret: Secret) -> bool:
@@ -94,10 +99,30 @@ class BarbicanDouble:
         *,
         creator_id: str | None = None,
         private: bool = False,
+        kind: str = "opaque",
+        payload: bytes = b"",
     ) -> str:
+        """`kind` is Barbican's secret_type (certificate, symmetric, opaque...)."""
         with self._lock:
-            self.secrets[secret_id] = Secret(project_id, creator_id, not private)
+            self.secrets[secret_id] = Secret(project_id, creator_id, not private, kind, payload)
         return secret_id
+
+    def body(self, path: str) -> tuple[bytes, str]:
+        """What a successful GET answers: the secret's metadata (JSON) or its payload."""
+        secret_id = path.removeprefix(SECRETS_PREFIX).removesuffix(PAYLOAD_SUFFIX)
+        with self._lock:
+            secret = self.secrets.get(secret_id)
+        if secret is None:
+            return b"", "application/json"
+        if path.endswith(PAYLOAD_SUFFIX):
+            return secret.payload, "application/octet-stream"
+        meta = {
+            "secret_ref": f"{self.url}{SECRETS_PREFIX}{secret_id}",
+            "secret_type": secret.secret_type,
+            "status": "ACTIVE",
+            "content_types": {"default": "application/octet-stream"},
+        }
+        return json.dumps(meta).encode(), "application/json"
 
     def up(self) -> None:
         double = self
@@ -113,12 +138,17 @@ class BarbicanDouble:
                 self._answer(double.handle("DELETE", self.path, self.headers.get("X-Auth-Token")))
 
             def do_GET(self) -> None:
-                self._answer(double.handle("GET", self.path, self.headers.get("X-Auth-Token")))
+                status = double.handle("GET", self.path, self.headers.get("X-Auth-Token"))
+                body, content_type = double.body(self.path) if status == 200 else (b"", "")
+                self._answer(status, body, content_type)
 
-            def _answer(self, status: int) -> None:
+            def _answer(self, status: int, body: bytes = b"", content_type: str = "") -> None:
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                if content_type:
+                    self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                self.wfile.write(body)
 
         self.answering.set()
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
@@ -154,6 +184,8 @@ class BarbicanDouble:
         if not path.startswith(SECRETS_PREFIX):
             return 404
         secret_id = path.removeprefix(SECRETS_PREFIX)
+        if method == "GET":
+            secret_id = secret_id.removesuffix(PAYLOAD_SUFFIX)
         secret = self.secrets.get(secret_id)
         if secret is None:
             return 404

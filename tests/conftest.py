@@ -85,6 +85,29 @@ def pg_template() -> Iterator[str]:
     asyncio.run(drop())
 
 
+@pytest.fixture
+def empty_pg() -> Iterator[str]:
+    """A PostgreSQL database with no schema at all, for this test alone (dropped after)."""
+    if not asyncio.run(_pg_reachable()):
+        if IN_CI:
+            pytest.fail(
+                f"PostgreSQL is required under CI=true and does not answer at {PG_ADMIN_DSN}"
+            )
+        pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432")
+    name = f"glimpse_empty_{uuid.uuid4().hex[:12]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    yield _pg_url(name)
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def _pg_url(database: str) -> str:
     base = sa.engine.make_url(PG_ADMIN_DSN)
     return base.set(database=database).render_as_string(hide_password=False)
@@ -113,7 +136,8 @@ async def database(database_url: str) -> AsyncIterator[Database]:
                     " image_members, image_key_cleanups, tasks, metadef_namespaces,"
                     " metadef_resource_types, metadef_namespace_resource_types,"
                     " metadef_objects, metadef_properties, metadef_tags,"
-                    " storage_reservations, storage_owners CASCADE"
+                    " storage_reservations, storage_owners, node_reference, cached_images,"
+                    " cache_queue CASCADE"
                 )
             )
     yield database
@@ -122,7 +146,7 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
-    def make(**overrides: Any) -> Settings:
+    def make(config_file: Path | None = None, **overrides: Any) -> Settings:
         overrides.setdefault("database", {"connection": database_url})
         overrides.setdefault("glance_store", {"filesystem_store_datadir": str(tmp_path / "images")})
         # Job messages the API sends land in this test's folder, not the working directory.
@@ -130,7 +154,7 @@ def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
         stores = overrides.setdefault("stores", {})
         for store_id in RESERVED_STORES:
             stores.setdefault(store_id, {"filesystem_store_datadir": str(tmp_path / store_id)})
-        return load_settings(None, **overrides)
+        return load_settings(config_file, **overrides)
 
     return make
 
@@ -194,7 +218,7 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
     endpoint = f"http://127.0.0.1:{port}"
     try:
         wait_until_answering(endpoint, process, log)
-        yield MotoServer(endpoint=endpoint, host=f"127.0.0.1:{port}")
+        yield MotoServer(endpoint=endpoint, host=f"127.0.0.1:{port}", log=log)
     finally:
         terminate(process, timeout=15)
 

@@ -26,6 +26,14 @@ _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 class MotoServer:
     endpoint: str
     host: str  # host:port, as in s3:// locations
+    log: Path | None = None  # the server's request log, one line per request
+
+    def requests(self, method: str, path: str) -> int:
+        """How many `method path` requests the server has logged so far."""
+        if self.log is None:
+            return 0
+        needle = f'"{method} {path} '
+        return sum(needle in line for line in self.log.read_text(errors="replace").splitlines())
 
 
 _S3_CLIENTS: list[Any] = []  # closed by close_s3_clients at the end of the session

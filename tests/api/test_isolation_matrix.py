@@ -90,6 +90,15 @@ EXPECTED: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("GET", "/v2/images/{image_id}/locations"): (403, 403, 404, 403, 403, 200, 401),
     # The image is active: those allowed to add a location learn it is too late (409).
     ("POST", "/v2/images/{image_id}/locations"): (409, 403, 404, 403, 403, 409, 401),
+    # The cache API is admin-only; without image_cache_dir the admin learns it is off (404).
+    ("GET", "/v2/cache"): (403, 403, 403, 403, 403, 404, 401),
+    ("DELETE", "/v2/cache"): (403, 403, 403, 403, 403, 404, 401),
+    ("POST", "/v2/cache/clean"): (403, 403, 403, 403, 403, 404, 401),
+    ("POST", "/v2/cache/prune"): (403, 403, 403, 403, 403, 404, 401),
+    ("GET", "/v2/cache/nodes"): (403, 403, 403, 403, 403, 404, 401),
+    ("GET", "/v2/cache/nodes/{image_id}"): (403, 403, 403, 403, 403, 404, 401),
+    ("PUT", "/v2/cache/{image_id}"): (403, 403, 404, 403, 403, 404, 401),
+    ("DELETE", "/v2/cache/{image_id}"): (403, 403, 404, 403, 403, 404, 401),
 }
 
 # The routes on one image, when that image is public instead of shared.
@@ -123,6 +132,9 @@ PUBLIC_EXPECTED: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     ("GET", "/v2/images/{image_id}/tasks"): (200, 200, 200, 200, 200, 200, 401),
     ("PUT", "/v2/images/{image_id}/stage"): (204, 403, 403, 403, 403, 204, 401),
     ("POST", "/v2/images/{image_id}/import"): (409, 403, 403, 403, 403, 409, 401),
+    ("GET", "/v2/cache/nodes/{image_id}"): (403, 403, 403, 403, 403, 404, 401),
+    ("PUT", "/v2/cache/{image_id}"): (403, 403, 403, 403, 403, 404, 401),
+    ("DELETE", "/v2/cache/{image_id}"): (403, 403, 403, 403, 403, 404, 401),
 }
 
 # What each request sends besides the persona's identity.

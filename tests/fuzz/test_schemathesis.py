@@ -97,7 +97,8 @@ class Outcome:
 
 
 def _config(port: int, root: Path, database: str) -> str:
-    """glance-api.conf for the fuzzed server, written as Glance's documentation writes it.
+    """glance-api.conf for the fuzzed server, written as Glance's documentation writes it,
+    with the image cache on (downloads go through it, its API answers).
     The fuzzer's URLs (web-download, locations, the Tasks API) name any host: only 127.0.0.1
     passes the filter, so none of them reaches a resolver."""
     return f"""[DEFAULT]
@@ -105,6 +106,8 @@ bind_host = 127.0.0.1
 bind_port = {port}
 auth_strategy = trusted-proxy
 enabled_backends = fast:file, cheap:file
+image_cache_dir = {root}/cache
+worker_self_reference_url = http://127.0.0.1:{port}
 
 [glance_store]
 default_backend = fast
@@ -129,6 +132,9 @@ connection = {database}
 
 [celery]
 broker_data_dir = {root}/broker
+
+[paste_deploy]
+flavor = cachemanagement
 """
 
 

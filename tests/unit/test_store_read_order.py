@@ -14,6 +14,7 @@ from glimpse.stores.registry import StoreRegistry
 class Loc:
     store_id: str | None
     name: str
+    value: str = "file:///var/lib/glance/images/x"
 
 
 def registry(tmp_path: Path) -> StoreRegistry:

@@ -26,6 +26,7 @@ from glimpse_api.middleware import (
     VersionPrefixMiddleware,
 )
 from glimpse_api.routers import (
+    cache,
     discovery,
     healthcheck,
     image_actions,
@@ -47,6 +48,7 @@ from glimpse_api.routers import (
 )
 
 log = logging.getLogger(__name__)
+_MAINTENANCE_GRACE = 10.0  # seconds a cache pass may take to end at shutdown
 
 
 def create_app(settings: Settings, *, drain_on_signal: bool = False) -> FastAPI:
@@ -93,6 +95,7 @@ def create_app(settings: Settings, *, drain_on_signal: bool = False) -> FastAPI:
         metadef_namespaces,
         metadef_objects,
         metadef_tags,
+        cache,
         openapi,
     ):
         app.include_router(module.router)
@@ -112,13 +115,25 @@ async def _runtime(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     runtime = Runtime.build(settings)
     app.state.runtime = runtime
     # Leftovers of a previous life are swept at start, as Glance does, without delaying it.
-    sweep = asyncio.create_task(_sweep(runtime))
+    background = [asyncio.create_task(_sweep(runtime))]
+    stopping = asyncio.Event()
+    maintenance = None
+    if runtime.cache is not None:
+        maintenance = asyncio.create_task(_maintain_cache(runtime, stopping))
     try:
         yield
     finally:
-        sweep.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweep
+        if maintenance is not None:
+            # A pass in progress may finish (a cancelled query can leave its connection
+            # broken); one that takes longer is cancelled.
+            stopping.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(maintenance), _MAINTENANCE_GRACE)
+            background.append(maintenance)
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await runtime.aclose()
 
 
@@ -130,6 +145,20 @@ async def _sweep(runtime: Runtime) -> None:
         return
     if removed:
         log.info("start-up sweep removed %d leftover files", removed)
+
+
+async def _maintain_cache(runtime: Runtime, stopping: asyncio.Event) -> None:
+    """The cache's schedule inside the API (no cron, unlike Glance): every
+    cache_prefetcher_interval, clean, prefetch what is queued for this node, prune."""
+    cache = runtime.cache
+    assert cache is not None  # noqa: S101 -- started only with a cache
+    while not stopping.is_set():
+        try:
+            await cache.maintain(runtime.image_data.load_for_prefetch, stopping)
+        except Exception:
+            log.exception("image cache maintenance pass failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), runtime.settings.cache_prefetcher_interval)
 
 
 def app_from_environment() -> FastAPI:

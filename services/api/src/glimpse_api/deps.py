@@ -14,8 +14,10 @@ from glimpse.db.engine import Database
 from glimpse.domain.policy import PolicyEngine
 from glimpse.jobs.publisher import JobPublisher
 from glimpse.logs import bind_identity
+from glimpse.services.cache_api import CacheService
 from glimpse.services.discovery import DiscoveryService
 from glimpse.services.health import HealthService, ReadinessService
+from glimpse.services.image_cache import ImageCache
 from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
 from glimpse.services.imports import ImportService
@@ -51,6 +53,8 @@ class Runtime:
     authenticator: Authenticator
     health: HealthService
     readiness: ReadinessService
+    cache: ImageCache | None
+    cache_api: CacheService
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -64,13 +68,15 @@ class Runtime:
         locations = LocationService(settings, database, stores)
         publisher = JobPublisher(settings)
         health = HealthService(settings)
+        cache = ImageCache(settings, database) if settings.cache_enabled else None
+        image_data = ImageDataService(settings, database, stores, cache)
         return cls(
             settings=settings,
             database=database,
             stores=stores,
             policy=policy,
-            images=ImageService(settings, database, stores, locations),
-            image_data=ImageDataService(settings, database, stores),
+            images=ImageService(settings, database, stores, locations, cache),
+            image_data=image_data,
             locations=locations,
             discovery=DiscoveryService(settings, database, stores),
             members=MemberService(settings, database),
@@ -82,9 +88,14 @@ class Runtime:
             authenticator=build_authenticator(settings),
             health=health,
             readiness=ReadinessService(health, database, publisher),
+            cache=cache,
+            cache_api=CacheService(settings, database, cache, image_data.load_for_prefetch),
         )
 
     async def aclose(self) -> None:
+        await self.cache_api.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
         await self.authenticator.aclose()
         await self.publisher.aclose()
         await self.stores.aclose()
@@ -181,3 +192,10 @@ async def get_readiness_service(request: Request) -> ReadinessService:
 
 
 ReadinessServiceDep = Annotated[ReadinessService, Depends(get_readiness_service)]
+
+
+async def get_cache_service(request: Request) -> CacheService:
+    return _runtime(request).cache_api
+
+
+CacheServiceDep = Annotated[CacheService, Depends(get_cache_service)]

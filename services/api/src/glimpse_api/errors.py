@@ -139,13 +139,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def _allowed_methods(request: Request) -> str:
     """Every method the path takes, as Glance's Allow lists them: Starlette's names only
-    those of the first route whose path matched."""
+    those of the first route whose path matched. A literal path (/v2/cache/clean) is its own
+    resource: the methods of a templated sibling (/v2/cache/{image_id}) are not its."""
     path = request.scope["path"]
-    methods: set[str] = set()
+    methods: dict[bool, set[str]] = {True: set(), False: set()}
     for route in iter_route_contexts(request.app.routes):
         if route.path_regex.match(path):
-            methods |= route.methods or set()
-    return ", ".join(sorted(methods))
+            methods["{" not in (route.path or "")] |= route.methods or set()
+    return ", ".join(sorted(methods[True] or methods[False]))
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 from glimpse.cli.common import settings_or_exit
+from glimpse.cli.db import add_db_commands, run_db_command
 from glimpse.cli.metadefs import add_metadef_commands, run_metadef_command
 from glimpse.config.sample import render
-from glimpse.db import migrate
-from glimpse.db.engine import Database
-
-
-async def _db_sync(connection: str) -> None:
-    database = Database.from_url(connection, pool_size=1)
-    try:
-        await migrate.upgrade(database)
-    finally:
-        await database.dispose()
-
-
-async def _db_version(connection: str) -> str | None:
-    database = Database.from_url(connection, pool_size=1)
-    try:
-        return await migrate.current_revision(database)
-    finally:
-        await database.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="group", required=True)
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="command", required=True)
-    db_commands.add_parser("sync", help="upgrade the schema to the newest revision")
-    db_commands.add_parser("version", help="print the schema revision")
+    add_db_commands(db_commands)
     add_metadef_commands(db_commands)
     config = commands.add_parser("config", help="configuration")
     config_commands = config.add_subparsers(dest="command", required=True)
@@ -50,12 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     connection = settings.database.connection
     if args.command.endswith("_metadefs"):
         return run_metadef_command(args, settings)
-    if args.command == "sync":
-        asyncio.run(_db_sync(connection))
-        print(f"Database is at revision {migrate.head_revision()}")  # noqa: T201
-    else:
-        print(asyncio.run(_db_version(connection)) or "None")  # noqa: T201
-    return 0
+    return run_db_command(args, connection)
 
 
 if __name__ == "__main__":

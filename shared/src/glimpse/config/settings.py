@@ -30,8 +30,11 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from glimpse.config.cache import CacheOptions, PasteDeployOptions
+from glimpse.config.location_strategy import LocationStrategy, StoreTypeLocationStrategyOptions
 from glimpse.config.notation import GlanceDict, GlanceList, parse_list
 from glimpse.config.reserved import RESERVED_PREFIX, RESERVED_STORES, STAGING_STORE, TASKS_STORE
+from glimpse.config.session import SessionOptions
 from glimpse.config.units import parse_size
 from glimpse.domain.tasks import KNOWN_METHODS as KNOWN_IMPORT_METHODS
 
@@ -585,8 +588,9 @@ class OsloPolicyOptions(BaseModel):
         return self
 
 
-class KeystoneAuthTokenOptions(BaseModel):
-    """`[keystone_authtoken]`, with keystonemiddleware's option names (auth_strategy=keystone)."""
+class KeystoneAuthTokenOptions(SessionOptions):
+    """`[keystone_authtoken]`, with keystonemiddleware's option names (auth_strategy=keystone)
+    and keystoneauth's session options (SessionOptions)."""
 
     www_authenticate_uri: str | None = Field(
         None,
@@ -649,7 +653,8 @@ class KeystoneAuthTokenOptions(BaseModel):
         gt=0,
         description=(
             "Seconds one request to the Identity service may take in all (connecting, sending, "
-            "the whole answer); also the longest a token waits for a validation slot."
+            "the whole answer); also the longest a token waits for a validation slot. "
+            "keystoneauth's `timeout`, when set, replaces it."
         ),
     )
     validation_concurrency: int = Field(
@@ -668,8 +673,6 @@ class KeystoneAuthTokenOptions(BaseModel):
             "(kept in memory by its SHA-256 hash); 0 disables."
         ),
     )
-    insecure: bool = Field(default=False, description="Skip TLS verification of auth_url.")
-    cafile: Path | None = Field(None, description="CA bundle that signs auth_url's certificate.")
 
     @field_validator("cache_redis_url")
     @classmethod
@@ -698,6 +701,11 @@ class KeystoneAuthTokenOptions(BaseModel):
                 }
             },
         }
+
+    @property
+    def call_deadline(self) -> float:
+        """Seconds one token validation or service authentication may take in all."""
+        return self.timeout if self.timeout is not None else self.http_request_timeout
 
     @property
     def challenge_uri(self) -> str:
@@ -770,8 +778,9 @@ class BarbicanOptions(BaseModel):
     )
 
 
-class Settings(BaseSettings):
-    """Options of `[DEFAULT]` are top-level fields; other sections are nested models."""
+class Settings(CacheOptions, BaseSettings):
+    """Options of `[DEFAULT]` are top-level fields (the image cache's come from CacheOptions);
+    other sections are nested models."""
 
     model_config = SettingsConfigDict(
         env_prefix="GLIMPSE_",
@@ -891,6 +900,15 @@ class Settings(BaseSettings):
     show_multiple_locations: bool = Field(
         default=False, description="Show all data locations of an image as locations."
     )
+    location_strategy: LocationStrategy = Field(
+        "location_order",
+        description=(
+            "Order in which an image's locations are read (a failed read falls back to the "
+            "next) and shown in locations and direct_url. location_order: by store weight, "
+            "then as added. store_type: the types of [store_type_location_strategy] "
+            "store_type_preference first, in that order, then by weight."
+        ),
+    )
     location_add_timeout: int = Field(
         600,
         gt=0,
@@ -951,6 +969,10 @@ class Settings(BaseSettings):
     keystone_authtoken: KeystoneAuthTokenOptions = Field(default_factory=KeystoneAuthTokenOptions)
     key_manager: KeyManagerOptions = Field(default_factory=KeyManagerOptions)
     barbican: BarbicanOptions = Field(default_factory=BarbicanOptions)
+    paste_deploy: PasteDeployOptions = Field(default_factory=PasteDeployOptions)
+    store_type_location_strategy: StoreTypeLocationStrategyOptions = Field(
+        default_factory=StoreTypeLocationStrategyOptions
+    )
     stores: dict[str, StoreOptions] = Field(
         default_factory=dict,
         description=(
@@ -1030,8 +1052,20 @@ class Settings(BaseSettings):
             # glance-scrubber.conf's [DEFAULT] wakeup_time; Glimpse's [scrubber] one wins.
             self.scrubber.wakeup_time = self.wakeup_time
         self._check_shared_datadirs()
+        if self.paste_deploy.caching and self.image_cache_dir is None:
+            # Glance would not start; earlier Glimpse releases ignored the flavor, so a config
+            # they ran keeps running, without a cache.
+            log.warning(
+                "[paste_deploy] flavor = %s: no image cache without image_cache_dir",
+                self.paste_deploy.flavor,
+            )
         self._warn_deprecated()
         return self
+
+    @property
+    def cache_serving(self) -> bool:
+        """Downloads go through the image cache (Glance's caching paste filter)."""
+        return self.cache_enabled and self.paste_deploy.caching
 
     def _check_legacy_stores(self) -> None:
         """Glance's pre-Train `[glance_store] stores` and `default_store`: honoured only where

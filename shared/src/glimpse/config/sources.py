@@ -121,8 +121,6 @@ class GlanceIniSource(PydanticBaseSettingsSource):
                 known = set()
                 target = {}
             for option, value in options.items():
-                if section == PASTE_SECTION and option == "flavor":
-                    continue  # read by _strategy_from_flavor
                 if option in known:
                     target[option] = value
                 else:

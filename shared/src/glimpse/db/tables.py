@@ -193,3 +193,64 @@ class StorageOwner(SQLModel, table=True):
     __tablename__ = "storage_owners"
 
     owner: str = Field(primary_key=True, max_length=255)
+
+
+# The image cache (Glance's centralized_db driver: its table and column names). State is in the
+# database, files are on each node; a node serves a file only while its row says it holds it.
+_CACHE_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER
+
+
+class NodeReference(SQLModel, table=True):
+    """An API node with an image cache, named by its worker_self_reference_url, and its
+    counters (Glimpse's addition: Glance keeps only the URL)."""
+
+    __tablename__ = "node_reference"
+    __table_args__ = (
+        sa.UniqueConstraint("node_reference_url", name="uq_node_reference_node_reference_url"),
+    )
+
+    node_reference_id: int | None = Field(default=None, primary_key=True, sa_type=_CACHE_ID)
+    node_reference_url: str = Field(max_length=255)
+    hits: int = Field(default=0, sa_type=sa.BigInteger)
+    misses: int = Field(default=0, sa_type=sa.BigInteger)
+    bytes_served: int = Field(default=0, sa_type=sa.BigInteger)
+    fills: int = Field(default=0, sa_type=sa.BigInteger)
+    evictions: int = Field(default=0, sa_type=sa.BigInteger)
+    seen_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+
+
+class CachedImage(SQLModel, table=True):
+    """An image whose verified data one node's cache holds."""
+
+    __tablename__ = "cached_images"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "image_id", "node_reference_id", name="ix_cached_images_image_id_node_reference_id"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=_CACHE_ID)
+    image_id: str = Field(max_length=36)
+    last_accessed: datetime = Field(sa_type=sa.DateTime)
+    last_modified: datetime = Field(sa_type=sa.DateTime)
+    size: int = Field(sa_type=sa.BigInteger)
+    hits: int = Field(default=0)
+    checksum: str | None = Field(default=None, max_length=32)
+    node_reference_id: int = Field(
+        foreign_key="node_reference.node_reference_id", ondelete="CASCADE", sa_type=_CACHE_ID
+    )
+
+
+class CacheQueue(SQLModel, table=True):
+    """An image queued for one node's prefetcher (PUT /v2/cache/{id} queues it on every node)."""
+
+    __tablename__ = "cache_queue"
+
+    image_id: str = Field(primary_key=True, max_length=36)
+    node_reference_id: int = Field(
+        primary_key=True,
+        foreign_key="node_reference.node_reference_id",
+        ondelete="CASCADE",
+        sa_type=_CACHE_ID,
+    )
+    queued_at: datetime = Field(sa_type=sa.DateTime)

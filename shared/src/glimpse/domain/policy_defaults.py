@@ -203,6 +203,17 @@ def _metadef_rules() -> tuple[RuleDefault, ...]:
 
 METADEF_RULES: Final = _metadef_rules()
 
+_MANAGE_CACHE: Final = "rule:manage_image_cache"
+CACHE_RULES: Final = (
+    _rule("manage_image_cache", ADMIN, "Manage the image cache.", legacy=None),
+    _rule("cache_image", ADMIN, "Queue an image for caching.", legacy=_MANAGE_CACHE),
+    _rule("cache_list", ADMIN, "List the cache's state.", legacy=_MANAGE_CACHE),
+    _rule("cache_delete", ADMIN, "Delete images from the cache or queue.", legacy=_MANAGE_CACHE),
+    _rule("cache_clean", ADMIN, "Clean stalled and invalid cache files.", legacy=None),
+    _rule("cache_prune", ADMIN, "Prune the cache to its size limit.", legacy=None),
+    _rule("list_cached_nodes", ADMIN, "List the nodes that cache an image.", legacy=None),
+)
+
 RULES: Final = (
     *BASE_RULES,
     *IMAGE_RULES,
@@ -211,4 +222,5 @@ RULES: Final = (
     *TASK_RULES,
     *DISCOVERY_RULES,
     *METADEF_RULES,
+    *CACHE_RULES,
 )

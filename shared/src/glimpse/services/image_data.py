@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from glimpse.config import Settings
@@ -18,6 +18,7 @@ from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.reservations import ReservationRepository
+from glimpse.db.tables import Image, ImageLocation
 from glimpse.domain.errors import (
     Gone,
     ImageNotFound,
@@ -29,7 +30,9 @@ from glimpse.domain.errors import (
 from glimpse.domain.images import ImageStatus, check_downloadable, transition
 from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.formats import StreamInspector, inspected_container
+from glimpse.services import signatures
 from glimpse.services.access import authorize, authorized_image
+from glimpse.services.image_cache import ImageCache, StoreOpener
 from glimpse.services.quota import StorageQuota
 from glimpse.services.store_failures import write_failure
 from glimpse.services.upload_lease import UploadLease, lease_until
@@ -58,6 +61,7 @@ class Claim:
     granted: int
     disk_format: str | None
     container_format: str | None
+    properties: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +81,17 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
 
 
 class ImageDataService:
-    def __init__(self, settings: Settings, database: Database, stores: StoreRegistry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        stores: StoreRegistry,
+        cache: ImageCache | None = None,
+    ) -> None:
         self.settings = settings
         self.db = database
         self.stores = stores
+        self.cache = cache
         self.quota = StorageQuota(settings, database)
 
     def _store(self, store_id: str | None) -> CheckedStore:
@@ -116,7 +127,15 @@ class ImageDataService:
                 upload_id=upload_id,
                 upload_lease_until=lease_until(self.settings.scrubber.lease_time),
             )
-            return Claim(upload_id, image.owner, granted, image.disk_format, image.container_format)
+            properties = await repo.properties(image_id)
+            return Claim(
+                upload_id,
+                image.owner,
+                granted,
+                image.disk_format,
+                image.container_format,
+                properties,
+            )
 
     async def _release(self, image_id: str, upload_id: str) -> None:
         """saving -> queued after a failed upload (a no-op if the image was deleted or taken
@@ -151,6 +170,7 @@ class ImageDataService:
             raise LimitExceeded(cap_message(cap))
         announced = expected_size if expected_size is not None else body_size
         claim = await self._claim(ctx, image_id, announced)
+        verifier = await self._verifier(ctx, image_id, claim)
         meter = Meter(self.settings.hashing_algorithm)
         data = self.quota.guard(
             image_id,
@@ -164,6 +184,8 @@ class ImageDataService:
             ),
             granted=claim.granted,
         )
+        if verifier is not None:
+            data = verifier.watch(data)
         inspector = StreamInspector() if inspected_container(claim.container_format) else None
         if inspector is not None:
             data = inspector.watch(data)
@@ -180,6 +202,8 @@ class ImageDataService:
             raise
         try:
             virtual_size = self._checked_virtual_size(inspector, claim)
+            if verifier is not None:
+                signatures.verify(verifier, image_id)
             async with self.db.write() as session:
                 repo = ImageRepository(session)
                 activated = await repo.finish_upload(
@@ -207,6 +231,19 @@ class ImageDataService:
                 f"Image {image_id} could not be found after upload. "
                 "The image may have been deleted during the upload."
             )
+
+    async def _verifier(
+        self, ctx: RequestContext, image_id: str, claim: Claim
+    ) -> signatures.Verifier | None:
+        """The signature verifier the claimed image needs (None: unsigned); the claim is
+        handed back when it cannot be made."""
+        try:
+            return await signatures.verifier_for(self.settings, ctx, claim.properties)
+        except BaseException as exc:
+            await asyncio.shield(self._release(image_id, claim.upload_id))
+            if isinstance(exc, signatures.SignatureFailed):
+                raise signatures.for_image(image_id, exc) from None
+            raise
 
     def _checked_virtual_size(self, inspector: StreamInspector | None, claim: Claim) -> int | None:
         """Refuse unsafe or (per [image_format]) mismatched data; the virtual size to record."""
@@ -237,8 +274,9 @@ class ImageDataService:
         prefer: list[str] | None = None,
     ) -> Download | None:
         """The image's data (or a span of it); None when the image has no data yet. Locations
-        are read in store-weight order, those in `prefer` stores first, falling back to the
-        next location when a store fails."""
+        are read in read order (StoreRegistry.by_weight: `prefer` stores first, then the
+        location strategy, then store weight), falling back to the next location when a
+        store fails; each failed location is logged once."""
         async with self.db.read() as session:
             repo = ImageRepository(session)
             image = await authorized_image(repo, ctx, image_id, "download_image")
@@ -255,8 +293,28 @@ class ImageDataService:
             span = resolve(byte_range, image.size)
             if span is None:
                 raise RangeNotSatisfiable(image.size)
+        locations = record.locations
+
+        async def from_store(span: ResolvedRange | None = None) -> AsyncIterator[bytes]:
+            return await self._read_store(image_id, locations, span, prefer or ())
+
+        # As Glance's cache filter: `prefer` names stores, so it is read from them.
+        if self.cache is not None and self.settings.cache_serving and not prefer:
+            cached = await self.cache.serve(image, span, from_store)
+            if cached is not None:
+                return Download(cached, image.size, image.checksum, span)
+        return Download(await from_store(span), image.size, image.checksum, span)
+
+    async def _read_store(
+        self,
+        image_id: str,
+        locations: list[ImageLocation],
+        span: ResolvedRange | None,
+        prefer: Sequence[str],
+    ) -> AsyncIterator[bytes]:
+        """The first location that opens, in store-weight order (`prefer` first)."""
         errors = []
-        for location in self.stores.by_weight(record.locations, prefer or ()):
+        for location in self.stores.by_weight(locations, prefer):
             store = self.stores.get(location.store_id or self.stores.default_id)
             if store is None:
                 log.warning(
@@ -277,10 +335,27 @@ class ImageDataService:
                     redact_text(str(exc)),
                 )
                 continue
-            return Download(_prepend(first, chunks), image.size, image.checksum, span)
+            return _prepend(first, chunks)
         if errors:
             raise StoreUnavailable(f"Image {image_id} data could not be read from any store")
         raise ImageNotFound(image_id)
+
+    async def load_for_prefetch(self, image_id: str) -> tuple[Image, StoreOpener] | None:
+        """For the prefetcher (no caller to authorize): the live image and a way to its data,
+        or None if it has none."""
+        async with self.db.read() as session:
+            repo = ImageRepository(session)
+            image = await repo.get(image_id)
+            if image is None or image.size is None:
+                return None
+            locations = (await repo.record(image)).locations
+        if not locations:
+            return None
+
+        async def opener() -> AsyncIterator[bytes]:
+            return await self._read_store(image_id, locations, None, ())
+
+        return image, opener
 
 
 def cap_message(cap: int) -> str:

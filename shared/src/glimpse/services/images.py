@@ -11,6 +11,7 @@ from typing import Any
 from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
+from glimpse.db.repositories.cache import CacheRepository
 from glimpse.db.repositories.images import ImageRecord, ImageRepository
 from glimpse.db.repositories.members import MemberRepository
 from glimpse.db.tables import Image, ImageLocation, utcnow
@@ -25,6 +26,7 @@ from glimpse.domain.errors import (
 from glimpse.domain.images import MUTABLE_ATTRIBUTES, ImageStatus, Visibility, deactivation
 from glimpse.domain.listing import ListQuery
 from glimpse.services.access import authorized_image, readable
+from glimpse.services.image_cache import ImageCache
 from glimpse.services.key_cleanup import KeyCleanupService
 from glimpse.services.locations import LocationService
 from glimpse.stores.registry import StoreRegistry
@@ -118,7 +120,9 @@ class ImageService:
         database: Database,
         stores: StoreRegistry,
         locations: LocationService | None = None,
+        cache: ImageCache | None = None,
     ) -> None:
+        self.cache = cache
         self.settings = settings
         self.db = database
         self.stores = stores
@@ -143,7 +147,7 @@ class ImageService:
     async def _presented(
         self, ctx: RequestContext, records: list[ImageRecord]
     ) -> list[ImageRecord]:
-        """Records as the API shows them to `ctx`: locations in read (weight) order, visible
+        """Records as the API shows them to `ctx`: locations in read order (by_weight), visible
         only to a caller who passes `get_image_location`, and pre-Train location metadata
         rewritten in the database on first sight (Train's lazy upgrade)."""
         legacy = [
@@ -284,6 +288,16 @@ class ImageService:
             ):
                 # Changed under us (no row locks on SQLite): answer as for the new status.
                 raise Conflict(f"Image {image_id} changed status while being {action}d")
+            if target == ImageStatus.DEACTIVATED:
+                # No node serves a deactivated image from its cache (nor prefetches it).
+                await CacheRepository(session).evict(image_id)
+        if target == ImageStatus.DEACTIVATED:
+            await self._evict_files(image_id)
+
+    async def _evict_files(self, image_id: str) -> None:
+        """This node's cache file goes now; other nodes' at their next read or pass."""
+        if self.cache is not None:
+            await self.cache.remove_files([image_id])
 
     async def delete(self, ctx: RequestContext, image_id: str) -> None:
         async with self.db.write() as session:
@@ -304,6 +318,8 @@ class ImageService:
                 await MemberRepository(session).remove_all(image_id)
             # In this transaction, so a committed delete never loses its key cleanup.
             cleanup_id = await self.key_cleanup.record(session, ctx, image)
+            await CacheRepository(session).evict(image_id)
+        await self._evict_files(image_id)
         if not delayed:
             # Data goes only after the delete is committed, outside any transaction; what a
             # store refuses now stays recorded for the scrubber.

@@ -41,6 +41,7 @@ from glimpse.domain.tasks import (
     store_list,
 )
 from glimpse.net.urlfilter import URLFilter, URLRefused
+from glimpse.services import signatures
 from glimpse.services.access import authorized_image
 from glimpse.services.image_data import cap_message
 from glimpse.services.quota import StorageQuota
@@ -252,7 +253,15 @@ class ImportService:
             # Copying is its own policy (admins by default); other methods change the image.
             action = "copy_image" if method == COPY_IMAGE else "modify_image"
             image = await authorized_image(repo, ctx, image_id, action, lock=True)
-            held_by = (await repo.properties(image_id)).get(IMPORT_LOCK)
+            properties = await repo.properties(image_id)
+            if method != COPY_IMAGE and signatures.requested(properties) is not None:
+                # Fail closed: a signed image never goes active with its signature unchecked.
+                raise InvalidInput(
+                    f"Image {image_id} is signed (img_signature): its signature is verified on "
+                    f"upload only, which the {method} import method does not do; upload the "
+                    f"data with PUT /v2/images/{image_id}/file instead."
+                )
+            held_by = properties.get(IMPORT_LOCK)
             if held_by:
                 await self._take_stale_lock(repo, image_id, held_by)
             self._known_stores(targets)

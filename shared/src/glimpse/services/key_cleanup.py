@@ -24,13 +24,11 @@ expires; the trust is deleted after use. Tokens never reach a log.
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from glimpse.config import Settings
@@ -41,6 +39,7 @@ from glimpse.db.tables import Image, ImageKeyCleanup, utcnow
 from glimpse.keymanager.barbican import BarbicanClient, BarbicanError
 from glimpse.keymanager.keystone import IdentityClient, KeystoneError
 from glimpse.keymanager.sealing import TokenSealer
+from glimpse.net.session import session_client
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +85,6 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
-def _verify(enabled: bool, cafile: object) -> ssl.SSLContext | bool:
-    if enabled and cafile is not None:
-        return ssl.create_default_context(cafile=str(cafile))
-    return enabled
-
-
 class KeyCleanupService:
     def __init__(self, settings: Settings, database: Database) -> None:
         self.settings = settings
@@ -133,7 +126,7 @@ class KeyCleanupService:
         fresh = ctx.token_expires_at is None or self._usable(ctx.token_expires_at)
         token = ctx.auth_token if fresh else None
         try:
-            async with self._clients(IN_REQUEST_TIMEOUT) as clients:
+            async with self._clients(in_request=True) as clients:
                 if gone and await self._run_one(clients, cleanup_id, token):
                     return
                 if token is not None and ctx.user_id is not None:
@@ -177,16 +170,27 @@ class KeyCleanupService:
     # -- the work -------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _clients(self, http_timeout: float = HTTP_TIMEOUT) -> AsyncIterator[_Clients]:
+    async def _clients(self, *, in_request: bool = False) -> AsyncIterator[_Clients]:
+        """Keystone and Barbican clients with [keystone_authtoken]'s session options. Without
+        its `timeout`, a call gets twice its socket timeout; with it, `timeout` in all (and
+        never more than IN_REQUEST_TIMEOUT inside a DELETE request)."""
         settings = self.settings
         keystone = settings.keystone_authtoken
         barbican = settings.barbican
-        identity_verify = _verify(not keystone.insecure, keystone.cafile)
-        barbican_verify = _verify(barbican.verify_ssl, barbican.verify_ssl_path)
-        deadline = CALL_DEADLINE_FACTOR * http_timeout
+        socket_timeout = IN_REQUEST_TIMEOUT if in_request else HTTP_TIMEOUT
+        deadline = CALL_DEADLINE_FACTOR * socket_timeout
+        if keystone.timeout is not None:
+            socket_timeout = deadline = (
+                min(keystone.timeout, IN_REQUEST_TIMEOUT) if in_request else keystone.timeout
+            )
         async with (
-            httpx.AsyncClient(timeout=http_timeout, verify=identity_verify) as identity_http,
-            httpx.AsyncClient(timeout=http_timeout, verify=barbican_verify) as barbican_http,
+            session_client(keystone, timeout=socket_timeout) as identity_http,
+            session_client(
+                keystone,
+                timeout=socket_timeout,
+                verify=barbican.verify_ssl,
+                cafile=barbican.verify_ssl_path if barbican.verify_ssl else None,
+            ) as barbican_http,
         ):
             identity = None
             if IdentityClient.configured(keystone):

@@ -213,3 +213,8 @@ async def _remove_quietly(path: Path) -> None:
 
 def from_settings(store_id: str, settings: Settings) -> FilesystemStore:
     return FilesystemStore(store_id, settings.store_datadir(store_id))
+
+
+# For the image cache, which reads its files as this store does.
+read_at = _read
+write_all = _write_all

@@ -7,6 +7,7 @@ from importlib.metadata import entry_points
 from typing import Protocol, TypeVar
 
 from glimpse.config import Settings
+from glimpse.config.location_strategy import scheme_store_type, type_preference
 from glimpse.config.reserved import RESERVED_STORES, STAGING_STORE, TASKS_STORE
 from glimpse.stores.base import StoreDriver, StoreError
 from glimpse.stores.checked import CheckedStore
@@ -22,6 +23,9 @@ class DriverFactory(Protocol):
 class HasStore(Protocol):
     @property
     def store_id(self) -> str | None: ...
+
+    @property
+    def value(self) -> str: ...
 
 
 Located = TypeVar("Located", bound=HasStore)
@@ -44,6 +48,7 @@ class StoreRegistry:
         weights: dict[str, int] | None = None,
         descriptions: dict[str, str] | None = None,
         reserved: dict[str, CheckedStore] | None = None,
+        type_preference: Sequence[str] = (),
     ) -> None:
         self._stores = stores
         self.default_id = default
@@ -51,6 +56,7 @@ class StoreRegistry:
         self.weights = weights or {}
         self.descriptions = descriptions or {}
         self._reserved = reserved or {}
+        self.type_preference = tuple(type_preference)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StoreRegistry:
@@ -72,6 +78,9 @@ class StoreRegistry:
             weights={sid: settings.store_options(sid).weight for sid in stores},
             descriptions={sid: settings.store_options(sid).store_description for sid in stores},
             reserved=reserved,
+            type_preference=type_preference(
+                settings.location_strategy, settings.store_type_location_strategy
+            ),
         )
 
     @property
@@ -92,14 +101,25 @@ class StoreRegistry:
     def ids(self) -> list[str]:
         return list(self._stores)
 
-    def by_weight(self, items: Iterable[Located], prefer: Sequence[str] = ()) -> list[Located]:
-        """`items` in read order: stores named in `prefer` first (in that order), then by
-        descending store weight; the sort is stable, so equal weights keep their order."""
+    def store_type(self, item: HasStore) -> str | None:
+        """The type of the store holding `item`: its store's, or its URL scheme's when it
+        names no enabled store (single-store locations name none)."""
+        if item.store_id is not None and item.store_id in self.types:
+            return self.types[item.store_id]
+        return scheme_store_type(item.value)
 
-        def key(item: Located) -> tuple[int, int]:
+    def by_weight(self, items: Iterable[Located], prefer: Sequence[str] = ()) -> list[Located]:
+        """`items` in read order: stores named in `prefer` first (in that order), then the
+        store types of store_type_preference (location_strategy = store_type), then by
+        descending store weight; the sort is stable, so the rest keep their order."""
+        types = self.type_preference
+
+        def key(item: Located) -> tuple[int, int, int]:
             store_id = item.store_id or self.default_id
             rank = prefer.index(store_id) if store_id in prefer else len(prefer)
-            return rank, -self.weights.get(store_id, 0)
+            kind = self.store_type(item) if types else None
+            type_rank = types.index(kind) if kind is not None and kind in types else len(types)
+            return rank, type_rank, -self.weights.get(store_id, 0)
 
         return sorted(items, key=key)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 
 import httpx
 from redis.asyncio import Redis
@@ -15,6 +14,7 @@ from glimpse.config.settings import KeystoneAuthTokenOptions
 from glimpse.context import RequestContext
 from glimpse.domain.errors import IdentityUnavailable, NotAuthenticated
 from glimpse.net.deadline import acquire_within
+from glimpse.net.session import session_client
 from glimpse_api.keystone.cache import RefusedTokens, TokenCache, token_key
 from glimpse_api.keystone.client import (
     Clock,
@@ -33,10 +33,8 @@ UNAVAILABLE = "The Keystone service is temporarily unavailable."
 
 
 def _http_client(options: KeystoneAuthTokenOptions) -> httpx.AsyncClient:
-    verify: ssl.SSLContext | bool = not options.insecure
-    if verify and options.cafile is not None:
-        verify = ssl.create_default_context(cafile=str(options.cafile))
-    return httpx.AsyncClient(timeout=options.http_connect_timeout, verify=verify)
+    # keystoneauth's timeout, when set, bounds each socket wait too (and call_deadline, the call).
+    return session_client(options, timeout=options.timeout or options.http_connect_timeout)
 
 
 class KeystoneAuthenticator:
@@ -150,9 +148,9 @@ class KeystoneAuthenticator:
         return info
 
     async def _take_slot(self) -> None:
-        """One of the validation_concurrency slots, waited for at most http_request_timeout
+        """One of the validation_concurrency slots, waited for at most call_deadline
         (IdentityUnavailable then: Keystone is too slow for the load)."""
-        seconds = self._options.http_request_timeout
+        seconds = self._options.call_deadline
         if not await acquire_within(self._slots, seconds):
             log.warning("no token validation slot within %ss", seconds)
             raise IdentityUnavailable(UNAVAILABLE)

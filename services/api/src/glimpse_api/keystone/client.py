@@ -133,13 +133,11 @@ class KeystoneClient:
         return _ServiceToken(value=value, expires_at=expires_at)
 
     async def _send(self, method: str, **kwargs: Any) -> httpx.Response:  # noqa: ANN401 -- httpx kwargs
-        """One request, within http_request_timeout in all (a timeout per socket wait
-        alone would let a Keystone that answers a byte at a time hold it forever)."""
+        """One request, within call_deadline in all (a timeout per socket wait alone would
+        let a Keystone that answers a byte at a time hold it forever)."""
         request = self._http.request(method, self._url, **kwargs)
         try:
-            return await within(
-                self._options.http_request_timeout, f"{method} {self._url}", request
-            )
+            return await within(self._options.call_deadline, f"{method} {self._url}", request)
         except (httpx.HTTPError, DeadlineExceeded) as exc:
             log.critical("Unable to reach Keystone at %s: %s", self._url, exc)
             raise KeystoneUnavailable(f"{type(exc).__name__}: {exc}") from exc

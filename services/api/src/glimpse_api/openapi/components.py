@@ -140,6 +140,37 @@ def _usage() -> dict[str, Any]:
     return _object({"usage": _object(counters, *names)}, "usage")
 
 
+def _cache_state(*, nodes: bool) -> dict[str, Any]:
+    """GET /v2/cache: this node's cached and queued images as Glance shows them; with `nodes`,
+    GET /v2/cache/nodes: every node's, with its counters."""
+    number = {"type": "number"}
+    integer = {"type": "integer"}
+    entry_fields = {
+        "id": integer,
+        "image_id": string(),
+        "last_accessed": number,
+        "last_modified": number,
+        "size": integer,
+        "hits": integer,
+        "checksum": {"type": ["string", "null"]},
+    }
+    entry = _object(entry_fields, *entry_fields)
+    counters = ("hits", "misses", "bytes_served", "fills", "evictions")
+    node_fields = {
+        "node_reference_url": string(),
+        "cached_images": _array(entry),
+        "queued_images": _array(string()),
+        "counters": _object(dict.fromkeys(counters, integer), *counters),
+    }
+    if nodes:
+        return _object({"nodes": _array(_object(node_fields, *node_fields))}, "nodes")
+    return _object(
+        {"cached_images": _array(entry), "queued_images": _array(string())},
+        "cached_images",
+        "queued_images",
+    )
+
+
 def _typed(schema: dict[str, Any]) -> dict[str, Any]:
     """One of /v2/schemas' schemas, which (as Glance's) leave out that they describe objects."""
     return {"type": "object", **schema}
@@ -170,5 +201,7 @@ def component_schemas() -> dict[str, dict[str, Any]]:
         "Stores": _stores(detail=False),
         "StoresDetail": _stores(detail=True),
         "Usage": _usage(),
+        "CacheState": _cache_state(nodes=False),
+        "CacheNodes": _cache_state(nodes=True),
         **metadef_schemas(),
     }

@@ -15,28 +15,32 @@ router = APIRouter()
 
 # Clients look for a minor version before they use its feature, so only versions whose
 # features are here are listed; as in Glance, the multi-store ones only with enabled_backends.
-# That includes the metadata definitions catalog (routers/metadef_*) of the 2.x series. Glance's
-# cache API versions (2.14, 2.16, 2.18, listed with image_cache_dir) are not served here.
-CURRENT: Final = 17
-ALWAYS: Final = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 9, 15, CURRENT})
+# That includes the metadata definitions catalog (routers/metadef_*) of the 2.x series, and the
+# cache API's versions (2.14, 2.16, 2.18) with image_cache_dir, 2.18 then being CURRENT.
+ALWAYS: Final = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 9, 15, 17})
 MULTISTORE: Final = frozenset({8, 10, 11, 12, 13})
+CACHE: Final = frozenset({14, 16, 18})
 
 
 def minor_versions(settings: Settings) -> list[int]:
     listed = ALWAYS | MULTISTORE if settings.multistore else ALWAYS
+    if settings.cache_enabled:
+        listed |= CACHE
     return sorted(listed, reverse=True)
 
 
 def versions_body(base_url: str, settings: Settings) -> dict[str, Any]:
     href = base_url.rstrip("/") + "/v2/"
+    minors = minor_versions(settings)
+    current = minors[0]
     return {
         "versions": [
             {
                 "id": f"v2.{minor}",
-                "status": "CURRENT" if minor == CURRENT else "SUPPORTED",
+                "status": "CURRENT" if minor == current else "SUPPORTED",
                 "links": [{"rel": "self", "href": href}],
             }
-            for minor in minor_versions(settings)
+            for minor in minors
         ]
     }
 

@@ -1,0 +1,254 @@
+"""Image signature verification, with the semantics of OpenStack's cursive library.
+
+An image carrying all four of `img_signature` (base64), `img_signature_hash_method` (SHA-224,
+SHA-256, SHA-384, SHA-512), `img_signature_key_type` (RSA-PSS, DSA, ECC_<curve>) and
+`img_signature_certificate_uuid` has its data verified as it arrives; an image missing any of
+them is not verified at all (as in cursive). The signature covers the image data hashed with
+the named method: RSA-PSS with MGF1 of that hash and the largest salt, ECDSA, or DSA. The
+X.509 certificate is read from Barbican by its uuid with the caller's token (DER, as castellan
+stores it; PEM is taken too), and must be valid now (not before / not after) and, when it has
+a key usage extension, allow digital signatures; its public key must be of the named type.
+
+Every failure is a SignatureFailed (400) whose message names the reason; the caller removes
+whatever data it stored and hands the image back.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa, utils
+
+from glimpse.config import Settings
+from glimpse.context import RequestContext
+from glimpse.domain.errors import InvalidInput
+from glimpse.keymanager.barbican import BarbicanClient, BarbicanError, SecretNotFound
+from glimpse.net.session import session_client
+
+log = logging.getLogger(__name__)
+
+SIGNATURE: Final = "img_signature"
+HASH_METHOD: Final = "img_signature_hash_method"
+KEY_TYPE: Final = "img_signature_key_type"
+CERT_UUID: Final = "img_signature_certificate_uuid"
+PROPERTIES: Final = (SIGNATURE, HASH_METHOD, KEY_TYPE, CERT_UUID)
+
+HASH_METHODS: Final[dict[str, type[hashes.HashAlgorithm]]] = {
+    "SHA-224": hashes.SHA224,
+    "SHA-256": hashes.SHA256,
+    "SHA-384": hashes.SHA384,
+    "SHA-512": hashes.SHA512,
+}
+RSA_PSS: Final = "RSA-PSS"
+DSA: Final = "DSA"
+# cursive's curves; the binary (SECT*) ones exist only while cryptography still has them.
+_CURVE_NAMES: Final = ("SECT571K1", "SECT409K1", "SECT571R1", "SECT409R1", "SECP521R1", "SECP384R1")
+ECC_CURVES: Final[dict[str, str]] = {
+    f"ECC_{name}": name.lower() for name in _CURVE_NAMES if hasattr(ec, name)
+}
+X509_TYPE: Final = "certificate"
+HTTP_TIMEOUT: Final = 30.0  # seconds per socket wait when [keystone_authtoken] sets none
+# A signature is at most a few hundred bytes; a larger property is not decoded.
+MAX_SIGNATURE_CHARS: Final = 8192
+
+
+class SignatureFailed(InvalidInput):
+    """The image's signature could not be verified (400); the message says why."""
+
+
+def for_image(image_id: str, reason: SignatureFailed) -> SignatureFailed:
+    """The error an upload answers, naming the image and the reason, as Glance words it."""
+    log.warning("image %s: signature verification failed: %s", image_id, reason)
+    return SignatureFailed(f"Signature verification failed for image {image_id}: {reason}")
+
+
+class CertificateMissing(Exception):
+    """The key manager has no such certificate (or none the caller may read)."""
+
+
+class CertificateUnavailable(Exception):
+    """The key manager could not be asked."""
+
+
+# Reads a certificate's (secret type, payload) by uuid; raises the two exceptions above.
+CertificateSource = Callable[[str], Awaitable[tuple[str, bytes]]]
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureSpec:
+    signature: str
+    hash_method: str
+    key_type: str
+    certificate_uuid: str
+
+
+def requested(properties: dict[str, str]) -> SignatureSpec | None:
+    """The image's signature properties when all four are set, else None (not verified)."""
+    if not all(properties.get(name) for name in PROPERTIES):
+        return None
+    return SignatureSpec(
+        properties[SIGNATURE], properties[HASH_METHOD], properties[KEY_TYPE], properties[CERT_UUID]
+    )
+
+
+class Verifier:
+    """Hashes the data as it passes (`watch`), then checks the signature (`verify`)."""
+
+    def __init__(self, spec: SignatureSpec, algorithm: hashes.HashAlgorithm, key: object) -> None:
+        self._spec = spec
+        self._algorithm = algorithm
+        self._key = key
+        self._hasher = hashes.Hash(algorithm)
+        self._signature = _decoded(spec.signature)
+
+    async def watch(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            self._hasher.update(chunk)
+            yield chunk
+
+    def verify(self) -> None:
+        """Raise SignatureFailed unless the signature matches the data seen."""
+        try:
+            self._check(self._hasher.finalize())
+        except InvalidSignature:
+            raise SignatureFailed("Signature verification failed") from None
+
+    def _check(self, digest: bytes) -> None:
+        prehashed = utils.Prehashed(self._algorithm)
+        key = self._key
+        if isinstance(key, rsa.RSAPublicKey):
+            pss = padding.PSS(mgf=padding.MGF1(self._algorithm), salt_length=padding.PSS.MAX_LENGTH)
+            key.verify(self._signature, digest, pss, prehashed)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(self._signature, digest, ec.ECDSA(prehashed))
+        elif isinstance(key, dsa.DSAPublicKey):
+            key.verify(self._signature, digest, prehashed)
+        else:  # prepare() admits no other key
+            raise InvalidSignature
+
+
+def verify(verifier: Verifier, image_id: str) -> None:
+    """Check an upload's signature once all its data has passed."""
+    try:
+        verifier.verify()
+    except SignatureFailed as exc:
+        raise for_image(image_id, exc) from None
+    log.info("image %s: signature verified", image_id)
+
+
+def _decoded(signature: str) -> bytes:
+    if len(signature) > MAX_SIGNATURE_CHARS:
+        raise SignatureFailed("The signature data was not properly encoded using base64")
+    try:
+        return base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureFailed("The signature data was not properly encoded using base64") from None
+
+
+def _certificate(secret_type: str, payload: bytes) -> x509.Certificate:
+    if secret_type != X509_TYPE:
+        raise SignatureFailed(f"Invalid certificate format: {secret_type or 'unknown'}")
+    try:
+        if payload.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificate(payload)
+        return x509.load_der_x509_certificate(payload)
+    except ValueError:
+        raise SignatureFailed("Invalid certificate format: not an X.509 certificate") from None
+
+
+def _check_certificate(cert: x509.Certificate, uuid: str, now: datetime) -> None:
+    if now < cert.not_valid_before_utc:
+        raise SignatureFailed(
+            f"Certificate {uuid} is not valid before "
+            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    if now > cert.not_valid_after_utc:
+        raise SignatureFailed(
+            f"Certificate {uuid} has expired: not valid after "
+            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not usage.digital_signature:
+        raise SignatureFailed(f"Certificate {uuid} does not allow digital signatures (key usage)")
+
+
+def _key_matches(key: object, key_type: str) -> bool:
+    if key_type == RSA_PSS:
+        return isinstance(key, rsa.RSAPublicKey)
+    if key_type == DSA:
+        return isinstance(key, dsa.DSAPublicKey)
+    return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == ECC_CURVES[key_type]
+
+
+async def prepare(
+    spec: SignatureSpec, source: CertificateSource, *, now: datetime | None = None
+) -> Verifier:
+    """Check the properties, fetch and check the certificate: a Verifier ready for the data."""
+    algorithm_type = HASH_METHODS.get(spec.hash_method)
+    if algorithm_type is None:
+        raise SignatureFailed(f"Invalid signature hash method: {spec.hash_method}")
+    if spec.key_type not in (RSA_PSS, DSA, *ECC_CURVES):
+        raise SignatureFailed(f"Invalid signature key type: {spec.key_type}")
+    _decoded(spec.signature)  # a malformed signature fails before the key manager is asked
+    uuid = spec.certificate_uuid
+    try:
+        secret_type, payload = await source(uuid)
+    except CertificateMissing:
+        raise SignatureFailed(f"Certificate not found with ID: {uuid}") from None
+    except CertificateUnavailable:
+        raise SignatureFailed(f"Unable to retrieve certificate with ID: {uuid}") from None
+    cert = _certificate(secret_type, payload)
+    _check_certificate(cert, uuid, now or datetime.now(UTC))
+    key = cert.public_key()
+    if not _key_matches(key, spec.key_type):
+        raise SignatureFailed(f"Invalid public key type for signature key type: {spec.key_type}")
+    return Verifier(spec, algorithm_type(), key)
+
+
+async def verifier_for(
+    settings: Settings, ctx: RequestContext, properties: dict[str, str]
+) -> Verifier | None:
+    """The Verifier an upload of an image with these properties needs, or None. The
+    certificate is read from Barbican in the caller's name (their token), never the service's:
+    which certificates a user may sign with is Barbican's to decide."""
+    spec = requested(properties)
+    if spec is None:
+        return None
+    keystone = settings.keystone_authtoken
+    options = settings.barbican
+    timeout = keystone.timeout if keystone.timeout is not None else HTTP_TIMEOUT
+
+    async def from_barbican(uuid: str) -> tuple[str, bytes]:
+        if settings.key_manager.backend != "barbican" or not options.barbican_endpoint:
+            raise CertificateUnavailable
+        if not ctx.auth_token:
+            raise CertificateUnavailable
+        async with session_client(
+            keystone,
+            timeout=timeout,
+            verify=options.verify_ssl,
+            cafile=options.verify_ssl_path if options.verify_ssl else None,
+        ) as http:
+            client = BarbicanClient(options, http, deadline=2 * timeout)
+            try:
+                secret = await client.get_secret(ctx.auth_token, uuid)
+            except SecretNotFound:
+                raise CertificateMissing from None
+            except BarbicanError as exc:
+                log.warning("certificate %s unreadable: %s", uuid, exc)
+                raise CertificateUnavailable from None
+        return secret.secret_type, secret.payload
+
+    return await prepare(spec, from_barbican)
