@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export GLIMPSE_CONFIG ?=
 
-.PHONY: run test compose-test tempest bench lint sample-config lock clean
+.PHONY: run test cluster compose-test tempest bench lint sample-config lock clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -25,6 +25,12 @@ run: $(VENV)/.synced
 	$(BIN)/glimpse-manage db sync
 	$(BIN)/glimpse-manage db load_metadefs --if-empty
 	$(BIN)/python scripts/run.py
+
+## The production topology as local processes (scripts/cluster.py): HAProxy on 127.0.0.1:9292
+## in front of 2 API nodes (9293, 9294), 2 workers and 2 scrubbers, on the machine's PostgreSQL
+## (database glimpse) and Redis. CLUSTER_ARGS="--help" lists the options. Ctrl-C stops all.
+cluster: $(VENV)/.synced
+	$(BIN)/python scripts/cluster.py $(CLUSTER_ARGS)
 
 ## The whole suite (unit, API on SQLite and PostgreSQL, real clients, deploy checks) plus lint.
 test: $(VENV)/.synced lint
@@ -45,8 +51,10 @@ lint: $(VENV)/.synced
 	$(BIN)/lint-imports
 
 ## Throughput, latency and memory figures against a real server (not a test).
+## BENCH=cluster: through make cluster's balancer with 1 and 2 API nodes (bench/cluster.py).
+BENCH ?= run
 bench: $(VENV)/.synced
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/$(BENCH).py
 
 ## Regenerate etc/glimpse.conf.sample from the option definitions.
 sample-config: $(VENV)/.synced

@@ -18,9 +18,10 @@ from glimpse_api.openapi.document import build_document
 from glimpse_api.schemas.json_schemas import image_schema
 from personas import ANONYMOUS, proxy_client
 
-PUBLIC = {"/", "/versions", "/healthcheck"}
+# Unauthenticated (/metrics answers only peers in [metrics] allowed_networks).
+PUBLIC = {"/", "/versions", "/healthcheck", "/healthcheck/ready", "/metrics"}
 # oslo.middleware's answers (its reason, negotiated), not Glance's error format.
-NOT_GLANCE_ERRORS = {"/healthcheck"}
+NOT_GLANCE_ERRORS = {"/healthcheck", "/healthcheck/ready"}
 KEYSTONE = {
     "auth_url": "http://keystone.invalid/v3",
     "username": "g",

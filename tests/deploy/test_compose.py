@@ -520,6 +520,25 @@ def test_balancer_checks_every_api_replica_found_through_dockers_dns() -> None:
     assert "http-check expect status 200" in lines
 
 
+def test_a_stopping_replica_drains_longer_than_the_balancer_takes_to_drop_it() -> None:
+    """SIGTERM: the replica fails its check and keeps serving for drain_delay, which must
+    outlast `fall` failed checks `inter` apart; compose waits for the drain and the grace."""
+    lines = [line.split("#")[0].strip() for line in HAPROXY_CONF.read_text().splitlines()]
+    defaults = next(line for line in lines if line.startswith("default-server")).split()
+    inter = float(defaults[defaults.index("inter") + 1].removesuffix("s"))
+    fall = int(defaults[defaults.index("fall") + 1])
+    settings = load_settings(COMPOSE_CONF)
+    assert settings.healthcheck.drain_delay > inter * fall
+    grace = load_compose()["services"]["api"]["stop_grace_period"]
+    assert int(grace.removesuffix("s")) > (
+        settings.healthcheck.drain_delay + settings.graceful_shutdown_timeout
+    )
+    # Each replica's /metrics is for a scraper on the compose network, never for clients.
+    assert "http-request deny deny_status 404 if { path /metrics } || { path_beg /metrics/ }" in (
+        lines
+    )
+
+
 # --- the configuration file --------------------------------------------------------------------
 
 
@@ -591,6 +610,9 @@ def local_config(tmp_path: Path, port: int) -> Path:
             parser[section]["filesystem_store_datadir"] = str(tmp_path / section)
     parser["healthcheck"]["disable_by_file_path"] = str(tmp_path / "run" / "healthcheck_disable")
     parser["scrubber"]["heartbeat_file"] = str(tmp_path / "run" / "scrubber.heartbeat")
+    # Each container has its own 9100; here the worker and the scrubber would share one.
+    parser["metrics"]["bind_host"] = "127.0.0.1"
+    parser["metrics"]["port"] = "0"
     parser["DEFAULT"]["metadata_source_path"] = str(REPO / "etc" / "metadefs")  # the image's copy
     parser["database"]["connection"] = f"sqlite:///{tmp_path / 'glimpse.sqlite'}"
     parser["celery"]["broker_url"] = "filesystem://"

@@ -19,10 +19,12 @@ fail to format there.
 from __future__ import annotations
 
 import contextvars
+import json as jsonlib
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from glimpse.domain.redaction import redact_text
@@ -160,12 +162,42 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(level)
 
 
-def setup_logging(*, debug: bool = False) -> None:
+class JsonFormatter(logging.Formatter):
+    """`use_json`: one JSON object a line, with the same ids as the text format's."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+            "request_id": getattr(record, "request_id", "-"),
+            "user_id": getattr(record, "user_id", "-"),
+            "project_id": getattr(record, "project_id", "-"),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        return jsonlib.dumps(line, ensure_ascii=False)
+
+
+def use_format(handlers: list[logging.Handler], *, json: bool) -> None:
+    """JSON lines on `handlers` when `json`; their own format otherwise."""
+    if json:
+        for handler in handlers:
+            handler.setFormatter(JsonFormatter())
+
+
+def setup_logging(*, debug: bool = False, json: bool = False) -> None:
     """Configure the root logger (once), and set its level (again, once the settings say
-    whether `debug` is on)."""
+    whether `debug` is on) and its format (JSON lines with `use_json`)."""
     install_record_factory()
     level = log_level(debug=debug)
     logging.basicConfig(level=level, format=LOG_FORMAT)
-    add_context_filter(logging.getLogger().handlers)
-    logging.getLogger().setLevel(level)
+    root = logging.getLogger()
+    add_context_filter(root.handlers)
+    use_format(root.handlers, json=json)
+    root.setLevel(level)
     quiet_libraries()

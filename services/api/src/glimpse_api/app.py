@@ -14,7 +14,9 @@ from fastapi import FastAPI
 from glimpse.config import ConfigError, Settings, load_settings
 from glimpse.logs import setup_logging
 from glimpse.services.housekeeping import Housekeeping
+from glimpse_api import metrics
 from glimpse_api.deps import Runtime
+from glimpse_api.drain import drain_on_sigterm
 from glimpse_api.errors import add_exception_handlers
 from glimpse_api.identity import refuse_unsafe_bind
 from glimpse_api.middleware import (
@@ -49,36 +51,19 @@ log = logging.getLogger(__name__)
 _MAINTENANCE_GRACE = 10.0  # seconds a cache pass may take to end at shutdown
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, drain_on_signal: bool = False) -> FastAPI:
     """The application for `settings`; ConfigError when they are unsafe to serve (noauth
-    on a public address), whoever starts it."""
+    on a public address), whoever starts it. `drain_on_signal`: the server is glimpse-api's,
+    whose SIGTERM starts `[healthcheck] drain_delay` (glimpse_api.drain)."""
     refuse_unsafe_bind(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime.build(settings)
-        app.state.runtime = runtime
-        # Leftovers of a previous life are swept at start, as Glance does, without delaying it.
-        background = [asyncio.create_task(_sweep(runtime))]
-        stopping = asyncio.Event()
-        maintenance = None
-        if runtime.cache is not None:
-            maintenance = asyncio.create_task(_maintain_cache(runtime, stopping))
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            if drain_on_signal:
+                await stack.enter_async_context(drain_on_sigterm(settings.healthcheck.drain_delay))
+            await stack.enter_async_context(_runtime(app, settings))
             yield
-        finally:
-            if maintenance is not None:
-                # A pass in progress may finish (a cancelled query can leave its connection
-                # broken); one that takes longer is cancelled.
-                stopping.set()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(maintenance), _MAINTENANCE_GRACE)
-                background.append(maintenance)
-            for task in background:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await runtime.aclose()
 
     app = FastAPI(
         title="Glimpse Images API",
@@ -114,12 +99,42 @@ def create_app(settings: Settings) -> FastAPI:
         openapi,
     ):
         app.include_router(module.router)
+    app.include_router(metrics.router)
+    # Innermost: it reads the route the router matched from the scope it was given.
+    app.add_middleware(metrics.MetricsMiddleware)
     app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(VersionPrefixMiddleware)
     app.add_middleware(RequestIdMiddleware)
-    if not settings.http_keepalive:
-        app.add_middleware(CloseConnectionMiddleware)
+    app.add_middleware(CloseConnectionMiddleware, keepalive=settings.http_keepalive)
     return app
+
+
+@asynccontextmanager
+async def _runtime(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """The process's Runtime on app.state while the application runs."""
+    runtime = Runtime.build(settings)
+    app.state.runtime = runtime
+    # Leftovers of a previous life are swept at start, as Glance does, without delaying it.
+    background = [asyncio.create_task(_sweep(runtime))]
+    stopping = asyncio.Event()
+    maintenance = None
+    if runtime.cache is not None:
+        maintenance = asyncio.create_task(_maintain_cache(runtime, stopping))
+    try:
+        yield
+    finally:
+        if maintenance is not None:
+            # A pass in progress may finish (a cancelled query can leave its connection
+            # broken); one that takes longer is cancelled.
+            stopping.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(maintenance), _MAINTENANCE_GRACE)
+            background.append(maintenance)
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await runtime.aclose()
 
 
 async def _sweep(runtime: Runtime) -> None:
@@ -153,8 +168,8 @@ def app_from_environment() -> FastAPI:
     setup_logging()  # a worker process started by uvicorn has not configured logging yet
     try:
         settings = load_settings()
-        setup_logging(debug=settings.debug)
-        return create_app(settings)
+        setup_logging(debug=settings.debug, json=settings.use_json)
+        return create_app(settings, drain_on_signal=True)
     except ConfigError as exc:
         log.critical("glimpse-api: %s", exc)
         sys.exit(2)

@@ -16,7 +16,7 @@ from glimpse.jobs.publisher import JobPublisher
 from glimpse.logs import bind_identity
 from glimpse.services.cache_api import CacheService
 from glimpse.services.discovery import DiscoveryService
-from glimpse.services.health import HealthService
+from glimpse.services.health import HealthService, ReadinessService
 from glimpse.services.image_cache import ImageCache
 from glimpse.services.image_data import ImageDataService
 from glimpse.services.images import ImageService
@@ -54,6 +54,7 @@ class Runtime:
     publisher: JobPublisher
     authenticator: Authenticator
     health: HealthService
+    readiness: ReadinessService
     cache: ImageCache | None
     cache_api: CacheService
 
@@ -68,6 +69,7 @@ class Runtime:
         stores = StoreRegistry.from_settings(settings)
         locations = LocationService(settings, database, stores)
         publisher = JobPublisher(settings)
+        health = HealthService(settings)
         cache = ImageCache(settings, database) if settings.cache_enabled else None
         image_data = ImageDataService(settings, database, stores, cache)
         return cls(
@@ -87,7 +89,8 @@ class Runtime:
             metadefs=MetadefServices.build(database),
             publisher=publisher,
             authenticator=build_authenticator(settings),
-            health=HealthService(settings),
+            health=health,
+            readiness=ReadinessService(health, database, publisher),
             cache=cache,
             cache_api=CacheService(settings, database, cache, image_data.load_for_prefetch),
         )
@@ -190,6 +193,13 @@ async def get_health_service(request: Request) -> HealthService:
 
 
 HealthServiceDep = Annotated[HealthService, Depends(get_health_service)]
+
+
+async def get_readiness_service(request: Request) -> ReadinessService:
+    return _runtime(request).readiness
+
+
+ReadinessServiceDep = Annotated[ReadinessService, Depends(get_readiness_service)]
 
 
 async def get_cache_service(request: Request) -> CacheService:

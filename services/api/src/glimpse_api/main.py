@@ -8,7 +8,7 @@ import sys
 
 import uvicorn
 
-from glimpse.cli.common import settings_or_exit
+from glimpse.cli.common import prepare_multiprocess_metrics, settings_or_exit
 from glimpse.config import ConfigError
 from glimpse.config.settings import CONFIG_ENV
 from glimpse_api.identity import refuse_unsafe_bind
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"glimpse-api: {exc}", file=sys.stderr)  # noqa: T201 -- start-up failure
         return 2
+    # Every worker process counts in one directory; /metrics, on any of them, sums them all.
+    prepare_multiprocess_metrics()
     if args.config_file:
         # Worker processes rebuild the settings from the environment.
         os.environ[CONFIG_ENV] = os.path.abspath(args.config_file)  # noqa: PTH100
@@ -41,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         # The peer address must stay the socket's: trusted_proxies is checked against it, and
         # X-Forwarded-For from a proxy would otherwise replace it.
         proxy_headers=False,
-        timeout_graceful_shutdown=10,
+        # Requests in progress when it stops accepting may finish within this (None: all).
+        timeout_graceful_shutdown=settings.graceful_shutdown_timeout or None,
         timeout_keep_alive=settings.client_socket_timeout or NO_TIMEOUT,
     )
     return 0

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glimpse.context import new_request_id
 from glimpse.logs import bind_request, unbind
+from glimpse.services.health import draining
 from glimpse_api.errors import error_response
 
 REQUEST_ID_HEADER: Final = "x-openstack-request-id"
@@ -99,10 +100,13 @@ class NulInUrlMiddleware:
 
 class CloseConnectionMiddleware:
     """`http_keepalive = false`: every response carries `Connection: close`, after which the
-    server closes the connection (uvicorn honours the header), as Glance does."""
+    server closes the connection (uvicorn honours the header), as Glance does. While the
+    process drains before it stops, every response closes its connection whatever the option
+    says: the client's next request opens a new one, which the balancer sends elsewhere."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, keepalive: bool = True) -> None:
         self.app = app
+        self.keepalive = keepalive
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,7 +114,7 @@ class CloseConnectionMiddleware:
             return
 
         async def send_closing(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and not (self.keepalive and not draining()):
                 MutableHeaders(scope=message)["connection"] = "close"
             await send(message)
 

@@ -8,6 +8,7 @@ import logging
 import signal
 
 from glimpse.config import Settings
+from glimpse_scrubber import observe
 from glimpse_scrubber.health import beat
 from glimpse_scrubber.jobs import JOBS, ScrubberRuntime
 
@@ -22,6 +23,8 @@ async def run_pass(runtime: ScrubberRuntime) -> None:
 
 async def _daemon(runtime: ScrubberRuntime) -> None:
     settings = runtime.settings
+    figures = observe.Figures()
+    observe.serve(runtime, figures)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -34,11 +37,19 @@ async def _daemon(runtime: ScrubberRuntime) -> None:
             log.critical("scrubber pass failed", exc_info=True)
         else:
             _record_pass(settings)
+            await _measure(runtime, figures)
         try:
             await asyncio.wait_for(stop.wait(), timeout=settings.scrubber.wakeup_time)
         except TimeoutError:
             continue
     log.info("scrubber stopped")
+
+
+async def _measure(runtime: ScrubberRuntime, figures: observe.Figures) -> None:
+    try:
+        figures.set(await observe.measure(runtime))
+    except Exception:
+        log.warning("cannot measure what waits for the scrubber", exc_info=True)
 
 
 def _record_pass(settings: Settings) -> None:

@@ -15,7 +15,13 @@ from celery.signals import (
 
 from glimpse.config import Settings
 from glimpse.jobs.broker import celery_config
-from glimpse.logs import LOG_FORMAT, add_context_filter, install_record_factory, quiet_libraries
+from glimpse.logs import (
+    LOG_FORMAT,
+    add_context_filter,
+    install_record_factory,
+    quiet_libraries,
+    use_format,
+)
 from glimpse_worker import runtime
 
 
@@ -50,4 +56,6 @@ def _stop_runtime(**_: Any) -> None:  # noqa: ANN401 -- Celery's signal argument
 
 def _filter_handlers(logger: logging.Logger, **_: Any) -> None:  # noqa: ANN401 -- as above
     add_context_filter(logger.handlers)
+    settings = runtime.configured_settings()
+    use_format(logger.handlers, json=settings is not None and settings.use_json)
     quiet_libraries()  # Celery has just set the root level (DEBUG with `debug`)

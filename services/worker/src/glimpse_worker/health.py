@@ -24,11 +24,12 @@ def node_name() -> str:
     return f"celery@{socket.gethostname()}"
 
 
-def ping(settings: Settings) -> int:
-    """0 if this host's worker node answered, else 1 with the reason on stderr."""
+def ping(settings: Settings, node: str | None = None) -> int:
+    """0 if the worker node `node` (default: this host's) answered, else 1 with the reason on
+    stderr."""
     app = Celery("glimpse-ping")
     app.conf.update(celery_config(settings))
-    node = node_name()
+    node = node or node_name()
     try:
         replies = app.control.ping(destination=[node], timeout=PING_TIMEOUT)
     except Exception as exc:  # noqa: BLE001 -- any broker failure is an unhealthy answer

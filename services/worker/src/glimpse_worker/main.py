@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from glimpse.cli.common import settings_or_exit
+from glimpse.cli.common import prepare_multiprocess_metrics, settings_or_exit
 from glimpse.config import ConfigError
 from glimpse.logs import log_level
 from glimpse_worker.health import node_name, ping
@@ -23,12 +23,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="health check: exit 0 if the worker of this host answers through the broker",
     )
+    parser.add_argument(
+        "--hostname",
+        metavar="NAME",
+        help="node name of this worker (default celery@<host name>); give each worker on one "
+        "host its own, and --ping the same",
+    )
     args = parser.parse_args(argv)
     settings = settings_or_exit(parser.prog, args.config_file)
+    node = args.hostname or node_name()
     if args.ping:
-        return ping(settings)
+        return ping(settings, node)
+    # Pool processes count in one directory the metrics server reads (before any import of
+    # prometheus_client).
+    prepare_multiprocess_metrics()
     # Imported here: the health check runs every few seconds and needs none of the pipelines.
-    from glimpse_worker import plugins  # noqa: PLC0415
+    from glimpse_worker import observe, plugins  # noqa: PLC0415
     from glimpse_worker.celery_app import create_celery  # noqa: PLC0415
 
     try:
@@ -37,12 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{parser.prog}: {exc}", file=sys.stderr)  # noqa: T201 -- start-up failure
         return 2
     app = create_celery(settings)
+    observe.serve(settings)
     app.worker_main(
         [
             "worker",
             f"--loglevel={args.loglevel or log_level(debug=settings.debug)}",
             f"--concurrency={settings.celery.worker_concurrency}",
-            f"--hostname={node_name()}",
+            f"--hostname={node}",
             "--without-gossip",
             "--without-mingle",
         ]

@@ -52,6 +52,10 @@ def configure(settings: Settings) -> None:
     _process.settings = settings
 
 
+def configured_settings() -> Settings | None:
+    return _process.settings
+
+
 def start() -> None:
     """Build this process's loop and context (the `worker_process_init` handler)."""
     if _process.settings is None:

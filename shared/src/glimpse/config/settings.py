@@ -460,6 +460,69 @@ class HealthcheckOptions(BaseModel):
             "balancer drains this node before it is stopped."
         ),
     )
+    drain_delay: float = Field(
+        0,
+        ge=0,
+        le=3600,
+        description=(
+            "Seconds glimpse-api keeps serving after SIGTERM before it stops accepting: "
+            "meanwhile GET /healthcheck answers 503 SHUTTING DOWN and every response closes "
+            "its connection, so a load balancer takes the node out first. Set it above the "
+            "balancer's check interval times its fall count; 0 stops accepting at once."
+        ),
+    )
+
+
+def _networks(value: object) -> object:
+    """A Glance list of addresses and networks (CIDR) as ip_network objects."""
+    value = parse_list(value)
+    if isinstance(value, list):
+        try:
+            return [ipaddress.ip_network(item) for item in value]
+        except (TypeError, ValueError) as exc:
+            msg = f"expected addresses or networks (e.g. 10.0.0.0/24): {exc}"
+            raise ValueError(msg) from None
+    return value
+
+
+_PRIVATE_NETWORKS = (
+    "127.0.0.0/8",
+    "::1",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+)
+
+
+class MetricsOptions(BaseModel):
+    """`[metrics]`: Prometheus metrics of the API (/metrics), the worker and the scrubber."""
+
+    enabled: bool = Field(
+        default=True, description="Serve metrics: the API on /metrics, the others on `port`."
+    )
+    allowed_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=lambda: [ipaddress.ip_network(n) for n in _PRIVATE_NETWORKS],
+        description=(
+            "Peers (addresses or CIDR networks) the API's /metrics answers; others get 404. "
+            "A balancer in front of the API should refuse /metrics itself: behind it every "
+            "request comes from the balancer's address."
+        ),
+    )
+    bind_host: str = Field(
+        "127.0.0.1", description="Address the worker's and the scrubber's metrics server use."
+    )
+    port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of the metrics server of glimpse-worker and glimpse-scrubber (GET /metrics); "
+            "0 starts none. Each process on one host needs its own."
+        ),
+    )
+
+    _parse_networks = field_validator("allowed_networks", mode="before")(_networks)
 
 
 class OsloPolicyOptions(BaseModel):
@@ -737,6 +800,22 @@ class Settings(CacheOptions, BaseSettings):
             "httpcore...) stay quieter. GLIMPSE_LOG_LEVEL, when set, wins."
         ),
     )
+    graceful_shutdown_timeout: int = Field(
+        60,
+        ge=0,
+        description=(
+            "Seconds glimpse-api lets requests in progress (uploads, downloads) finish once it "
+            "stops accepting, before it cancels them and exits; 0 waits for them all."
+        ),
+    )
+    use_json: bool = Field(
+        default=False,
+        description=(
+            "Log JSON lines (one object a line: time, level, logger, message, process, "
+            "request_id, user_id, project_id, exception) instead of text, in the API, the "
+            "worker and the scrubber."
+        ),
+    )
     http_keepalive: bool = Field(
         default=True,
         description="Keep client connections open between requests (false: close each after "
@@ -890,6 +969,7 @@ class Settings(CacheOptions, BaseSettings):
     inject_metadata_properties: InjectMetadataOptions = Field(default_factory=InjectMetadataOptions)
     scrubber: ScrubberOptions = Field(default_factory=ScrubberOptions)
     healthcheck: HealthcheckOptions = Field(default_factory=HealthcheckOptions)
+    metrics: MetricsOptions = Field(default_factory=MetricsOptions)
     oslo_policy: OsloPolicyOptions = Field(default_factory=OsloPolicyOptions)
     keystone_authtoken: KeystoneAuthTokenOptions = Field(default_factory=KeystoneAuthTokenOptions)
     key_manager: KeyManagerOptions = Field(default_factory=KeyManagerOptions)
@@ -918,14 +998,7 @@ class Settings(CacheOptions, BaseSettings):
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _proxies(cls, value: object) -> object:
-        value = parse_list(value)
-        if isinstance(value, list):
-            try:
-                return [ipaddress.ip_network(item) for item in value]
-            except (TypeError, ValueError) as exc:
-                msg = f"expected addresses or networks (e.g. 10.0.0.0/24): {exc}"
-                raise ValueError(msg) from None
-        return value
+        return _networks(value)
 
     @field_validator("user_storage_quota", mode="before")
     @classmethod

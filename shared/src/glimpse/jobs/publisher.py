@@ -73,6 +73,14 @@ class JobPublisher:
             return False
         return True
 
+    def _connect(self) -> None:
+        with self._celery().connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=SEND_TIMEOUT)
+
+    async def reachable(self) -> None:
+        """Return once the broker accepted a connection; raise what the attempt raised."""
+        await asyncio.to_thread(self._connect)
+
     async def aclose(self) -> None:
         if self._app is not None:
             await asyncio.to_thread(self._app.close)

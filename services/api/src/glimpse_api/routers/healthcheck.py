@@ -1,5 +1,8 @@
 """GET and HEAD /healthcheck, unauthenticated, answered as oslo.middleware's Healthcheck app
-answers them: 200 `OK` (HEAD: 204), or 503 with the reason while the node is disabled.
+answers them: 200 `OK` (HEAD: 204), or 503 with the reason while the node is disabled or
+draining. That is liveness, what a balancer asks every second. GET /healthcheck/ready is
+readiness: the node is healthy and its database and broker answer (200), else 503, each check
+named with OK or UNREACHABLE.
 
 The body is negotiated among text/plain (the default), text/html and application/json, in that
 order on ties. Details (threads, platform, garbage collector) are never shown: the endpoint is
@@ -16,8 +19,8 @@ from typing import Any, Final
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from glimpse.services.health import Health
-from glimpse_api.deps import HealthServiceDep
+from glimpse.services.health import Health, Readiness
+from glimpse_api.deps import HealthServiceDep, ReadinessServiceDep
 from glimpse_api.openapi.routes import operation, string
 
 router = APIRouter()
@@ -118,3 +121,52 @@ async def healthcheck(request: Request, health: HealthServiceDep) -> Response:
 async def healthcheck_head(health: HealthServiceDep) -> Response:
     status = 204 if health.check().available else 503
     return Response(status_code=status, media_type=PLAIN)
+
+
+def _readiness_body(result: Readiness, media_type: str) -> str:
+    if media_type == JSON:
+        return json.dumps({"ready": result.ready, "checks": result.checks}, sort_keys=True)
+    if media_type == HTML:
+        rows = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>{html.escape(value)}</td></tr>"
+            for name, value in result.checks.items()
+        )
+        return (
+            "<html><head><title>Readiness</title></head><body>"
+            f'<table border="1"><tr><th>Check</th><th>Result</th></tr>{rows}</table></body></html>'
+        )
+    return "".join(f"{name}: {value}\n" for name, value in result.checks.items())
+
+
+def _readiness_answer(status: HTTPStatus) -> dict[str, Any]:
+    checks = {
+        "type": "object",
+        "properties": {
+            "ready": {"type": "boolean"},
+            "checks": {"type": "object", "additionalProperties": string()},
+        },
+        "required": ["ready", "checks"],
+    }
+    phrase = "ready" if status == HTTPStatus.OK else "not ready"
+    return {
+        "description": f"The node is {phrase}: each check with OK or why not",
+        "content": {
+            PLAIN: {"schema": string()},
+            HTML: {"schema": string()},
+            JSON: {"schema": checks},
+        },
+    }
+
+
+@router.get(
+    "/healthcheck/ready",
+    **operation(
+        ok=(HTTPStatus.OK, None),
+        extra={status: _readiness_answer(status) for status in _STATUSES},
+    ),
+)
+async def readiness(request: Request, service: ReadinessServiceDep) -> Response:
+    result = await service.check()
+    media_type = negotiate(request.headers.get("accept"))
+    status = 200 if result.ready else 503
+    return Response(_readiness_body(result, media_type), status_code=status, media_type=media_type)

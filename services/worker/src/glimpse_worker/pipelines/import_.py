@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import timedelta
 from typing import Any, Final
 
+from glimpse import metrics
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.reservations import ReservationRepository
 from glimpse.db.repositories.tasks import TaskRepository
@@ -29,6 +31,7 @@ from glimpse.domain.tasks import (
     FAILED_IMPORT,
     IMPORT_LOCK,
     IMPORTING_TO_STORES,
+    KNOWN_METHODS,
     TASK_TYPE_LEGACY_IMPORT,
     TASK_TYPE_LOCATION_IMPORT,
     TaskStatus,
@@ -91,14 +94,17 @@ async def run(ctx: WorkerContext, task_id: str) -> float | None:
     if task.type == TASK_TYPE_LOCATION_IMPORT:
         await _add_location(ctx, task, progress)
         return None
+    started = time.monotonic()
     try:
         result = await _import(ctx, task, progress)
     except Exception as exc:
         log.warning("import task %s failed: %s", task_id, exc, exc_info=True)
         failed_store = exc.store_id if isinstance(exc, StoreFailed) else None
         await _fail(ctx, task, str(exc) or type(exc).__name__, failed_store)
+        _count(task, "failure", time.monotonic() - started, progress.copied)
         return None
     await _finish(ctx, task_id, TaskStatus.SUCCESS, None, result)  # keeps "Copied N MiB"
+    _count(task, "success", time.monotonic() - started, progress.copied)
     log.info("import task %s: image %s active", task_id, task.image_id)
     return None
 
@@ -114,6 +120,21 @@ async def _add_location(ctx: WorkerContext, task: Task, progress: Progress) -> N
         return
     await _finish(ctx, task.id, TaskStatus.SUCCESS, None, result)
     log.info("location import task %s: image %s active", task.id, task.image_id)
+
+
+def _method(task: Task) -> str:
+    request = task.input.get("import_req")
+    method = request.get("method") if isinstance(request, dict) else None
+    name = method.get("name") if isinstance(method, dict) else None
+    return name if name in KNOWN_METHODS else "other"  # a bounded label
+
+
+def _count(task: Task, outcome: str, seconds: float, written: int) -> None:
+    method = _method(task)
+    metrics.IMPORT_JOBS.labels(method, outcome).inc()
+    metrics.IMPORT_SECONDS.labels(method, outcome).observe(seconds)
+    if written:
+        metrics.IMPORT_BYTES.labels(method).inc(written)
 
 
 async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
@@ -178,9 +199,7 @@ async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[st
 
 
 def _copying(task: Task) -> bool:
-    request = task.input.get("import_req")
-    method = request.get("method") if isinstance(request, dict) else None
-    return isinstance(method, dict) and method.get("name") == COPY_IMAGE
+    return _method(task) == COPY_IMAGE
 
 
 def _targets(ctx: WorkerContext, task: Task) -> list[str]:
