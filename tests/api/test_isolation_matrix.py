@@ -41,6 +41,9 @@ EXPECTED: Final[dict[tuple[str, str], tuple[int, ...]]] = {
     # Load balancers ask without credentials, as of Glance's paste pipeline.
     ("GET", "/healthcheck"): (200, 200, 200, 200, 200, 200, 200),
     ("HEAD", "/healthcheck"): (204, 204, 204, 204, 204, 204, 204),
+    ("GET", "/healthcheck/ready"): (200, 200, 200, 200, 200, 200, 200),
+    # Open to [metrics] allowed_networks (loopback here) whatever the identity, as a scraper asks.
+    ("GET", "/metrics"): (200, 200, 200, 200, 200, 200, 200),
     ("GET", "/v2/schemas/image"): (200, 200, 200, 200, 200, 200, 200),
     ("GET", "/v2/schemas/images"): (200, 200, 200, 200, 200, 200, 200),
     ("GET", "/v2/schemas/member"): (200, 200, 200, 200, 200, 200, 200),
