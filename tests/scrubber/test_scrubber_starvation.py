@@ -1,5 +1,5 @@
-"""Deletions that can never succeed (an http location, a store gone for good) back off and do
-not hold up the others: more of them than one batch, waiting longer than the good ones, and
+"""Deletions that can never succeed (a store gone for good) back off and do not hold up the
+others: more of them than one batch, waiting longer than the good ones, and
 the good ones are still scrubbed in the same pass, one deletion at a time."""
 
 from __future__ import annotations
@@ -23,21 +23,12 @@ MINUTE = timedelta(minutes=1)
 
 
 async def add_stuck_image(database: Database, locations: int) -> str:
-    """A pending_delete image deleted a day ago whose data can never be deleted: one http
-    location, the others in a store that is no longer enabled anywhere."""
+    """A pending_delete image deleted a day ago whose data can never be deleted: its locations
+    are in a store that is no longer enabled anywhere. (A read-only http location is not such a
+    case: its record is dropped, there being nothing to delete.)"""
     image_id = str(uuid.uuid4())
     day_ago = utcnow() - timedelta(days=1)
     rows: list[dict[str, Any]] = [
-        {
-            "image_id": image_id,
-            "value": "http://127.0.0.1:9/stuck.img",
-            "meta_data": {"store": "web"},
-            "status": "pending_delete",
-            "created_at": day_ago,
-            "updated_at": day_ago,
-        }
-    ]
-    rows += [
         {
             "image_id": image_id,
             "value": f"rbd://retired/pool/{image_id}/{n}",
@@ -46,7 +37,7 @@ async def add_stuck_image(database: Database, locations: int) -> str:
             "created_at": day_ago,
             "updated_at": day_ago,
         }
-        for n in range(locations - 1)
+        for n in range(locations)
     ]
     async with database.write() as session:
         session.add(
