@@ -44,15 +44,19 @@ def test_add_insert_remove_replace() -> None:
     removed = plan(CURRENT, ops({"op": "remove", "path": "/locations/1"}), "active")
     assert [v.url for v in removed.result] == ["http://a/1"]
     assert removed.removed == ["http://b/2"]
+    # Replacing keeps the URLs and may change their metadata and order, nothing else.
+    swapped = [loc("http://b/2"), {"url": "http://a/1", "metadata": {"date": "2015-10-15"}}]
     replaced = plan(
-        CURRENT,
-        ops(
-            {"op": "replace", "path": "/locations", "value": [loc("http://b/2"), loc("http://d/4")]}
-        ),
-        "active",
+        CURRENT, ops({"op": "replace", "path": "/locations", "value": swapped}), "active"
     )
-    assert [v.url for v in replaced.added] == ["http://d/4"]
-    assert replaced.removed == ["http://a/1"]
+    assert [(v.url, v.metadata) for v in replaced.result] == [
+        ("http://b/2", {}),
+        ("http://a/1", {"date": "2015-10-15"}),
+    ]
+    assert (replaced.added, replaced.removed) == ([], [])
+    for other in ([loc("http://b/2")], [loc("http://b/2"), loc("http://d/4")]):
+        with pytest.raises(InvalidInput, match="Original locations is not empty"):
+            plan(CURRENT, ops({"op": "replace", "path": "/locations", "value": other}), "active")
 
 
 @pytest.mark.parametrize(

@@ -106,7 +106,13 @@ def plan(
         else:
             if operation.position is not None or not isinstance(operation.value, list):
                 raise InvalidInput("Locations can only be replaced as a whole list.")
-            result = [_known(parse_value(value), aliases) for value in operation.value]
+            replacement = [_known(parse_value(value), aliases) for value in operation.value]
+            # A non-empty list may only be replaced by the same URLs (new metadata), as in Glance:
+            # adding and removing have their own operations and policies.
+            new_urls = sorted(value.url for value in replacement)
+            if result and replacement and new_urls != sorted(value.url for value in result):
+                raise InvalidInput("Original locations is not empty.")
+            result = replacement
     urls = [value.url for value in result]
     if len(set(urls)) != len(urls):
         raise InvalidInput("Duplicate locations are not allowed.")
