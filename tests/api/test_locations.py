@@ -381,6 +381,47 @@ async def test_patch_add_and_remove_locations(visible: httpx.AsyncClient, tmp_pa
     assert (await visible.get(f"/v2/images/{image_id}/file", headers=MEMBER)).content == first
 
 
+async def test_patch_validation_data_and_replace_follow_the_image(
+    visible: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    data = b"one copy"
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    first_url = stored_object(tmp_path, "fast", "one", data)
+    second_url = stored_object(tmp_path, "cheap", "two", data)
+    image_id = await queued_image(visible)
+
+    async def patch(operations: list[dict[str, Any]]) -> httpx.Response:
+        headers = {**PATCH, **SERVICE}
+        return await visible.patch(f"/v2/images/{image_id}", json=operations, headers=headers)
+
+    def add(url: str, validation: dict[str, str]) -> list[dict[str, Any]]:
+        value = {"url": url, "metadata": {}, "validation_data": validation}
+        return [{"op": "add", "path": "/locations/-", "value": value}]
+
+    assert (await patch(add(first_url, {"checksum": md5}))).status_code == 200
+    # An active image's checksum must be repeated exactly; a hash it lacks cannot be set now.
+    other = await patch(add(second_url, {"checksum": "2" * 32}))
+    assert other.status_code == 409
+    assert "checksum is already set with a different value" in other.json()["message"]
+    late = await patch(add(second_url, {"os_hash_algo": "sha512", "os_hash_value": "ab" * 64}))
+    assert late.status_code == 409
+    assert "may only be provided when image status is 'queued'" in late.json()["message"]
+    assert (await patch(add(second_url, {"checksum": md5}))).status_code == 200
+
+    # Replacing keeps the URLs (metadata may change); dropping or swapping one is refused.
+    shown = (await visible.get(f"/v2/images/{image_id}", headers=ADMIN)).json()["locations"]
+    shown[0]["metadata"]["date"] = "2015-10-15"
+    replaced = await patch([{"op": "replace", "path": "/locations", "value": shown}])
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["locations"][0]["metadata"]["date"] == "2015-10-15"
+    for value in ([shown[0]], [shown[0], {"url": f"{second_url}#new", "metadata": {}}]):
+        refused = await patch([{"op": "replace", "path": "/locations", "value": value}])
+        assert refused.status_code == 400
+        assert "Original locations is not empty" in refused.json()["message"]
+    after = (await visible.get(f"/v2/images/{image_id}", headers=ADMIN)).json()["locations"]
+    assert [loc["url"] for loc in after] == [first_url, second_url]
+
+
 async def test_location_quota(make_settings: Any, client_for: Any, tmp_path: Path) -> None:
     client = await client_for(
         make(make_settings, tmp_path, show_multiple_locations=True, image_location_quota=1)

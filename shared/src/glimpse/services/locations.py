@@ -88,6 +88,19 @@ def validation_values(data: object, hashing_algorithm: str) -> dict[str, str]:
     return values
 
 
+def check_against_image(image: Image, data: Mapping[str, Any]) -> None:
+    """validation_data on a PATCH, as Glance checks it before its format: a value the image
+    already has must match it exactly, and new values apply only to a queued image (409)."""
+    new = [key for key in _HASH_KEYS if key in data and data[key] != getattr(image, key)]
+    for key in new:
+        if getattr(image, key):
+            raise Conflict(f"{key} is already set with a different value")
+    if new and image.status != ImageStatus.QUEUED:
+        keys = ", ".join(new)
+        when = "when image status is 'queued'"
+        raise Conflict(f"New value(s) for {keys} may only be provided {when}")
+
+
 def is_trusted(ctx: RequestContext) -> bool:
     """Services (Nova, Cinder) and admins may use any store's URLs; others only http(s)."""
     return ctx.is_admin or SERVICE_ROLE in ctx.roles or SERVICE_ROLE in ctx.service_roles
@@ -202,6 +215,7 @@ class LocationService:
                 await authorize(repo, ctx, image, "delete_image_location")
             if planned.added:
                 await authorize(repo, ctx, image, "set_image_location")
+            check_against_image(image, planned.validation_data)
         resolved = [
             await self.resolve(ctx, value.url, value.metadata, patching=True)
             for value in planned.added
@@ -228,10 +242,13 @@ class LocationService:
                 f"Attempted: {len(prepared.plan.result)}, Maximum: {quota}"
             )
         removed: list[ImageLocation] = []
+        kept = {value.url: value.metadata for value in prepared.plan.result}
         for existing in current:
             if existing.value in prepared.plan.removed:
                 await repo.retire_location(existing)
                 removed.append(existing)
+            elif existing.value in kept:
+                await repo.set_location_metadata(existing, kept[existing.value])
         for location in prepared.resolved:
             await repo.add_location(image.id, location.url, location.metadata)
         if image.status == ImageStatus.QUEUED and prepared.resolved:

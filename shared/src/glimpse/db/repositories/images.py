@@ -359,6 +359,19 @@ class ImageRepository:
         location.updated_at = utcnow()
         await self.session.flush()
 
+    async def set_location_metadata(
+        self, location: ImageLocation, metadata: dict[str, str]
+    ) -> None:
+        """New metadata for a kept location; the store holding its data stays as it was."""
+        store_id = location.store_id
+        updated = {key: value for key, value in metadata.items() if key != "store"}
+        if store_id is not None:
+            updated["store"] = store_id
+        if updated != location.normalized_metadata():
+            location.meta_data = updated
+            location.updated_at = utcnow()
+            await self.session.flush()
+
     async def retire_location(self, location: ImageLocation) -> None:
         """Take a location off its image; the caller claims its data for deletion."""
         location.status = LocationStatus.DELETING
