@@ -221,10 +221,14 @@ class BarbicanEnv:
     def url(self) -> str:
         return self.server.url
 
-    def requests(self, secret_id: str) -> list[str]:
-        """Barbican's request lines naming the secret ("GET /v1/secrets/<id> ... 200" ...)."""
-        return [
-            line.removeprefix("request ")
-            for line in self.server.log().splitlines()
-            if line.startswith("request ") and secret_id in line
-        ]
+    def requests(self, secret_id: str) -> list[tuple[str, str, int]]:
+        """Barbican's answers to requests naming the secret: (method, path, status) each, in
+        order, from its request log (`"GET /v1/secrets/<id> HTTP/1.1" 200 1234`)."""
+        answered = []
+        for line in self.server.log().splitlines():
+            if not line.startswith("request ") or secret_id not in line:
+                continue
+            request, _, rest = line.removeprefix('request "').partition('" ')
+            method, path = request.split(" ")[:2]
+            answered.append((method, path, int(rest.split(" ")[0])))
+        return answered
