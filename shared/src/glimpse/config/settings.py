@@ -727,9 +727,10 @@ class KeyManagerOptions(BaseModel):
     token_encryption_key: SecretStr | None = Field(
         None,
         description=(
-            "Fernet key (urlsafe base64 of 32 bytes) that encrypts a deleting user's token kept "
-            "for a pending key cleanup. Without it no token is kept: the cleanup relies on a "
-            "Keystone trust or the service credentials."
+            "Fernet key (urlsafe base64 of 32 bytes) that encrypts a user's token kept for a "
+            "pending key cleanup, or carried by the import of a signed image (the worker reads "
+            "its certificate in that user's name). Without it no token is kept: the cleanup "
+            "relies on a Keystone trust, and a signed image's import fails."
         ),
     )
     cleanup_retry_initial: int = Field(

@@ -39,6 +39,7 @@ from glimpse.domain.tasks import (
     store_list,
 )
 from glimpse.logs import bind_job
+from glimpse.services import signatures
 from glimpse.services.imports import staged_location
 from glimpse_worker.pipelines import location_import
 from glimpse_worker.pipelines.prepare import prepare
@@ -430,6 +431,8 @@ async def _finish(
     # A failure's text may quote a URL (a store's or a library's message): never its secrets.
     message = redact_text(message) if message is not None else None
     async with ctx.database.write() as session:
-        await TaskRepository(session).finish(
+        tasks = TaskRepository(session)
+        await tasks.finish(
             task_id, status, message=message, result=redact_data(result), expires_at=expires_at
         )
+        await tasks.forget_input(task_id, signatures.TASK_TOKEN)  # the user's token goes
