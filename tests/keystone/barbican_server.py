@@ -232,3 +232,13 @@ class BarbicanEnv:
             method, path = request.split(" ")[:2]
             answered.append((method, path, int(rest.split(" ")[0])))
         return answered
+
+    def callers(self, secret_id: str) -> list[tuple[str, str, str]]:
+        """Whose calls naming the secret were: (method, user id, project id) each, in order,
+        as Keystone's middleware in Barbican identified the token ("-" when it did not)."""
+        found = []
+        for line in self.server.log().splitlines():
+            if line.startswith("caller ") and secret_id in line:
+                method, _, user, project = line.removeprefix("caller ").split(" ")
+                found.append((method, user, project))
+        return found
