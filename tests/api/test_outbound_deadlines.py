@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from glimpse.config import load_settings
-from glimpse.config.settings import BarbicanOptions, KeystoneAuthTokenOptions
+from glimpse.config.auth_options import BarbicanOptions, KeystoneAuthTokenOptions
 from glimpse.keymanager.barbican import BarbicanClient, BarbicanError
 from glimpse.keymanager.keystone import IdentityClient, KeystoneError
 from glimpse.stores.base import StoreError

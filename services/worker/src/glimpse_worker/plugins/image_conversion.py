@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from glimpse.config.settings import ImageConversionOptions, ImageFormatOptions
+from glimpse.config.import_options import ImageConversionOptions, ImageFormatOptions
 from glimpse.domain.errors import InvalidImageData
 from glimpse.formats import inspect_file
 from glimpse.services.quota import RESERVE_AHEAD, StorageQuota
