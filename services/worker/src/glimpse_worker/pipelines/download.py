@@ -25,7 +25,7 @@ from glimpse.services.image_data import cap_message
 from glimpse.services.quota import StorageQuota
 from glimpse.stores.metering import Meter, metered
 from glimpse_worker.pipelines.progress import Progress
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class DownloadFailed(Exception):
     """The source cannot be fetched; the message says why (without credentials)."""
 
 
-def _client(ctx: WorkerContext) -> httpx.AsyncClient:
+def _client(ctx: WorkerRuntime) -> httpx.AsyncClient:
     url_filter = URLFilter(ctx.settings.import_filtering_opts)
     return httpx.AsyncClient(
         transport=FilteredTransport(url_filter, httpx.AsyncHTTPTransport()),
@@ -60,7 +60,7 @@ def _expected_size(response: httpx.Response) -> int | None:
     return int(length) if length.isdigit() else None
 
 
-async def download(ctx: WorkerContext, image: Image, uri: str, progress: Progress) -> None:
+async def download(ctx: WorkerRuntime, image: Image, uri: str, progress: Progress) -> None:
     """Stream `uri` into the staging store under the image's id, within image_size_cap and
     the owner's quota: the bytes are reserved as they come (the reservation stays with the
     import until the image goes active or the import fails)."""

@@ -15,7 +15,7 @@ from glimpse.db.tables import Image
 from glimpse.stores.base import StoreError
 from glimpse.stores.metering import Meter, metered
 from glimpse_worker.pipelines.progress import Progress
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class DataMismatch(StoreError):
     """A store gave back data whose hash differs from the image's."""
 
 
-async def stage_existing(ctx: WorkerContext, image: Image, progress: Progress) -> None:
+async def stage_existing(ctx: WorkerRuntime, image: Image, progress: Progress) -> None:
     """Copy the image's data from the first readable location into its staged file."""
     async with ctx.database.read() as session:
         locations = (await ImageRepository(session).record(image)).locations

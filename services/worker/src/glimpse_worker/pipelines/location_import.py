@@ -34,7 +34,7 @@ from glimpse.services.locations import ResolvedLocation, locate
 from glimpse.stores.base import Capability, StoreError
 from glimpse.stores.metering import Meter, metered
 from glimpse_worker.pipelines.progress import Progress
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class LocationImportFailed(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    ctx: WorkerContext
+    ctx: WorkerRuntime
     task: Task
     image_id: str
     url: str
@@ -60,7 +60,7 @@ class _Job:
         return self.validation.get("os_hash_algo", self.ctx.settings.hashing_algorithm)
 
 
-def _job(ctx: WorkerContext, task: Task, progress: Progress) -> _Job:
+def _job(ctx: WorkerRuntime, task: Task, progress: Progress) -> _Job:
     url = task.input.get("loc_url")
     validation = task.input.get("validation_data") or {}
     if task.image_id is None or not isinstance(url, str) or not isinstance(validation, dict):
@@ -69,7 +69,7 @@ def _job(ctx: WorkerContext, task: Task, progress: Progress) -> _Job:
     return _Job(ctx, task, task.image_id, url, validation, progress)
 
 
-async def run(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
+async def run(ctx: WorkerRuntime, task: Task, progress: Progress) -> dict[str, Any]:
     """Add the task's location to its image; the task's result. Safe to run again: a location
     already recorded by an earlier run of this task is not recorded twice."""
     job = _job(ctx, task, progress)
@@ -194,7 +194,7 @@ async def _ours(repo: ImageRepository, job: _Job) -> Image:
     return image
 
 
-async def revert(ctx: WorkerContext, task: Task) -> None:
+async def revert(ctx: WorkerRuntime, task: Task) -> None:
     """Glance's revert, if this task still holds the image: an image that did not become
     active is queued again with no hashes, and the location this task added leaves it unless
     it is in a read-only (http) store; the lock is released."""
@@ -216,6 +216,6 @@ async def revert(ctx: WorkerContext, task: Task) -> None:
         await repo.set_properties(task.image_id, {IMPORT_LOCK: None})
 
 
-def _read_only(ctx: WorkerContext, store_id: str | None) -> bool:
+def _read_only(ctx: WorkerRuntime, store_id: str | None) -> bool:
     store = ctx.stores.get(store_id or ctx.stores.default_id)
     return store is not None and Capability.DELETE not in store.capabilities

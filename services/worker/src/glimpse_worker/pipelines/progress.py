@@ -11,7 +11,7 @@ from typing import Any, Final
 from glimpse.db.repositories.reservations import ReservationRepository
 from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import utcnow
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 
 MiB: Final = 1024 * 1024
 PROGRESS_SECONDS: Final = 5.0  # at most one progress write (and lease renewal) this often
@@ -23,7 +23,7 @@ class Progress:
     Streams counted in a lane (one per target store, written side by side) report what every
     lane still running has received: the slowest store's progress."""
 
-    def __init__(self, ctx: WorkerContext, task_id: str) -> None:
+    def __init__(self, ctx: WorkerRuntime, task_id: str) -> None:
         self.ctx = ctx
         self.task_id = task_id
         # The image whose storage reservation lives as long as the task's lease (once known).

@@ -19,7 +19,7 @@ from glimpse.domain.tasks import COPY_IMAGE, GLANCE_DIRECT, WEB_DOWNLOAD
 from glimpse_worker.pipelines.download import DownloadFailed, download
 from glimpse_worker.pipelines.existing import stage_existing
 from glimpse_worker.pipelines.progress import Progress
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 
 
 class SourceUnavailable(Exception):
@@ -35,7 +35,7 @@ def staged_path(staged: str) -> Path:
 class ImportJob:
     """One run of an import task, as its steps see it."""
 
-    ctx: WorkerContext
+    ctx: WorkerRuntime
     task: Task
     image: Image
     properties: dict[str, str]  # the image's, as the import found them
