@@ -341,7 +341,7 @@ async def test_the_hashing_pass_renews_the_lease(
     assert image is not None
     monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)  # renew on every block
     job = ImportJob(
-        ctx=worker,
+        runtime=worker,
         task=task_row,
         image=image,
         properties={},

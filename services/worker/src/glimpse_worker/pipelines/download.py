@@ -43,8 +43,8 @@ class DownloadFailed(Exception):
     """The source cannot be fetched; the message says why (without credentials)."""
 
 
-def _client(ctx: WorkerRuntime) -> httpx.AsyncClient:
-    url_filter = URLFilter(ctx.settings.import_filtering_opts)
+def _client(runtime: WorkerRuntime) -> httpx.AsyncClient:
+    url_filter = URLFilter(runtime.settings.import_filtering_opts)
     return httpx.AsyncClient(
         transport=FilteredTransport(url_filter, httpx.AsyncHTTPTransport()),
         trust_env=False,  # what the worker reaches is decided by its config alone
@@ -60,17 +60,17 @@ def _expected_size(response: httpx.Response) -> int | None:
     return int(length) if length.isdigit() else None
 
 
-async def download(ctx: WorkerRuntime, image: Image, uri: str, progress: Progress) -> None:
+async def download(runtime: WorkerRuntime, image: Image, uri: str, progress: Progress) -> None:
     """Stream `uri` into the staging store under the image's id, within image_size_cap and
     the owner's quota: the bytes are reserved as they come (the reservation stays with the
     import until the image goes active or the import fails)."""
-    cap = ctx.settings.image_size_cap
-    quota = StorageQuota(ctx.settings, ctx.database)
+    cap = runtime.settings.image_size_cap
+    quota = StorageQuota(runtime.settings, runtime.database)
     shown = redact_url(uri)  # what a task message or a log line may show of it
     loop = asyncio.get_running_loop()
     started = loop.time()
-    total = ctx.settings.task.web_download_timeout
-    async with _client(ctx) as client:
+    total = runtime.settings.task.web_download_timeout
+    async with _client(runtime) as client:
         try:
             request = client.build_request("GET", uri)
             sending = client.send(request, stream=True)
@@ -87,7 +87,7 @@ async def download(ctx: WorkerRuntime, image: Image, uri: str, progress: Progres
                 granted = (
                     0 if expected is None else await quota.reserve(image.id, image.owner, expected)
                 )
-                meter = Meter(ctx.settings.hashing_algorithm)
+                meter = Meter(runtime.settings.hashing_algorithm)
                 body = bounded(
                     response.aiter_raw(READ_CHUNK),
                     "the source",
@@ -104,7 +104,7 @@ async def download(ctx: WorkerRuntime, image: Image, uri: str, progress: Progres
                     expected_size=expected,
                 )
                 data = quota.guard(image.id, image.owner, blocks, granted=granted)
-                stored = await ctx.stores.staging.put(image.id, data)
+                stored = await runtime.stores.staging.put(image.id, data)
             finally:
                 await response.aclose()
         except FilteredURL as exc:

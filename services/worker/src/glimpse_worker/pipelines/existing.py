@@ -28,18 +28,18 @@ class DataMismatch(StoreError):
     """A store gave back data whose hash differs from the image's."""
 
 
-async def stage_existing(ctx: WorkerRuntime, image: Image, progress: Progress) -> None:
+async def stage_existing(runtime: WorkerRuntime, image: Image, progress: Progress) -> None:
     """Copy the image's data from the first readable location into its staged file."""
-    async with ctx.database.read() as session:
+    async with runtime.database.read() as session:
         locations = (await ImageRepository(session).record(image)).locations
     problems = []
-    for location in ctx.stores.by_weight(locations):
-        store = ctx.stores.get(location.store_id or ctx.stores.default_id)
+    for location in runtime.stores.by_weight(locations):
+        store = runtime.stores.get(location.store_id or runtime.stores.default_id)
         if store is None:
             problems.append(f"{location.store_id}: not enabled")
             continue
         try:
-            await ctx.stores.staging.put(
+            await runtime.stores.staging.put(
                 image.id, progress.count(_verified(store.get(location.value), image))
             )
         except Exception as exc:  # noqa: BLE001 -- any store failure: try the next location

@@ -35,7 +35,7 @@ def staged_path(staged: str) -> Path:
 class ImportJob:
     """One run of an import task, as its steps see it."""
 
-    ctx: WorkerRuntime
+    runtime: WorkerRuntime
     task: Task
     image: Image
     properties: dict[str, str]  # the image's, as the import found them
@@ -61,13 +61,13 @@ async def fetch(job: ImportJob) -> None:
         if not isinstance(uri, str):
             raise SourceUnavailable(f"Import task {job.task.id} names no URI to download")
         try:
-            await download(job.ctx, job.image, uri, job.progress)
+            await download(job.runtime, job.image, uri, job.progress)
         except DownloadFailed as exc:
             raise SourceUnavailable(str(exc)) from exc
         # "Copied N MiB" counts the copy into the stores, as in Glance, so it starts over.
         job.progress.done = 0
         return
     if method == COPY_IMAGE:
-        await stage_existing(job.ctx, job.image, job.progress)
+        await stage_existing(job.runtime, job.image, job.progress)
         return
     raise SourceUnavailable(f"Import method {method} is not available on this worker")
