@@ -72,12 +72,12 @@ class StoreFailed(ImportFailed):
         self.store_id = store_id
 
 
-async def run(runtime: WorkerRuntime, task_id: str) -> float | None:
+async def run(ctx: WorkerRuntime, task_id: str) -> float | None:
     """Run (or resume) import task `task_id`; a no-op if it is finished or held by a live
     worker. Returns, in the latter case, the seconds until that worker's lease ends: if the
     worker died, the task is the next claimant's then (None: nothing left to look at)."""
-    progress = Progress(runtime, task_id)
-    async with runtime.database.write() as session:
+    progress = Progress(ctx, task_id)
+    async with ctx.database.write() as session:
         tasks = TaskRepository(session)
         if not await tasks.claim(task_id, progress.lease_until()):
             task = await tasks.get(task_id)
@@ -92,33 +92,33 @@ async def run(runtime: WorkerRuntime, task_id: str) -> float | None:
     progress.image_id = task.image_id
     bind_job(task.request_id, task.user_id, task.owner)
     if task.type == TASK_TYPE_LOCATION_IMPORT:
-        await _add_location(runtime, task, progress)
+        await _add_location(ctx, task, progress)
         return None
     started = time.monotonic()
     try:
-        result = await _import(runtime, task, progress)
+        result = await _import(ctx, task, progress)
     except Exception as exc:
         log.warning("import task %s failed: %s", task_id, exc, exc_info=True)
         failed_store = exc.store_id if isinstance(exc, StoreFailed) else None
-        await _fail(runtime, task, str(exc) or type(exc).__name__, failed_store)
+        await _fail(ctx, task, str(exc) or type(exc).__name__, failed_store)
         _count(task, "failure", time.monotonic() - started, progress.copied)
         return None
-    await _finish(runtime, task_id, TaskStatus.SUCCESS, None, result)  # keeps "Copied N MiB"
+    await _finish(ctx, task_id, TaskStatus.SUCCESS, None, result)  # keeps "Copied N MiB"
     _count(task, "success", time.monotonic() - started, progress.copied)
     log.info("import task %s: image %s active", task_id, task.image_id)
     return None
 
 
-async def _add_location(runtime: WorkerRuntime, task: Task, progress: Progress) -> None:
+async def _add_location(ctx: WorkerRuntime, task: Task, progress: Progress) -> None:
     """A location_import task: its own steps and revert, this job's claim and outcome."""
     try:
-        result = await location_import.run(runtime, task, progress)
+        result = await location_import.run(ctx, task, progress)
     except Exception as exc:
         log.warning("location import task %s failed: %s", task.id, exc, exc_info=True)
-        await location_import.revert(runtime, task)
-        await _finish(runtime, task.id, TaskStatus.FAILURE, str(exc) or type(exc).__name__, None)
+        await location_import.revert(ctx, task)
+        await _finish(ctx, task.id, TaskStatus.FAILURE, str(exc) or type(exc).__name__, None)
         return
-    await _finish(runtime, task.id, TaskStatus.SUCCESS, None, result)
+    await _finish(ctx, task.id, TaskStatus.SUCCESS, None, result)
     log.info("location import task %s: image %s active", task.id, task.image_id)
 
 
@@ -137,7 +137,7 @@ def _count(task: Task, outcome: str, seconds: float, written: int) -> None:
         metrics.IMPORT_BYTES.labels(method).inc(written)
 
 
-async def _import(runtime: WorkerRuntime, task: Task, progress: Progress) -> dict[str, Any]:
+async def _import(ctx: WorkerRuntime, task: Task, progress: Progress) -> dict[str, Any]:
     image_id = task.image_id
     assert image_id is not None  # noqa: S101 -- checked by run()
     request = import_request(task.type, task.input)
@@ -146,7 +146,7 @@ async def _import(runtime: WorkerRuntime, task: Task, progress: Progress) -> dic
     # copy-image adds stores to an active image; the other methods bring an importing one
     # to life.
     expected = ImageStatus.ACTIVE if copying else ImageStatus.IMPORTING
-    async with runtime.database.read() as session:
+    async with ctx.database.read() as session:
         repo = ImageRepository(session)
         image = await repo.get(image_id)
         properties = await repo.properties(image_id) if image is not None else {}
@@ -154,20 +154,18 @@ async def _import(runtime: WorkerRuntime, task: Task, progress: Progress) -> dic
         raise ImportFailed(f"Image {image_id} is no longer {expected}")
     if properties.get(IMPORT_LOCK) != task.id:
         raise LockLost(f"Image {image_id} is locked by another import")
-    staged = staged_location(runtime.settings, image_id)
-    job = ImportJob(runtime, task, image, properties, request, staged, progress)
+    staged = staged_location(ctx.settings, image_id)
+    job = ImportJob(ctx, task, image, properties, request, staged, progress)
     await fetch(job)
     # The image's own data, copied: nothing to prepare, nothing new to learn about it.
     prepared = None if copying else await prepare(job)
     # Hashed once, before any store sees the data (every store is sent the same bytes).
     meter = None if prepared is None else prepared.meter
     remaining = store_list(properties.get(IMPORTING_TO_STORES))
-    writes = _StoreWrites(
-        runtime, task, staged, progress, expected=expected, must_succeed=must_succeed
-    )
+    writes = _StoreWrites(ctx, task, staged, progress, expected=expected, must_succeed=must_succeed)
     await writes.run(remaining)
-    targets = _targets(runtime, task)
-    async with runtime.database.write() as session:
+    targets = _targets(ctx, task)
+    async with ctx.database.write() as session:
         repo = ImageRepository(session)
         await _still_ours(repo, image_id, task.id, expected)
         record = await repo.record(image)
@@ -196,7 +194,7 @@ async def _import(runtime: WorkerRuntime, task: Task, progress: Progress) -> dic
                 IMPORTING_TO_STORES: "",  # as Glance leaves it
             },
         )
-    await runtime.stores.staging.delete_if_present(staged)
+    await ctx.stores.staging.delete_if_present(staged)
     return {"image_id": image_id, "stores": written, "failed": failed}
 
 
@@ -204,11 +202,11 @@ def _copying(task: Task) -> bool:
     return _method(task) == COPY_IMAGE
 
 
-def _targets(runtime: WorkerRuntime, task: Task) -> list[str]:
+def _targets(ctx: WorkerRuntime, task: Task) -> list[str]:
     """The stores this task was admitted to write: a location in one of them is its own."""
     backend = task.input.get("backend")
     if not isinstance(backend, list):
-        return [runtime.stores.default_id]  # a Tasks API import: its input names no store
+        return [ctx.stores.default_id]  # a Tasks API import: its input names no store
     return [s for s in backend if isinstance(s, str)]
 
 
@@ -224,7 +222,7 @@ class _StoreWrites:
 
     def __init__(
         self,
-        runtime: WorkerRuntime,
+        ctx: WorkerRuntime,
         task: Task,
         staged: str,
         progress: Progress,
@@ -233,7 +231,7 @@ class _StoreWrites:
         must_succeed: bool,
     ) -> None:
         assert task.image_id is not None  # noqa: S101 -- checked by run()
-        self.runtime = runtime
+        self.ctx = ctx
         self.task = task
         self.image_id = task.image_id
         self.staged = staged
@@ -265,7 +263,7 @@ class _StoreWrites:
                 return
             try:
                 await _copy(
-                    self.runtime,
+                    self.ctx,
                     self.task,
                     store_id,
                     _until_stopped(self._data(store_id), self.stop),
@@ -281,7 +279,7 @@ class _StoreWrites:
                 await self.progress.beat(force=True)
 
     def _data(self, store_id: str) -> AsyncIterator[bytes]:
-        return self.progress.count(self.runtime.stores.staging.get(self.staged), lane=store_id)
+        return self.progress.count(self.ctx.stores.staging.get(self.staged), lane=store_id)
 
     async def _store_failed(self, store_id: str, exc: Exception) -> None:
         if self.stop.is_set():
@@ -291,7 +289,7 @@ class _StoreWrites:
         if self.must_succeed:
             self._fail_all(StoreFailed(store_id, exc))
             return
-        async with self.runtime.database.write() as session:
+        async with self.ctx.database.write() as session:
             await _done_with(ImageRepository(session), self.image_id, store_id, failed=True)
 
 
@@ -324,7 +322,7 @@ def _add_to_store_list(stores: str | None, store_id: str) -> str:
 
 
 async def _copy(
-    runtime: WorkerRuntime,
+    ctx: WorkerRuntime,
     task: Task,
     store_id: str,
     data: AsyncIterator[bytes],
@@ -334,12 +332,12 @@ async def _copy(
     """Write `data` to one store and record the location, or leave nothing behind."""
     image_id = task.image_id
     assert image_id is not None  # noqa: S101 -- checked by run()
-    store = runtime.stores.get(store_id)
+    store = ctx.stores.get(store_id)
     if store is None:
         raise ImportFailed(f"Store {store_id} is not configured on this worker")
     stored = await store.put(image_id, data)
     try:
-        async with runtime.database.write() as session:
+        async with ctx.database.write() as session:
             repo = ImageRepository(session)
             await _still_ours(repo, image_id, task.id, expected)
             await repo.add_location(image_id, stored.location, {"store": store_id})
@@ -363,7 +361,7 @@ async def _still_ours(
 
 
 async def _fail(
-    runtime: WorkerRuntime, task: Task, message: str, failed_store: str | None = None
+    ctx: WorkerRuntime, task: Task, message: str, failed_store: str | None = None
 ) -> None:
     """Glance's revert: the data written by this import is removed and the lock released. An
     image being imported is queued again (its staged data too is removed: a queued image is
@@ -372,7 +370,7 @@ async def _fail(
     assert image_id is not None  # noqa: S101 -- checked by run()
     locations: list[ImageLocation] = []
     ours = True
-    async with runtime.database.write() as session:
+    async with ctx.database.write() as session:
         repo = ImageRepository(session)
         image = await repo.get(image_id, lock=True)
         properties = await repo.properties(image_id) if image is not None else {}
@@ -381,20 +379,18 @@ async def _fail(
             # The data is given up: so is the storage it reserved (a copy reserves none).
             await ReservationRepository(session).release(image_id)
         if image is not None and ours:
-            locations = await _revert(
-                runtime, repo, task, image, properties, failed_store=failed_store
-            )
+            locations = await _revert(ctx, repo, task, image, properties, failed_store=failed_store)
     for location in locations:
-        store = runtime.stores.get(location.store_id or runtime.stores.default_id)
+        store = ctx.stores.get(location.store_id or ctx.stores.default_id)
         if store is not None:
             await store.delete_if_present(location.value)
     if ours:
-        await runtime.stores.staging.delete_if_present(staged_location(runtime.settings, image_id))
-    await _finish(runtime, task.id, TaskStatus.FAILURE, message, None)
+        await ctx.stores.staging.delete_if_present(staged_location(ctx.settings, image_id))
+    await _finish(ctx, task.id, TaskStatus.FAILURE, message, None)
 
 
 async def _revert(
-    runtime: WorkerRuntime,
+    ctx: WorkerRuntime,
     repo: ImageRepository,
     task: Task,
     image: Image,
@@ -406,7 +402,7 @@ async def _revert(
     retired, whose data goes once this commits."""
     locations: list[ImageLocation] = []
     if _copying(task):
-        targets = _targets(runtime, task)
+        targets = _targets(ctx, task)
         held = (await repo.record(image)).locations
         locations = [loc for loc in held if loc.store_id in targets]
     elif image.status == ImageStatus.IMPORTING:
@@ -425,16 +421,16 @@ async def _revert(
 
 
 async def _finish(
-    runtime: WorkerRuntime,
+    ctx: WorkerRuntime,
     task_id: str,
     status: TaskStatus,
     message: str | None,
     result: dict[str, Any] | None,
 ) -> None:
-    expires_at = utcnow() + timedelta(hours=runtime.settings.task.task_time_to_live)
+    expires_at = utcnow() + timedelta(hours=ctx.settings.task.task_time_to_live)
     # A failure's text may quote a URL (a store's or a library's message): never its secrets.
     message = redact_text(message) if message is not None else None
-    async with runtime.database.write() as session:
+    async with ctx.database.write() as session:
         await TaskRepository(session).finish(
             task_id, status, message=message, result=redact_data(result), expires_at=expires_at
         )
