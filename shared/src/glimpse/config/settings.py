@@ -31,11 +31,13 @@ from pydantic_settings import (
 )
 
 from glimpse.config.cache import CacheOptions, PasteDeployOptions
+from glimpse.config.glance_download import GlanceDownloadOptions
 from glimpse.config.location_strategy import LocationStrategy, StoreTypeLocationStrategyOptions
 from glimpse.config.notation import GlanceDict, GlanceList, parse_list
 from glimpse.config.reserved import RESERVED_PREFIX, RESERVED_STORES, STAGING_STORE, TASKS_STORE
 from glimpse.config.session import SessionOptions
 from glimpse.config.units import parse_size
+from glimpse.domain.tasks import GLANCE_DOWNLOAD
 from glimpse.domain.tasks import KNOWN_METHODS as KNOWN_IMPORT_METHODS
 
 CONFIG_ENV = "GLIMPSE_CONFIG"
@@ -939,8 +941,9 @@ class Settings(CacheOptions, BaseSettings):
     enabled_import_methods: GlanceList[str] = Field(
         default_factory=lambda: ["glance-direct", "web-download", "copy-image"],
         description=(
-            "Import methods offered by GET /v2/info/import; glance-direct and web-download run "
-            "in this release, the others are refused (400) at import time."
+            "Import methods offered by GET /v2/info/import (glance-direct, web-download, "
+            "copy-image, glance-download). glance-download needs [key_manager] "
+            "token_encryption_key: the caller's token waits, encrypted, for the worker."
         ),
     )
     node_staging_uri: str | None = Field(
@@ -966,6 +969,7 @@ class Settings(CacheOptions, BaseSettings):
     celery: CeleryOptions = Field(default_factory=CeleryOptions)
     image_import_opts: ImageImportOptions = Field(default_factory=ImageImportOptions)
     image_conversion: ImageConversionOptions = Field(default_factory=ImageConversionOptions)
+    glance_download_properties: GlanceDownloadOptions = Field(default_factory=GlanceDownloadOptions)
     inject_metadata_properties: InjectMetadataOptions = Field(default_factory=InjectMetadataOptions)
     scrubber: ScrubberOptions = Field(default_factory=ScrubberOptions)
     healthcheck: HealthcheckOptions = Field(default_factory=HealthcheckOptions)
@@ -1052,6 +1056,15 @@ class Settings(CacheOptions, BaseSettings):
             if missing:
                 msg = f"auth_strategy=keystone needs [keystone_authtoken] {', '.join(missing)}"
                 raise ValueError(msg)
+        if GLANCE_DOWNLOAD in self.enabled_import_methods and (
+            self.key_manager.token_encryption_key is None
+        ):
+            # The worker fetches the remote image with the caller's token, which must wait for
+            # it encrypted (it is never kept in clear).
+            msg = (
+                "enabled_import_methods has glance-download: set [key_manager] token_encryption_key"
+            )
+            raise ValueError(msg)
         self._check_legacy_stores()
         if "wakeup_time" not in self.scrubber.model_fields_set:
             # glance-scrubber.conf's [DEFAULT] wakeup_time; Glimpse's [scrubber] one wins.
