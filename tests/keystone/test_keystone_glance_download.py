@@ -67,6 +67,10 @@ project_domain_name = Default
 
 [paste_deploy]
 flavor = keystone
+
+[image_format]
+# Lets a test hold "qcow2" data that is not qcow2, which the importing side then refuses.
+require_image_format_match = false
 """
 
 
@@ -195,14 +199,14 @@ class Source:
     record: dict[str, Any]
 
 
-def _remote_source(region_two: RegionTwo, token: str) -> Source:
-    """An active raw image on RegionTwo with properties some of which glance-download copies."""
+def _remote_source(region_two: RegionTwo, token: str, disk_format: str = "raw") -> Source:
+    """An active image on RegionTwo with properties some of which glance-download copies."""
     data = os.urandom(300 * 1024)
     headers = {"X-Auth-Token": token}
     with httpx.Client(base_url=region_two.url, headers=headers, timeout=30.0) as http:
         body = {
             "name": "source",
-            "disk_format": "raw",
+            "disk_format": disk_format,
             "container_format": "bare",
             "hw_cpu_cores": "5",
             "trait:STORAGE_DISK_SSD": "required",
@@ -335,6 +339,29 @@ async def test_a_failed_glance_download_leaves_the_image_queued(  # noqa: PLR091
     assert (image["disk_format"], image["container_format"]) == ("iso", "ovf")
     assert (image["hw_cpu_cores"], image["os_distro"]) == ("1", "windows")
     assert "os_glance_import_task" not in image
+
+
+async def test_a_failure_after_the_fetch_puts_the_metadata_back(
+    keystone: KeystoneEnv,
+    region_two: RegionTwo,
+    region_one: httpx.AsyncClient,
+    worker: WorkerContext,
+) -> None:
+    # The data arrives and the image takes the remote metadata; then RegionOne's format
+    # inspection refuses data that is not the qcow2 it claims to be, and the import reverts.
+    token = keystone.token(keystone.alice)
+    source = _remote_source(region_two, token, disk_format="qcow2")
+    image_id = await _target(region_one, token)
+
+    task = await _import(region_one, worker, token, image_id, glance_download(source.id))
+
+    assert task["status"] == "failure"
+    assert "qcow2" in task["message"]
+    image = (await region_one.get(f"/v2/images/{image_id}", headers={"X-Auth-Token": token})).json()
+    assert image["status"] == "queued"
+    assert (image["disk_format"], image["container_format"]) == ("iso", "ovf")
+    assert (image["hw_cpu_cores"], image["os_distro"]) == ("1", "windows")
+    assert "trait:STORAGE_DISK_SSD" not in image
 
 
 async def test_another_projects_image_is_not_found_remotely(
