@@ -44,13 +44,13 @@ class DownloadFailed(Exception):
     """The source cannot be fetched; the message says why (without credentials)."""
 
 
-def filtered_client(ctx: WorkerContext) -> httpx.AsyncClient:
+def filtered_client(ctx: WorkerContext, *, follow_redirects: bool = True) -> httpx.AsyncClient:
     """A client that reaches only what [import_filtering_opts] lets users fetch."""
     url_filter = URLFilter(ctx.settings.import_filtering_opts)
     return httpx.AsyncClient(
         transport=FilteredTransport(url_filter, httpx.AsyncHTTPTransport()),
         trust_env=False,  # what the worker reaches is decided by its config alone
-        follow_redirects=True,
+        follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS,
         timeout=TIMEOUT,
         headers=_HEADERS,
@@ -75,14 +75,15 @@ async def download(
     """Stream `uri` into the staging store under the image's id, within image_size_cap and
     the owner's quota: the bytes are reserved as they come (the reservation stays with the
     import until the image goes active or the import fails). `size`, when known, is the
-    length the data must have; `headers` go with the request (never to a log)."""
+    length the data must have; `headers` go with the request (never to a log), and then no
+    redirect is followed: a redirect would take them (a token) to wherever it points."""
     cap = ctx.settings.image_size_cap
     quota = StorageQuota(ctx.settings, ctx.database)
     shown = redact_url(uri)  # what a task message or a log line may show of it
     loop = asyncio.get_running_loop()
     started = loop.time()
     total = ctx.settings.task.web_download_timeout
-    async with filtered_client(ctx) as client:
+    async with filtered_client(ctx, follow_redirects=headers is None) as client:
         try:
             request = client.build_request("GET", uri, headers=headers)
             sending = client.send(request, stream=True)

@@ -133,7 +133,8 @@ async def _remote_image(
     ctx: WorkerContext, endpoint: str, token: str, image_id: str, region: str
 ) -> dict[str, Any]:
     url = f"{endpoint}/v2/images/{image_id}"
-    async with filtered_client(ctx) as http:
+    # No redirect is followed: the caller's token goes to the catalog's endpoint only.
+    async with filtered_client(ctx, follow_redirects=False) as http:
         try:
             response = await within(
                 CALL_DEADLINE,
