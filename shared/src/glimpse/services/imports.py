@@ -110,6 +110,9 @@ async def take_stale_lock(
             result=None,
             expires_at=now + timedelta(hours=settings.task.task_time_to_live),
         )
+        if USER_TOKEN in task.input:  # a glance-download's: kept no longer than its task
+            kept = {key: value for key, value in task.input.items() if key != USER_TOKEN}
+            await tasks.update_input(task.id, kept)
         properties = await repo.properties(image_id)
         backend = task.input.get("backend")
         theirs = backend if isinstance(backend, list) else []
