@@ -177,7 +177,7 @@ def test_glance_direct_verifies_in_the_worker(
     rig.start(good, {"name": "glance-direct"})
     task = rig.finished_task(good)
     assert task["status"] == "success", (task, rig.topo.logs())
-    assert "signature_token" not in task["input"]
+    assert "user_token" not in task["input"]
     image = rig.image(good)
     assert (image["status"], image["size"]) == ("active", len(DATA))
     assert sorted(image["stores"].split(",")) == sorted(STORES)

@@ -15,7 +15,7 @@ whatever data it stored and hands the image back.
 Imports (glance-direct, web-download) are verified by the worker, in the pass that hashes the
 staged data before any store is written. The worker reads the certificate in the importing
 user's name too: the import task carries the user's token, Fernet-sealed with
-`[key_manager] token_encryption_key` (as key cleanups keep one), dropped when the task ends.
+`[key_manager] token_encryption_key` (as glance-download's does), dropped when the task ends.
 Without that key, or a token, the certificate cannot be read and the import fails.
 """
 
@@ -40,6 +40,7 @@ from glimpse.domain.errors import InvalidInput
 from glimpse.keymanager.barbican import BarbicanClient, BarbicanError, SecretNotFound
 from glimpse.keymanager.sealing import TokenSealer
 from glimpse.net.session import session_client
+from glimpse.services.glance_download import USER_TOKEN
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ HASH_METHOD: Final = "img_signature_hash_method"
 KEY_TYPE: Final = "img_signature_key_type"
 CERT_UUID: Final = "img_signature_certificate_uuid"
 PROPERTIES: Final = (SIGNATURE, HASH_METHOD, KEY_TYPE, CERT_UUID)
-# The import task's input key for the importing user's sealed token (never shown).
-TASK_TOKEN: Final = "signature_token"  # noqa: S105 -- a key name, not a secret
 
 HASH_METHODS: Final[dict[str, type[hashes.HashAlgorithm]]] = {
     "SHA-224": hashes.SHA224,
@@ -235,20 +234,21 @@ async def verifier_for(
     return await verifier_with_token(settings, ctx.auth_token, properties)
 
 
-def sealed_token(settings: Settings, ctx: RequestContext) -> str | None:
-    """The caller's token sealed for an import task to carry, or None (no token, no key)."""
+def token_input(settings: Settings, ctx: RequestContext) -> dict[str, str]:
+    """The import task input that carries the caller's sealed token ({}: no token or key;
+    the import then fails, unable to read the certificate)."""
     key = settings.key_manager.token_encryption_key
+    if key is None:
+        log.warning("signed image imported without [key_manager] token_encryption_key")
     if key is None or not ctx.auth_token:
-        if key is None:
-            log.warning("signed image imported without [key_manager] token_encryption_key")
-        return None
-    return TokenSealer(key).seal(ctx.auth_token)
+        return {}
+    return {USER_TOKEN: TokenSealer(key).seal(ctx.auth_token)}
 
 
 def unsealed_token(settings: Settings, task_input: dict[str, object]) -> str | None:
     """The token an import task carries, or None (none, or sealed with another key)."""
     key = settings.key_manager.token_encryption_key
-    sealed = task_input.get(TASK_TOKEN)
+    sealed = task_input.get(USER_TOKEN)
     if key is None or not isinstance(sealed, str):
         return None
     return TokenSealer(key).unseal(sealed)

@@ -25,12 +25,12 @@ async def survey_staged(
     """Hash the staged data and refuse it if it is unsafe or (per [image_format]) not
     `prepared.disk_format` (InvalidImageData); record its virtual size on `prepared`. The
     data passes `verifier` too, when the image is signed (the caller checks the result)."""
-    settings = job.ctx.settings
+    settings = job.runtime.settings
     cap = settings.image_size_cap
     meter = Meter(settings.hashing_algorithm)
     inspector = StreamInspector() if inspected_container(prepared.container_format) else None
     blocks = metered(
-        job.ctx.stores.staging.get(job.staged),
+        job.runtime.stores.staging.get(job.staged),
         meter,
         limit=cap,
         on_limit=lambda: LimitExceeded(cap_message(cap)),

@@ -47,7 +47,7 @@ async def prepare(job: ImportJob) -> Prepared:
         signatures.verify(verifier, job.image.id)
     # What the stores are about to receive, reserved under the owner's quota (already, unless
     # this is a retried job whose earlier reservation lapsed with its worker).
-    quota = StorageQuota(job.ctx.settings, job.ctx.database)
+    quota = StorageQuota(job.runtime.settings, job.runtime.database)
     await quota.reserve(job.image.id, job.image.owner, prepared.meter.size)
     return prepared
 
@@ -55,7 +55,7 @@ async def prepare(job: ImportJob) -> Prepared:
 async def _verifier(job: ImportJob) -> signatures.Verifier | None:
     """The signed image's verifier, its certificate read with the importing user's token (as
     Glance's import does with the request's context); None for an unsigned image."""
-    settings = job.ctx.settings
+    settings = job.runtime.settings
     token = signatures.unsealed_token(settings, job.task.input)
     try:
         return await signatures.verifier_with_token(settings, token, job.properties)

@@ -34,6 +34,11 @@ class TaskRepository:
         statement = sa.select(Task).where(_TASKS.c.id == task_id, self._live())
         return (await self.session.execute(statement)).scalar_one_or_none()
 
+    async def update_input(self, task_id: str, task_input: dict[str, Any]) -> None:
+        """Replace a task's input (the worker's own keys in it: glance-download's)."""
+        statement = sa.update(_TASKS).where(_TASKS.c.id == task_id).values(input=task_input)
+        await self.session.execute(statement)
+
     async def page(
         self,
         *,
@@ -138,16 +143,6 @@ class TaskRepository:
             )
         )
         return bool((await self.session.execute(statement)).rowcount)  # type: ignore[attr-defined]
-
-    async def forget_input(self, task_id: str, key: str) -> None:
-        """Drop one key of a task's input (a credential it carried only while it ran)."""
-        statement = sa.select(_TASKS.c.input).where(_TASKS.c.id == task_id)
-        task_input = (await self.session.execute(statement)).scalar_one_or_none()
-        if isinstance(task_input, dict) and key in task_input:
-            kept = {k: v for k, v in task_input.items() if k != key}
-            await self.session.execute(
-                sa.update(_TASKS).where(_TASKS.c.id == task_id).values(input=kept)
-            )
 
     async def stalled(self, before: datetime) -> list[str]:
         """Tasks whose message looks lost: pending since before `before` (created or last
