@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -58,6 +59,7 @@ class CacheNotices:
             delivery_mode="transient",
         )
         self.received = 0  # notices from other nodes taken from the broker by this process
+        self.listening = threading.Event()  # set while subscribed (notices sent now arrive)
         self._lock = threading.Lock()  # one send at a time on the shared connection
         self._connection: Connection | None = None
         self._producer: Producer | None = None
@@ -65,7 +67,9 @@ class CacheNotices:
     def _connect(self, *, heartbeat: int = 0) -> Connection:
         options: dict[str, Any] = {}
         if self.url.startswith(REDIS_SCHEMES):
-            options = {"socket_connect_timeout": _SEND_TIMEOUT}
+            # Named for CLIENT LIST: which deployment's notices a connection carries.
+            name = re.sub(r"[^\w.:-]", "_", f"glimpse-cache-notices:{self.exchange.name}")
+            options = {"socket_connect_timeout": _SEND_TIMEOUT, "client_name": name}
         else:
             options = {"read_timeout": _SEND_TIMEOUT, "write_timeout": _SEND_TIMEOUT}
         return Connection(
@@ -141,7 +145,10 @@ class CacheNotices:
                             on_notice(None)
                         connected_before = True
                         delay = 1.0
-                        self._drain(connection, stop)
+                        try:
+                            self._drain(connection, stop)
+                        finally:
+                            self.listening.clear()
             except Exception as exc:  # noqa: BLE001 -- any broker failure: retry later
                 log.warning("cache notices: broker unavailable (%s); retrying in %.0fs", exc, delay)
                 stop.wait(delay)
@@ -158,13 +165,14 @@ class CacheNotices:
             auto_delete=True,
         )
 
-    @staticmethod
-    def _drain(connection: Connection, stop: threading.Event) -> None:
+    def _drain(self, connection: Connection, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 connection.drain_events(timeout=_POLL)
             except TimeoutError:
                 connection.heartbeat_check()
+            # Redis subscribes in the first drain, not when the consumer is made.
+            self.listening.set()
 
     def _taken(self, body: object, on_notice: Callable[[str | None], None]) -> None:
         if not isinstance(body, dict) or body.get("node") == self.node_url:
