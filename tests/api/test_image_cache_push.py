@@ -17,10 +17,12 @@ import redis
 from cache_helpers import active_image, cache_conf, cache_dir, cached_files, state
 from test_image_cache_nodes import runtime
 
+from glimpse.cache.files import CacheDir
 from glimpse.cache.notices import CacheNotices
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse_api.app import create_app
+from support import free_port
 
 PATIENCE = 20.0  # seconds a node has to act on a notice before the test fails
 HOUR = 3600
@@ -240,6 +242,29 @@ async def test_a_node_that_lost_the_broker_catches_up_when_back(
     await eventually(holds(node_b, settings_b, image_id, data), "node B holds the image")
 
 
+async def test_a_broker_that_is_down_delays_nothing_but_the_notices(
+    make_settings: Any, database: Database, tmp_path: Path
+) -> None:
+    assert database is not None  # the schema exists before the app starts
+    settings: Settings = make_settings(
+        cache_conf(tmp_path, "a", cache_prefetcher_interval=HOUR),
+        celery={"broker_url": f"redis://127.0.0.1:{free_port()}/0"},  # nothing answers there
+    )
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        image_id, data = await active_image(client)
+        assert (await client.put(f"/v2/cache/{image_id}")).status_code == 202
+        await eventually(holds(client, settings, image_id, data), "the node holds the image")
+        assert (await client.delete(f"/v2/cache/{image_id}")).status_code == 204
+        assert cached_files(settings) == []
+        assert (await client.delete("/v2/cache")).status_code == 204
+        assert not app.state.runtime.cache.notices.listening.is_set()
+    assert [t for t in threading.enumerate() if t.name == "cache-notices"] == []
+
+
 def listeners(broker: str, exchange: str) -> int:
     """How many listeners the broker holds on the exchange: on Redis, how many subscribers a
     message on its channel reaches (kombu subscribes by pattern, which PUBSUB NUMSUB does not
@@ -295,3 +320,18 @@ async def test_a_stopped_node_leaves_no_listener_behind(
     assert not listening.is_set()
     assert [t for t in threading.enumerate() if t.name == "cache-notices"] == []
     assert listeners(broker_url, exchange) == 0
+
+
+def test_one_process_of_a_node_fetches_what_a_notice_asks(tmp_path: Path) -> None:
+    # Every process of a node hears each notice; the claim on the shared directory lets one
+    # fetch (flock: separate opens conflict, as separate processes' would).
+    directory = CacheDir(tmp_path / "cache")
+    directory.prepare()
+    image_id = str(uuid.uuid4())
+    with directory.claim(image_id) as first:
+        with directory.claim(image_id) as second:
+            assert (first, second) == (True, False)
+        with directory.claim(str(uuid.uuid4())) as other_image:
+            assert other_image
+    with directory.claim(image_id) as after_release:
+        assert after_release

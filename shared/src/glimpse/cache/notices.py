@@ -18,6 +18,7 @@ import contextlib
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -40,6 +41,7 @@ _SEND_RETRY: Final = {"max_retries": 1, "interval_start": 0, "interval_step": 1,
 _POLL: Final = 1.0
 _HEARTBEAT: Final = 10  # seconds (RabbitMQ): a broker that went away is noticed within ~2x this
 _RECONNECT_MAX: Final = 30.0  # seconds between attempts while the broker is away
+_QUIET: Final = 10.0  # seconds without sending after a send failed
 
 # What a node does with a notice: the image id, or None for "look at everything".
 Reaction = Callable[[str | None], Awaitable[None]]
@@ -63,6 +65,8 @@ class CacheNotices:
         self._lock = threading.Lock()  # one send at a time on the shared connection
         self._connection: Connection | None = None
         self._producer: Producer | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+        self._quiet_until = 0.0  # monotonic time before which no notice is sent (broker down)
 
     def _connect(self, *, heartbeat: int = 0) -> Connection:
         options: dict[str, Any] = {}
@@ -97,18 +101,28 @@ class CacheNotices:
             )
 
     async def announce(self, image_id: str | None) -> None:
-        """Tell the other nodes to look at `image_id` (None: at everything) now. Never raises:
-        a notice that is not sent leaves the work to the other nodes' next pass."""
-        if not self.enabled:
+        """Tell the other nodes to look at `image_id` (None: at everything) now. Returns at
+        once and never raises: the request does not wait for the broker, and a notice that is
+        not sent leaves the work to the other nodes' next pass."""
+        if not self.enabled or time.monotonic() < self._quiet_until:
             return
         body = {"node": self.node_url, "image_id": image_id}
+        task = asyncio.create_task(self._announcing(body), name="cache-notice-send")
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _announcing(self, body: dict[str, Any]) -> None:
         try:
             # kombu is blocking; a thread keeps the event loop serving other requests.
             await asyncio.to_thread(self._send, body)
         except Exception:
+            # Not again for a while: each attempt would hold a thread for the send timeouts.
+            self._quiet_until = time.monotonic() + _QUIET
             log.warning(
-                "could not send the cache notice for %s; other nodes act at their next pass",
-                image_id or "every image",
+                "could not send the cache notice for %s; other nodes act at their next pass "
+                "(no notices for %.0fs)",
+                body["image_id"] or "every image",
+                _QUIET,
                 exc_info=True,
             )
             await asyncio.to_thread(self._close_sender)
@@ -121,6 +135,9 @@ class CacheNotices:
                 connection.release()
 
     async def aclose(self) -> None:
+        """Let notices being sent go (each is bounded by the send timeouts), then disconnect."""
+        if self._sending:
+            await asyncio.wait(list(self._sending))
         await asyncio.to_thread(self._close_sender)
 
     # -- listening --------------------------------------------------------------------------------

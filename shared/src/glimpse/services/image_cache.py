@@ -318,8 +318,12 @@ class ImageCache:
         for queued_id in queued:
             if stopping is not None and stopping.is_set():
                 break
-            if image_id in (None, queued_id):
-                await self.prefetch(queued_id, load)
+            if image_id not in (None, queued_id):
+                continue
+            # Every process of this node hears the notice; one fetches.
+            with self.dir.claim(queued_id) as claimed:
+                if claimed:
+                    await self.prefetch(queued_id, load)
 
     async def maintain(self, load: Loader, stopping: asyncio.Event | None = None) -> None:
         """One scheduled pass: clean, prefetch what is queued, prune."""
