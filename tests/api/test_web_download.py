@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,11 @@ import sqlalchemy as sa
 from glimpse.config import Settings
 from glimpse.config.reserved import STAGING_STORE
 from glimpse.db.engine import Database
+from glimpse.db.tables import Image
 from glimpse.logs import ContextFilter
 from glimpse_worker.pipelines import import_
+from glimpse_worker.pipelines.download import DownloadFailed, download
+from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.runtime import WorkerRuntime
 from personas import ADMIN, OTHER, OWNER, new_image
 from store_servers import HttpServer
@@ -359,3 +363,21 @@ async def test_web_download_credentials_never_reach_tasks_or_logs(
     for leaked in ("hunter2", "f00dcafe"):
         assert leaked not in caplog.text
     assert "files/missing.raw" in caplog.text  # logged, redacted
+
+
+async def test_a_download_with_headers_follows_no_redirect(
+    web_worker: WorkerRuntime, http_server: HttpServer
+) -> None:
+    # glance-download sends the caller's token: a redirect must not carry it elsewhere.
+    (http_server.root / "disk.raw").write_bytes(b"data" * 1000)
+    image = Image(id=str(uuid.uuid4()), owner="p", status="importing")
+    uri = f"{local_base(http_server)}/redirect/1/disk.raw"
+    with pytest.raises(DownloadFailed, match="the server answered 302"):
+        await download(
+            web_worker,
+            image,
+            uri,
+            Progress(web_worker, str(uuid.uuid4())),
+            headers={"X-Auth-Token": "token"},
+        )
+    assert staged_files(web_worker.settings) == []

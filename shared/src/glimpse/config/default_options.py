@@ -174,8 +174,9 @@ class DefaultOptions(CacheOptions):
     enabled_import_methods: GlanceList[str] = Field(
         default_factory=lambda: ["glance-direct", "web-download", "copy-image"],
         description=(
-            "Import methods offered by GET /v2/info/import; glance-direct and web-download run "
-            "in this release, the others are refused (400) at import time."
+            "Import methods offered by GET /v2/info/import (glance-direct, web-download, "
+            "copy-image, glance-download). glance-download needs [key_manager] "
+            "token_encryption_key: the caller's token waits, encrypted, for the worker."
         ),
     )
     node_staging_uri: str | None = Field(

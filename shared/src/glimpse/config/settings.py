@@ -25,6 +25,7 @@ from glimpse.config.auth_options import (
 )
 from glimpse.config.cache import PasteDeployOptions
 from glimpse.config.default_options import DefaultOptions
+from glimpse.config.glance_download import GlanceDownloadOptions
 from glimpse.config.import_options import (
     ImageConversionOptions,
     ImageFormatOptions,
@@ -44,6 +45,7 @@ from glimpse.config.process_options import (
 from glimpse.config.reserved import RESERVED_STORES, STAGING_STORE, TASKS_STORE
 from glimpse.config.sources import CURRENT_FILE, GlanceIniSource
 from glimpse.config.store_options import GlanceStoreOptions, StoreOptions, store_types
+from glimpse.domain.tasks import GLANCE_DOWNLOAD
 
 # Glance's single-store names (`stores` takes driver names or their old class paths,
 # `default_store` a scheme) for the only stores Glimpse has without enabled_backends.
@@ -86,6 +88,7 @@ class Settings(DefaultOptions, BaseSettings):
     celery: CeleryOptions = Field(default_factory=CeleryOptions)
     image_import_opts: ImageImportOptions = Field(default_factory=ImageImportOptions)
     image_conversion: ImageConversionOptions = Field(default_factory=ImageConversionOptions)
+    glance_download_properties: GlanceDownloadOptions = Field(default_factory=GlanceDownloadOptions)
     inject_metadata_properties: InjectMetadataOptions = Field(default_factory=InjectMetadataOptions)
     scrubber: ScrubberOptions = Field(default_factory=ScrubberOptions)
     healthcheck: HealthcheckOptions = Field(default_factory=HealthcheckOptions)
@@ -132,6 +135,15 @@ class Settings(DefaultOptions, BaseSettings):
             if missing:
                 msg = f"auth_strategy=keystone needs [keystone_authtoken] {', '.join(missing)}"
                 raise ValueError(msg)
+        if GLANCE_DOWNLOAD in self.enabled_import_methods and (
+            self.key_manager.token_encryption_key is None
+        ):
+            # The worker fetches the remote image with the caller's token, which must wait for
+            # it encrypted (it is never kept in clear).
+            msg = (
+                "enabled_import_methods has glance-download: set [key_manager] token_encryption_key"
+            )
+            raise ValueError(msg)
         self._check_legacy_stores()
         if "wakeup_time" not in self.scrubber.model_fields_set:
             # glance-scrubber.conf's [DEFAULT] wakeup_time; Glimpse's [scrubber] one wins.

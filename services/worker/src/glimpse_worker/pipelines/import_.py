@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Final
 
@@ -39,8 +40,10 @@ from glimpse.domain.tasks import (
     store_list,
 )
 from glimpse.logs import bind_job
+from glimpse.services.glance_download import METADATA_BEFORE, USER_TOKEN
 from glimpse.services.imports import staged_location
 from glimpse_worker.pipelines import location_import
+from glimpse_worker.pipelines.glance_download import put_back_metadata
 from glimpse_worker.pipelines.prepare import prepare
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.pipelines.sources import ImportJob, fetch
@@ -156,7 +159,8 @@ async def _import(ctx: WorkerRuntime, task: Task, progress: Progress) -> dict[st
         raise LockLost(f"Image {image_id} is locked by another import")
     staged = staged_location(ctx.settings, image_id)
     job = ImportJob(ctx, task, image, properties, request, staged, progress)
-    await fetch(job)
+    image = await fetch(job)
+    job = replace(job, image=image)
     # The image's own data, copied: nothing to prepare, nothing new to learn about it.
     prepared = None if copying else await prepare(job)
     # Hashed once, before any store sees the data (every store is sent the same bytes).
@@ -408,6 +412,10 @@ async def _revert(
     elif image.status == ImageStatus.IMPORTING:
         locations = (await repo.record(image)).locations
         await repo.claim_status(image.id, ImageStatus.IMPORTING, ImageStatus.QUEUED, size=None)
+        # glance-download's metadata, as it was before (read afresh: the job recorded it).
+        current = await TaskRepository(repo.session).get(task.id)
+        if current is not None:
+            await put_back_metadata(repo, image.id, current.input.get(METADATA_BEFORE))
     for location in locations:
         await repo.retire_location(location, request_id=task.request_id)
     values: dict[str, str | None] = {IMPORT_LOCK: None, IMPORTING_TO_STORES: ""}
@@ -431,6 +439,12 @@ async def _finish(
     # A failure's text may quote a URL (a store's or a library's message): never its secrets.
     message = redact_text(message) if message is not None else None
     async with ctx.database.write() as session:
-        await TaskRepository(session).finish(
+        tasks = TaskRepository(session)
+        await tasks.finish(
             task_id, status, message=message, result=redact_data(result), expires_at=expires_at
         )
+        # The caller's token is kept no longer than its task needs it.
+        task = await tasks.get(task_id)
+        if task is not None and USER_TOKEN in task.input:
+            kept = {key: value for key, value in task.input.items() if key != USER_TOKEN}
+            await tasks.update_input(task_id, kept)

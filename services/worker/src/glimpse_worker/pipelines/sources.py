@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 import anyio
 
 from glimpse.db.tables import Image, Task
-from glimpse.domain.tasks import COPY_IMAGE, GLANCE_DIRECT, WEB_DOWNLOAD
+from glimpse.domain.tasks import COPY_IMAGE, GLANCE_DIRECT, GLANCE_DOWNLOAD, WEB_DOWNLOAD
 from glimpse_worker.pipelines.download import DownloadFailed, download
 from glimpse_worker.pipelines.existing import stage_existing
+from glimpse_worker.pipelines.glance_download import GlanceDownloadFailed, fetch_from_glance
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.runtime import WorkerRuntime
 
@@ -49,13 +50,19 @@ class ImportJob:
         return method.get("name") if isinstance(method, dict) else None
 
 
-async def fetch(job: ImportJob) -> None:
-    """Bring the image's data to its staged location for the job's method."""
+async def fetch(job: ImportJob) -> Image:
+    """Bring the image's data to its staged location for the job's method; the image as the
+    import goes on with it (glance-download gives it the remote image's metadata)."""
     method = job.method
     if method == GLANCE_DIRECT:
         if not await anyio.Path(staged_path(job.staged)).is_file():
             raise SourceUnavailable(f"Image {job.image.id} has no staged data to import")
-        return
+        return job.image
+    if method == GLANCE_DOWNLOAD:
+        try:
+            return await fetch_from_glance(job)
+        except GlanceDownloadFailed as exc:
+            raise SourceUnavailable(str(exc)) from exc
     if method == WEB_DOWNLOAD:
         uri = job.request["method"].get("uri")
         if not isinstance(uri, str):
@@ -66,8 +73,8 @@ async def fetch(job: ImportJob) -> None:
             raise SourceUnavailable(str(exc)) from exc
         # "Copied N MiB" counts the copy into the stores, as in Glance, so it starts over.
         job.progress.done = 0
-        return
+        return job.image
     if method == COPY_IMAGE:
         await stage_existing(job.runtime, job.image, job.progress)
-        return
+        return job.image
     raise SourceUnavailable(f"Import method {method} is not available on this worker")
