@@ -69,7 +69,7 @@ class CacheNotices:
         self._quiet_until = 0.0  # monotonic time before which no notice is sent (broker down)
 
     def _connect(self, *, heartbeat: int = 0) -> Connection:
-        options: dict[str, Any] = {}
+        options: dict[str, Any]
         if self.url.startswith(REDIS_SCHEMES):
             # Named for CLIENT LIST: which deployment's notices a connection carries.
             name = re.sub(r"[^\w.:-]", "_", f"glimpse-cache-notices:{self.exchange.name}")
@@ -157,13 +157,14 @@ class CacheNotices:
                         accept=["json"],
                         no_ack=True,
                     ):
+                        catch_up = None
                         if connected_before:
                             log.info("cache notices: broker reconnected")
-                            on_notice(None)
+                            catch_up = on_notice
                         connected_before = True
                         delay = 1.0
                         try:
-                            self._drain(connection, stop)
+                            self._drain(connection, stop, catch_up)
                         finally:
                             self.listening.clear()
             except Exception as exc:  # noqa: BLE001 -- any broker failure: retry later
@@ -182,14 +183,24 @@ class CacheNotices:
             auto_delete=True,
         )
 
-    def _drain(self, connection: Connection, stop: threading.Event) -> None:
+    def _drain(
+        self,
+        connection: Connection,
+        stop: threading.Event,
+        catch_up: Callable[[str | None], None] | None,
+    ) -> None:
+        """Take notices until `stop`; once subscribed, `catch_up` (if given) looks at
+        everything, for the notices sent while this process was not listening."""
         while not stop.is_set():
             try:
                 connection.drain_events(timeout=_POLL)
             except TimeoutError:
                 connection.heartbeat_check()
             # Redis subscribes in the first drain, not when the consumer is made.
-            self.listening.set()
+            if not self.listening.is_set():
+                self.listening.set()
+                if catch_up is not None:
+                    catch_up(None)
 
     def _taken(self, body: object, on_notice: Callable[[str | None], None]) -> None:
         if not isinstance(body, dict) or body.get("node") == self.node_url:
