@@ -120,12 +120,8 @@ class ImageDataService:
                 raise InvalidInput(f"{noun} {names} must be set prior to saving data.")
             granted = await self.quota.reserve_claim(session, image_id, image.owner, body_size)
             upload_id = uuid.uuid4().hex
-            await repo.claim_status(
-                image_id,
-                ImageStatus.QUEUED,
-                ImageStatus.SAVING,
-                upload_id=upload_id,
-                upload_lease_until=lease_until(self.settings.scrubber.lease_time),
+            await repo.claim_upload(
+                image_id, upload_id, lease_until(self.settings.scrubber.lease_time)
             )
             properties = await repo.properties(image_id)
             return Claim(
@@ -142,7 +138,7 @@ class ImageDataService:
         back meanwhile), and its reservation goes. If this fails too, the lease runs out and
         housekeeping does it."""
         async with self.db.write() as session:
-            await ImageRepository(session).finish_upload(image_id, upload_id, ImageStatus.QUEUED)
+            await ImageRepository(session).release_upload(image_id, upload_id)
             await ReservationRepository(session).release(image_id)
 
     async def _discard(
@@ -206,15 +202,11 @@ class ImageDataService:
                 signatures.verify(verifier, image_id)
             async with self.db.write() as session:
                 repo = ImageRepository(session)
-                activated = await repo.finish_upload(
+                activated = await repo.activate(
                     image_id,
-                    claim.upload_id,
-                    ImageStatus.ACTIVE,
-                    size=meter.size,
-                    virtual_size=virtual_size,
-                    checksum=meter.checksum,
-                    os_hash_algo=meter.hash_algo,
-                    os_hash_value=meter.hash_value,
+                    ImageStatus.SAVING,
+                    {**meter.image_data(), "virtual_size": virtual_size},
+                    upload_id=claim.upload_id,
                 )
                 # The size recorded now counts against the quota in the reservation's stead.
                 await ReservationRepository(session).release(image_id)

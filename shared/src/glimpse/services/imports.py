@@ -158,7 +158,7 @@ class ImportService:
     async def _unstage(self, image_id: str) -> None:
         async with self.db.write() as session:
             await ImageRepository(session).claim_status(
-                image_id, ImageStatus.UPLOADING, ImageStatus.QUEUED, size=None
+                image_id, ImageStatus.UPLOADING, ImageStatus.QUEUED, {"size": None}
             )
             await ReservationRepository(session).release(image_id)
 
@@ -196,8 +196,8 @@ class ImportService:
             async with self.db.write() as session:
                 # The staged size counts against the owner's quota until the import ends, in
                 # the reservation's stead.
-                kept = await ImageRepository(session).claim_status(
-                    image_id, ImageStatus.UPLOADING, ImageStatus.UPLOADING, size=meter.size
+                kept = await ImageRepository(session).record_data(
+                    image_id, ImageStatus.UPLOADING, {"size": meter.size}
                 )
                 await ReservationRepository(session).release(image_id)
         except BaseException:
@@ -408,6 +408,5 @@ class ImportService:
             raise Conflict(
                 f"Image {image.id} is not in {expected} status (it is {image.status}): {hint}."
             )
-        transition(expected, ImageStatus.IMPORTING)
         if not await repo.claim_status(image.id, expected, ImageStatus.IMPORTING):
             raise Conflict(f"Image {image.id} has an import in progress.")

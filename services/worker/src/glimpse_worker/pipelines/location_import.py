@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.tables import Image, Task
 from glimpse.domain.errors import InvalidInput, LimitExceeded
-from glimpse.domain.images import ImageStatus
+from glimpse.domain.images import ImageData, ImageStatus
 from glimpse.domain.redaction import redact_text
 from glimpse.domain.tasks import IMPORT_LOCK
 from glimpse.net.deadline import DeadlineExceeded, within
@@ -39,7 +39,12 @@ from glimpse_worker.runtime import WorkerContext
 log = logging.getLogger(__name__)
 
 # What an image reverted to queued no longer has.
-_CLEARED: Final = {"os_hash_algo": None, "os_hash_value": None, "checksum": None, "size": None}
+_CLEARED: Final[ImageData] = {
+    "os_hash_algo": None,
+    "os_hash_value": None,
+    "checksum": None,
+    "size": None,
+}
 
 
 class LocationImportFailed(Exception):
@@ -85,7 +90,8 @@ async def run(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, A
     checking = bool(job.validation) and secure
     await _record(job, location, checking=checking)
     if not secure:
-        await _conclude(job, ImageStatus.ACTIVE, dict(job.validation))
+        # The API admits only the hash keys in validation_data.
+        await _conclude(job, ImageStatus.ACTIVE, cast("ImageData", dict(job.validation)))
     elif checking:
         meter = await _hash(job, location)
         if isinstance(meter, str):
@@ -97,10 +103,12 @@ async def run(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, A
                 f"os_hash_value: ({meter.hash_value})"
             )
             raise LocationImportFailed(msg)
-        await _conclude(job, ImageStatus.IMPORTING, _hashes(meter))
+        await _conclude(job, ImageStatus.IMPORTING, meter.image_data())
     else:
         meter = await _hash(job, location)
-        hashes = _hashes(meter) if isinstance(meter, Meter) else {"os_hash_algo": None}
+        hashes: ImageData = (
+            meter.image_data() if isinstance(meter, Meter) else {"os_hash_algo": None}
+        )
         await _conclude(job, ImageStatus.ACTIVE, hashes)
     return {"image_id": job.image_id}
 
@@ -115,10 +123,10 @@ async def _record(job: _Job, location: ResolvedLocation, *, checking: bool) -> N
         if image.status == ImageStatus.QUEUED:
             if not held:
                 await repo.add_location(job.image_id, job.url, location.metadata)
-            values: dict[str, Any] = {"size": location.size}
+            data: ImageData = {"size": location.size}
             if job.ctx.settings.do_secure_hash:
-                values["os_hash_algo"] = job.algo
-            await repo.claim_status(job.image_id, ImageStatus.QUEUED, target, **values)
+                data["os_hash_algo"] = job.algo
+            await repo.claim_status(job.image_id, ImageStatus.QUEUED, target, data)
         elif image.status != target or not held:
             # Not this task's doing (a resumed run finds its own work as it left it).
             msg = f"Image {job.image_id} is no longer queued"
@@ -163,21 +171,16 @@ async def _hash(job: _Job, location: ResolvedLocation) -> Meter | str:
     return reason
 
 
-def _hashes(meter: Meter) -> dict[str, Any]:
-    return {
-        "size": meter.size,
-        "checksum": meter.checksum,
-        "os_hash_algo": meter.hash_algo,
-        "os_hash_value": meter.hash_value,
-    }
-
-
-async def _conclude(job: _Job, expected: ImageStatus, values: dict[str, Any]) -> None:
-    """The image active with `values`, and the lock released, if this task still holds it."""
+async def _conclude(job: _Job, expected: ImageStatus, data: ImageData) -> None:
+    """The image active with `data`, and the lock released, if this task still holds it."""
     async with job.ctx.database.write() as session:
         repo = ImageRepository(session)
         await _ours(repo, job)
-        if not await repo.claim_status(job.image_id, expected, ImageStatus.ACTIVE, **values):
+        if expected == ImageStatus.ACTIVE:  # activated by _record, hashed since
+            concluded = await repo.record_data(job.image_id, expected, data)
+        else:
+            concluded = await repo.activate(job.image_id, expected, data)
+        if not concluded:
             msg = f"Image {job.image_id} is no longer {expected}"
             raise LocationImportFailed(msg)
         await repo.set_properties(job.image_id, {IMPORT_LOCK: None})
@@ -210,9 +213,12 @@ async def revert(ctx: WorkerContext, task: Task) -> None:
             for location in (await repo.record(image)).locations:
                 if location.value == url and not _read_only(ctx, location.store_id):
                     await repo.drop_location(location)
-            await repo.claim_status(
-                image.id, ImageStatus(image.status), ImageStatus.QUEUED, **_CLEARED
-            )
+            if image.status == ImageStatus.QUEUED:
+                await repo.record_data(image.id, ImageStatus.QUEUED, _CLEARED)
+            else:
+                await repo.claim_status(
+                    image.id, ImageStatus.IMPORTING, ImageStatus.QUEUED, _CLEARED
+                )
         await repo.set_properties(task.image_id, {IMPORT_LOCK: None})
 
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from glimpse.db.tables import Image, ImageLocation, utcnow
-from glimpse.domain.images import ImageStatus, LocationStatus
+from glimpse.domain.images import ImageStatus, LocationStatus, transition
 
 _IMAGE = Image.__table__  # type: ignore[attr-defined]
 _LOCS = ImageLocation.__table__  # type: ignore[attr-defined]
@@ -97,6 +97,7 @@ class DeletionRepository:
 
     async def complete_images(self) -> int:
         """pending_delete images whose data is all gone become deleted."""
+        transition(ImageStatus.PENDING_DELETE, ImageStatus.DELETED)
         remaining = (
             sa.select(_LOCS.c.id)
             .where(_LOCS.c.image_id == _IMAGE.c.id, _LOCS.c.status != LocationStatus.DELETED)
@@ -140,7 +141,7 @@ class DeletionRepository:
                 status=LocationStatus.ACTIVE, updated_at=utcnow(), attempts=0, next_attempt_at=None
             )
         )
-        image.status = ImageStatus.ACTIVE
+        image.status = transition(ImageStatus.PENDING_DELETE, ImageStatus.ACTIVE)
         image.deleted = False
         image.deleted_at = None
         image.updated_at = utcnow()
