@@ -23,17 +23,16 @@ from glimpse.domain.errors import (
     Gone,
     ImageNotFound,
     InvalidInput,
-    LimitExceeded,
     RangeNotSatisfiable,
     StoreUnavailable,
 )
 from glimpse.domain.images import ImageStatus, check_downloadable, transition
 from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.formats import StreamInspector, inspected_container
+from glimpse.limits import StorageQuota, capped, check_size_cap
 from glimpse.services import signatures
 from glimpse.services.access import authorize, authorized_image
 from glimpse.services.image_cache import ImageCache, StoreOpener
-from glimpse.services.quota import StorageQuota
 from glimpse.services.store_failures import write_failure
 from glimpse.services.upload_lease import UploadLease, lease_until
 from glimpse.stores.base import (
@@ -44,7 +43,7 @@ from glimpse.stores.base import (
     resolve,
 )
 from glimpse.stores.checked import CheckedStore
-from glimpse.stores.metering import Meter, metered
+from glimpse.stores.metering import Meter
 from glimpse.stores.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
@@ -162,8 +161,7 @@ class ImageDataService:
         `body_size` is the request's Content-Length (None when chunked)."""
         store = self._store(store_id)
         cap = self.settings.image_size_cap
-        if expected_size is not None and expected_size > cap:
-            raise LimitExceeded(cap_message(cap))
+        check_size_cap(cap, expected_size)
         announced = expected_size if expected_size is not None else body_size
         claim = await self._claim(ctx, image_id, announced)
         verifier = await self._verifier(ctx, image_id, claim)
@@ -171,13 +169,7 @@ class ImageDataService:
         data = self.quota.guard(
             image_id,
             claim.owner,
-            metered(
-                chunks,
-                meter,
-                limit=cap,
-                on_limit=lambda: LimitExceeded(cap_message(cap)),
-                expected_size=expected_size,
-            ),
+            capped(chunks, meter, cap, expected_size=expected_size),
             granted=claim.granted,
         )
         if verifier is not None:
@@ -348,7 +340,3 @@ class ImageDataService:
             return await self._read_store(image_id, locations, None, ())
 
         return image, opener
-
-
-def cap_message(cap: int) -> str:
-    return f"The incoming image is too large: image_size_cap is {cap} bytes"

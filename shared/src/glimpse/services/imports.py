@@ -24,7 +24,7 @@ from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.reservations import ReservationRepository
 from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import Image, Task, utcnow
-from glimpse.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
+from glimpse.domain.errors import Conflict, InvalidInput, NotFound
 from glimpse.domain.images import ImageStatus, transition
 from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.domain.tasks import (
@@ -40,14 +40,13 @@ from glimpse.domain.tasks import (
     lock_is_stale,
     store_list,
 )
+from glimpse.limits import StorageQuota, capped
 from glimpse.net.urlfilter import URLFilter, URLRefused
 from glimpse.services import signatures
 from glimpse.services.access import authorized_image
-from glimpse.services.image_data import cap_message
-from glimpse.services.quota import StorageQuota
 from glimpse.services.store_failures import write_failure
 from glimpse.stores.base import Capability
-from glimpse.stores.metering import Meter, metered
+from glimpse.stores.metering import Meter
 from glimpse.stores.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
@@ -179,7 +178,7 @@ class ImportService:
         data = self.quota.guard(
             image_id,
             owner,
-            metered(chunks, meter, limit=cap, on_limit=lambda: LimitExceeded(cap_message(cap))),
+            capped(chunks, meter, cap),
             granted=granted,
         )
         staging = self.stores.staging

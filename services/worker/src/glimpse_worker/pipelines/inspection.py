@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from glimpse.domain.errors import LimitExceeded
 from glimpse.formats import StreamInspector, inspected_container
-from glimpse.services.image_data import cap_message
-from glimpse.stores.metering import Meter, metered
+from glimpse.limits import capped
+from glimpse.stores.metering import Meter
 from glimpse_worker.pipelines.sources import ImportJob
 
 if TYPE_CHECKING:
@@ -25,12 +24,7 @@ async def survey_staged(job: ImportJob, prepared: Prepared) -> Meter:
     cap = settings.image_size_cap
     meter = Meter(settings.hashing_algorithm)
     inspector = StreamInspector() if inspected_container(prepared.container_format) else None
-    blocks = metered(
-        job.ctx.stores.staging.get(job.staged),
-        meter,
-        limit=cap,
-        on_limit=lambda: LimitExceeded(cap_message(cap)),
-    )
+    blocks = capped(job.ctx.stores.staging.get(job.staged), meter, cap)
     async for block in blocks:
         if inspector is not None:
             # The inspectors are pure Python: a thread keeps the loop (and the hashing) going.

@@ -24,15 +24,16 @@ from typing import Any, Final, cast
 
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.tables import Image, Task
-from glimpse.domain.errors import InvalidInput, LimitExceeded
+from glimpse.domain.errors import InvalidInput
 from glimpse.domain.images import ImageData, ImageStatus
 from glimpse.domain.redaction import redact_text
 from glimpse.domain.tasks import IMPORT_LOCK
+from glimpse.limits import cap_message, capped
 from glimpse.net.deadline import DeadlineExceeded, within
 from glimpse.net.urlfilter import URLFilter
 from glimpse.services.locations import ResolvedLocation, locate
 from glimpse.stores.base import Capability, StoreError
-from glimpse.stores.metering import Meter, metered
+from glimpse.stores.metering import Meter
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.runtime import WorkerContext
 
@@ -84,8 +85,7 @@ async def run(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, A
         raise LocationImportFailed(exc.message) from None
     cap = ctx.settings.image_size_cap
     if location.size > cap:
-        msg = f"The image is too large: image_size_cap is {cap} bytes"
-        raise LocationImportFailed(msg)
+        raise LocationImportFailed(cap_message(cap))
     secure = ctx.settings.do_secure_hash
     checking = bool(job.validation) and secure
     await _record(job, location, checking=checking)
@@ -141,11 +141,8 @@ async def _hash(job: _Job, location: ResolvedLocation) -> Meter | str:
         return f"store {location.store_id} is not enabled"
     cap = settings.image_size_cap
 
-    def too_big() -> LimitExceeded:
-        return LimitExceeded(f"The image is too large: image_size_cap is {cap} bytes")
-
     async def read(meter: Meter) -> None:
-        async for _ in metered(store.get(job.url), meter, limit=cap, on_limit=too_big):
+        async for _ in capped(store.get(job.url), meter, cap):
             await job.progress.beat(report=False)  # a long read keeps its lease
 
     reason = ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from glimpse.domain.images import ImageData
-from glimpse.services.quota import StorageQuota
+from glimpse.limits import StorageQuota
 from glimpse.stores.metering import Meter
 from glimpse_worker.pipelines.inspection import survey_staged
 from glimpse_worker.pipelines.sources import ImportJob
