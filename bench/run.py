@@ -233,9 +233,9 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def spawn(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:  # noqa: ANN401
+def spawn(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:  # noqa: ANN401 -- Popen options
     preexec = _die_with_parent if sys.platform == "linux" else None
-    return subprocess.Popen(args, preexec_fn=preexec, **kwargs)  # noqa: PLW1509
+    return subprocess.Popen(args, preexec_fn=preexec, **kwargs)  # noqa: PLW1509 -- no threads yet
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
@@ -1059,8 +1059,8 @@ async def measure_drivers(workdir: Path, size: int, results: Results) -> None:
     the file driver on the bench's temporary directory, the s3 driver (default part sizes)
     against moto's S3 server on loopback, so s3 figures are bound by moto, not by S3."""
     from glimpse.stores.base import StoreDriver, StoreError  # noqa: PLC0415 -- only here
-    from glimpse.stores.filesystem import FilesystemStore  # noqa: PLC0415
-    from glimpse.stores.s3 import S3Config, S3Store  # noqa: PLC0415
+    from glimpse.stores.filesystem import FilesystemStore  # noqa: PLC0415 -- only this figure
+    from glimpse.stores.s3 import S3Config, S3Store  # noqa: PLC0415 -- only this figure
 
     print(f"Store drivers ({size // MiB} MiB object)", flush=True)
     results.group = DRIVERS
@@ -1545,7 +1545,7 @@ def main(argv: list[str] | None = None) -> int:
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop where installed (uvicorn serves on it too), else asyncio's default loop."""
     try:
-        import uvloop  # noqa: PLC0415
+        import uvloop  # noqa: PLC0415 -- optional
     except ImportError:
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop

@@ -1181,7 +1181,7 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     return Path(value) if value else None
 
 
-def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:  # noqa: ANN401
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:  # noqa: ANN401 -- any option
     """Build the settings at an entry point; raise ConfigError naming the option and the file."""
     from glimpse.config import sources  # noqa: PLC0415 -- avoids a cycle
 

@@ -49,7 +49,10 @@ if TYPE_CHECKING:
     from aiobotocore.session import ClientCreatorContext
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_s3.literals import BucketLocationConstraintType
-    from types_aiobotocore_s3.type_defs import CreateMultipartUploadOutputTypeDef
+    from types_aiobotocore_s3.type_defs import (
+        CompletedPartTypeDef,
+        CreateMultipartUploadOutputTypeDef,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -460,14 +463,16 @@ class _Multipart:
         if self.sending:
             await asyncio.gather(*self.sending)
             self.sending.clear()
-        parts = [{"PartNumber": n, "ETag": etag} for n, etag in sorted(self.etags.items())]
+        parts: list[CompletedPartTypeDef] = [
+            {"PartNumber": n, "ETag": etag} for n, etag in sorted(self.etags.items())
+        ]
         await self.store.request(
             f"complete multipart upload {self.bucket}/{self.key}",
             self.client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=self.key,
                 UploadId=self.upload_id,
-                MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
+                MultipartUpload={"Parts": parts},
             ),
             missing=frozenset(),
         )

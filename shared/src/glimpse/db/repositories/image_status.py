@@ -11,12 +11,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from glimpse.db.core import rowcount, table_of
 from glimpse.db.tables import Image, ImageLocation, ImageTag, utcnow
 from glimpse.domain.images import ImageData, ImageStatus, LocationStatus, transition
 
-_IMAGE = Image.__table__  # type: ignore[attr-defined]
-_LOCS = ImageLocation.__table__  # type: ignore[attr-defined]
-_TAGS = ImageTag.__table__  # type: ignore[attr-defined]
+_IMAGE = table_of(Image)
+_LOCS = table_of(ImageLocation)
+_TAGS = table_of(ImageTag)
 
 
 class ImageStatusWrites:
@@ -44,7 +45,7 @@ class ImageStatusWrites:
             .execution_options(synchronize_session="fetch")
         )
         result = await self.session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(rowcount(result))
 
     async def claim_status(
         self,
@@ -113,7 +114,7 @@ class ImageStatusWrites:
             .values(upload_lease_until=lease_until)
         )
         result = await self.session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(rowcount(result))
 
     async def reclaim_abandoned_uploads(
         self, now: datetime, unleased_before: datetime

@@ -13,17 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from glimpse.context import RequestContext
+from glimpse.db.core import table_of
 from glimpse.db.repositories.image_status import ImageStatusWrites
 from glimpse.db.tables import Image, ImageLocation, ImageMember, ImageProperty, ImageTag, utcnow
 from glimpse.domain.images import ImageStatus, LocationStatus, Visibility
 from glimpse.domain.listing import ListQuery, Op, SortDir
 from glimpse.domain.tasks import IMPORT_LOCK
 
-_IMAGE = Image.__table__  # type: ignore[attr-defined]
-_PROPS = ImageProperty.__table__  # type: ignore[attr-defined]
-_TAGS = ImageTag.__table__  # type: ignore[attr-defined]
-_LOCS = ImageLocation.__table__  # type: ignore[attr-defined]
-_MEMBERS = ImageMember.__table__  # type: ignore[attr-defined]
+_IMAGE = table_of(Image)
+_PROPS = table_of(ImageProperty)
+_TAGS = table_of(ImageTag)
+_LOCS = table_of(ImageLocation)
+_MEMBERS = table_of(ImageMember)
 
 # NULL sorts differently on SQLite and PostgreSQL; compare these stand-ins instead so paging is
 # identical on both.
@@ -63,7 +64,7 @@ def _sort_expression(key: str) -> ColumnElement[Any]:
     column = _IMAGE.c[key]
     if key in _NULL_STANDINS:
         return sa.func.coalesce(column, _NULL_STANDINS[key])
-    return column  # type: ignore[no-any-return]
+    return column
 
 
 _OPS = {
