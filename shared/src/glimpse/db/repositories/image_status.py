@@ -137,10 +137,13 @@ class ImageStatusWrites:
         )
         return list((await self.session.execute(statement)).scalars())
 
-    async def mark_deleted(self, image: Image, *, delayed: bool) -> list[ImageLocation]:
+    async def mark_deleted(
+        self, image: Image, *, delayed: bool, request_id: str | None
+    ) -> list[ImageLocation]:
         """Soft-delete an image. With `delayed`, its data waits for the scrubber
         (pending_delete); otherwise the caller claims the locations (deleting) and must remove
-        their data once this commits. Returns the locations now pending or claimed."""
+        their data once this commits. Returns the locations now pending or claimed, marked
+        with the deleting request's id."""
         now = utcnow()
         target = ImageStatus.PENDING_DELETE if delayed else ImageStatus.DELETED
         image.status = transition(ImageStatus(image.status), target)
@@ -158,6 +161,7 @@ class ImageStatusWrites:
         )
         for location in locations:
             location.status = LocationStatus.PENDING_DELETE if delayed else LocationStatus.DELETING
+            location.request_id = request_id
             location.updated_at = now
         if not delayed:
             # A delayed delete may still be restored, tags and all.

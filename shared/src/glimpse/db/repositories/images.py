@@ -266,9 +266,10 @@ class ImageRepository(ImageStatusWrites):
             location.updated_at = utcnow()
             await self.session.flush()
 
-    async def retire_location(self, location: ImageLocation) -> None:
+    async def retire_location(self, location: ImageLocation, *, request_id: str | None) -> None:
         """Take a location off its image; the caller claims its data for deletion."""
         location.status = LocationStatus.DELETING
+        location.request_id = request_id
         location.updated_at = utcnow()
         await self.session.flush()
 
