@@ -89,11 +89,11 @@ async def test_deletion_is_checked_against_the_table(database: Database) -> None
         repo = ImageRepository(session)
         delayed = await repo.get(await _add_image(repo, ImageStatus.QUEUED))
         assert delayed is not None
-        assert await repo.mark_deleted(delayed, delayed=True) == []
+        assert await repo.mark_deleted(delayed, delayed=True, request_id=None) == []
         assert delayed.status == ImageStatus.PENDING_DELETE
         deleted = await repo.get(await _add_image(repo, ImageStatus.ACTIVE))
         assert deleted is not None
-        assert await repo.mark_deleted(deleted, delayed=False) == []
+        assert await repo.mark_deleted(deleted, delayed=False, request_id=None) == []
         assert deleted.status == ImageStatus.DELETED
         with pytest.raises(InvalidTransition, match="from deleted to deleted"):
-            await repo.mark_deleted(deleted, delayed=False)
+            await repo.mark_deleted(deleted, delayed=False, request_id=None)
