@@ -356,7 +356,7 @@ class Cluster:
         for name in order:
             if self.nodes[name].running:
                 with contextlib.suppress(ProcessLookupError):
-                    self.nodes[name].process.send_signal(signal.SIGTERM)  # type: ignore[union-attr] # running
+                    self.nodes[name].process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]  # running: started
         codes = {name: self.stop_node(name) for name in order}
         shutil.rmtree(self._sockdir, ignore_errors=True)
         return codes
@@ -411,24 +411,24 @@ worker_concurrency = 1
 def supervise(cluster: Cluster, requests: list[int]) -> None:
     """Until SIGINT or SIGTERM is in `requests`: start exited nodes again, roll the API nodes
     on SIGHUP."""
-    print(  # noqa: T201 -- the operator's answer
+    print(
         f"cluster: ready at {cluster.url}; logs in {cluster.workdir}; HAProxy's runtime API: "
         f"{cluster.stats_socket}",
         flush=True,
     )
     for node in cluster.nodes.values():
         if node.kind != "balancer":
-            print(f"cluster: {node.name} pid {node.pid}, {node.metrics_url}", flush=True)  # noqa: T201
+            print(f"cluster: {node.name} pid {node.pid}, {node.metrics_url}", flush=True)
     while not any(s in (signal.SIGINT, signal.SIGTERM) for s in requests):
         if signal.SIGHUP in requests:
             requests.remove(signal.SIGHUP)
             for node in cluster.nodes.values():
                 if node.kind == "api":
-                    print(f"cluster: rolling {node.name}", flush=True)  # noqa: T201
+                    print(f"cluster: rolling {node.name}", flush=True)
                     cluster.restart(node.name)
         for node in cluster.nodes.values():
             if not node.running:
-                print(f"cluster: {node.name} exited; starting it again", flush=True)  # noqa: T201
+                print(f"cluster: {node.name} exited; starting it again", flush=True)
                 time.sleep(1)
                 cluster.spawn(node)
         time.sleep(0.5)
@@ -483,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         supervise(cluster, requests)
     finally:
         codes = cluster.stop()
-        print(f"cluster: stopped {codes}", file=sys.stderr)  # noqa: T201
+        print(f"cluster: stopped {codes}", file=sys.stderr)
     return 0
 
 

@@ -48,7 +48,7 @@ def main() -> int:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
         else:
-            print(f"run: {name} exited with {child.returncode}", file=sys.stderr)  # noqa: T201
+            print(f"run: {name} exited with {child.returncode}", file=sys.stderr)
     deadline = time.monotonic() + GRACE_SECONDS
     for child in children.values():
         try:
@@ -57,7 +57,7 @@ def main() -> int:
             child.kill()
             child.wait()
     codes = {name: child.returncode for name, child in children.items()}
-    print(f"run: stopped {codes}", file=sys.stderr)  # noqa: T201
+    print(f"run: stopped {codes}", file=sys.stderr)
     return 0 if stopping else 1
 
 

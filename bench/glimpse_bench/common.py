@@ -197,9 +197,9 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def spawn(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:  # noqa: ANN401
+def spawn(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:  # noqa: ANN401 -- Popen options
     preexec = _die_with_parent if sys.platform == "linux" else None
-    return subprocess.Popen(args, preexec_fn=preexec, **kwargs)  # noqa: PLW1509
+    return subprocess.Popen(args, preexec_fn=preexec, **kwargs)  # noqa: PLW1509 -- a lone prctl call
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None) -> None:

@@ -60,8 +60,8 @@ async def measure_drivers(workdir: Path, size: int, results: Results) -> None:
     the file driver on the bench's temporary directory, the s3 driver (default part sizes)
     against moto's S3 server on loopback, so s3 figures are bound by moto, not by S3."""
     from glimpse.stores.base import StoreDriver, StoreError  # noqa: PLC0415 -- only here
-    from glimpse.stores.filesystem import FilesystemStore  # noqa: PLC0415
-    from glimpse.stores.s3 import S3Config, S3Store  # noqa: PLC0415
+    from glimpse.stores.filesystem import FilesystemStore  # noqa: PLC0415 -- this phase only
+    from glimpse.stores.s3 import S3Config, S3Store  # noqa: PLC0415 -- this phase only
 
     print(f"Store drivers ({size // MiB} MiB object)", flush=True)
     results.group = DRIVERS

@@ -75,7 +75,7 @@ def _bootstrap(bin_dir: Path, workdir: Path) -> None:
     for step in steps:
         log = workdir / f"keystone-manage-{step[0]}.log"
         with log.open("wb") as out:
-            process = subprocess.Popen([*manage, *step], stdout=out, stderr=out)  # noqa: S603
+            process = subprocess.Popen([*manage, *step], stdout=out, stderr=out)  # noqa: S603 -- our own command
         running.append((step[0], log, process))
     for name, log, process in running:
         if process.wait(timeout=900) != 0:
@@ -137,13 +137,13 @@ class _Admin:
         login = http.post(
             f"{url}/auth/tokens", json=_password_auth("admin", ADMIN_PASSWORD, "admin")
         )
-        if login.status_code != 201:  # noqa: PLR2004
+        if login.status_code != httpx.codes.CREATED:
             raise HarnessError(f"admin login: {login.status_code} {login.text}")
         self.headers = {"X-Auth-Token": login.headers["X-Subject-Token"]}
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:  # noqa: ANN401
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:  # noqa: ANN401 -- a JSON document
         response = self.http.request(method, f"{self.url}{path}", json=body, headers=self.headers)
-        if response.status_code >= 400:  # noqa: PLR2004
+        if response.status_code >= httpx.codes.BAD_REQUEST:
             raise HarnessError(f"{method} {path}: {response.status_code} {response.text}")
         return response.json() if response.content else None
 

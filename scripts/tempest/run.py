@@ -34,7 +34,7 @@ DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
 
 def say(line: str) -> None:
-    print(line, flush=True)  # noqa: T201 -- the harness's report
+    print(line, flush=True)
 
 
 def _stop_on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 import pytest
 from test_images import create
@@ -39,18 +42,20 @@ async def test_what_the_versions_promise_is_served(client: httpx.AsyncClient) ->
 
 
 async def test_multistore_versions_are_listed_with_enabled_backends(
-    make_settings: object, client_for: object
+    make_settings: Callable[..., Any], client_for: Callable[..., Any]
 ) -> None:
-    settings = make_settings(enabled_backends="a:file")  # type: ignore[operator]
-    client = await client_for(settings)  # type: ignore[operator]
+    settings = make_settings(enabled_backends="a:file")
+    client = await client_for(settings)
     ids = [entry["id"] for entry in (await client.get("/versions")).json()["versions"]]
     # 2.11 (the import lock) and 2.12 (an image's tasks) too, as Glance lists them.
     assert ids[:7] == ["v2.17", "v2.15", "v2.13", "v2.12", "v2.11", "v2.10", "v2.9"]
     assert "v2.8" in ids
 
 
-async def test_public_endpoint_overrides_links(make_settings: object, client_for: object) -> None:
-    client = await client_for(make_settings(public_endpoint="https://images.example.com"))  # type: ignore[operator]
+async def test_public_endpoint_overrides_links(
+    make_settings: Callable[..., Any], client_for: Callable[..., Any]
+) -> None:
+    client = await client_for(make_settings(public_endpoint="https://images.example.com"))
     body = (await client.get("/versions")).json()
     assert body["versions"][0]["links"][0]["href"] == "https://images.example.com/v2/"
 

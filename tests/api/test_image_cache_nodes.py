@@ -34,7 +34,7 @@ def runtime(client: httpx.AsyncClient) -> ApiRuntime:
     """The node's runtime, to run its scheduled cache pass now instead of waiting for it."""
     transport = client._transport  # noqa: SLF001 -- the test's own ASGITransport
     assert isinstance(transport, httpx.ASGITransport)
-    found: ApiRuntime = transport.app.state.runtime  # type: ignore[attr-defined] -- FastAPI's app
+    found: ApiRuntime = transport.app.state.runtime  # type: ignore[attr-defined]  # app.state is untyped
     return found
 
 

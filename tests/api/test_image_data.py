@@ -300,7 +300,7 @@ async def test_failed_activation_leaves_no_data(
     client: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Fault injection: the database write that activates the image fails."""
-    from glimpse.db.repositories.images import ImageRepository  # noqa: PLC0415
+    from glimpse.db.repositories.images import ImageRepository  # noqa: PLC0415 -- this test only
 
     async def broken(*_args: object, **_kwargs: object) -> None:
         msg = "database went away"

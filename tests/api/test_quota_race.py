@@ -23,7 +23,7 @@ from test_imports import OCTET, staged_files
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.db.tables import utcnow
-from glimpse.services.quota import StorageQuota
+from glimpse.limits import StorageQuota
 from glimpse_worker.pipelines import import_
 from glimpse_worker.runtime import WorkerRuntime
 from personas import new_image

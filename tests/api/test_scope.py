@@ -60,7 +60,7 @@ async def test_a_caller_without_a_project_owns_nothing(
     client = await proxy_client(make_settings, client_for)
     image_id = await new_image(client, OWNER, visibility="private")
     async with database.write() as session:
-        await session.execute(sa.update(Image).where(Image.id == image_id).values(owner=None))  # type: ignore[arg-type]
+        await session.execute(sa.update(Image).where(Image.id == image_id).values(owner=None))  # type: ignore[arg-type]  # SQLModel column
     url = f"/v2/images/{image_id}"
     for headers in (NO_PROJECT, OWNER):
         assert (await client.get(url, headers=headers)).status_code == 404

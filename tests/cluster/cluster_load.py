@@ -57,7 +57,7 @@ class Load:
         assert not any(thread.is_alive() for thread in self._threads), "load threads hang"
 
     def _spawn(self, target: object, index: int) -> None:
-        thread = threading.Thread(target=target, args=(index,), daemon=True)  # type: ignore[arg-type]
+        thread = threading.Thread(target=target, args=(index,), daemon=True)  # type: ignore[arg-type]  # target takes the index
         thread.start()
         self._threads.append(thread)
 

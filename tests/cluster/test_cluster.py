@@ -291,7 +291,7 @@ def test_rolling_restart_of_both_api_nodes_fails_no_request(
         restarted = time.monotonic()
         wait_for("requests after the restarts", lambda: load.count(since=restarted) >= 32 or None)
     sent, failed = len(load.outcomes), load.failures()
-    print(f"rolling restart: {sent} requests sent, {len(failed)} failed")  # noqa: T201
+    print(f"rolling restart: {sent} requests sent, {len(failed)} failed")  # noqa: T201 -- the figure is the report
     assert failed == []
     assert sum(1 for o in load.outcomes if o.what == "upload") >= 2
     for name, text in since(cluster, offsets).items():

@@ -371,7 +371,7 @@ async def test_file_store_refuses_paths_outside_its_directory(tmp_path: Path) ->
 
 async def test_capabilities_are_checked(tmp_path: Path) -> None:
     driver = FilesystemStore("ro", tmp_path)
-    driver.capabilities = Capability.READ  # type: ignore[misc]
+    driver.capabilities = Capability.READ  # type: ignore[misc]  # a frozen field, changed on purpose
     store = CheckedStore(driver)
     with pytest.raises(CapabilityMissing):
         await store.put("x", chunks_of(b"x"))

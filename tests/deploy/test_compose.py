@@ -600,7 +600,7 @@ def local_config(tmp_path: Path, port: int) -> Path:
     """The compose configuration with local stand-ins for postgres, redis and the volumes.
     noauth: no Keystone runs here (tests/keystone and tests/compose cover identity)."""
     parser = configparser.ConfigParser(interpolation=None, default_section="__none__")
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep key case
     parser.read(COMPOSE_CONF, encoding="utf-8")
     parser["DEFAULT"]["bind_host"] = "127.0.0.1"
     parser["DEFAULT"]["bind_port"] = str(port)

@@ -109,6 +109,6 @@ async def test_migrate_rewrites_100000_rows_in_batches_while_writes_go_on(empty_
             ('{"store":"fast"}', ROWS)
         ]
         # The figures for the record (not asserted: timings vary with the machine).
-        print(f"\nmigrated {ROWS} rows in {seconds:.1f} s; {writes} concurrent writes, 0 failed")  # noqa: T201
+        print(f"\nmigrated {ROWS} rows in {seconds:.1f} s; {writes} concurrent writes, 0 failed")  # noqa: T201 -- the figure is the report
     finally:
         await database.dispose()

@@ -29,7 +29,7 @@ Opener = Callable[[Settings], Any]
 def authenticator_of(client: httpx.AsyncClient) -> KeystoneAuthenticator:
     transport = client._transport  # noqa: SLF001 -- the app behind the test client
     assert isinstance(transport, httpx.ASGITransport)
-    authenticator = transport.app.state.runtime.authenticator  # type: ignore[attr-defined]
+    authenticator = transport.app.state.runtime.authenticator  # type: ignore[attr-defined]  # app.state is untyped
     assert isinstance(authenticator, KeystoneAuthenticator)
     return authenticator
 

@@ -84,7 +84,7 @@ async def encrypted_image(
 
 async def cleanup_of(database: Database, image_id: str) -> ImageKeyCleanup:
     async with database.read() as session:
-        statement = sa.select(ImageKeyCleanup).where(ImageKeyCleanup.image_id == image_id)  # type: ignore[arg-type]
+        statement = sa.select(ImageKeyCleanup).where(ImageKeyCleanup.image_id == image_id)  # type: ignore[arg-type]  # SQLModel column
         return (await session.execute(statement)).scalar_one()
 
 

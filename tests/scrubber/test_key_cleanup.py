@@ -50,9 +50,9 @@ async def encrypted_image(client: httpx.AsyncClient, key_id: str, policy: str | 
 
 async def cleanups(database: Database, image_id: str | None = None) -> list[ImageKeyCleanup]:
     async with database.read() as session:
-        statement = sa.select(ImageKeyCleanup).order_by(ImageKeyCleanup.id)  # type: ignore[arg-type]
+        statement = sa.select(ImageKeyCleanup).order_by(ImageKeyCleanup.id)  # type: ignore[arg-type]  # SQLModel column
         if image_id is not None:
-            statement = statement.where(ImageKeyCleanup.image_id == image_id)  # type: ignore[arg-type]
+            statement = statement.where(ImageKeyCleanup.image_id == image_id)  # type: ignore[arg-type]  # SQLModel column
         return list((await session.execute(statement)).scalars())
 
 

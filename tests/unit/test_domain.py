@@ -187,7 +187,7 @@ def test_parse_list_query() -> None:
     assert query.limit == 25
     assert [(t.column, t.op, t.value) for t in query.times] == [
         ("created_at", Op.GTE, datetime(2020, 1, 1)),  # noqa: DTZ001 -- stored naive UTC
-        ("updated_at", Op.EQ, datetime(2019, 12, 31, 23)),  # noqa: DTZ001
+        ("updated_at", Op.EQ, datetime(2019, 12, 31, 23)),  # noqa: DTZ001 -- naive, as parsed
     ]
     with pytest.raises(ReservedAttribute):
         parse_list_query([("deleted", "true")], default_limit=25, max_limit=1000)

@@ -53,7 +53,7 @@ async def authenticator() -> KeystoneAuthenticator:
 
 async def test_one_validation_for_concurrent_requests(authenticator: KeystoneAuthenticator) -> None:
     keystone = SlowKeystone()
-    authenticator.client = keystone  # type: ignore[assignment]
+    authenticator.client = keystone  # type: ignore[assignment]  # a stand-in client
     waiting = [
         asyncio.ensure_future(authenticator.authenticate(request("t"), "r")) for _ in range(5)
     ]
@@ -69,7 +69,7 @@ async def test_one_validation_for_concurrent_requests(authenticator: KeystoneAut
 
 async def test_a_rejection_reaches_every_waiter(authenticator: KeystoneAuthenticator) -> None:
     keystone = SlowKeystone()
-    authenticator.client = keystone  # type: ignore[assignment]
+    authenticator.client = keystone  # type: ignore[assignment]  # a stand-in client
     waiting = [
         asyncio.ensure_future(authenticator.authenticate(request("bad"), "r")) for _ in range(3)
     ]

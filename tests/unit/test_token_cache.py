@@ -80,7 +80,7 @@ async def test_memory_is_bounded_least_recently_used_first() -> None:
     await cache.put("c", info(user="c"))
     assert len(cache) == 2
     assert await cache.get("b") is None
-    assert [(await cache.get(t)).user_id for t in ("a", "c")] == ["a", "c"]  # type: ignore[union-attr]
+    assert [(await cache.get(t)).user_id for t in ("a", "c")] == ["a", "c"]  # type: ignore[union-attr]  # both are cached
 
 
 async def test_minus_one_disables_the_cache() -> None:

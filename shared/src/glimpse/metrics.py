@@ -81,7 +81,7 @@ def render() -> tuple[bytes, str]:
     """This process's metrics (its whole tree's in multiprocess mode) in the text format."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call] # untyped
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped library
         return generate_latest(registry), CONTENT_TYPE
     return generate_latest(REGISTRY), CONTENT_TYPE
 
@@ -89,7 +89,7 @@ def render() -> tuple[bytes, str]:
 def process_exited(pid: int) -> None:
     """Forget the live gauges of a pool process that exited (multiprocess mode)."""
     if os.environ.get(MULTIPROC_ENV):
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call] # untyped
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # untyped library
 
 
 class GaugesCollector(Collector):
@@ -118,7 +118,7 @@ def serve(host: str, port: int, *collectors: Collector) -> None:
     registry = REGISTRY
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call] # untyped
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped library
     for collector in collectors:
         registry.register(collector)
     start_http_server(port, addr=host, registry=registry)

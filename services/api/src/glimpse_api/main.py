@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_multiprocess_metrics()
     if args.config_file:
         # Worker processes rebuild the settings from the environment.
-        os.environ[CONFIG_ENV] = os.path.abspath(args.config_file)  # noqa: PTH100
+        os.environ[CONFIG_ENV] = os.path.abspath(args.config_file)  # noqa: PTH100 -- a str for environ
     uvicorn.run(
         "glimpse_api.app:app_from_environment",
         factory=True,

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     # Imported here: the health check runs every few seconds and needs none of the jobs' stores.
-    from glimpse_scrubber.main import run  # noqa: PLC0415
+    from glimpse_scrubber.main import run  # noqa: PLC0415 -- as said above
 
     return asyncio.run(run(settings, daemon=daemon, restore=args.restore))
 

@@ -11,15 +11,16 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from glimpse import metrics
+from glimpse.db.core import table_of
 from glimpse.db.tables import Image, ImageKeyCleanup, ImageLocation, utcnow
 from glimpse.domain.images import LocationStatus
 from glimpse_scrubber.jobs import ScrubberRuntime
 
 log = logging.getLogger("glimpse_scrubber")
 
-_LOCS = ImageLocation.__table__  # type: ignore[attr-defined] # SQLModel's table
-_IMAGES = Image.__table__  # type: ignore[attr-defined] # as above
-_KEYS = ImageKeyCleanup.__table__  # type: ignore[attr-defined] # as above
+_LOCS = table_of(ImageLocation)
+_IMAGES = table_of(Image)
+_KEYS = table_of(ImageKeyCleanup)
 Row = tuple[str, str, dict[str, str], float]
 
 

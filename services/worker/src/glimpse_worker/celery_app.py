@@ -40,7 +40,7 @@ def create_celery(settings: Settings) -> Celery:
     app.conf.update(celery_config(settings))
     app.conf.update(worker_log_format=LOG_FORMAT, worker_task_log_format=LOG_FORMAT)
     # Registers the task shells on this app.
-    from glimpse_worker import tasks  # noqa: PLC0415
+    from glimpse_worker import tasks  # noqa: PLC0415 -- tasks imports this module
 
     tasks.register(app)
     return app

@@ -33,12 +33,12 @@ def ping(settings: Settings, node: str | None = None) -> int:
     try:
         replies = app.control.ping(destination=[node], timeout=PING_TIMEOUT)
     except Exception as exc:  # noqa: BLE001 -- any broker failure is an unhealthy answer
-        print(f"glimpse-worker: ping of {node} failed: {exc!r}", file=sys.stderr)  # noqa: T201
+        print(f"glimpse-worker: ping of {node} failed: {exc!r}", file=sys.stderr)
         return 1
     finally:
         app.pool.force_close_all()
         app.close()
     if any(reply.get(node, {}).get("ok") == "pong" for reply in replies):
         return 0
-    print(f"glimpse-worker: {node} did not answer", file=sys.stderr)  # noqa: T201
+    print(f"glimpse-worker: {node} did not answer", file=sys.stderr)
     return 1

@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     # prometheus_client).
     prepare_multiprocess_metrics()
     # Imported here: the health check runs every few seconds and needs none of the pipelines.
-    from glimpse_worker import observe, plugins  # noqa: PLC0415
-    from glimpse_worker.celery_app import create_celery  # noqa: PLC0415
+    from glimpse_worker import observe, plugins  # noqa: PLC0415 -- as said above
+    from glimpse_worker.celery_app import create_celery  # noqa: PLC0415 -- as above
 
     try:
         plugins.load(settings.image_import_opts.image_import_plugins)

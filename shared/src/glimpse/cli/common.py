@@ -24,7 +24,7 @@ def settings_or_exit(prog: str, config_file: str | os.PathLike[str] | None) -> S
     try:
         settings = load_settings(config_file)
     except ConfigError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)  # noqa: T201 -- start-up failure
+        print(f"{prog}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     setup_logging(debug=settings.debug, json=settings.use_json)
     return settings

@@ -49,7 +49,7 @@ def add_db_commands(db_commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _say(line: str) -> None:
-    print(line)  # noqa: T201 -- the command's output
+    print(line)
 
 
 async def _upgrade_to(database: Database, target: str) -> None:

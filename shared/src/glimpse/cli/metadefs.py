@@ -107,10 +107,10 @@ def run_metadef_command(args: argparse.Namespace, settings: Settings) -> int:
             written = _with_database(settings, lambda db: metadef_catalog.export(db, path))
             message = f"Wrote {len(written)} namespaces to {path}."
     except DefinitionError as exc:
-        print(f"glimpse-manage db {args.command}: {exc.message}", file=sys.stderr)  # noqa: T201
+        print(f"glimpse-manage db {args.command}: {exc.message}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"glimpse-manage db {args.command}: {exc}", file=sys.stderr)  # noqa: T201
+        print(f"glimpse-manage db {args.command}: {exc}", file=sys.stderr)
         return 1
-    print(message)  # noqa: T201
+    print(message)
     return 0

@@ -30,7 +30,7 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     return Path(value) if value else None
 
 
-def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:  # noqa: ANN401
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:  # noqa: ANN401 -- any option
     """Build the settings at an entry point; raise ConfigError naming the option and the file."""
     path = config_path(config_file)
     if path is not None and not path.is_file():

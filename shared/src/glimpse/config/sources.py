@@ -81,7 +81,7 @@ class GlanceIniSource(PydanticBaseSettingsSource):
         super().__init__(settings_cls)
         self.path = CURRENT_FILE.get()
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # noqa: ARG002
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # noqa: ARG002 -- pydantic-settings API
         # Required by the base class; unused because __call__ builds the whole mapping at once.
         return None, field_name, False
 

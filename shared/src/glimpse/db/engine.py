@@ -61,7 +61,7 @@ def _sqlite_engine(url: URL, *, immediate: bool, pool_size: int) -> AsyncEngine:
     )
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:  # noqa: ANN401
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:  # noqa: ANN401 -- DBAPI objects
         # Take transaction control from the driver so the "begin" hook below decides.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -74,7 +74,7 @@ def _sqlite_engine(url: URL, *, immediate: bool, pool_size: int) -> AsyncEngine:
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Any) -> None:  # noqa: ANN401
+    def _on_begin(connection: Any) -> None:  # noqa: ANN401 -- DBAPI connection
         connection.exec_driver_sql(begin)
 
     return engine

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Final
+from typing import Final, TypedDict
 
 from glimpse.domain.errors import Forbidden, InvalidTransition
 
@@ -56,18 +56,35 @@ CONTAINER_FORMATS: Final = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker",
 KEY_DELETION_POLICIES: Final = ("on_image_deletion", "do_not_delete")
 
 _S = ImageStatus
-# Which status may follow which. Every status change in the services goes through `transition`.
+# Which status may follow which. Every status change goes through `transition`: the images
+# repository checks each of its status writes against this table. A delete may be delayed from
+# any live status (pending_delete: whatever data the image has waits for the scrubber).
 TRANSITIONS: Final[dict[ImageStatus, frozenset[ImageStatus]]] = {
-    _S.QUEUED: frozenset({_S.SAVING, _S.UPLOADING, _S.IMPORTING, _S.ACTIVE, _S.DELETED}),
-    _S.SAVING: frozenset({_S.ACTIVE, _S.KILLED, _S.QUEUED, _S.DELETED}),
-    _S.UPLOADING: frozenset({_S.IMPORTING, _S.QUEUED, _S.DELETED}),
-    _S.IMPORTING: frozenset({_S.ACTIVE, _S.QUEUED, _S.DELETED}),
+    _S.QUEUED: frozenset(
+        {_S.SAVING, _S.UPLOADING, _S.IMPORTING, _S.ACTIVE, _S.PENDING_DELETE, _S.DELETED}
+    ),
+    _S.SAVING: frozenset({_S.ACTIVE, _S.KILLED, _S.QUEUED, _S.PENDING_DELETE, _S.DELETED}),
+    _S.UPLOADING: frozenset({_S.IMPORTING, _S.QUEUED, _S.PENDING_DELETE, _S.DELETED}),
+    _S.IMPORTING: frozenset({_S.ACTIVE, _S.QUEUED, _S.PENDING_DELETE, _S.DELETED}),
     _S.ACTIVE: frozenset({_S.PENDING_DELETE, _S.DELETED, _S.DEACTIVATED}),
     _S.DEACTIVATED: frozenset({_S.ACTIVE, _S.PENDING_DELETE, _S.DELETED}),
-    _S.KILLED: frozenset({_S.DELETED}),
+    _S.KILLED: frozenset({_S.PENDING_DELETE, _S.DELETED}),
     _S.PENDING_DELETE: frozenset({_S.ACTIVE, _S.DELETED}),
     _S.DELETED: frozenset(),
 }
+
+
+class ImageData(TypedDict, total=False):
+    """What is recorded about an image's data (its size, hashes and formats); a key left
+    out leaves that column as it is, a None clears it."""
+
+    size: int | None
+    virtual_size: int | None
+    checksum: str | None
+    os_hash_algo: str | None
+    os_hash_value: str | None
+    disk_format: str | None
+    container_format: str | None
 
 
 def transition(current: ImageStatus, target: ImageStatus) -> ImageStatus:

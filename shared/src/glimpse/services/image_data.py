@@ -23,17 +23,16 @@ from glimpse.domain.errors import (
     Gone,
     ImageNotFound,
     InvalidInput,
-    LimitExceeded,
     RangeNotSatisfiable,
     StoreUnavailable,
 )
 from glimpse.domain.images import ImageStatus, check_downloadable, transition
 from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.formats import StreamInspector, inspected_container
+from glimpse.limits import StorageQuota, capped, check_size_cap
 from glimpse.services import signatures
 from glimpse.services.access import authorize, authorized_image
 from glimpse.services.image_cache import ImageCache, StoreOpener
-from glimpse.services.quota import StorageQuota
 from glimpse.services.store_failures import write_failure
 from glimpse.services.upload_lease import UploadLease, lease_until
 from glimpse.stores.base import (
@@ -44,7 +43,7 @@ from glimpse.stores.base import (
     resolve,
 )
 from glimpse.stores.checked import CheckedStore
-from glimpse.stores.metering import Meter, metered
+from glimpse.stores.metering import Meter
 from glimpse.stores.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
@@ -120,12 +119,8 @@ class ImageDataService:
                 raise InvalidInput(f"{noun} {names} must be set prior to saving data.")
             granted = await self.quota.reserve_claim(session, image_id, image.owner, body_size)
             upload_id = uuid.uuid4().hex
-            await repo.claim_status(
-                image_id,
-                ImageStatus.QUEUED,
-                ImageStatus.SAVING,
-                upload_id=upload_id,
-                upload_lease_until=lease_until(self.settings.scrubber.lease_time),
+            await repo.claim_upload(
+                image_id, upload_id, lease_until(self.settings.scrubber.lease_time)
             )
             properties = await repo.properties(image_id)
             return Claim(
@@ -142,7 +137,7 @@ class ImageDataService:
         back meanwhile), and its reservation goes. If this fails too, the lease runs out and
         housekeeping does it."""
         async with self.db.write() as session:
-            await ImageRepository(session).finish_upload(image_id, upload_id, ImageStatus.QUEUED)
+            await ImageRepository(session).release_upload(image_id, upload_id)
             await ReservationRepository(session).release(image_id)
 
     async def _discard(
@@ -166,8 +161,7 @@ class ImageDataService:
         `body_size` is the request's Content-Length (None when chunked)."""
         store = self._store(store_id)
         cap = self.settings.image_size_cap
-        if expected_size is not None and expected_size > cap:
-            raise LimitExceeded(cap_message(cap))
+        check_size_cap(cap, expected_size)
         announced = expected_size if expected_size is not None else body_size
         claim = await self._claim(ctx, image_id, announced)
         verifier = await self._verifier(ctx, image_id, claim)
@@ -175,13 +169,7 @@ class ImageDataService:
         data = self.quota.guard(
             image_id,
             claim.owner,
-            metered(
-                chunks,
-                meter,
-                limit=cap,
-                on_limit=lambda: LimitExceeded(cap_message(cap)),
-                expected_size=expected_size,
-            ),
+            capped(chunks, meter, cap, expected_size=expected_size),
             granted=claim.granted,
         )
         if verifier is not None:
@@ -206,15 +194,11 @@ class ImageDataService:
                 signatures.verify(verifier, image_id)
             async with self.db.write() as session:
                 repo = ImageRepository(session)
-                activated = await repo.finish_upload(
+                activated = await repo.activate(
                     image_id,
-                    claim.upload_id,
-                    ImageStatus.ACTIVE,
-                    size=meter.size,
-                    virtual_size=virtual_size,
-                    checksum=meter.checksum,
-                    os_hash_algo=meter.hash_algo,
-                    os_hash_value=meter.hash_value,
+                    ImageStatus.SAVING,
+                    {**meter.image_data(), "virtual_size": virtual_size},
+                    upload_id=claim.upload_id,
                 )
                 # The size recorded now counts against the quota in the reservation's stead.
                 await ReservationRepository(session).release(image_id)
@@ -356,7 +340,3 @@ class ImageDataService:
             return await self._read_store(image_id, locations, None, ())
 
         return image, opener
-
-
-def cap_message(cap: int) -> str:
-    return f"The incoming image is too large: image_size_cap is {cap} bytes"

@@ -24,7 +24,7 @@ from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.reservations import ReservationRepository
 from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import Image, Task, utcnow
-from glimpse.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
+from glimpse.domain.errors import Conflict, InvalidInput, NotFound
 from glimpse.domain.images import ImageStatus, transition
 from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.domain.tasks import (
@@ -42,15 +42,14 @@ from glimpse.domain.tasks import (
     store_list,
 )
 from glimpse.keymanager.sealing import TokenSealer
+from glimpse.limits import StorageQuota, capped
 from glimpse.net.urlfilter import URLFilter, URLRefused
 from glimpse.services import signatures
 from glimpse.services.access import authorized_image
 from glimpse.services.glance_download import USER_TOKEN, glance_download_method
-from glimpse.services.image_data import cap_message
-from glimpse.services.quota import StorageQuota
 from glimpse.services.store_failures import write_failure
 from glimpse.stores.base import Capability
-from glimpse.stores.metering import Meter, metered
+from glimpse.stores.metering import Meter
 from glimpse.stores.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
@@ -164,7 +163,7 @@ class ImportService:
     async def _unstage(self, image_id: str) -> None:
         async with self.db.write() as session:
             await ImageRepository(session).claim_status(
-                image_id, ImageStatus.UPLOADING, ImageStatus.QUEUED, size=None
+                image_id, ImageStatus.UPLOADING, ImageStatus.QUEUED, {"size": None}
             )
             await ReservationRepository(session).release(image_id)
 
@@ -185,7 +184,7 @@ class ImportService:
         data = self.quota.guard(
             image_id,
             owner,
-            metered(chunks, meter, limit=cap, on_limit=lambda: LimitExceeded(cap_message(cap))),
+            capped(chunks, meter, cap),
             granted=granted,
         )
         staging = self.stores.staging
@@ -202,8 +201,8 @@ class ImportService:
             async with self.db.write() as session:
                 # The staged size counts against the owner's quota until the import ends, in
                 # the reservation's stead.
-                kept = await ImageRepository(session).claim_status(
-                    image_id, ImageStatus.UPLOADING, ImageStatus.UPLOADING, size=meter.size
+                kept = await ImageRepository(session).record_data(
+                    image_id, ImageStatus.UPLOADING, {"size": meter.size}
                 )
                 await ReservationRepository(session).release(image_id)
         except BaseException:
@@ -427,6 +426,5 @@ class ImportService:
             raise Conflict(
                 f"Image {image.id} is not in {expected} status (it is {image.status}): {hint}."
             )
-        transition(expected, ImageStatus.IMPORTING)
         if not await repo.claim_status(image.id, expected, ImageStatus.IMPORTING):
             raise Conflict(f"Image {image.id} has an import in progress.")

@@ -22,7 +22,7 @@ from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import Task
 from glimpse.domain import policy
 from glimpse.domain.errors import InvalidInput
-from glimpse.domain.images import ImageStatus, transition
+from glimpse.domain.images import ImageStatus
 from glimpse.domain.redaction import redact_data, redact_text, redact_url
 from glimpse.domain.tasks import (
     IMPORT_LOCK,
@@ -78,7 +78,6 @@ class LegacyTaskService:
         async with self.db.write() as session:
             repo = ImageRepository(session)
             await add_new_image(repo, new)
-            transition(ImageStatus.QUEUED, ImageStatus.IMPORTING)
             await repo.claim_status(new.image.id, ImageStatus.QUEUED, ImageStatus.IMPORTING)
             await repo.set_properties(
                 new.image.id, {IMPORT_LOCK: task_id, IMPORTING_TO_STORES: store}

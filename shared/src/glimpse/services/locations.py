@@ -29,7 +29,7 @@ from glimpse.domain.errors import (
     LimitExceeded,
     NotFound,
 )
-from glimpse.domain.images import ImageStatus
+from glimpse.domain.images import ImageData, ImageStatus
 from glimpse.domain.locations import LocationPlan, LocationValue, check_visible, plan
 from glimpse.domain.patch import Operation
 from glimpse.domain.redaction import redact_text, redact_url
@@ -257,7 +257,15 @@ class LocationService:
         for location in prepared.resolved:
             await repo.add_location(image.id, location.url, location.metadata)
         if image.status == ImageStatus.QUEUED and prepared.resolved:
-            _activate(image, prepared.resolved[0].size, prepared.validation)
+            # A queued image given data by location: active, sized, and hashed as the caller
+            # says (the image is locked: it is still queued).
+            data: ImageData = {
+                "size": prepared.resolved[0].size,
+                "checksum": prepared.validation.get("checksum"),
+                "os_hash_algo": prepared.validation.get("os_hash_algo"),
+                "os_hash_value": prepared.validation.get("os_hash_value"),
+            }
+            await repo.activate(image.id, ImageStatus.QUEUED, data)
         return removed
 
     # -- 2.10: DELETE /v2/stores/{store_id}/{image_id} ----------------------------------
@@ -309,12 +317,3 @@ class PreparedPatch:
     validation: dict[str, str]
     status: str
     request_id: str  # of the PATCH: the scrubber's lines about removed data carry it
-
-
-def _activate(image: Image, size: int, validation: Mapping[str, str]) -> None:
-    """A queued image given data by location: active, sized, and hashed as the caller says."""
-    image.status = ImageStatus.ACTIVE
-    image.size = size
-    image.checksum = validation.get("checksum")
-    image.os_hash_algo = validation.get("os_hash_algo")
-    image.os_hash_value = validation.get("os_hash_value")

@@ -83,10 +83,10 @@ class HttpStore:
             raise StoreError(f"not an http(s) location: {_redact(location)!r}")
         return location
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> StoredObject:  # noqa: ARG002
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> StoredObject:  # noqa: ARG002 -- refuses every write
         raise CapabilityMissing(f"store {self.name} is read-only")
 
-    async def delete(self, location: str) -> None:  # noqa: ARG002
+    async def delete(self, location: str) -> None:  # noqa: ARG002 -- never deletes what it does not own
         raise CapabilityMissing(f"store {self.name} is read-only")
 
     async def get(

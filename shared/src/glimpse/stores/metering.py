@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final
 
 from glimpse.domain.errors import SizeMismatch
+from glimpse.domain.images import ImageData
 
 BLOCK_SIZE: Final = 1024 * 1024
 MAX_BLOCKS_IN_FLIGHT: Final = 4
@@ -52,6 +53,15 @@ class Meter:
     def finish(self) -> None:
         self.checksum = self._hashers[0].hexdigest()
         self.hash_value = self._hashers[1].hexdigest()
+
+    def image_data(self) -> ImageData:
+        """The size and hashes of what went through, as an image records them."""
+        return {
+            "size": self.size,
+            "checksum": self.checksum,
+            "os_hash_algo": self.hash_algo,
+            "os_hash_value": self.hash_value,
+        }
 
     def close(self) -> None:
         for thread in self._threads:

@@ -17,6 +17,7 @@ from glimpse.stores.base import ObjectNotFound, StoreError
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +86,16 @@ class MultipartUpload:
         if self.sending:
             await asyncio.gather(*self.sending)
             self.sending.clear()
-        parts = [{"PartNumber": n, "ETag": etag} for n, etag in sorted(self.etags.items())]
+        parts: list[CompletedPartTypeDef] = [
+            {"PartNumber": n, "ETag": etag} for n, etag in sorted(self.etags.items())
+        ]
         await self.request(
             f"complete multipart upload {self.bucket}/{self.key}",
             self.client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=self.key,
                 UploadId=self.upload_id,
-                MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
+                MultipartUpload={"Parts": parts},
             ),
             missing=frozenset(),
         )

@@ -26,7 +26,7 @@ def _object(properties: dict[str, Any], *required: str, closed: bool = False) ->
     return schema
 
 
-def _array(items: dict[str, Any], **constraints: Any) -> dict[str, Any]:  # noqa: ANN401
+def _array(items: dict[str, Any], **constraints: Any) -> dict[str, Any]:  # noqa: ANN401 -- JSON values
     return {"type": "array", "items": items, **constraints}
 
 

@@ -33,11 +33,11 @@ _STATUS_ORDER: Final = (
 )
 
 
-def _nullable(kind: str, description: str, **extra: Any) -> dict[str, Any]:  # noqa: ANN401
+def _nullable(kind: str, description: str, **extra: Any) -> dict[str, Any]:  # noqa: ANN401 -- JSON values
     return {"type": ["null", kind], "description": description, **extra}
 
 
-def _read_only(kind: str | list[str], description: str, **extra: Any) -> dict[str, Any]:  # noqa: ANN401
+def _read_only(kind: str | list[str], description: str, **extra: Any) -> dict[str, Any]:  # noqa: ANN401 -- JSON values
     return {"type": kind, "readOnly": True, "description": description, **extra}
 
 

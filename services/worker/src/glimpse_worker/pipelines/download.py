@@ -17,14 +17,12 @@ from typing import Final
 import httpx
 
 from glimpse.db.tables import Image
-from glimpse.domain.errors import LimitExceeded
 from glimpse.domain.redaction import redact_text, redact_url
+from glimpse.limits import StorageQuota, capped, check_size_cap
 from glimpse.net.deadline import DeadlineExceeded, bounded, within
 from glimpse.net.transport import FilteredTransport, FilteredURL
 from glimpse.net.urlfilter import URLFilter
-from glimpse.services.image_data import cap_message
-from glimpse.services.quota import StorageQuota
-from glimpse.stores.metering import Meter, metered
+from glimpse.stores.metering import Meter
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.runtime import WorkerRuntime
 
@@ -98,8 +96,7 @@ async def download(
                         msg = f"Download of {shown} brings {expected} bytes, not {size}"
                         raise DownloadFailed(msg)
                     expected = size
-                if expected is not None and expected > cap:
-                    raise LimitExceeded(cap_message(cap))
+                check_size_cap(cap, expected)
                 # A length the server announces is reserved at once: one too large for the
                 # quota fails before any byte is read.
                 granted = (
@@ -113,14 +110,8 @@ async def download(
                     total=total,
                     since=started,
                 )
-                blocks = metered(
-                    progress.count(body),
-                    meter,
-                    limit=cap,
-                    on_limit=lambda: LimitExceeded(cap_message(cap)),
-                    # A connection cut short must not pass for the whole image.
-                    expected_size=expected,
-                )
+                # A connection cut short must not pass for the whole image.
+                blocks = capped(progress.count(body), meter, cap, expected_size=expected)
                 data = quota.guard(image.id, image.owner, blocks, granted=granted)
                 stored = await runtime.stores.staging.put(image.id, data)
             finally:

@@ -28,6 +28,7 @@ from glimpse.domain.images import (
     READ_ONLY_ATTRIBUTES,
     RESERVED_ATTRIBUTES,
     RESERVED_PROPERTY_PREFIX,
+    ImageData,
     ImageStatus,
 )
 from glimpse.domain.redaction import redact_text
@@ -210,11 +211,11 @@ async def _take_metadata(job: ImportJob, remote: dict[str, Any]) -> Image:
         for key in properties:
             kept.setdefault(key, current.get(key))
         await tasks.update_input(job.task.id, {**task.input, METADATA_BEFORE: before})
-        formats = {
+        formats: ImageData = {
             "disk_format": remote.get("disk_format"),
             "container_format": remote.get("container_format"),
         }
-        await repo.claim_status(image_id, ImageStatus.IMPORTING, ImageStatus.IMPORTING, **formats)
+        await repo.record_data(image_id, ImageStatus.IMPORTING, formats)
         await repo.set_properties(image_id, dict(properties))
     # Read afresh: the session above holds the image as it was before the update.
     async with job.runtime.database.read() as session:
@@ -230,13 +231,11 @@ async def put_back_metadata(repo: ImageRepository, image_id: str, before: object
     properties the import replaced, as they were."""
     if not isinstance(before, dict):
         return
-    await repo.claim_status(
-        image_id,
-        ImageStatus.QUEUED,
-        ImageStatus.QUEUED,
-        disk_format=before.get("disk_format"),
-        container_format=before.get("container_format"),
-    )
+    formats: ImageData = {
+        "disk_format": before.get("disk_format"),
+        "container_format": before.get("container_format"),
+    }
+    await repo.record_data(image_id, ImageStatus.QUEUED, formats)
     kept = before.get("properties")
     if isinstance(kept, dict) and kept:
         await repo.set_properties(image_id, dict(kept))

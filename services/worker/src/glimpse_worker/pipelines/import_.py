@@ -178,15 +178,8 @@ async def _import(ctx: WorkerRuntime, task: Task, progress: Progress) -> dict[st
         if not written:
             raise ImportFailed(f"Import failed in every store: {', '.join(failed)}")
         if prepared is not None and meter is not None:
-            await repo.claim_status(
-                image_id,
-                ImageStatus.IMPORTING,
-                ImageStatus.ACTIVE,
-                size=meter.size,
-                **prepared.image_values(),
-                checksum=meter.checksum,
-                os_hash_algo=meter.hash_algo,
-                os_hash_value=meter.hash_value,
+            await repo.activate(
+                image_id, ImageStatus.IMPORTING, {**meter.image_data(), **prepared.image_values()}
             )
             # The size recorded now counts against the quota in the reservation's stead.
             await ReservationRepository(session).release(image_id)
@@ -411,7 +404,7 @@ async def _revert(
         locations = [loc for loc in held if loc.store_id in targets]
     elif image.status == ImageStatus.IMPORTING:
         locations = (await repo.record(image)).locations
-        await repo.claim_status(image.id, ImageStatus.IMPORTING, ImageStatus.QUEUED, size=None)
+        await repo.claim_status(image.id, ImageStatus.IMPORTING, ImageStatus.QUEUED, {"size": None})
         # glance-download's metadata, as it was before (read afresh: the job recorded it).
         current = await TaskRepository(repo.session).get(task.id)
         if current is not None:

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from glimpse.domain.errors import LimitExceeded
 from glimpse.formats import StreamInspector, inspected_container
+from glimpse.limits import capped
 from glimpse.services import signatures
-from glimpse.services.image_data import cap_message
-from glimpse.stores.metering import Meter, metered
+from glimpse.stores.metering import Meter
 from glimpse_worker.pipelines.sources import ImportJob
 
 if TYPE_CHECKING:
@@ -29,12 +28,7 @@ async def survey_staged(
     cap = settings.image_size_cap
     meter = Meter(settings.hashing_algorithm)
     inspector = StreamInspector() if inspected_container(prepared.container_format) else None
-    blocks = metered(
-        job.runtime.stores.staging.get(job.staged),
-        meter,
-        limit=cap,
-        on_limit=lambda: LimitExceeded(cap_message(cap)),
-    )
+    blocks = capped(job.runtime.stores.staging.get(job.staged), meter, cap)
     if verifier is not None:
         blocks = verifier.watch(blocks)
     async for block in blocks:

@@ -20,26 +20,32 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.tables import Image, Task
-from glimpse.domain.errors import InvalidInput, LimitExceeded
-from glimpse.domain.images import ImageStatus
+from glimpse.domain.errors import InvalidInput
+from glimpse.domain.images import ImageData, ImageStatus
 from glimpse.domain.redaction import redact_text
 from glimpse.domain.tasks import IMPORT_LOCK
+from glimpse.limits import cap_message, capped
 from glimpse.net.deadline import DeadlineExceeded, within
 from glimpse.net.urlfilter import URLFilter
 from glimpse.services.locations import ResolvedLocation, locate
 from glimpse.stores.base import Capability, StoreError
-from glimpse.stores.metering import Meter, metered
+from glimpse.stores.metering import Meter
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
 # What an image reverted to queued no longer has.
-_CLEARED: Final = {"os_hash_algo": None, "os_hash_value": None, "checksum": None, "size": None}
+_CLEARED: Final[ImageData] = {
+    "os_hash_algo": None,
+    "os_hash_value": None,
+    "checksum": None,
+    "size": None,
+}
 
 
 class LocationImportFailed(Exception):
@@ -81,13 +87,13 @@ async def run(runtime: WorkerRuntime, task: Task, progress: Progress) -> dict[st
         raise LocationImportFailed(exc.message) from None
     cap = runtime.settings.image_size_cap
     if location.size > cap:
-        msg = f"The image is too large: image_size_cap is {cap} bytes"
-        raise LocationImportFailed(msg)
+        raise LocationImportFailed(cap_message(cap))
     secure = runtime.settings.do_secure_hash
     checking = bool(job.validation) and secure
     await _record(job, location, checking=checking)
     if not secure:
-        await _conclude(job, ImageStatus.ACTIVE, dict(job.validation))
+        # The API admits only the hash keys in validation_data.
+        await _conclude(job, ImageStatus.ACTIVE, cast("ImageData", dict(job.validation)))
     elif checking:
         meter = await _hash(job, location)
         if isinstance(meter, str):
@@ -99,10 +105,12 @@ async def run(runtime: WorkerRuntime, task: Task, progress: Progress) -> dict[st
                 f"os_hash_value: ({meter.hash_value})"
             )
             raise LocationImportFailed(msg)
-        await _conclude(job, ImageStatus.IMPORTING, _hashes(meter))
+        await _conclude(job, ImageStatus.IMPORTING, meter.image_data())
     else:
         meter = await _hash(job, location)
-        hashes = _hashes(meter) if isinstance(meter, Meter) else {"os_hash_algo": None}
+        hashes: ImageData = (
+            meter.image_data() if isinstance(meter, Meter) else {"os_hash_algo": None}
+        )
         await _conclude(job, ImageStatus.ACTIVE, hashes)
     return {"image_id": job.image_id}
 
@@ -117,10 +125,10 @@ async def _record(job: _Job, location: ResolvedLocation, *, checking: bool) -> N
         if image.status == ImageStatus.QUEUED:
             if not held:
                 await repo.add_location(job.image_id, job.url, location.metadata)
-            values: dict[str, Any] = {"size": location.size}
+            data: ImageData = {"size": location.size}
             if job.runtime.settings.do_secure_hash:
-                values["os_hash_algo"] = job.algo
-            await repo.claim_status(job.image_id, ImageStatus.QUEUED, target, **values)
+                data["os_hash_algo"] = job.algo
+            await repo.claim_status(job.image_id, ImageStatus.QUEUED, target, data)
         elif image.status != target or not held:
             # Not this task's doing (a resumed run finds its own work as it left it).
             msg = f"Image {job.image_id} is no longer queued"
@@ -135,11 +143,8 @@ async def _hash(job: _Job, location: ResolvedLocation) -> Meter | str:
         return f"store {location.store_id} is not enabled"
     cap = settings.image_size_cap
 
-    def too_big() -> LimitExceeded:
-        return LimitExceeded(f"The image is too large: image_size_cap is {cap} bytes")
-
     async def read(meter: Meter) -> None:
-        async for _ in metered(store.get(job.url), meter, limit=cap, on_limit=too_big):
+        async for _ in capped(store.get(job.url), meter, cap):
             await job.progress.beat(report=False)  # a long read keeps its lease
 
     reason = ""
@@ -165,21 +170,16 @@ async def _hash(job: _Job, location: ResolvedLocation) -> Meter | str:
     return reason
 
 
-def _hashes(meter: Meter) -> dict[str, Any]:
-    return {
-        "size": meter.size,
-        "checksum": meter.checksum,
-        "os_hash_algo": meter.hash_algo,
-        "os_hash_value": meter.hash_value,
-    }
-
-
-async def _conclude(job: _Job, expected: ImageStatus, values: dict[str, Any]) -> None:
-    """The image active with `values`, and the lock released, if this task still holds it."""
+async def _conclude(job: _Job, expected: ImageStatus, data: ImageData) -> None:
+    """The image active with `data`, and the lock released, if this task still holds it."""
     async with job.runtime.database.write() as session:
         repo = ImageRepository(session)
         await _ours(repo, job)
-        if not await repo.claim_status(job.image_id, expected, ImageStatus.ACTIVE, **values):
+        if expected == ImageStatus.ACTIVE:  # activated by _record, hashed since
+            concluded = await repo.record_data(job.image_id, expected, data)
+        else:
+            concluded = await repo.activate(job.image_id, expected, data)
+        if not concluded:
             msg = f"Image {job.image_id} is no longer {expected}"
             raise LocationImportFailed(msg)
         await repo.set_properties(job.image_id, {IMPORT_LOCK: None})
@@ -212,9 +212,12 @@ async def revert(runtime: WorkerRuntime, task: Task) -> None:
             for location in (await repo.record(image)).locations:
                 if location.value == url and not _read_only(runtime, location.store_id):
                     await repo.drop_location(location)
-            await repo.claim_status(
-                image.id, ImageStatus(image.status), ImageStatus.QUEUED, **_CLEARED
-            )
+            if image.status == ImageStatus.QUEUED:
+                await repo.record_data(image.id, ImageStatus.QUEUED, _CLEARED)
+            else:
+                await repo.claim_status(
+                    image.id, ImageStatus.IMPORTING, ImageStatus.QUEUED, _CLEARED
+                )
         await repo.set_properties(task.image_id, {IMPORT_LOCK: None})
 
 

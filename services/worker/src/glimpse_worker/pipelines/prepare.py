@@ -8,10 +8,10 @@ again; every plugin must leave data it has already processed as it is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from glimpse.domain.images import ImageData
+from glimpse.limits import StorageQuota
 from glimpse.services import signatures
-from glimpse.services.quota import StorageQuota
 from glimpse.stores.metering import Meter
 from glimpse_worker.pipelines.inspection import survey_staged
 from glimpse_worker.pipelines.sources import ImportJob
@@ -28,7 +28,7 @@ class Prepared:
     meter: Meter | None = None  # the prepared data's size and hashes
     properties: dict[str, str | None] = field(default_factory=dict)
 
-    def image_values(self) -> dict[str, Any]:
+    def image_values(self) -> ImageData:
         return {
             "disk_format": self.disk_format,
             "container_format": self.container_format,

@@ -16,7 +16,7 @@ RLIMIT_CPU, as oslo.concurrency's prlimit does): `info` with Glance's limits, `c
 too if the job is cancelled.
 
 The output counts against the owner's user_storage_quota before it is written (see
-glimpse.services.quota): a raw output, as large as the virtual size, is reserved whole before
+glimpse.limits): a raw output, as large as the virtual size, is reserved whole before
 qemu-img starts; another is reserved as the file grows, and qemu-img is killed once the quota
 cannot take more.
 
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Final
 from glimpse.config.import_options import ImageConversionOptions, ImageFormatOptions
 from glimpse.domain.errors import InvalidImageData
 from glimpse.formats import inspect_file
-from glimpse.services.quota import RESERVE_AHEAD, StorageQuota
+from glimpse.limits import RESERVE_AHEAD, StorageQuota
 from glimpse_worker.pipelines.sources import staged_path
 from glimpse_worker.plugins import PluginFailed
 from glimpse_worker.plugins.staging import replacement

@@ -4,7 +4,7 @@ container_format is `compressed` is meant to stay compressed and is left alone.
 
 The output stops at image_size_cap bytes, so a decompression bomb cannot fill the staging disk;
 it is reserved under the owner's user_storage_quota before it is written (see
-glimpse.services.quota), so output past the quota fails the import too. Data that is already
+glimpse.limits), so output past the quota fails the import too. Data that is already
 decompressed has no magic bytes, so a retried job leaves it as it is.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, cast
 
-from glimpse.services.quota import StorageQuota
+from glimpse.limits import StorageQuota
 from glimpse_worker.pipelines.sources import staged_path
 from glimpse_worker.plugins import PluginFailed
 from glimpse_worker.plugins.staging import replacement

@@ -11,12 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from glimpse.db.core import rowcount, table_of
 from glimpse.db.tables import CachedImage, CacheQueue, Image, NodeReference
 
-_NODES = NodeReference.__table__  # type: ignore[attr-defined]
-_CACHED = CachedImage.__table__  # type: ignore[attr-defined]
-_QUEUE = CacheQueue.__table__  # type: ignore[attr-defined]
-_IMAGES = Image.__table__  # type: ignore[attr-defined]
+_NODES = table_of(NodeReference)
+_CACHED = table_of(CachedImage)
+_QUEUE = table_of(CacheQueue)
+_IMAGES = table_of(Image)
 COUNTERS = ("hits", "misses", "bytes_served", "fills", "evictions")
 
 
@@ -55,10 +56,6 @@ class Node:
     url: str
     counters: dict[str, int]
     seen_at: datetime | None
-
-
-def _rowcount(result: Any) -> int:  # noqa: ANN401 -- SQLAlchemy's CursorResult
-    return int(result.rowcount)
 
 
 def _entry(row: Any) -> CachedEntry:  # noqa: ANN401 -- a Row of _CACHED
@@ -201,7 +198,7 @@ class CacheRepository:
             .values(evictions=_NODES.c.evictions + 1)
         )
         result = await self.session.execute(sa.delete(_CACHED).where(*where))
-        return _rowcount(result)
+        return rowcount(result)
 
     async def forget_all(self) -> int:
         """Every cached row of every node; how many."""
@@ -212,7 +209,7 @@ class CacheRepository:
         )
         await self.session.execute(sa.update(_NODES).values(evictions=_NODES.c.evictions + held))
         result = await self.session.execute(sa.delete(_CACHED))
-        return _rowcount(result)
+        return rowcount(result)
 
     # -- the prefetch queue ----------------------------------------------------------------
 
@@ -243,11 +240,11 @@ class CacheRepository:
         if node_id is not None:
             where.append(_QUEUE.c.node_reference_id == node_id)
         result = await self.session.execute(sa.delete(_QUEUE).where(*where))
-        return _rowcount(result)
+        return rowcount(result)
 
     async def dequeue_all(self) -> int:
         result = await self.session.execute(sa.delete(_QUEUE))
-        return _rowcount(result)
+        return rowcount(result)
 
     async def evict(self, image_id: str) -> None:
         """The image was deleted or deactivated: no node may serve it from its cache, and no

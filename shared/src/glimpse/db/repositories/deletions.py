@@ -12,20 +12,16 @@ commits.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from glimpse.db.core import rowcount, table_of
 from glimpse.db.tables import Image, ImageLocation, utcnow
-from glimpse.domain.images import ImageStatus, LocationStatus
+from glimpse.domain.images import ImageStatus, LocationStatus, transition
 
-_IMAGE = Image.__table__  # type: ignore[attr-defined]
-_LOCS = ImageLocation.__table__  # type: ignore[attr-defined]
-
-
-def _rowcount(result: Any) -> int:  # noqa: ANN401 -- SQLAlchemy's CursorResult
-    return int(result.rowcount)
+_IMAGE = table_of(Image)
+_LOCS = table_of(ImageLocation)
 
 
 class DeletionRepository:
@@ -70,7 +66,7 @@ class DeletionRepository:
             .where(_LOCS.c.id == location_id, claimable)
             .values(status=LocationStatus.DELETING, updated_at=utcnow())
         )
-        if _rowcount(result) != 1:
+        if rowcount(result) != 1:
             return None
         statement = sa.select(ImageLocation).where(_LOCS.c.id == location_id)
         return (await self.session.execute(statement)).scalar_one()
@@ -97,6 +93,7 @@ class DeletionRepository:
 
     async def complete_images(self) -> int:
         """pending_delete images whose data is all gone become deleted."""
+        transition(ImageStatus.PENDING_DELETE, ImageStatus.DELETED)
         remaining = (
             sa.select(_LOCS.c.id)
             .where(_LOCS.c.image_id == _IMAGE.c.id, _LOCS.c.status != LocationStatus.DELETED)
@@ -107,7 +104,7 @@ class DeletionRepository:
             .where(_IMAGE.c.status == ImageStatus.PENDING_DELETE, ~remaining)
             .values(status=ImageStatus.DELETED, updated_at=utcnow())
         )
-        return _rowcount(result)
+        return rowcount(result)
 
     async def restore(self, image_id: str) -> str | None:
         """Bring a pending_delete image back to active with its locations; return why not, or
@@ -140,7 +137,7 @@ class DeletionRepository:
                 status=LocationStatus.ACTIVE, updated_at=utcnow(), attempts=0, next_attempt_at=None
             )
         )
-        image.status = ImageStatus.ACTIVE
+        image.status = transition(ImageStatus.PENDING_DELETE, ImageStatus.ACTIVE)
         image.deleted = False
         image.deleted_at = None
         image.updated_at = utcnow()

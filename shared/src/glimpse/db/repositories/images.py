@@ -13,16 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from glimpse.context import RequestContext
+from glimpse.db.core import table_of
+from glimpse.db.repositories.image_status import ImageStatusWrites
 from glimpse.db.tables import Image, ImageLocation, ImageMember, ImageProperty, ImageTag, utcnow
 from glimpse.domain.images import ImageStatus, LocationStatus, Visibility
 from glimpse.domain.listing import ListQuery, Op, SortDir
 from glimpse.domain.tasks import IMPORT_LOCK
 
-_IMAGE = Image.__table__  # type: ignore[attr-defined]
-_PROPS = ImageProperty.__table__  # type: ignore[attr-defined]
-_TAGS = ImageTag.__table__  # type: ignore[attr-defined]
-_LOCS = ImageLocation.__table__  # type: ignore[attr-defined]
-_MEMBERS = ImageMember.__table__  # type: ignore[attr-defined]
+_IMAGE = table_of(Image)
+_PROPS = table_of(ImageProperty)
+_TAGS = table_of(ImageTag)
+_LOCS = table_of(ImageLocation)
+_MEMBERS = table_of(ImageMember)
 
 # NULL sorts differently on SQLite and PostgreSQL; compare these stand-ins instead so paging is
 # identical on both.
@@ -62,7 +64,7 @@ def _sort_expression(key: str) -> ColumnElement[Any]:
     column = _IMAGE.c[key]
     if key in _NULL_STANDINS:
         return sa.func.coalesce(column, _NULL_STANDINS[key])
-    return column  # type: ignore[no-any-return]
+    return column
 
 
 _OPS = {
@@ -75,7 +77,7 @@ _OPS = {
 }
 
 
-class ImageRepository:
+class ImageRepository(ImageStatusWrites):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
@@ -181,88 +183,6 @@ class ImageRepository:
         image.updated_at = utcnow()
         await self.session.flush()
 
-    async def claim_status(
-        self,
-        image_id: str,
-        expected: ImageStatus,
-        target: ImageStatus,
-        **values: Any,  # noqa: ANN401
-    ) -> bool:
-        """Move a live image from `expected` to `target` only if it is still `expected`."""
-        statement = (
-            sa.update(_IMAGE)
-            .where(
-                _IMAGE.c.id == image_id,
-                _IMAGE.c.status == expected,
-                _IMAGE.c.deleted.is_(False),
-            )
-            .values(status=target, updated_at=utcnow(), **values)
-        )
-        result = await self.session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    async def finish_upload(
-        self,
-        image_id: str,
-        upload_id: str,
-        target: ImageStatus,
-        **values: Any,  # noqa: ANN401
-    ) -> bool:
-        """saving -> `target` for the upload `upload_id` only: an upload whose image was taken
-        back (its lease ran out) and claimed again by another upload finishes nothing."""
-        statement = (
-            sa.update(_IMAGE)
-            .where(
-                _IMAGE.c.id == image_id,
-                _IMAGE.c.status == ImageStatus.SAVING,
-                _IMAGE.c.upload_id == upload_id,
-                _IMAGE.c.deleted.is_(False),
-            )
-            .values(
-                status=target,
-                updated_at=utcnow(),
-                upload_id=None,
-                upload_lease_until=None,
-                **values,
-            )
-        )
-        result = await self.session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    async def renew_upload(self, image_id: str, upload_id: str, lease_until: datetime) -> bool:
-        """Extend an upload's lease; False if the image is no longer this upload's."""
-        statement = (
-            sa.update(_IMAGE)
-            .where(
-                _IMAGE.c.id == image_id,
-                _IMAGE.c.status == ImageStatus.SAVING,
-                _IMAGE.c.upload_id == upload_id,
-            )
-            .values(upload_lease_until=lease_until)
-        )
-        result = await self.session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    async def reclaim_abandoned_uploads(
-        self, now: datetime, unleased_before: datetime
-    ) -> list[str]:
-        """saving -> queued for the images whose upload's lease ran out (its API node died,
-        or could not record the failure). A saving image without a lease (claimed by an
-        older release) counts as abandoned once not updated since `unleased_before`."""
-        abandoned = sa.or_(
-            _IMAGE.c.upload_lease_until < now,
-            sa.and_(_IMAGE.c.upload_lease_until.is_(None), _IMAGE.c.updated_at < unleased_before),
-        )
-        statement = (
-            sa.update(_IMAGE)
-            .where(_IMAGE.c.status == ImageStatus.SAVING, _IMAGE.c.deleted.is_(False), abandoned)
-            .values(
-                status=ImageStatus.QUEUED, updated_at=now, upload_id=None, upload_lease_until=None
-            )
-            .returning(_IMAGE.c.id)
-        )
-        return list((await self.session.execute(statement)).scalars())
-
     async def uploads_in_progress(self, image_ids: set[str], now: datetime) -> set[str]:
         """Those of these images an upload is writing under a live lease."""
         statement = sa.select(_IMAGE.c.id).where(
@@ -288,36 +208,6 @@ class ImageRepository:
                 rewritten += 1
         await self.session.flush()
         return rewritten
-
-    async def mark_deleted(
-        self, image: Image, *, delayed: bool, request_id: str | None
-    ) -> list[ImageLocation]:
-        """Soft-delete an image. With `delayed`, its data waits for the scrubber
-        (pending_delete); otherwise the caller claims the locations (deleting) and must remove
-        their data once this commits. Returns the locations now pending or claimed, marked
-        with the deleting request's id."""
-        now = utcnow()
-        image.status = ImageStatus.PENDING_DELETE if delayed else ImageStatus.DELETED
-        image.deleted = True
-        image.deleted_at = now
-        image.updated_at = now
-        locations = list(
-            (
-                await self.session.execute(
-                    sa.select(ImageLocation).where(
-                        _LOCS.c.image_id == image.id, _LOCS.c.status == LocationStatus.ACTIVE
-                    )
-                )
-            ).scalars()
-        )
-        for location in locations:
-            location.status = LocationStatus.PENDING_DELETE if delayed else LocationStatus.DELETING
-            location.request_id = request_id
-            location.updated_at = now
-        if not delayed:
-            await self.replace_tags(image.id, [])  # a delayed delete may still be restored
-        await self.session.flush()
-        return locations
 
     async def with_data_in_flight(self, image_ids: set[str], *, saving: bool = False) -> set[str]:
         """Those of these images whose staged data is still wanted: uploading or importing,

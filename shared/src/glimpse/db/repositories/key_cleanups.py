@@ -9,26 +9,22 @@ belongs to a dead process and may be taken over.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from glimpse.db.core import rowcount, table_of
 from glimpse.db.tables import Image, ImageKeyCleanup, ImageProperty, utcnow
 from glimpse.domain.images import ImageStatus
 
-_IMAGE = Image.__table__  # type: ignore[attr-defined]
-_PROPS = ImageProperty.__table__  # type: ignore[attr-defined]
-_ROWS = ImageKeyCleanup.__table__  # type: ignore[attr-defined]
+_IMAGE = table_of(Image)
+_PROPS = table_of(ImageProperty)
+_ROWS = table_of(ImageKeyCleanup)
 
 PENDING = "pending"
 DELETING = "deleting"
 DONE = "done"
 VOID = "void"
-
-
-def _rowcount(result: Any) -> int:  # noqa: ANN401 -- SQLAlchemy's CursorResult
-    return int(result.rowcount)
 
 
 class KeyCleanupRepository:
@@ -110,7 +106,7 @@ class KeyCleanupRepository:
             .where(_ROWS.c.user_token.is_not(None), _ROWS.c.token_expires_at <= now)
             .values(user_token=None, updated_at=utcnow())
         )
-        return _rowcount(result)
+        return rowcount(result)
 
     async def claim(self, cleanup_id: int, stale_before: datetime) -> ImageKeyCleanup | None:
         result = await self.session.execute(
@@ -118,7 +114,7 @@ class KeyCleanupRepository:
             .where(_ROWS.c.id == cleanup_id, self._claimable(stale_before))
             .values(status=DELETING, updated_at=utcnow())
         )
-        if _rowcount(result) != 1:
+        if rowcount(result) != 1:
             return None
         return await self.get(cleanup_id)
 
@@ -161,4 +157,4 @@ class KeyCleanupRepository:
             .where(_ROWS.c.image_id == image_id, _ROWS.c.status.in_((PENDING, DELETING)))
             .values(status=VOID, user_token=None, token_expires_at=None, updated_at=utcnow())
         )
-        return _rowcount(result)
+        return rowcount(result)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from glimpse.db.core import table_of
 from glimpse.db.tables import ImageMember, utcnow
 from glimpse.domain.members import MemberStatus
 
-_MEMBERS = ImageMember.__table__  # type: ignore[attr-defined]
+_MEMBERS = table_of(ImageMember)
 
 
 class MemberRepository:

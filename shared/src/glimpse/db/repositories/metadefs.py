@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from glimpse.context import RequestContext
+from glimpse.db.core import table_of
 from glimpse.db.metadef_tables import (
     MetadefNamespace,
     MetadefNamespaceResourceType,
@@ -29,12 +30,12 @@ from glimpse.domain.metadefs import (
     PropertyDefinition,
 )
 
-_NS = MetadefNamespace.__table__  # type: ignore[attr-defined]
-_RT = MetadefResourceType.__table__  # type: ignore[attr-defined]
-_ASSOC = MetadefNamespaceResourceType.__table__  # type: ignore[attr-defined]
-_OBJ = MetadefObject.__table__  # type: ignore[attr-defined]
-_PROP = MetadefProperty.__table__  # type: ignore[attr-defined]
-_TAG = MetadefTag.__table__  # type: ignore[attr-defined]
+_NS = table_of(MetadefNamespace)
+_RT = table_of(MetadefResourceType)
+_ASSOC = table_of(MetadefNamespaceResourceType)
+_OBJ = table_of(MetadefObject)
+_PROP = table_of(MetadefProperty)
+_TAG = table_of(MetadefTag)
 _CONTENT: Final = (_ASSOC, _OBJ, _PROP, _TAG)
 
 

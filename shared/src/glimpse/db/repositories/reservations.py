@@ -10,11 +10,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from glimpse.db.core import table_of
 from glimpse.db.tables import Image, StorageOwner, StorageReservation, utcnow
 
-_IMAGE = Image.__table__  # type: ignore[attr-defined]
-_RESERVATIONS = StorageReservation.__table__  # type: ignore[attr-defined]
-_OWNERS = StorageOwner.__table__  # type: ignore[attr-defined]
+_IMAGE = table_of(Image)
+_RESERVATIONS = table_of(StorageReservation)
+_OWNERS = table_of(StorageOwner)
 
 
 def owner_key(owner: str | None) -> str:

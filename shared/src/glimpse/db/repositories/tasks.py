@@ -8,11 +8,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from glimpse.db.core import rowcount, table_of
 from glimpse.db.tables import Task, utcnow
 from glimpse.domain.listing import SortDir
 from glimpse.domain.tasks import TaskStatus
 
-_TASKS = Task.__table__  # type: ignore[attr-defined]
+_TASKS = table_of(Task)
 
 
 class TaskRepository:
@@ -101,7 +102,7 @@ class TaskRepository:
             )
             .values(status=TaskStatus.PROCESSING, lease_until=lease_until, updated_at=now)
         )
-        return bool((await self.session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+        return bool(rowcount(await self.session.execute(statement)))
 
     async def heartbeat(self, task_id: str, message: str | None, lease_until: datetime) -> None:
         """Renew a processing task's lease; a None message keeps the last progress message."""
@@ -142,7 +143,7 @@ class TaskRepository:
                 **values,
             )
         )
-        return bool((await self.session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+        return bool(rowcount(await self.session.execute(statement)))
 
     async def stalled(self, before: datetime) -> list[str]:
         """Tasks whose message looks lost: pending since before `before` (created or last

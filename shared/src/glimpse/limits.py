@@ -1,11 +1,13 @@
-"""`user_storage_quota`, enforced while data is written, across every API node and worker.
+"""The limits on image data, with the messages Glance gives when one is passed: `image_size_cap`
+(the bytes one image may hold) and `user_storage_quota` (the bytes an owner may store).
 
-What an owner stores is the sizes its images' rows record plus the reservations of the
-images being written (StorageReservation). A writer reserves bytes before it lets them through
-to a store: in one write transaction, under the owner's row lock, it checks that the owner's
-other images and reservations leave room, and records its own reservation. So any number of
-parallel uploads, stages and imports, on any node, cannot together pass the quota: one that
-would is refused (413 for a request, a failed task for an import) and keeps nothing.
+The storage quota is enforced while data is written, across every API node and worker. What an
+owner stores is the sizes its images' rows record plus the reservations of the images being
+written (StorageReservation). A writer reserves bytes before it lets them through to a store:
+in one write transaction, under the owner's row lock, it checks that the owner's other images
+and reservations leave room, and records its own reservation. So any number of parallel
+uploads, stages and imports, on any node, cannot together pass the quota: one that would is
+refused (413 for a request, a failed task for an import) and keeps nothing.
 
 A stream reserves ahead of the bytes it has seen (RESERVE_AHEAD, or a quarter of the room left
 when that is less), so it asks the database about once per RESERVE_AHEAD bytes; it renews its
@@ -28,9 +30,34 @@ from glimpse.db.engine import Database
 from glimpse.db.repositories.reservations import ReservationRepository
 from glimpse.db.tables import utcnow
 from glimpse.domain.errors import LimitExceeded
+from glimpse.stores.metering import Meter, metered
 
 MiB: Final = 1024 * 1024
 RESERVE_AHEAD: Final = 16 * MiB
+
+
+def cap_message(cap: int) -> str:
+    return f"The incoming image is too large: image_size_cap is {cap} bytes"
+
+
+def check_size_cap(cap: int, size: int | None) -> None:
+    """Refuse a size announced past `cap` (image_size_cap) before any byte is read."""
+    if size is not None and size > cap:
+        raise LimitExceeded(cap_message(cap))
+
+
+def capped(
+    chunks: AsyncIterable[bytes], meter: Meter, cap: int, *, expected_size: int | None = None
+) -> AsyncIterator[bytes]:
+    """`chunks` counted and hashed into `meter`, refused past `cap` bytes (image_size_cap)
+    and when they differ from `expected_size` (see metered)."""
+    return metered(
+        chunks,
+        meter,
+        limit=cap,
+        on_limit=lambda: LimitExceeded(cap_message(cap)),
+        expected_size=expected_size,
+    )
 
 
 def quota_message(quota: int) -> str:
