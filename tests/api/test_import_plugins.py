@@ -22,6 +22,7 @@ from test_imports import GLANCE_DIRECT, OCTET, image_tasks, staged_files
 from glimpse.config import ConfigError, Settings
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.tasks import TaskRepository
+from glimpse.domain.imports import ImportTaskInput
 from glimpse.services.imports import staged_location
 from glimpse_worker import plugins
 from glimpse_worker.pipelines import import_
@@ -408,10 +409,11 @@ async def job_for(settings: Settings, context: WorkerContext, image_id: str, tas
         properties = await repo.properties(image_id)
     assert task is not None
     assert image is not None
-    request = task.input["import_req"]
-    assert isinstance(request, dict)
+    task_input = ImportTaskInput.from_task(task.type, task.input)
     staged = staged_location(settings, image_id)
-    return ImportJob(context, task, image, properties, request, staged, Progress(context, task_id))
+    return ImportJob(
+        context, task, image, properties, task_input, staged, Progress(context, task_id)
+    )
 
 
 async def test_plugins_run_twice_give_the_same_result(

@@ -21,6 +21,7 @@ from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import utcnow
+from glimpse.domain.imports import ImportTaskInput
 from glimpse.jobs import names
 from glimpse.services.imports import staged_location
 from glimpse_worker.pipelines import import_, progress
@@ -345,7 +346,7 @@ async def test_the_hashing_pass_renews_the_lease(
         task=task_row,
         image=image,
         properties={},
-        request={},
+        task_input=ImportTaskInput.from_task(task_row.type, task_row.input),
         staged=staged_location(settings, image_id),
         progress=Progress(worker, task["id"]),
     )

@@ -4,6 +4,7 @@ in Glance's error body, never a bare 500; the image takes data again afterwards.
 from __future__ import annotations
 
 import errno
+import os
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from glimpse.domain.errors import LimitExceeded, StoreUnavailable
 from glimpse.services.store_failures import write_failure
+from glimpse.stores import filesystem
 from glimpse.stores.base import StoreError, StoreFull
 from glimpse_api.errors import status_for
 
@@ -92,3 +94,43 @@ def test_write_failures_map_to_413_or_503_without_paths(
 def test_errors_that_are_not_the_stores_pass_through() -> None:
     assert write_failure("fast", LimitExceeded("too big")) is None
     assert write_failure("fast", ValueError("no")) is None
+
+
+def _disk_failing_with(code: int) -> Any:
+    """The filesystem store's write, failing as a disk would (a full disk: ENOSPC)."""
+
+    def write_all(_fd: int, _data: bytes) -> None:
+        raise OSError(code, os.strerror(code))
+
+    return write_all
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "start"),
+    [
+        (errno.ENOSPC, 413, "Image storage media is full:"),
+        (errno.EIO, 503, "Store os_glance_staging_store failed:"),
+    ],
+)
+async def test_stage_into_a_failing_staging_disk(
+    client: httpx.AsyncClient,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    code: int,
+    status: int,
+    start: str,
+) -> None:
+    image_id = await _image(client)
+    monkeypatch.setattr(filesystem, "_write_all", _disk_failing_with(code))
+    response = await client.put(f"/v2/images/{image_id}/stage", content=b"x" * 4096, headers=OCTET)
+    assert response.status_code == status
+    assert response.json()["message"].startswith(start)
+    staging = settings.store_datadir("os_glance_staging_store")
+    assert str(staging) not in response.json()["message"]
+    # Nothing is left in the staging directory, and the image takes data again.
+    assert list(staging.iterdir()) == []
+    monkeypatch.undo()
+    assert (await client.get(f"/v2/images/{image_id}")).json()["status"] == "queued"
+    retried = await client.put(f"/v2/images/{image_id}/stage", content=b"x" * 4096, headers=OCTET)
+    assert retried.status_code == 204
+    assert (staging / image_id).read_bytes() == b"x" * 4096

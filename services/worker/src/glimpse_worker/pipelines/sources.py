@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 
 from glimpse.db.tables import Image, Task
+from glimpse.domain.imports import ImportRequest, ImportTaskInput
 from glimpse.domain.tasks import COPY_IMAGE, GLANCE_DIRECT, WEB_DOWNLOAD
 from glimpse_worker.pipelines.download import DownloadFailed, download
 from glimpse_worker.pipelines.existing import stage_existing
@@ -39,14 +39,17 @@ class ImportJob:
     task: Task
     image: Image
     properties: dict[str, str]  # the image's, as the import found them
-    request: dict[str, Any]  # the task's import_req
+    task_input: ImportTaskInput  # the task's, parsed
     staged: str  # the staged location
     progress: Progress
 
     @property
-    def method(self) -> str | None:
-        method = self.request.get("method")
-        return method.get("name") if isinstance(method, dict) else None
+    def request(self) -> ImportRequest:
+        return self.task_input.request
+
+    @property
+    def method(self) -> str:
+        return self.request.method.name
 
 
 async def fetch(job: ImportJob) -> None:
@@ -57,8 +60,8 @@ async def fetch(job: ImportJob) -> None:
             raise SourceUnavailable(f"Image {job.image.id} has no staged data to import")
         return
     if method == WEB_DOWNLOAD:
-        uri = job.request["method"].get("uri")
-        if not isinstance(uri, str):
+        uri = job.request.method.uri
+        if uri is None:
             raise SourceUnavailable(f"Import task {job.task.id} names no URI to download")
         try:
             await download(job.ctx, job.image, uri, job.progress)
