@@ -23,7 +23,6 @@ from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import utcnow
 from glimpse.domain.imports import ImportTaskInput
 from glimpse.jobs import names
-from glimpse.services.imports import staged_location
 from glimpse_worker.pipelines import import_, progress
 from glimpse_worker.pipelines.inspection import survey_staged
 from glimpse_worker.pipelines.prepare import Prepared
@@ -347,7 +346,7 @@ async def test_the_hashing_pass_renews_the_lease(
         image=image,
         properties={},
         task_input=ImportTaskInput.from_task(task_row.type, task_row.input),
-        staged=staged_location(settings, image_id),
+        staged=worker.stores.staging.location_for(image_id),
         progress=Progress(worker, task["id"]),
     )
     meter = await survey_staged(job, Prepared("raw", "bare"))

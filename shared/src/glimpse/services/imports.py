@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from glimpse.config import Settings
-from glimpse.config.reserved import STAGING_STORE
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
@@ -50,7 +49,6 @@ from glimpse.services import signatures
 from glimpse.services.access import authorized_image
 from glimpse.services.image_data import cap_message
 from glimpse.services.quota import StorageQuota
-from glimpse.services.store_failures import write_failure
 from glimpse.stores.base import Capability
 from glimpse.stores.metering import Meter, metered
 from glimpse.stores.registry import StoreRegistry
@@ -70,12 +68,6 @@ class Admission:
 
 class Publisher(Protocol):
     async def publish_import(self, task_id: str) -> bool: ...
-
-
-def staged_location(settings: Settings, image_id: str) -> str:
-    """Where an image's staged data lives: the staging store is always a file store, keyed by
-    image id, so the API and the workers find it without recording it."""
-    return (settings.store_datadir(STAGING_STORE).resolve() / image_id).as_uri()
 
 
 async def take_stale_lock(
@@ -184,12 +176,9 @@ class ImportService:
         staging = self.stores.staging
         try:
             stored = await staging.put(image_id, data)
-        except BaseException as exc:
+        except BaseException:
             # The store leaves no partial object; the image takes data again.
             await asyncio.shield(self._unstage(image_id))
-            failure = write_failure(staging.name, exc)
-            if failure is not None:
-                raise failure from exc
             raise
         try:
             async with self.db.write() as session:

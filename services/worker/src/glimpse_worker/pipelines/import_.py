@@ -39,7 +39,6 @@ from glimpse.domain.tasks import (
     store_list,
 )
 from glimpse.logs import bind_job
-from glimpse.services.imports import staged_location
 from glimpse_worker.pipelines import location_import
 from glimpse_worker.pipelines.prepare import prepare
 from glimpse_worker.pipelines.progress import Progress
@@ -150,7 +149,8 @@ async def _import(
         raise ImportFailed(f"Image {image_id} is no longer {expected}")
     if properties.get(IMPORT_LOCK) != task.id:
         raise LockLost(f"Image {image_id} is locked by another import")
-    staged = staged_location(ctx.settings, image_id)
+    # Keyed by image id, the staged data is found without being recorded.
+    staged = ctx.stores.staging.location_for(image_id)
     job = ImportJob(ctx, task, image, properties, task_input, staged, progress)
     await fetch(job)
     # The image's own data, copied: nothing to prepare, nothing new to learn about it.
@@ -380,7 +380,7 @@ async def _fail(
         if store is not None:
             await store.delete_if_present(location.value)
     if ours:
-        await ctx.stores.staging.delete_if_present(staged_location(ctx.settings, image_id))
+        await ctx.stores.staging.delete_if_present(ctx.stores.staging.location_for(image_id))
     await _finish(ctx, task.id, TaskStatus.FAILURE, message, None)
 
 

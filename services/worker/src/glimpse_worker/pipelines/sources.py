@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import anyio
 
@@ -26,11 +25,6 @@ class SourceUnavailable(Exception):
     """The data to import cannot be had; the message says why."""
 
 
-def staged_path(staged: str) -> Path:
-    """The local path of a staged location (the staging store is a file store)."""
-    return Path(urlsplit(staged).path)
-
-
 @dataclass(frozen=True, slots=True)
 class ImportJob:
     """One run of an import task, as its steps see it."""
@@ -42,6 +36,12 @@ class ImportJob:
     task_input: ImportTaskInput  # the task's, parsed
     staged: str  # the staged location
     progress: Progress
+
+    @property
+    def staged_path(self) -> Path:
+        """The staged file: the staging store keeps files on this host, which the plugins
+        work on in place."""
+        return self.ctx.stores.staging.local_path(self.staged)
 
     @property
     def request(self) -> ImportRequest:
@@ -56,7 +56,7 @@ async def fetch(job: ImportJob) -> None:
     """Bring the image's data to its staged location for the job's method."""
     method = job.method
     if method == GLANCE_DIRECT:
-        if not await anyio.Path(staged_path(job.staged)).is_file():
+        if not await anyio.Path(job.staged_path).is_file():
             raise SourceUnavailable(f"Image {job.image.id} has no staged data to import")
         return
     if method == WEB_DOWNLOAD:
