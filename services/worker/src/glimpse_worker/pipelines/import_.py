@@ -405,14 +405,14 @@ async def _revert(
         locations = (await repo.record(image)).locations
         await repo.claim_status(image.id, ImageStatus.IMPORTING, ImageStatus.QUEUED, size=None)
     for location in locations:
-        await repo.retire_location(location)
+        await repo.retire_location(location, request_id=task.request_id)
     values: dict[str, str | None] = {IMPORT_LOCK: None, IMPORTING_TO_STORES: ""}
     if failed_store is not None:
         values[FAILED_IMPORT] = _with(properties.get(FAILED_IMPORT), failed_store)
     await repo.set_properties(image.id, values)
     if task.type == TASK_TYPE_LEGACY_IMPORT:
         # The Tasks API's import made the image for this data: it goes too, as in Glance.
-        await repo.mark_deleted(image, delayed=False)
+        await repo.mark_deleted(image, delayed=False, request_id=task.request_id)
     return locations
 
 
