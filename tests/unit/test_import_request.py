@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from glimpse.domain.errors import InvalidInput
-from glimpse.domain.imports import ImportMethod, ImportOptions, ImportRequest, ImportTaskInput
+from glimpse.domain.imports import (
+    GlanceSource,
+    ImportMethod,
+    ImportOptions,
+    ImportRequest,
+    ImportTaskInput,
+    MetadataBefore,
+)
 
 MULTI = ImportOptions(
     methods=("glance-direct", "web-download", "copy-image", "glance-download"),
@@ -33,7 +40,12 @@ SINGLE = ImportOptions(
         (
             {"method": {"name": "glance-download"}},
             None,
-            "Import method glance-download is not available in this release.",
+            "'glance_region' needs to be set for glance-download import method",
+        ),
+        (
+            {"method": {"name": "glance-download", "glance_region": "r", "glance_image_id": "x"}},
+            None,
+            "Remote image id does not look like a UUID: x",
         ),
         (
             {"method": {"name": "glance-direct"}, "all_stores": "yes"},
@@ -152,3 +164,40 @@ def test_rows_of_earlier_shapes_parse() -> None:
     assert legacy.targets("file") == ("file",)
     odd = ImportTaskInput.from_task("api_image_import", {"import_req": "nonsense"})
     assert (odd.image_id, odd.request.method.name, odd.backend) == (None, "", None)
+
+
+REMOTE_ID = "36d4b546-64a2-4bb9-bdd0-ba676aa48f2c"
+
+
+def test_glance_download_parameters_and_token_are_typed_fields() -> None:
+    body = {
+        "method": {"name": "glance-download", "glance_region": "R2", "glance_image_id": REMOTE_ID}
+    }
+    request = ImportRequest.from_body(body, None, MULTI)
+    assert request.method.glance == GlanceSource(REMOTE_ID, "R2", "public")
+    task_input = ImportTaskInput("img", request, backend=("a",), user_token="sealed")
+    stored = task_input.to_json()
+    assert stored["import_req"]["method"] == {
+        "name": "glance-download",
+        "glance_image_id": REMOTE_ID,
+        "glance_region": "R2",
+        "glance_service_interface": "public",
+    }
+    assert stored["user_token"] == "sealed"
+    assert ImportTaskInput.from_task("api_image_import", stored) == task_input
+    # No token, no key: the stored input keeps its earlier shape.
+    assert "user_token" not in ImportTaskInput("img", request, backend=("a",)).to_json()
+
+
+def test_metadata_before_keeps_what_the_first_run_found() -> None:
+    before = MetadataBefore("raw", "bare", {"os_distro": None})
+    again = before.keeping({"os_distro": "rhel", "hw_x": "1"})
+    assert again.properties == {"os_distro": None, "hw_x": "1"}
+    stored = {
+        "image_id": "img",
+        "import_req": {"method": {"name": "glance-download"}},
+        "glance_download_before": again.to_json(),
+    }
+    parsed = ImportTaskInput.from_task("api_image_import", stored)
+    assert parsed.metadata_before == again
+    assert parsed.request.method.glance is None  # the worker refuses it, saying why

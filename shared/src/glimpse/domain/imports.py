@@ -9,13 +9,27 @@ so rows written by earlier releases (and by the Tasks API's `import`) still pars
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Final
 
 from glimpse.domain.errors import InvalidInput
 from glimpse.domain.redaction import redact_url
-from glimpse.domain.tasks import IMPLEMENTED_METHODS, TASK_TYPE_LEGACY_IMPORT, WEB_DOWNLOAD
+from glimpse.domain.tasks import (
+    GLANCE_DOWNLOAD,
+    IMPLEMENTED_METHODS,
+    TASK_TYPE_LEGACY_IMPORT,
+    WEB_DOWNLOAD,
+)
+
+# Task input the tasks API never shows: the caller's token, Fernet-sealed with [key_manager]
+# token_encryption_key (for glance-download and for a signed image's verification; dropped
+# when the task ends), and what a glance-download changed of the image's metadata, so that a
+# failure can put it back (the worker writes it).
+USER_TOKEN: Final = "user_token"  # noqa: S105 -- a key's name, not a secret
+METADATA_BEFORE: Final = "glance_download_before"
+DEFAULT_INTERFACE: Final = "public"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,16 +43,65 @@ class ImportOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class GlanceSource:
+    """glance-download's source: an image of another region's image service."""
+
+    image_id: str
+    region: str
+    interface: str = DEFAULT_INTERFACE
+
+    @classmethod
+    def from_method(cls, method: Mapping[str, Any]) -> GlanceSource:
+        """The checked glance-download parameters of a request's `method`, or 400."""
+        for required in ("glance_region", "glance_image_id"):
+            if required not in method:
+                raise InvalidInput(
+                    f"'{required}' needs to be set for glance-download import method"
+                )
+            if not isinstance(method[required], str):
+                raise InvalidInput(f"'{required}' must be a string")
+        image_id = method["glance_image_id"]
+        try:
+            uuid.UUID(image_id)
+        except ValueError:
+            # "image id does not look like a UUID" is what clients (tempest) look for.
+            raise InvalidInput(f"Remote image id does not look like a UUID: {image_id}") from None
+        interface = method.get("glance_service_interface", DEFAULT_INTERFACE)
+        if not isinstance(interface, str):
+            raise InvalidInput("'glance_service_interface' must be a string")
+        return cls(image_id, method["glance_region"], interface)
+
+    @classmethod
+    def from_json(cls, method: Mapping[str, Any]) -> GlanceSource | None:
+        """A stored method's source; None when it names none (the worker then fails)."""
+        image_id, region = method.get("glance_image_id"), method.get("glance_region")
+        interface = method.get("glance_service_interface", DEFAULT_INTERFACE)
+        if not isinstance(image_id, str) or not isinstance(region, str):
+            return None
+        return cls(image_id, region, interface if isinstance(interface, str) else DEFAULT_INTERFACE)
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "glance_image_id": self.image_id,
+            "glance_region": self.region,
+            "glance_service_interface": self.interface,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ImportMethod:
     """The request's `method`: its name and the inputs of that method."""
 
     name: str
     uri: str | None = None  # web-download's source
+    glance: GlanceSource | None = None  # glance-download's source
 
     def to_json(self) -> dict[str, Any]:
         shown: dict[str, Any] = {"name": self.name}
         if self.uri is not None:
             shown["uri"] = self.uri
+        if self.glance is not None:
+            shown.update(self.glance.to_json())
         return shown
 
 
@@ -65,12 +128,15 @@ class ImportRequest:
         must_succeed = body.get("all_stores_must_succeed", True)
         if not isinstance(must_succeed, bool):
             raise InvalidInput("all_stores_must_succeed must be a boolean.")
-        uri = None
+        uri, glance = None, None
         if name == WEB_DOWNLOAD:
             uri = body["method"].get("uri")
             if not isinstance(uri, str) or not uri:
                 raise InvalidInput(refused_uri_message(uri))
-        return cls(ImportMethod(name, uri), stores, must_succeed, all_stores=all_stores)
+        if name == GLANCE_DOWNLOAD:  # before the policy check, as in Glance
+            glance = GlanceSource.from_method(body["method"])
+        method = ImportMethod(name, uri, glance)
+        return cls(method, stores, must_succeed, all_stores=all_stores)
 
     @classmethod
     def from_json(cls, data: object) -> ImportRequest:
@@ -83,7 +149,9 @@ class ImportRequest:
         stores = request.get("stores")
         return cls(
             ImportMethod(
-                name if isinstance(name, str) else "", uri if isinstance(uri, str) else None
+                name if isinstance(name, str) else "",
+                uri if isinstance(uri, str) else None,
+                GlanceSource.from_json(method),
             ),
             _strings(stores),
             bool(request.get("all_stores_must_succeed", True)),
@@ -101,6 +169,43 @@ class ImportRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class MetadataBefore:
+    """What a glance-download replaced of the image's metadata (None: it had none)."""
+
+    disk_format: str | None
+    container_format: str | None
+    properties: Mapping[str, str | None]
+
+    @classmethod
+    def from_json(cls, data: object) -> MetadataBefore | None:
+        if not isinstance(data, Mapping):
+            return None
+        disk, container = data.get("disk_format"), data.get("container_format")
+        kept = data.get("properties")
+        kept = kept if isinstance(kept, Mapping) else {}
+        return cls(
+            disk if isinstance(disk, str) else None,
+            container if isinstance(container, str) else None,
+            {
+                key: value
+                for key, value in kept.items()
+                if isinstance(key, str) and (value is None or isinstance(value, str))
+            },
+        )
+
+    def keeping(self, properties: Mapping[str, str | None]) -> MetadataBefore:
+        """These too, unless kept already (a re-run keeps what the first run found)."""
+        return replace(self, properties={**properties, **self.properties})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "disk_format": self.disk_format,
+            "container_format": self.container_format,
+            "properties": dict(self.properties),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ImportTaskInput:
     """An import task's input, as stored in its row."""
 
@@ -110,6 +215,8 @@ class ImportTaskInput:
     # names none (it writes the default store).
     backend: tuple[str, ...] | None
     user_roles: tuple[str, ...] = ()  # the caller's, for inject_image_metadata
+    user_token: str | None = None  # the caller's, sealed (USER_TOKEN)
+    metadata_before: MetadataBefore | None = None  # written by a glance-download's worker
 
     @classmethod
     def from_task(cls, task_type: str, task_input: Mapping[str, Any]) -> ImportTaskInput:
@@ -122,20 +229,28 @@ class ImportTaskInput:
             method = ImportMethod(WEB_DOWNLOAD, uri if isinstance(uri, str) else None)
             return cls(image_id, ImportRequest(method), backend=None)
         backend = task_input.get("backend")
+        token = task_input.get(USER_TOKEN)
         return cls(
             image_id,
             ImportRequest.from_json(task_input.get("import_req")),
             backend=_strings(backend) if isinstance(backend, list) else None,
             user_roles=_strings(task_input.get("user_roles")),
+            user_token=token if isinstance(token, str) else None,
+            metadata_before=MetadataBefore.from_json(task_input.get(METADATA_BEFORE)),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        stored: dict[str, Any] = {
             "image_id": self.image_id,
             "import_req": self.request.to_json(),
             "backend": list(self.backend) if self.backend is not None else None,
             "user_roles": list(self.user_roles),
         }
+        if self.user_token is not None:
+            stored[USER_TOKEN] = self.user_token
+        if self.metadata_before is not None:
+            stored[METADATA_BEFORE] = self.metadata_before.to_json()
+        return stored
 
     def targets(self, default_store: str) -> tuple[str, ...]:
         """The stores this task writes: a location in one of them is its own."""

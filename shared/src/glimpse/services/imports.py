@@ -26,6 +26,7 @@ from glimpse.db.tables import Image, Task, utcnow
 from glimpse.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from glimpse.domain.images import ImageStatus, transition
 from glimpse.domain.imports import (
+    USER_TOKEN,
     ImportOptions,
     ImportRequest,
     ImportTaskInput,
@@ -36,6 +37,7 @@ from glimpse.domain.tasks import (
     COPY_IMAGE,
     FAILED_IMPORT,
     GLANCE_DIRECT,
+    GLANCE_DOWNLOAD,
     IMPORT_LOCK,
     IMPORTING_TO_STORES,
     TASK_TYPE_IMPORT,
@@ -44,6 +46,7 @@ from glimpse.domain.tasks import (
     lock_is_stale,
     store_list,
 )
+from glimpse.keymanager.sealing import TokenSealer
 from glimpse.net.urlfilter import URLFilter, URLRefused
 from glimpse.services import signatures
 from glimpse.services.access import authorized_image
@@ -99,6 +102,9 @@ async def take_stale_lock(
             result=None,
             expires_at=now + timedelta(hours=settings.task.task_time_to_live),
         )
+        if USER_TOKEN in task.input:  # a glance-download's: kept no longer than its task
+            kept = {key: value for key, value in task.input.items() if key != USER_TOKEN}
+            await tasks.update_input(task.id, kept)
         properties = await repo.properties(image_id)
         theirs = ImportTaskInput.from_task(task.type, task.input).backend or ()
         for key in (IMPORTING_TO_STORES, FAILED_IMPORT):
@@ -234,6 +240,7 @@ class ImportService:
         request = ImportRequest.from_body(body, header_store, self._options())
         method = request.method.name
         await self._vet(request)
+        user_token = self._sealed_token(ctx, method)
         task_id = str(uuid.uuid4())
         async with self.db.write() as session:
             repo = ImageRepository(session)
@@ -241,13 +248,10 @@ class ImportService:
             action = "copy_image" if method == COPY_IMAGE else "modify_image"
             image = await authorized_image(repo, ctx, image_id, action, lock=True)
             properties = await repo.properties(image_id)
+            # The worker verifies a signed image's data with the certificate it reads in the
+            # user's name; a copy is of data verified already.
             if method != COPY_IMAGE and signatures.requested(properties) is not None:
-                # Fail closed: a signed image never goes active with its signature unchecked.
-                raise InvalidInput(
-                    f"Image {image_id} is signed (img_signature): its signature is verified on "
-                    f"upload only, which the {method} import method does not do; upload the "
-                    f"data with PUT /v2/images/{image_id}/file instead."
-                )
+                user_token = signatures.sealed_token(self.settings, ctx)
             held_by = properties.get(IMPORT_LOCK)
             if held_by:
                 await take_stale_lock(repo, self.settings, image_id, held_by)
@@ -280,6 +284,7 @@ class ImportService:
                         backend=targets,
                         # What the worker may need of the caller (inject_image_metadata).
                         user_roles=tuple(sorted(ctx.roles)),
+                        user_token=user_token,
                     ).to_json(),
                     owner=ctx.project_id,
                     image_id=image_id,
@@ -291,9 +296,19 @@ class ImportService:
         await self.publisher.publish_import(task_id)
         return task_id
 
+    def _sealed_token(self, ctx: RequestContext, method: str) -> str | None:
+        """What the worker must have of the caller beyond the request: for glance-download
+        the caller's token (sealed), with which it reads the catalog and the remote image."""
+        key = self.settings.key_manager.token_encryption_key
+        if method != GLANCE_DOWNLOAD or ctx.auth_token is None or key is None:
+            return None  # without a token the task fails, saying why
+        return TokenSealer(key).seal(ctx.auth_token)
+
     async def _vet(self, request: ImportRequest) -> None:
         """The method's checks that need I/O, made before the write transaction (which must
-        stay short): web-download's URI, whose name is resolved here."""
+        stay short): web-download's URI, whose name is resolved here (glance-download's
+        parameters were checked by ImportRequest.from_body, before the policy check as in
+        Glance)."""
         uri = request.method.uri
         if request.method.name == WEB_DOWNLOAD and uri is not None:
             try:
@@ -310,11 +325,13 @@ class ImportService:
         if method == GLANCE_DIRECT:
             await self._begin(admission.repo, image, ImageStatus.UPLOADING, "stage its data first")
             return request
-        if method == WEB_DOWNLOAD:
+        if method in (WEB_DOWNLOAD, GLANCE_DOWNLOAD):
             if image.status != ImageStatus.QUEUED:
                 raise Conflict(f"Image needs to be in 'queued' state to use '{method}' method")
             await self._begin(admission.repo, image, ImageStatus.QUEUED, "it already has data")
-            return request  # its URI checked by _vet; the worker fetches it (and checks again)
+            # Its inputs checked by from_body and _vet; the worker fetches (and checks a URI
+            # again).
+            return request
         if method == COPY_IMAGE:
             return await self._admit_copy(admission)
         raise InvalidInput(f"Import method {method} is not available in this release.")

@@ -11,6 +11,12 @@ a key usage extension, allow digital signatures; its public key must be of the n
 
 Every failure is a SignatureFailed (400) whose message names the reason; the caller removes
 whatever data it stored and hands the image back.
+
+Imports (glance-direct, web-download) are verified by the worker, in the pass that hashes the
+staged data before any store is written. The worker reads the certificate in the importing
+user's name too: the import task carries the user's token, Fernet-sealed with
+`[key_manager] token_encryption_key` (as glance-download's does), dropped when the task ends.
+Without that key, or a token, the certificate cannot be read and the import fails.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.domain.errors import InvalidInput
 from glimpse.keymanager.barbican import BarbicanClient, BarbicanError, SecretNotFound
+from glimpse.keymanager.sealing import TokenSealer
 from glimpse.net.session import session_client
 
 log = logging.getLogger(__name__)
@@ -223,6 +230,32 @@ async def verifier_for(
     """The Verifier an upload of an image with these properties needs, or None. The
     certificate is read from Barbican in the caller's name (their token), never the service's:
     which certificates a user may sign with is Barbican's to decide."""
+    return await verifier_with_token(settings, ctx.auth_token, properties)
+
+
+def sealed_token(settings: Settings, ctx: RequestContext) -> str | None:
+    """The caller's token, sealed for an import task's input (None: no token or key; the
+    import then fails, unable to read the certificate)."""
+    key = settings.key_manager.token_encryption_key
+    if key is None:
+        log.warning("signed image imported without [key_manager] token_encryption_key")
+    if key is None or not ctx.auth_token:
+        return None
+    return TokenSealer(key).seal(ctx.auth_token)
+
+
+def unsealed_token(settings: Settings, sealed: str | None) -> str | None:
+    """The token an import task carries, or None (none, or sealed with another key)."""
+    key = settings.key_manager.token_encryption_key
+    if key is None or sealed is None:
+        return None
+    return TokenSealer(key).unseal(sealed)
+
+
+async def verifier_with_token(
+    settings: Settings, token: str | None, properties: dict[str, str]
+) -> Verifier | None:
+    """verifier_for with the user's token itself (the worker's, unsealed from its task)."""
     spec = requested(properties)
     if spec is None:
         return None
@@ -233,7 +266,7 @@ async def verifier_for(
     async def from_barbican(uuid: str) -> tuple[str, bytes]:
         if settings.key_manager.backend != "barbican" or not options.barbican_endpoint:
             raise CertificateUnavailable
-        if not ctx.auth_token:
+        if not token:
             raise CertificateUnavailable
         async with session_client(
             keystone,
@@ -243,7 +276,7 @@ async def verifier_for(
         ) as http:
             client = BarbicanClient(options, http, deadline=2 * timeout)
             try:
-                secret = await client.get_secret(ctx.auth_token, uuid)
+                secret = await client.get_secret(token, uuid)
             except SecretNotFound:
                 raise CertificateMissing from None
             except BarbicanError as exc:

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 async def inject_image_metadata(job: ImportJob, prepared: Prepared) -> None:
-    options = job.ctx.settings.inject_metadata_properties
+    options = job.runtime.settings.inject_metadata_properties
     if set(job.task_input.user_roles) & set(options.ignore_user_roles):
         log.info("import task %s: user's roles exempt it from injected metadata", job.task.id)
         return
