@@ -22,12 +22,12 @@ from test_imports import GLANCE_DIRECT, OCTET, image_tasks, staged_files
 from glimpse.config import ConfigError, Settings
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.tasks import TaskRepository
-from glimpse.services.imports import staged_location
+from glimpse.domain.imports import ImportTaskInput
 from glimpse_worker import plugins
 from glimpse_worker.pipelines import import_
 from glimpse_worker.pipelines.prepare import Prepared
 from glimpse_worker.pipelines.progress import Progress
-from glimpse_worker.pipelines.sources import ImportJob, staged_path
+from glimpse_worker.pipelines.sources import ImportJob
 from glimpse_worker.plugins.image_conversion import Limits, _qemu_img, image_conversion
 from glimpse_worker.plugins.image_decompression import image_decompression
 from glimpse_worker.plugins.inject_image_metadata import inject_image_metadata
@@ -400,7 +400,7 @@ def test_plugin_options_in_glance_notation(make_settings: Any) -> None:
 # -- a retried job runs each plugin again on what it already processed ------------------------
 
 
-async def job_for(settings: Settings, context: WorkerRuntime, image_id: str, task_id: str) -> Any:
+async def job_for(context: WorkerRuntime, image_id: str, task_id: str) -> Any:
     async with context.database.read() as session:
         task = await TaskRepository(session).get(task_id)
         repo = ImageRepository(session)
@@ -408,10 +408,11 @@ async def job_for(settings: Settings, context: WorkerRuntime, image_id: str, tas
         properties = await repo.properties(image_id)
     assert task is not None
     assert image is not None
-    request = task.input["import_req"]
-    assert isinstance(request, dict)
-    staged = staged_location(settings, image_id)
-    return ImportJob(context, task, image, properties, request, staged, Progress(context, task_id))
+    task_input = ImportTaskInput.from_task(task.type, task.input)
+    staged = context.stores.staging.location_for(image_id)
+    return ImportJob(
+        context, task, image, properties, task_input, staged, Progress(context, task_id)
+    )
 
 
 async def test_plugins_run_twice_give_the_same_result(
@@ -437,14 +438,14 @@ async def test_plugins_run_twice_give_the_same_result(
     )
     context = WorkerRuntime.build(settings)
     try:
-        job = await job_for(settings, context, image_id, task_id)
+        job = await job_for(context, image_id, task_id)
         results = []
         for _attempt in range(2):
             # What a retried job starts from: the image as declared, the staged file as left.
             prepared = Prepared(job.image.disk_format, job.image.container_format)
             for plugin in (image_decompression, image_conversion, inject_image_metadata):
                 await plugin(job, prepared)
-            staged = staged_path(job.staged)
+            staged = job.staged_path
             assert staged.read_bytes() == data
             assert [p.name for p in staged_files(settings)] == [image_id]
             results.append(prepared)
@@ -490,7 +491,7 @@ async def test_qemu_img_is_killed_when_the_job_is_cancelled(
     disk.write_bytes(bytes(MiB))
     context = WorkerRuntime.build(settings)
     try:
-        job = await job_for(settings, context, image_id, task_id)
+        job = await job_for(context, image_id, task_id)
         # `qemu-img bench` with a huge request count runs until it is killed.
         running = asyncio.ensure_future(
             _qemu_img(job, "bench", "-c", "2000000000", "-f", "raw", str(disk), limits=ROOMY)

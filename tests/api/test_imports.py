@@ -21,8 +21,8 @@ from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import utcnow
+from glimpse.domain.imports import ImportTaskInput
 from glimpse.jobs import names
-from glimpse.services.imports import staged_location
 from glimpse_worker.pipelines import import_, progress
 from glimpse_worker.pipelines.inspection import survey_staged
 from glimpse_worker.pipelines.prepare import Prepared
@@ -345,8 +345,8 @@ async def test_the_hashing_pass_renews_the_lease(
         task=task_row,
         image=image,
         properties={},
-        request={},
-        staged=staged_location(settings, image_id),
+        task_input=ImportTaskInput.from_task(task_row.type, task_row.input),
+        staged=worker.stores.staging.location_for(image_id),
         progress=Progress(worker, task["id"]),
     )
     meter = await survey_staged(job, Prepared("raw", "bare"))

@@ -206,6 +206,18 @@ async def test_write_read_delete(case: Case) -> None:
     assert await case.leftovers() == []
 
 
+async def test_location_for_is_where_put_stores(case: Case) -> None:
+    if not case.writable:
+        with pytest.raises(CapabilityMissing):
+            case.store.location_for("image-2")
+        return
+    expected = case.store.location_for("image-2")
+    stored = await case.store.put("image-2", chunks_of(b"keyed"))
+    assert stored.location == expected
+    assert await read_all(case.store.get(case.store.location_for("image-2"))) == b"keyed"
+    await case.store.delete(expected)
+
+
 async def test_write_across_part_boundaries(case: Case) -> None:
     """Sizes around one part: exactly one, one byte more, and two and a half."""
     if not case.writable:

@@ -233,6 +233,9 @@ class CountingDriver:
         self.name = inner.name
         self.capabilities = inner.capabilities
 
+    def location_for(self, key: str) -> str:
+        return self.inner.location_for(key)
+
     async def put(self, key: str, chunks: Any) -> Any:
         return await self.inner.put(key, chunks)
 

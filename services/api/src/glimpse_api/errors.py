@@ -15,6 +15,8 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from glimpse.domain import errors
+from glimpse.stores.base import StoreError
+from glimpse.stores.checked import failure_for
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,11 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     return error_response(status, exc.message, headers, _accept(request))
 
 
+async def _store_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StoreError)  # noqa: S101 -- registered for this type only
+    return await _domain_error(request, failure_for(exc))
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 -- registered for this type only
     status = HTTPStatus(exc.status_code)
@@ -172,6 +179,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.GlimpseError, _domain_error)
+    app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ClientDisconnect, _client_gone)

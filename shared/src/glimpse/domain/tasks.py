@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 
 class TaskStatus(enum.StrEnum):
@@ -45,15 +45,6 @@ TASK_SORT_KEYS: Final = ("created_at", "updated_at", "id", "type", "status")
 def store_list(value: str | None) -> list[str]:
     """A comma-separated store list as kept in the tracking properties."""
     return [item for item in (value or "").split(",") if item]
-
-
-def import_request(task_type: str, task_input: dict[str, Any]) -> dict[str, Any]:
-    """What the worker runs for a task: its `import_req`, or for a Tasks API import the
-    web-download that stands for it (its input stays as the caller wrote it)."""
-    if task_type == TASK_TYPE_LEGACY_IMPORT:
-        return {"method": {"name": WEB_DOWNLOAD, "uri": task_input.get("import_from")}}
-    request = task_input.get("import_req")
-    return request if isinstance(request, dict) else {}
 
 
 def lock_is_stale(

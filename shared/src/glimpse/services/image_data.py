@@ -33,7 +33,6 @@ from glimpse.limits import StorageQuota, capped, check_size_cap
 from glimpse.services import signatures
 from glimpse.services.access import authorize, authorized_image
 from glimpse.services.image_cache import ImageCache, StoreOpener
-from glimpse.services.store_failures import write_failure
 from glimpse.services.upload_lease import UploadLease, lease_until
 from glimpse.stores.base import (
     ByteRange,
@@ -181,12 +180,10 @@ class ImageDataService:
         try:
             async with lease:
                 stored = await store.put(image_id, data)
-        except BaseException as exc:
-            # Shielded so a cancelled request still hands the image back.
+        except BaseException:
+            # Shielded so a cancelled request still hands the image back. A store's failure
+            # is answered as glimpse.stores.checked.failure_for says.
             await asyncio.shield(self._release(image_id, claim.upload_id))
-            failure = write_failure(store.name, exc)
-            if failure is not None:
-                raise failure from exc
             raise
         try:
             virtual_size = self._checked_virtual_size(inspector, claim)

@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from glimpse.config import Settings
-from glimpse.config.reserved import STAGING_STORE
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
@@ -26,13 +25,19 @@ from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import Image, Task, utcnow
 from glimpse.domain.errors import Conflict, InvalidInput, NotFound
 from glimpse.domain.images import ImageStatus, transition
+from glimpse.domain.imports import (
+    USER_TOKEN,
+    ImportOptions,
+    ImportRequest,
+    ImportTaskInput,
+    refused_uri_message,
+)
 from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.domain.tasks import (
     COPY_IMAGE,
     FAILED_IMPORT,
     GLANCE_DIRECT,
     GLANCE_DOWNLOAD,
-    IMPLEMENTED_METHODS,
     IMPORT_LOCK,
     IMPORTING_TO_STORES,
     TASK_TYPE_IMPORT,
@@ -46,8 +51,6 @@ from glimpse.limits import StorageQuota, capped
 from glimpse.net.urlfilter import URLFilter, URLRefused
 from glimpse.services import signatures
 from glimpse.services.access import authorized_image
-from glimpse.services.glance_download import USER_TOKEN, glance_download_method
-from glimpse.services.store_failures import write_failure
 from glimpse.stores.base import Capability
 from glimpse.stores.metering import Meter
 from glimpse.stores.registry import StoreRegistry
@@ -57,27 +60,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """An import request at the moment it is admitted (inside the request's transaction).
-
-    `request` becomes the task's `import_req`, which is what the worker reads: a method adds
-    its own inputs to it."""
+    """An import request at the moment it is admitted (inside the request's transaction)."""
 
     repo: ImageRepository
     ctx: RequestContext
     image: Image
-    method: str
-    body: dict[str, Any]
-    request: dict[str, Any]
+    request: ImportRequest
 
 
 class Publisher(Protocol):
     async def publish_import(self, task_id: str) -> bool: ...
-
-
-def staged_location(settings: Settings, image_id: str) -> str:
-    """Where an image's staged data lives: the staging store is always a file store, keyed by
-    image id, so the API and the workers find it without recording it."""
-    return (settings.store_datadir(STAGING_STORE).resolve() / image_id).as_uri()
 
 
 async def take_stale_lock(
@@ -113,8 +105,7 @@ async def take_stale_lock(
             kept = {key: value for key, value in task.input.items() if key != USER_TOKEN}
             await tasks.update_input(task.id, kept)
         properties = await repo.properties(image_id)
-        backend = task.input.get("backend")
-        theirs = backend if isinstance(backend, list) else []
+        theirs = ImportTaskInput.from_task(task.type, task.input).backend or ()
         for key in (IMPORTING_TO_STORES, FAILED_IMPORT):
             if key in properties:
                 left = [s for s in store_list(properties[key]) if s not in theirs]
@@ -190,12 +181,9 @@ class ImportService:
         staging = self.stores.staging
         try:
             stored = await staging.put(image_id, data)
-        except BaseException as exc:
+        except BaseException:
             # The store leaves no partial object; the image takes data again.
             await asyncio.shield(self._unstage(image_id))
-            failure = write_failure(staging.name, exc)
-            if failure is not None:
-                raise failure from exc
             raise
         try:
             async with self.db.write() as session:
@@ -215,55 +203,23 @@ class ImportService:
 
     # -- import --------------------------------------------------------------------------
 
-    def _method(self, body: dict[str, Any]) -> str:
-        method = body.get("method")
-        name = method.get("name") if isinstance(method, dict) else None
-        if not isinstance(name, str):
-            raise InvalidInput("Import request requires a 'method' field with a 'name'.")
-        if name not in self.settings.enabled_import_methods:
-            raise InvalidInput(f"Import method {name} is not enabled.")
-        if name not in IMPLEMENTED_METHODS:
-            raise InvalidInput(f"Import method {name} is not available in this release.")
-        return name
-
-    def _writable(self) -> list[str]:
+    def _options(self) -> ImportOptions:
         writable = []
         for store_id in self.stores.ids():
             store = self.stores.get(store_id)
             if store is not None and Capability.WRITE in store.capabilities:
                 writable.append(store_id)
-        return writable
+        return ImportOptions(
+            methods=tuple(self.settings.enabled_import_methods),
+            multistore=self.settings.multistore,
+            default_store=self.stores.default_id,
+            writable=tuple(writable),
+        )
 
-    def _targets(self, body: dict[str, Any], header_store: str | None) -> list[str]:
-        """The stores the request names (checked against the enabled ones by _known_stores).
-        Without multi-store, as in Glance, `stores` and X-Image-Meta-Store are ignored."""
-        stores = body.get("stores")
-        all_stores = body.get("all_stores", False)
-        if not isinstance(all_stores, bool):
-            raise InvalidInput("all_stores must be a boolean.")
-        if not self.settings.multistore:
-            return [self.stores.default_id]
-        if stores is not None and header_store is not None:
-            raise InvalidInput("Only one of X-Image-Meta-Store header or stores may be given.")
-        if all_stores:
-            if stores or header_store is not None:
-                raise InvalidInput(
-                    "all_stores cannot be given with stores or the X-Image-Meta-Store header."
-                )
-            return self._writable()
-        wanted = stores if stores is not None else [header_store or self.stores.default_id]
-        if (
-            not wanted
-            or not isinstance(wanted, list)
-            or not all(isinstance(s, str) for s in wanted)
-        ):
-            raise InvalidInput("stores must be a non-empty list of store identifiers.")
-        return list(dict.fromkeys(wanted))
-
-    def _known_stores(self, targets: list[str]) -> None:
+    def _known_stores(self, targets: tuple[str, ...]) -> None:
         """Once the caller may import: a store that is not enabled is 409, as in Glance (its
         store layer's UnknownScheme); an enabled one that cannot be written is 400."""
-        writable = self._writable()
+        writable = self._options().writable
         for store_id in targets:
             if store_id not in self.stores.ids():
                 raise Conflict(f"Store for identifier {store_id} not found")
@@ -280,18 +236,10 @@ class ImportService:
         """Start an import; returns the task id (None: nothing to do, as for a copy to every
         store when the image is in all of them already). The job message follows the
         commit."""
-        method = self._method(body)
-        targets = self._targets(body, header_store)
-        must_succeed = body.get("all_stores_must_succeed", True)
-        if not isinstance(must_succeed, bool):
-            raise InvalidInput("all_stores_must_succeed must be a boolean.")
-        request: dict[str, Any] = {
-            "method": {"name": method},
-            "stores": targets,
-            "all_stores_must_succeed": must_succeed,
-        }
-        await self._vet(method, body)
-        task_input = self._worker_input(ctx, method)
+        request = ImportRequest.from_body(body, header_store, self._options())
+        method = request.method.name
+        await self._vet(request)
+        user_token = self._sealed_token(ctx, method)
         task_id = str(uuid.uuid4())
         async with self.db.write() as session:
             repo = ImageRepository(session)
@@ -302,14 +250,15 @@ class ImportService:
             # The worker verifies a signed image's data with the certificate it reads in the
             # user's name; a copy is of data verified already.
             if method != COPY_IMAGE and signatures.requested(properties) is not None:
-                task_input = {**task_input, **signatures.token_input(self.settings, ctx)}
+                user_token = signatures.sealed_token(self.settings, ctx)
             held_by = properties.get(IMPORT_LOCK)
             if held_by:
                 await take_stale_lock(repo, self.settings, image_id, held_by)
-            self._known_stores(targets)
+            self._known_stores(request.stores)
             if image.disk_format is None or image.container_format is None:
                 raise InvalidInput("container_format and disk_format must be set before import.")
-            targets = await self._admit(Admission(repo, ctx, image, method, body, request))
+            request = await self._admit(Admission(repo, ctx, image, request))
+            targets = request.stores
             if not targets:
                 return None
             # As Glance: the stores in progress, sorted; a store tried again is no longer
@@ -328,14 +277,14 @@ class ImportService:
                     id=task_id,
                     type=TASK_TYPE_IMPORT,
                     status=TaskStatus.PENDING,
-                    input={
-                        "image_id": image_id,
-                        "import_req": request,
-                        "backend": targets,
+                    input=ImportTaskInput(
+                        image_id,
+                        request,
+                        backend=targets,
                         # What the worker may need of the caller (inject_image_metadata).
-                        "user_roles": sorted(ctx.roles),
-                        **task_input,
-                    },
+                        user_roles=tuple(sorted(ctx.roles)),
+                        user_token=user_token,
+                    ).to_json(),
                     owner=ctx.project_id,
                     image_id=image_id,
                     user_id=ctx.user_id,
@@ -346,63 +295,50 @@ class ImportService:
         await self.publisher.publish_import(task_id)
         return task_id
 
-    def _worker_input(self, ctx: RequestContext, method: str) -> dict[str, Any]:
+    def _sealed_token(self, ctx: RequestContext, method: str) -> str | None:
         """What the worker must have of the caller beyond the request: for glance-download
         the caller's token (sealed), with which it reads the catalog and the remote image."""
         key = self.settings.key_manager.token_encryption_key
         if method != GLANCE_DOWNLOAD or ctx.auth_token is None or key is None:
-            return {}  # without a token the task fails, saying why
-        return {USER_TOKEN: TokenSealer(key).seal(ctx.auth_token)}
+            return None  # without a token the task fails, saying why
+        return TokenSealer(key).seal(ctx.auth_token)
 
-    async def _vet(self, method: str, body: dict[str, Any]) -> None:
-        """The method's checks made before the write transaction (which must stay short):
-        web-download's URI, whose name is resolved here; glance-download's parameters (before
-        the policy check, as in Glance)."""
-        if method == GLANCE_DOWNLOAD:
-            glance_download_method(body["method"])
-        if method == WEB_DOWNLOAD:
-            uri = body["method"].get("uri")
-            if not await self._fetchable(uri):
-                raise InvalidInput(
-                    f"URI for web-download does not pass filtering: {redact_url(str(uri))}"
-                )
+    async def _vet(self, request: ImportRequest) -> None:
+        """The method's checks that need I/O, made before the write transaction (which must
+        stay short): web-download's URI, whose name is resolved here (glance-download's
+        parameters were checked by ImportRequest.from_body, before the policy check as in
+        Glance)."""
+        uri = request.method.uri
+        if request.method.name == WEB_DOWNLOAD and uri is not None:
+            try:
+                await URLFilter(self.settings.import_filtering_opts).check(uri)
+            except URLRefused as exc:
+                log.debug("refused to fetch %s: %s", redact_url(uri), redact_text(str(exc)))
+                raise InvalidInput(refused_uri_message(uri)) from None
 
-    async def _fetchable(self, uri: object) -> bool:
-        """Whether `uri` passes [import_filtering_opts] (the worker checks it again)."""
-        if not isinstance(uri, str) or not uri:
-            return False
-        try:
-            await URLFilter(self.settings.import_filtering_opts).check(uri)
-        except URLRefused as exc:
-            log.debug("refused to fetch %s: %s", redact_url(uri), redact_text(str(exc)))
-            return False
-        return True
-
-    async def _admit(self, admission: Admission) -> list[str]:
-        """The method's own checks and status change; returns the stores to import into."""
-        method, image = admission.method, admission.image
-        targets: list[str] = admission.request["stores"]
+    async def _admit(self, admission: Admission) -> ImportRequest:
+        """The method's own checks and status change; returns the request as admitted (its
+        stores those to import into)."""
+        request, image = admission.request, admission.image
+        method = request.method.name
         if method == GLANCE_DIRECT:
             await self._begin(admission.repo, image, ImageStatus.UPLOADING, "stage its data first")
-            return targets
+            return request
         if method in (WEB_DOWNLOAD, GLANCE_DOWNLOAD):
             if image.status != ImageStatus.QUEUED:
                 raise Conflict(f"Image needs to be in 'queued' state to use '{method}' method")
             await self._begin(admission.repo, image, ImageStatus.QUEUED, "it already has data")
-            # Checked by _vet; the worker fetches it (and checks a URI again).
-            if method == WEB_DOWNLOAD:
-                admission.request["method"]["uri"] = admission.body["method"]["uri"]
-            else:
-                admission.request["method"].update(glance_download_method(admission.body["method"]))
-            return targets
+            # Its inputs checked by from_body and _vet; the worker fetches (and checks a URI
+            # again).
+            return request
         if method == COPY_IMAGE:
-            return await self._admit_copy(admission, targets)
+            return await self._admit_copy(admission)
         raise InvalidInput(f"Import method {method} is not available in this release.")
 
-    async def _admit_copy(self, admission: Admission, targets: list[str]) -> list[str]:
+    async def _admit_copy(self, admission: Admission) -> ImportRequest:
         """An active image stays active; the stores holding it already are not written again
         (dropped from all_stores, refused when named)."""
-        repo, image = admission.repo, admission.image
+        repo, image, request = admission.repo, admission.image, admission.request
         if image.status != ImageStatus.ACTIVE:
             raise Conflict(
                 f"Image {image.id} is not active (it is {image.status}): only active images "
@@ -410,14 +346,12 @@ class ImportService:
             )
         record = await repo.record(image)
         holding = {loc.store_id or self.stores.default_id for loc in record.locations}
-        if admission.body.get("all_stores", False):
-            targets = [store_id for store_id in targets if store_id not in holding]
-        else:
-            for store_id in targets:
-                if store_id in holding:
-                    raise InvalidInput(f"Image is already present at store '{store_id}'")
-        admission.request["stores"] = targets
-        return targets
+        if request.all_stores:
+            return request.with_stores(tuple(s for s in request.stores if s not in holding))
+        for store_id in request.stores:
+            if store_id in holding:
+                raise InvalidInput(f"Image is already present at store '{store_id}'")
+        return request
 
     @staticmethod
     async def _begin(repo: ImageRepository, image: Image, expected: ImageStatus, hint: str) -> None:

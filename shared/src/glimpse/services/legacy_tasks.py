@@ -4,7 +4,7 @@
 "image_properties": {...}}}` makes a new image from `image_properties` and fills it from the
 URL. Here that is a web-download into the default store: the image (queued -> importing), its
 import lock and the task row are written in one transaction, the job message follows the
-commit, and the worker runs the same import pipeline (glimpse.domain.tasks.import_request).
+commit, and the worker runs the same import pipeline (glimpse.domain.imports.ImportTaskInput).
 If the import fails the worker deletes the image, as Glance's task does.
 """
 

@@ -40,7 +40,6 @@ from glimpse.domain.errors import InvalidInput
 from glimpse.keymanager.barbican import BarbicanClient, BarbicanError, SecretNotFound
 from glimpse.keymanager.sealing import TokenSealer
 from glimpse.net.session import session_client
-from glimpse.services.glance_download import USER_TOKEN
 
 log = logging.getLogger(__name__)
 
@@ -234,22 +233,21 @@ async def verifier_for(
     return await verifier_with_token(settings, ctx.auth_token, properties)
 
 
-def token_input(settings: Settings, ctx: RequestContext) -> dict[str, str]:
-    """The import task input that carries the caller's sealed token ({}: no token or key;
-    the import then fails, unable to read the certificate)."""
+def sealed_token(settings: Settings, ctx: RequestContext) -> str | None:
+    """The caller's token, sealed for an import task's input (None: no token or key; the
+    import then fails, unable to read the certificate)."""
     key = settings.key_manager.token_encryption_key
     if key is None:
         log.warning("signed image imported without [key_manager] token_encryption_key")
     if key is None or not ctx.auth_token:
-        return {}
-    return {USER_TOKEN: TokenSealer(key).seal(ctx.auth_token)}
+        return None
+    return TokenSealer(key).seal(ctx.auth_token)
 
 
-def unsealed_token(settings: Settings, task_input: dict[str, object]) -> str | None:
+def unsealed_token(settings: Settings, sealed: str | None) -> str | None:
     """The token an import task carries, or None (none, or sealed with another key)."""
     key = settings.key_manager.token_encryption_key
-    sealed = task_input.get(USER_TOKEN)
-    if key is None or not isinstance(sealed, str):
+    if key is None or sealed is None:
         return None
     return TokenSealer(key).unseal(sealed)
 

@@ -45,6 +45,11 @@ class StoreDriver(Protocol):
     name: str
     capabilities: Capability
 
+    def location_for(self, key: str) -> str:
+        """The location `put(key, ...)` gives its object (the store's own URI scheme);
+        CapabilityMissing for a store that takes no writes."""
+        ...
+
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> StoredObject:
         """Write all of `chunks` under `key`. On error or cancellation nothing is left behind,
         and an object becomes visible under its final location only once it is complete."""
@@ -68,7 +73,10 @@ class StoreDriver(Protocol):
 
 
 class StoreError(Exception):
-    """A driver failed for a reason other than the ones below."""
+    """A driver failed for a reason other than the ones below. `store` names the store a
+    write failed in (CheckedStore sets it); the message never names a server path."""
+
+    store: str | None = None
 
 
 class ObjectNotFound(StoreError):

@@ -57,7 +57,11 @@ class FilesystemStore:
             raise StoreError(msg)
         return path
 
-    def _path_for_location(self, location: str) -> Path:
+    def location_for(self, key: str) -> str:
+        return self._path_for_key(key).as_uri()
+
+    def path_for(self, location: str) -> Path:
+        """The file behind one of this store's locations (StoreError for any other)."""
         parts = urlsplit(location)
         if parts.scheme != "file":
             msg = f"not a file location: {location!r}"
@@ -96,12 +100,12 @@ class FilesystemStore:
         except BaseException:
             await _remove_quietly(temp)
             raise
-        return StoredObject(location=final.as_uri(), size=size)
+        return StoredObject(location=self.location_for(key), size=size)
 
     async def get(
         self, location: str, byte_range: ResolvedRange | None = None
     ) -> AsyncIterator[bytes]:
-        path = self._path_for_location(location)
+        path = self.path_for(location)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError as exc:
@@ -120,13 +124,13 @@ class FilesystemStore:
 
     async def delete(self, location: str) -> None:
         try:
-            await aiofiles.os.remove(self._path_for_location(location))
+            await aiofiles.os.remove(self.path_for(location))
         except FileNotFoundError as exc:
             raise ObjectNotFound(location) from exc
 
     async def size(self, location: str) -> int:
         try:
-            stat = await aiofiles.os.stat(self._path_for_location(location))
+            stat = await aiofiles.os.stat(self.path_for(location))
         except FileNotFoundError as exc:
             raise ObjectNotFound(location) from exc
         return stat.st_size

@@ -83,6 +83,9 @@ class HttpStore:
             raise StoreError(f"not an http(s) location: {_redact(location)!r}")
         return location
 
+    def location_for(self, key: str) -> str:  # noqa: ARG002 -- the protocol's signature
+        raise CapabilityMissing(f"store {self.name} is read-only")
+
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> StoredObject:  # noqa: ARG002 -- refuses every write
         raise CapabilityMissing(f"store {self.name} is read-only")
 

@@ -13,7 +13,6 @@ task (METADATA_BEFORE) so that a failure, at any later step, puts it back.
 
 from __future__ import annotations
 
-import copy
 import logging
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final
@@ -31,12 +30,12 @@ from glimpse.domain.images import (
     ImageData,
     ImageStatus,
 )
+from glimpse.domain.imports import METADATA_BEFORE, ImportTaskInput, MetadataBefore
 from glimpse.domain.redaction import redact_text
 from glimpse.domain.tasks import IMPORT_LOCK
-from glimpse.keymanager.sealing import TokenSealer
 from glimpse.net.deadline import DeadlineExceeded, within
 from glimpse.net.session import session_client
-from glimpse.services.glance_download import METADATA_BEFORE, USER_TOKEN
+from glimpse.services.signatures import unsealed_token
 from glimpse_worker.pipelines.download import DownloadFailed, download, filtered_client
 
 if TYPE_CHECKING:
@@ -57,9 +56,10 @@ class GlanceDownloadFailed(Exception):
 async def fetch_from_glance(job: ImportJob) -> Image:
     """Stage the remote image's data and give the image its metadata; the image as the
     import goes on with it."""
-    method: dict[str, Any] = job.request["method"]
-    region, interface = method["glance_region"], method["glance_service_interface"]
-    remote_id = method["glance_image_id"]
+    source = job.request.method.glance
+    if source is None:
+        raise GlanceDownloadFailed(f"Import task {job.task.id} names no remote image")
+    region, interface, remote_id = source.region, source.interface, source.image_id
     token = _caller_token(job)
     endpoint = await image_endpoint(job.runtime, token, region, interface)
     remote = await _remote_image(job.runtime, endpoint, token, remote_id, region)
@@ -85,9 +85,7 @@ async def fetch_from_glance(job: ImportJob) -> Image:
 
 
 def _caller_token(job: ImportJob) -> str:
-    sealed = job.task.input.get(USER_TOKEN)
-    key = job.runtime.settings.key_manager.token_encryption_key
-    token = TokenSealer(key).unseal(sealed) if isinstance(sealed, str) and key is not None else None
+    token = unsealed_token(job.runtime.settings, job.task_input.user_token)
     if token is None:
         msg = (
             "glance-download has no Keystone token of the caller to act with (the import was "
@@ -197,20 +195,10 @@ async def _take_metadata(job: ImportJob, remote: dict[str, Any]) -> Image:
             raise GlanceDownloadFailed(f"Image {image_id} is no longer importing")
         if current.get(IMPORT_LOCK) != job.task.id:
             raise GlanceDownloadFailed(f"Image {image_id} is locked by another import")
-        saved = task.input.get(METADATA_BEFORE)
-        before: dict[str, Any] = (
-            copy.deepcopy(saved)
-            if isinstance(saved, dict)
-            else {
-                "disk_format": image.disk_format,
-                "container_format": image.container_format,
-                "properties": {},
-            }
-        )
-        kept = before["properties"]
-        for key in properties:
-            kept.setdefault(key, current.get(key))
-        await tasks.update_input(job.task.id, {**task.input, METADATA_BEFORE: before})
+        saved = ImportTaskInput.from_task(task.type, task.input).metadata_before
+        before = saved or MetadataBefore(image.disk_format, image.container_format, {})
+        before = before.keeping({key: current.get(key) for key in properties})
+        await tasks.update_input(job.task.id, {**task.input, METADATA_BEFORE: before.to_json()})
         formats: ImageData = {
             "disk_format": remote.get("disk_format"),
             "container_format": remote.get("container_format"),
@@ -226,16 +214,17 @@ async def _take_metadata(job: ImportJob, remote: dict[str, Any]) -> Image:
     return updated
 
 
-async def put_back_metadata(repo: ImageRepository, image_id: str, before: object) -> None:
+async def put_back_metadata(
+    repo: ImageRepository, image_id: str, before: MetadataBefore | None
+) -> None:
     """A failed import's revert (image row locked, status queued again): the formats and the
     properties the import replaced, as they were."""
-    if not isinstance(before, dict):
+    if before is None:
         return
     formats: ImageData = {
-        "disk_format": before.get("disk_format"),
-        "container_format": before.get("container_format"),
+        "disk_format": before.disk_format,
+        "container_format": before.container_format,
     }
     await repo.record_data(image_id, ImageStatus.QUEUED, formats)
-    kept = before.get("properties")
-    if isinstance(kept, dict) and kept:
-        await repo.set_properties(image_id, dict(kept))
+    if before.properties:
+        await repo.set_properties(image_id, dict(before.properties))

@@ -26,6 +26,7 @@ from glimpse.db.repositories.reservations import ReservationRepository
 from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import Image, ImageLocation, Task, utcnow
 from glimpse.domain.images import ImageStatus
+from glimpse.domain.imports import USER_TOKEN, ImportTaskInput
 from glimpse.domain.redaction import redact_data, redact_text
 from glimpse.domain.tasks import (
     COPY_IMAGE,
@@ -36,12 +37,9 @@ from glimpse.domain.tasks import (
     TASK_TYPE_LEGACY_IMPORT,
     TASK_TYPE_LOCATION_IMPORT,
     TaskStatus,
-    import_request,
     store_list,
 )
 from glimpse.logs import bind_job
-from glimpse.services.glance_download import METADATA_BEFORE, USER_TOKEN
-from glimpse.services.imports import staged_location
 from glimpse_worker.pipelines import location_import
 from glimpse_worker.pipelines.glance_download import put_back_metadata
 from glimpse_worker.pipelines.prepare import prepare
@@ -97,17 +95,18 @@ async def run(ctx: WorkerRuntime, task_id: str) -> float | None:
     if task.type == TASK_TYPE_LOCATION_IMPORT:
         await _add_location(ctx, task, progress)
         return None
+    task_input = ImportTaskInput.from_task(task.type, task.input)
     started = time.monotonic()
     try:
-        result = await _import(ctx, task, progress)
+        result = await _import(ctx, task, task_input, progress)
     except Exception as exc:
         log.warning("import task %s failed: %s", task_id, exc, exc_info=True)
         failed_store = exc.store_id if isinstance(exc, StoreFailed) else None
-        await _fail(ctx, task, str(exc) or type(exc).__name__, failed_store)
-        _count(task, "failure", time.monotonic() - started, progress.copied)
+        await _fail(ctx, task, task_input, str(exc) or type(exc).__name__, failed_store)
+        _count(task_input, "failure", time.monotonic() - started, progress.copied)
         return None
     await _finish(ctx, task_id, TaskStatus.SUCCESS, None, result)  # keeps "Copied N MiB"
-    _count(task, "success", time.monotonic() - started, progress.copied)
+    _count(task_input, "success", time.monotonic() - started, progress.copied)
     log.info("import task %s: image %s active", task_id, task.image_id)
     return None
 
@@ -125,27 +124,22 @@ async def _add_location(ctx: WorkerRuntime, task: Task, progress: Progress) -> N
     log.info("location import task %s: image %s active", task.id, task.image_id)
 
 
-def _method(task: Task) -> str:
-    request = task.input.get("import_req")
-    method = request.get("method") if isinstance(request, dict) else None
-    name = method.get("name") if isinstance(method, dict) else None
-    return name if name in KNOWN_METHODS else "other"  # a bounded label
-
-
-def _count(task: Task, outcome: str, seconds: float, written: int) -> None:
-    method = _method(task)
+def _count(task_input: ImportTaskInput, outcome: str, seconds: float, written: int) -> None:
+    name = task_input.request.method.name
+    method = name if name in KNOWN_METHODS else "other"  # a bounded label
     metrics.IMPORT_JOBS.labels(method, outcome).inc()
     metrics.IMPORT_SECONDS.labels(method, outcome).observe(seconds)
     if written:
         metrics.IMPORT_BYTES.labels(method).inc(written)
 
 
-async def _import(ctx: WorkerRuntime, task: Task, progress: Progress) -> dict[str, Any]:
+async def _import(
+    ctx: WorkerRuntime, task: Task, task_input: ImportTaskInput, progress: Progress
+) -> dict[str, Any]:
     image_id = task.image_id
     assert image_id is not None  # noqa: S101 -- checked by run()
-    request = import_request(task.type, task.input)
-    must_succeed = bool(request.get("all_stores_must_succeed", True))
-    copying = _copying(task)
+    must_succeed = task_input.request.all_stores_must_succeed
+    copying = task_input.request.method.name == COPY_IMAGE
     # copy-image adds stores to an active image; the other methods bring an importing one
     # to life.
     expected = ImageStatus.ACTIVE if copying else ImageStatus.IMPORTING
@@ -157,8 +151,9 @@ async def _import(ctx: WorkerRuntime, task: Task, progress: Progress) -> dict[st
         raise ImportFailed(f"Image {image_id} is no longer {expected}")
     if properties.get(IMPORT_LOCK) != task.id:
         raise LockLost(f"Image {image_id} is locked by another import")
-    staged = staged_location(ctx.settings, image_id)
-    job = ImportJob(ctx, task, image, properties, request, staged, progress)
+    # Keyed by image id, the staged data is found without being recorded.
+    staged = ctx.stores.staging.location_for(image_id)
+    job = ImportJob(ctx, task, image, properties, task_input, staged, progress)
     image = await fetch(job)
     job = replace(job, image=image)
     # The image's own data, copied: nothing to prepare, nothing new to learn about it.
@@ -168,7 +163,7 @@ async def _import(ctx: WorkerRuntime, task: Task, progress: Progress) -> dict[st
     remaining = store_list(properties.get(IMPORTING_TO_STORES))
     writes = _StoreWrites(ctx, task, staged, progress, expected=expected, must_succeed=must_succeed)
     await writes.run(remaining)
-    targets = _targets(ctx, task)
+    targets = task_input.targets(ctx.stores.default_id)
     async with ctx.database.write() as session:
         repo = ImageRepository(session)
         await _still_ours(repo, image_id, task.id, expected)
@@ -193,18 +188,6 @@ async def _import(ctx: WorkerRuntime, task: Task, progress: Progress) -> dict[st
         )
     await ctx.stores.staging.delete_if_present(staged)
     return {"image_id": image_id, "stores": written, "failed": failed}
-
-
-def _copying(task: Task) -> bool:
-    return _method(task) == COPY_IMAGE
-
-
-def _targets(ctx: WorkerRuntime, task: Task) -> list[str]:
-    """The stores this task was admitted to write: a location in one of them is its own."""
-    backend = task.input.get("backend")
-    if not isinstance(backend, list):
-        return [ctx.stores.default_id]  # a Tasks API import: its input names no store
-    return [s for s in backend if isinstance(s, str)]
 
 
 class _StoreWrites:
@@ -358,7 +341,11 @@ async def _still_ours(
 
 
 async def _fail(
-    ctx: WorkerRuntime, task: Task, message: str, failed_store: str | None = None
+    ctx: WorkerRuntime,
+    task: Task,
+    task_input: ImportTaskInput,
+    message: str,
+    failed_store: str | None = None,
 ) -> None:
     """Glance's revert: the data written by this import is removed and the lock released. An
     image being imported is queued again (its staged data too is removed: a queued image is
@@ -376,13 +363,21 @@ async def _fail(
             # The data is given up: so is the storage it reserved (a copy reserves none).
             await ReservationRepository(session).release(image_id)
         if image is not None and ours:
-            locations = await _revert(ctx, repo, task, image, properties, failed_store=failed_store)
+            locations = await _revert(
+                ctx,
+                repo,
+                task,
+                image,
+                properties,
+                task_input=task_input,
+                failed_store=failed_store,
+            )
     for location in locations:
         store = ctx.stores.get(location.store_id or ctx.stores.default_id)
         if store is not None:
             await store.delete_if_present(location.value)
     if ours:
-        await ctx.stores.staging.delete_if_present(staged_location(ctx.settings, image_id))
+        await ctx.stores.staging.delete_if_present(ctx.stores.staging.location_for(image_id))
     await _finish(ctx, task.id, TaskStatus.FAILURE, message, None)
 
 
@@ -393,13 +388,14 @@ async def _revert(
     image: Image,
     properties: dict[str, str],
     *,
+    task_input: ImportTaskInput,
     failed_store: str | None,
 ) -> list[ImageLocation]:
     """Inside _fail's transaction: undo what the import did to its image; the locations it
     retired, whose data goes once this commits."""
     locations: list[ImageLocation] = []
-    if _copying(task):
-        targets = _targets(ctx, task)
+    if task_input.request.method.name == COPY_IMAGE:
+        targets = task_input.targets(ctx.stores.default_id)
         held = (await repo.record(image)).locations
         locations = [loc for loc in held if loc.store_id in targets]
     elif image.status == ImageStatus.IMPORTING:
@@ -408,7 +404,8 @@ async def _revert(
         # glance-download's metadata, as it was before (read afresh: the job recorded it).
         current = await TaskRepository(repo.session).get(task.id)
         if current is not None:
-            await put_back_metadata(repo, image.id, current.input.get(METADATA_BEFORE))
+            before = ImportTaskInput.from_task(current.type, current.input).metadata_before
+            await put_back_metadata(repo, image.id, before)
     for location in locations:
         await repo.retire_location(location, request_id=task.request_id)
     values: dict[str, str | None] = {IMPORT_LOCK: None, IMPORTING_TO_STORES: ""}

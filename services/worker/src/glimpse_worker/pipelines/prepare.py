@@ -56,7 +56,7 @@ async def _verifier(job: ImportJob) -> signatures.Verifier | None:
     """The signed image's verifier, its certificate read with the importing user's token (as
     Glance's import does with the request's context); None for an unsigned image."""
     settings = job.runtime.settings
-    token = signatures.unsealed_token(settings, job.task.input)
+    token = signatures.unsealed_token(settings, job.task_input.user_token)
     try:
         return await signatures.verifier_with_token(settings, token, job.properties)
     except signatures.SignatureFailed as exc:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 
 from glimpse.db.tables import Image, Task
+from glimpse.domain.imports import ImportRequest, ImportTaskInput
 from glimpse.domain.tasks import COPY_IMAGE, GLANCE_DIRECT, GLANCE_DOWNLOAD, WEB_DOWNLOAD
 from glimpse_worker.pipelines.download import DownloadFailed, download
 from glimpse_worker.pipelines.existing import stage_existing
@@ -27,11 +26,6 @@ class SourceUnavailable(Exception):
     """The data to import cannot be had; the message says why."""
 
 
-def staged_path(staged: str) -> Path:
-    """The local path of a staged location (the staging store is a file store)."""
-    return Path(urlsplit(staged).path)
-
-
 @dataclass(frozen=True, slots=True)
 class ImportJob:
     """One run of an import task, as its steps see it."""
@@ -40,14 +34,23 @@ class ImportJob:
     task: Task
     image: Image
     properties: dict[str, str]  # the image's, as the import found them
-    request: dict[str, Any]  # the task's import_req
+    task_input: ImportTaskInput  # the task's, parsed
     staged: str  # the staged location
     progress: Progress
 
     @property
-    def method(self) -> str | None:
-        method = self.request.get("method")
-        return method.get("name") if isinstance(method, dict) else None
+    def staged_path(self) -> Path:
+        """The staged file: the staging store keeps files on this host, which the plugins
+        work on in place."""
+        return self.runtime.stores.staging.local_path(self.staged)
+
+    @property
+    def request(self) -> ImportRequest:
+        return self.task_input.request
+
+    @property
+    def method(self) -> str:
+        return self.request.method.name
 
 
 async def fetch(job: ImportJob) -> Image:
@@ -55,7 +58,7 @@ async def fetch(job: ImportJob) -> Image:
     import goes on with it (glance-download gives it the remote image's metadata)."""
     method = job.method
     if method == GLANCE_DIRECT:
-        if not await anyio.Path(staged_path(job.staged)).is_file():
+        if not await anyio.Path(job.staged_path).is_file():
             raise SourceUnavailable(f"Image {job.image.id} has no staged data to import")
         return job.image
     if method == GLANCE_DOWNLOAD:
@@ -64,8 +67,8 @@ async def fetch(job: ImportJob) -> Image:
         except GlanceDownloadFailed as exc:
             raise SourceUnavailable(str(exc)) from exc
     if method == WEB_DOWNLOAD:
-        uri = job.request["method"].get("uri")
-        if not isinstance(uri, str):
+        uri = job.request.method.uri
+        if uri is None:
             raise SourceUnavailable(f"Import task {job.task.id} names no URI to download")
         try:
             await download(job.runtime, job.image, uri, job.progress)

@@ -42,7 +42,6 @@ from glimpse.config.import_options import ImageConversionOptions, ImageFormatOpt
 from glimpse.domain.errors import InvalidImageData
 from glimpse.formats import inspect_file
 from glimpse.limits import RESERVE_AHEAD, StorageQuota
-from glimpse_worker.pipelines.sources import staged_path
 from glimpse_worker.plugins import PluginFailed
 from glimpse_worker.plugins.staging import replacement
 
@@ -91,7 +90,7 @@ INFO_LIMITS: Final = Limits(address_space=1024 * MiB, cpu_seconds=30, wall_secon
 async def image_conversion(job: ImportJob, prepared: Prepared) -> None:
     target = job.runtime.settings.image_conversion.output_format
     declared = prepared.disk_format
-    staged = staged_path(job.staged)
+    staged = job.staged_path
     found = await asyncio.to_thread(safe_format, staged, job.runtime.settings.image_format)
     if found == "iso":
         if declared == "iso":
@@ -124,7 +123,7 @@ async def _convert(job: ImportJob, prepared: Prepared, source: str, target: str)
     """Convert the staged file to `target`, the output reserved under the owner's quota
     before it is written: a raw output (as large as its virtual size) at once, another as it
     grows. The output replaces the staged file once it is complete and checked."""
-    staged = staged_path(job.staged)
+    staged = job.staged_path
     quota = StorageQuota(job.runtime.settings, job.runtime.database)
     output = _ReservedOutput(job, quota)
     if target == "raw":

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, cast
 
 from glimpse.limits import StorageQuota
-from glimpse_worker.pipelines.sources import staged_path
 from glimpse_worker.plugins import PluginFailed
 from glimpse_worker.plugins.staging import replacement
 
@@ -39,7 +38,7 @@ async def image_decompression(job: ImportJob, prepared: Prepared) -> None:
     if prepared.container_format == "compressed":
         log.info("import task %s: container_format compressed, not decompressing", job.task.id)
         return
-    staged = staged_path(job.staged)
+    staged = job.staged_path
     head = await asyncio.to_thread(_head, staged)
     if head.startswith(GZIP_MAGIC):
         kind = "gzip"

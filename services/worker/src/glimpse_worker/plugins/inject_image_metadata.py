@@ -17,9 +17,7 @@ log = logging.getLogger(__name__)
 
 async def inject_image_metadata(job: ImportJob, prepared: Prepared) -> None:
     options = job.runtime.settings.inject_metadata_properties
-    roles = job.task.input.get("user_roles")
-    user_roles = {str(role) for role in roles} if isinstance(roles, list) else set()
-    if user_roles & set(options.ignore_user_roles):
+    if set(job.task_input.user_roles) & set(options.ignore_user_roles):
         log.info("import task %s: user's roles exempt it from injected metadata", job.task.id)
         return
     for key, value in options.inject.items():
