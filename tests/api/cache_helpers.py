@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from test_images import create
 
+from factories import OCTET, create
 from glimpse.config import Settings
-
-OCTET = {"Content-Type": "application/octet-stream"}
 
 
 def cache_conf(

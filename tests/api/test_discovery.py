@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from test_images import create
+
+from factories import create
 
 
 async def test_versions(client: httpx.AsyncClient) -> None:

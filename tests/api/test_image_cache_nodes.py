@@ -20,8 +20,8 @@ from cache_helpers import (
     state,
     until_cached,
 )
-from test_copy_image import s3_section
 
+from factories import s3_section
 from glimpse.config import Settings
 from glimpse_api.deps import Runtime
 from store_servers import MotoServer
