@@ -34,7 +34,7 @@ from store_servers import (
     close_s3_clients,
     wait_until_answering,
 )
-from support import free_port, terminate
+from support import TRUNCATE_ALL, free_port, terminate
 
 PG_ADMIN_DSN = os.environ.get("GLIMPSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -130,16 +130,7 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     else:
         # One migrated database per session; each test starts from empty tables.
         async with database.write() as session:
-            await session.execute(
-                sa.text(
-                    "TRUNCATE images, image_properties, image_tags, image_locations,"
-                    " image_members, image_key_cleanups, tasks, metadef_namespaces,"
-                    " metadef_resource_types, metadef_namespace_resource_types,"
-                    " metadef_objects, metadef_properties, metadef_tags,"
-                    " storage_reservations, storage_owners, node_reference, cached_images,"
-                    " cache_queue CASCADE"
-                )
-            )
+            await session.execute(sa.text(TRUNCATE_ALL))
     yield database
     await database.dispose()
 
