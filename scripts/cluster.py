@@ -44,46 +44,8 @@ CHECK_INTERVAL_MS = 1000
 DRAIN_SECONDS = 4.0
 T = TypeVar("T")
 
-HAPROXY_CFG = """\
-# Written by scripts/cluster.py: the balancer of `make cluster`.
-global
-    log stdout format raw local0 info
-    maxconn 4096
-    stats socket {socket} mode 600 level admin
-
-defaults
-    mode http
-    log global
-    log-format "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %{{+Q}}r"
-    option forwardfor
-    timeout connect 5s
-    timeout client 10m
-    timeout server 10m
-    timeout http-request 30s
-    timeout http-keep-alive 10s
-    timeout queue 30s
-    # A refused connection (a node stopping or dead) is tried again on another node; a request
-    # that got no answer at all on a reused connection too, unless it may change something.
-    retries 3
-    option redispatch 1
-    retry-on conn-failure empty-response
-
-frontend images
-    bind 127.0.0.1:{port}
-    # Each node's /metrics is for the operator's scraper, which asks the node itself.
-    http-request deny deny_status 404 if {{ path /metrics }} || {{ path_beg /metrics/ }}
-    default_backend api
-
-backend api
-    balance leastconn
-    http-request disable-l7-retry if METH_POST || {{ method PATCH }}
-    option httpchk
-    http-check send meth GET uri /healthcheck
-    http-check expect status 200
-    timeout check 5s
-    default-server check inter {inter}ms fastinter 500ms downinter 500ms fall 2 rise 2
-{servers}
-"""
+# The balancer's configuration, filled in with str.format.
+HAPROXY_TEMPLATE = Path(__file__).with_name("cluster-haproxy.cfg.in")
 
 
 def wait_for(what: str, probe: Callable[[], T | None], within: float = START_WITHIN) -> T:
@@ -218,7 +180,7 @@ class Cluster:
             )
         cfg = self.workdir / "haproxy.cfg"
         cfg.write_text(
-            HAPROXY_CFG.format(
+            HAPROXY_TEMPLATE.read_text().format(
                 socket=self.stats_socket,
                 port=self.port,
                 inter=CHECK_INTERVAL_MS,

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from glimpse.config import Settings
 from glimpse.config.reserved import STAGING_STORE
 from glimpse_worker.pipelines import import_
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 from personas import ADMIN, OWNER, new_image
 
 OCTET: Final = {"Content-Type": "application/octet-stream"}
@@ -175,7 +175,7 @@ async def run_import(
         image_import_opts={"image_import_plugins": plugin_names},
         **options,
     )
-    context = WorkerContext.build(settings)
+    context = WorkerRuntime.build(settings)
     try:
         await import_.run(context, task_id)
     finally:

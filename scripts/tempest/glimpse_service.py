@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from cryptography.fernet import Fernet
 from keystone_service import Keystone
 from processes import HarnessError, Supervisor, free_port, run_logged
 
@@ -107,7 +108,7 @@ def config(
         f"bind_port = {port}",
         "auth_strategy = keystone",
         "enabled_backends = cheap:file, fast:file, web:http",
-        "enabled_import_methods = [glance-direct,web-download,copy-image]",
+        "enabled_import_methods = [glance-direct,web-download,copy-image,glance-download]",
         f"show_multiple_locations = {profile.show_multiple_locations}",
         "show_image_direct_url = False",
         "hashing_algorithm = sha512",
@@ -133,9 +134,14 @@ def config(
         f"filesystem_store_datadir = {stores / 'tasks'}/",
         "",
         "[import_filtering_opts]",
-        "# the web-download source and http locations are on the loopback web server",
+        "# the web-download source and http locations are on the loopback web server, and",
+        "# glance-download reads from the image endpoint of the region tempest names (this one)",
         "allowed_hosts = [127.0.0.1]",
-        f"allowed_ports = [80,443,{web_port}]",
+        f"allowed_ports = [80,443,{web_port},{port}]",
+        "",
+        "[key_manager]",
+        "# glance-download's worker acts with the caller's token, kept encrypted meanwhile",
+        f"token_encryption_key = {Fernet.generate_key().decode()}",
         "",
         "[database]",
         f"connection = {database_url}",

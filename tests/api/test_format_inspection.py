@@ -14,7 +14,7 @@ from disk_images import GOOD, HOSTILE, MiB
 from factories import GLANCE_DIRECT, image_tasks, staged_files, stored_files, upload
 from glimpse.config import Settings
 from glimpse_worker.pipelines import import_
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 from personas import new_image
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -224,7 +224,7 @@ async def stage_and_import(
     imported = await client.post(f"/v2/images/{image_id}/import", json=GLANCE_DIRECT)
     assert imported.status_code == 202, imported.text
     [task] = await image_tasks(client, image_id)
-    worker = WorkerContext.build(settings)
+    worker = WorkerRuntime.build(settings)
     try:
         await import_.run(worker, task["id"])
     finally:

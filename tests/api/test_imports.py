@@ -26,14 +26,14 @@ from glimpse_worker.pipelines.inspection import survey_staged
 from glimpse_worker.pipelines.prepare import Prepared
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.pipelines.sources import ImportJob
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 from personas import ADMIN, OWNER, new_image, proxy_client
 
 
 @pytest.fixture
-async def worker(settings: Settings) -> AsyncIterator[WorkerContext]:
+async def worker(settings: Settings) -> AsyncIterator[WorkerRuntime]:
     """What a worker process builds, around the test's settings."""
-    context = WorkerContext.build(settings)
+    context = WorkerRuntime.build(settings)
     yield context
     await context.aclose()
 
@@ -94,7 +94,7 @@ async def test_glance_direct_end_to_end_as_a_project_member(
 
     task = await start_import_as_owner(client, image_id, settings)
 
-    context = WorkerContext.build(settings)
+    context = WorkerRuntime.build(settings)
     try:
         await import_.run(context, task["id"])
         active = (await client.get(f"/v2/images/{image_id}", headers=OWNER)).json()
@@ -216,7 +216,7 @@ async def test_import_needs_staged_data(client: httpx.AsyncClient) -> None:
 
 
 async def test_failed_import_returns_the_image_to_queued(
-    client: httpx.AsyncClient, settings: Settings, worker: WorkerContext
+    client: httpx.AsyncClient, settings: Settings, worker: WorkerRuntime
 ) -> None:
     image_id = await staged_image(client, b"will vanish")
     assert (
@@ -254,7 +254,7 @@ async def test_import_into_every_store(make_settings: Any, client_for: Any, tmp_
     body = {**GLANCE_DIRECT, "all_stores": True}
     assert (await client.post(f"/v2/images/{image_id}/import", json=body)).status_code == 202
     [task] = await image_tasks(client, image_id)
-    context = WorkerContext.build(settings)
+    context = WorkerRuntime.build(settings)
     try:
         await import_.run(context, task["id"])
     finally:
@@ -272,7 +272,7 @@ async def test_import_into_every_store(make_settings: Any, client_for: Any, tmp_
 async def test_the_hashing_pass_renews_the_lease(
     client: httpx.AsyncClient,
     settings: Settings,
-    worker: WorkerContext,
+    worker: WorkerRuntime,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A long pass over the staged data (a huge image) must keep the task's lease, or another
@@ -299,7 +299,7 @@ async def test_the_hashing_pass_renews_the_lease(
     assert image is not None
     monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)  # renew on every block
     job = ImportJob(
-        ctx=worker,
+        runtime=worker,
         task=task_row,
         image=image,
         properties={},

@@ -18,7 +18,7 @@ from glimpse.config import Settings
 from glimpse.config.reserved import STAGING_STORE
 from glimpse.jobs import names
 from glimpse_worker.pipelines import import_
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 from personas import ADMIN, OWNER, proxy_client
 from store_servers import HttpServer
 
@@ -58,7 +58,7 @@ def staged_files(settings: Settings) -> list[Path]:
 
 
 async def run_worker(settings: Settings, task_id: str) -> None:
-    worker = WorkerContext.build(settings)
+    worker = WorkerRuntime.build(settings)
     try:
         await import_.run(worker, task_id)
     finally:

@@ -17,7 +17,7 @@ from glimpse.db.tables import Image, ImageLocation
 from glimpse.logs import ContextFilter
 from glimpse.services.deletion import DeletionService
 from glimpse_worker.pipelines import import_
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 from store_servers import HttpServer
 
 PROJECT = "project-a"
@@ -60,9 +60,9 @@ async def client(make_settings: Any, client_for: Any, tmp_path: Path) -> httpx.A
 
 
 @pytest.fixture
-async def worker(make_settings: Any, tmp_path: Path) -> AsyncIterator[WorkerContext]:
+async def worker(make_settings: Any, tmp_path: Path) -> AsyncIterator[WorkerRuntime]:
     """A worker's context on the same stores and database as `client`."""
-    context = WorkerContext.build(make(make_settings, tmp_path))
+    context = WorkerRuntime.build(make(make_settings, tmp_path))
     yield context
     await context.aclose()
 
@@ -92,7 +92,7 @@ def stored_object(tmp_path: Path, store: str, name: str, data: bytes) -> str:
 
 async def added(
     client: httpx.AsyncClient,
-    worker: WorkerContext,
+    worker: WorkerRuntime,
     image_id: str,
     body: dict[str, Any],
     headers: dict[str, str],
@@ -118,7 +118,7 @@ async def image(client: httpx.AsyncClient, image_id: str) -> dict[str, Any]:
 
 
 async def test_service_adds_a_location_and_the_data_is_hashed(
-    client: httpx.AsyncClient, worker: WorkerContext, tmp_path: Path
+    client: httpx.AsyncClient, worker: WorkerRuntime, tmp_path: Path
 ) -> None:
     data = b"volume snapshot bytes" * 1000
     url = stored_object(tmp_path, "cheap", "snap-1", data)
@@ -146,7 +146,7 @@ async def test_service_adds_a_location_and_the_data_is_hashed(
 
 
 async def test_validation_data_must_match_the_data(
-    client: httpx.AsyncClient, worker: WorkerContext, tmp_path: Path
+    client: httpx.AsyncClient, worker: WorkerRuntime, tmp_path: Path
 ) -> None:
     data = b"abc" * 100
     url = stored_object(tmp_path, "fast", "obj", data)
@@ -213,7 +213,7 @@ async def test_bad_validation_data(
 
 
 async def test_who_may_point_where(
-    client: httpx.AsyncClient, worker: WorkerContext, tmp_path: Path
+    client: httpx.AsyncClient, worker: WorkerRuntime, tmp_path: Path
 ) -> None:
     data = b"data outside any store"
     image_id = await queued_image(client)
@@ -241,7 +241,7 @@ async def test_who_may_point_where(
 
 
 async def test_one_url_many_images_and_the_last_one_takes_the_data(
-    client: httpx.AsyncClient, worker: WorkerContext, tmp_path: Path
+    client: httpx.AsyncClient, worker: WorkerRuntime, tmp_path: Path
 ) -> None:
     """As in Glance, a service may point several images at the same data (another image's
     included); deleting one of them leaves the data to the others."""
@@ -296,7 +296,7 @@ async def test_without_secure_hash_the_caller_s_hashes_are_taken(
 ) -> None:
     settings = make(make_settings, tmp_path, do_secure_hash="false")
     client = await client_for(settings)
-    worker = WorkerContext.build(settings)
+    worker = WorkerRuntime.build(settings)
     try:
         data = b"never read"
         url = stored_object(tmp_path, "fast", "unread", data)
@@ -458,14 +458,14 @@ async def web(client_for: Any, web_settings: Settings) -> Any:
 
 
 @pytest.fixture
-async def web_worker(web_settings: Settings) -> AsyncIterator[WorkerContext]:
-    context = WorkerContext.build(web_settings)
+async def web_worker(web_settings: Settings) -> AsyncIterator[WorkerRuntime]:
+    context = WorkerRuntime.build(web_settings)
     yield context
     await context.aclose()
 
 
 async def test_users_add_http_locations_that_pass_the_filter(
-    web: httpx.AsyncClient, web_worker: WorkerContext, http_server: HttpServer
+    web: httpx.AsyncClient, web_worker: WorkerRuntime, http_server: HttpServer
 ) -> None:
     data = b"served over http " * 4096
     (http_server.root / "disk.raw").write_bytes(data)
@@ -500,7 +500,7 @@ async def test_a_failed_http_location_stays_until_its_image_is_deleted(
     pass, since nothing can delete data in a read-only store."""
     settings = web_settings.model_copy(update={"delayed_delete": delayed, "scrub_time": 0})
     client = await client_for(settings)
-    worker = WorkerContext.build(settings)
+    worker = WorkerRuntime.build(settings)
     try:
         (http_server.root / "disk.raw").write_bytes(b"http data")
         image_id = await queued_image(client)
@@ -610,7 +610,7 @@ async def test_locations_are_shown_only_to_who_may_get_them(
 
 async def test_credentials_in_location_urls_are_never_shown_or_logged(
     web: httpx.AsyncClient,
-    web_worker: WorkerContext,
+    web_worker: WorkerRuntime,
     http_server: HttpServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from glimpse.config import load_settings
-from glimpse.config.settings import BarbicanOptions, KeystoneAuthTokenOptions
+from glimpse.config.auth_options import BarbicanOptions, KeystoneAuthTokenOptions
 from glimpse.keymanager.barbican import BarbicanClient, BarbicanError
 from glimpse.keymanager.keystone import IdentityClient, KeystoneError
 from glimpse.stores.base import StoreError
@@ -20,7 +20,7 @@ from glimpse.stores.checked import CheckedStore
 from glimpse.stores.http import from_settings as http_store
 from glimpse.stores.s3 import from_settings as s3_store
 from glimpse_worker.pipelines import import_
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 from personas import OWNER, new_image
 from slow_server import Mode, SlowServer, slow_server
 
@@ -149,7 +149,7 @@ async def test_a_web_download_ends_at_its_deadline(
     body = {"method": {"name": "web-download", "uri": uri}}
     assert (await client.post(f"/v2/images/{image_id}/import", json=body)).status_code == 202
     [task] = (await client.get(f"/v2/images/{image_id}/tasks")).json()["tasks"]
-    worker = WorkerContext.build(settings)
+    worker = WorkerRuntime.build(settings)
     try:
         await import_.run(worker, task["id"])
     finally:
@@ -190,7 +190,7 @@ async def test_a_location_add_ends_at_its_deadline(
     )
     assert response.status_code == 202, response.text
     [task] = (await client.get(f"/v2/images/{image_id}/tasks", headers=OWNER)).json()["tasks"]
-    worker = WorkerContext.build(settings)
+    worker = WorkerRuntime.build(settings)
     try:
         await import_.run(worker, task["id"])
     finally:

@@ -23,7 +23,7 @@ import pytest
 from egress import StubResolver, install_resolver, loopback_only
 from glimpse.config import Settings
 from glimpse_worker.pipelines import import_
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 from personas import ADMIN, OWNER, new_image
 
 PATCH = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
@@ -129,8 +129,8 @@ async def client(client_for: Any, web_settings: Settings) -> httpx.AsyncClient:
 
 
 @pytest.fixture
-async def worker(web_settings: Settings) -> AsyncIterator[WorkerContext]:
-    context = WorkerContext.build(web_settings)
+async def worker(web_settings: Settings) -> AsyncIterator[WorkerRuntime]:
+    context = WorkerRuntime.build(web_settings)
     yield context
     await context.aclose()
 
@@ -209,7 +209,7 @@ async def test_the_server_on_127_0_0_2_receives_no_request_from_web_download(
 @pytest.mark.parametrize("rebound_to", [SERVER_ADDRESS, "2002:7f00:2::"], ids=["ipv4", "6to4"])
 async def test_a_name_rebound_to_a_private_address_after_admission_fails_the_task(
     client: httpx.AsyncClient,
-    worker: WorkerContext,
+    worker: WorkerRuntime,
     resolver: StubResolver,
     server: Recorder,
     rebound_to: str,
@@ -242,7 +242,7 @@ async def test_a_name_rebound_to_a_private_address_after_admission_fails_the_tas
 
 
 async def test_a_location_rebound_to_a_private_address_after_admission_fails_its_task(
-    client: httpx.AsyncClient, worker: WorkerContext, resolver: StubResolver, server: Recorder
+    client: httpx.AsyncClient, worker: WorkerRuntime, resolver: StubResolver, server: Recorder
 ) -> None:
     """The 2.17 add-location's worker checks the URL again: a name public when the API
     admitted it and private when the worker reads it is never fetched."""
@@ -275,7 +275,7 @@ async def test_allowed_hosts_let_a_private_mirror_be_used(
         make_settings, import_filtering_opts={"allowed_hosts": f"mirror.test, {SERVER_ADDRESS}"}
     )
     client: httpx.AsyncClient = await client_for(settings)
-    worker = WorkerContext.build(settings)
+    worker = WorkerRuntime.build(settings)
     try:
         for url in ("http://mirror.test/disk.raw", f"http://{SERVER_ADDRESS}/disk.raw"):
             image_id = await queued(client)

@@ -24,7 +24,7 @@ from glimpse.db.engine import Database
 from glimpse.db.tables import utcnow
 from glimpse.services.quota import StorageQuota
 from glimpse_worker.pipelines import import_
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 from personas import new_image
 from store_servers import HttpServer
 
@@ -200,7 +200,7 @@ async def test_parallel_web_downloads_count_their_bytes_in_flight(
         assert response.status_code == 202, response.text
         [task] = (await client.get(f"/v2/images/{image_id}/tasks")).json()["tasks"]
         tasks.append((image_id, task["id"]))
-    workers = [WorkerContext.build(settings), WorkerContext.build(settings)]  # two workers
+    workers = [WorkerRuntime.build(settings), WorkerRuntime.build(settings)]  # two workers
     try:
         await asyncio.gather(*(import_.run(w, t) for w, (_, t) in zip(workers, tasks, strict=True)))
     finally:

@@ -18,7 +18,7 @@ from glimpse.db.tables import Task, utcnow
 from glimpse.jobs import names
 from glimpse_scrubber.jobs import ScrubberRuntime, requeue_pending
 from glimpse_worker.pipelines import import_
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 from personas import ADMIN, OTHER, OWNER, proxy_client
 
 
@@ -109,7 +109,7 @@ async def test_a_live_lease_keeps_other_workers_out_and_a_dead_one_is_taken_over
     lease = sa.text("UPDATE tasks SET status = 'processing', lease_until = :until WHERE id = :id")
     async with database.write() as session:
         await session.execute(lease, {"until": utcnow() + timedelta(hours=1), "id": task["id"]})
-    worker = WorkerContext.build(settings)
+    worker = WorkerRuntime.build(settings)
     try:
         # Another worker holds it: nothing happens; look again when its lease ends.
         recheck = await import_.run(worker, task["id"])
@@ -156,7 +156,7 @@ async def test_a_lost_message_is_sent_again_by_the_scrubber(
         assert len(sent_messages(settings)) == 1
     finally:
         await runtime.aclose()
-    worker = WorkerContext.build(settings)
+    worker = WorkerRuntime.build(settings)
     try:
         await import_.run(worker, task["id"])
     finally:
@@ -198,7 +198,7 @@ async def test_a_member_imports_and_follows_it_without_the_tasks_api(
         assert denied.status_code == 403, path
         assert denied.json()["code"] == "403 Forbidden"
 
-    context = WorkerContext.build(settings)
+    context = WorkerRuntime.build(settings)
     try:
         await import_.run(context, pending["id"])
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,12 @@ import sqlalchemy as sa
 from glimpse.config import Settings
 from glimpse.config.reserved import STAGING_STORE
 from glimpse.db.engine import Database
+from glimpse.db.tables import Image
 from glimpse.logs import ContextFilter
 from glimpse_worker.pipelines import import_
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.pipelines.download import DownloadFailed, download
+from glimpse_worker.pipelines.progress import Progress
+from glimpse_worker.runtime import WorkerRuntime
 from personas import ADMIN, OTHER, OWNER, new_image
 from store_servers import HttpServer
 
@@ -60,8 +64,8 @@ async def web_client(client_for: Any, web_settings: Settings) -> httpx.AsyncClie
 
 
 @pytest.fixture
-async def web_worker(web_settings: Settings) -> AsyncIterator[WorkerContext]:
-    context = WorkerContext.build(web_settings)
+async def web_worker(web_settings: Settings) -> AsyncIterator[WorkerRuntime]:
+    context = WorkerRuntime.build(web_settings)
     yield context
     await context.aclose()
 
@@ -101,7 +105,7 @@ async def assert_failed_and_queued(
 
 async def test_web_download_imports_the_served_bytes(
     web_client: httpx.AsyncClient,
-    web_worker: WorkerContext,
+    web_worker: WorkerRuntime,
     web_settings: Settings,
     http_server: HttpServer,
 ) -> None:
@@ -131,7 +135,7 @@ async def test_web_download_imports_the_served_bytes(
 
 async def test_a_retried_fetch_replaces_what_an_earlier_run_left(
     web_client: httpx.AsyncClient,
-    web_worker: WorkerContext,
+    web_worker: WorkerRuntime,
     web_settings: Settings,
     http_server: HttpServer,
 ) -> None:
@@ -216,7 +220,7 @@ class Web:
     """An API client, a worker and the HTTP server, on settings that allow that server."""
 
     client: httpx.AsyncClient
-    worker: WorkerContext
+    worker: WorkerRuntime
     settings: Settings
     database: Database
     server: HttpServer
@@ -228,7 +232,7 @@ class Web:
 @pytest.fixture
 def web(
     web_client: httpx.AsyncClient,
-    web_worker: WorkerContext,
+    web_worker: WorkerRuntime,
     web_settings: Settings,
     database: Database,
     http_server: HttpServer,
@@ -264,7 +268,7 @@ async def test_a_download_past_the_size_cap_fails(
     client = await client_for(settings)
     (http_server.root / "big.raw").write_bytes(b"b" * (2 * 1024 * 1024 + 1))
     image_id, task = await start(client, f"{local_base(http_server)}/files/big.raw")
-    worker = WorkerContext.build(settings)
+    worker = WorkerRuntime.build(settings)
     try:
         await import_.run(worker, task["id"])
     finally:
@@ -309,7 +313,7 @@ async def test_web_download_credentials_never_reach_tasks_or_logs(
     (http_server.root / "disk.raw").write_bytes(b"signed download " * 512)
     secret = f"http://carol:hunter2@localhost:{port}/files/{{}}?X-Amz-Signature=f00dcafe&v=2"
     shown = f"http://***@localhost:{port}/files/{{}}?X-Amz-Signature=***&v=2"
-    worker = WorkerContext.build(settings)
+    worker = WorkerRuntime.build(settings)
     try:
         for name, outcome in (("disk.raw", "success"), ("missing.raw", "failure")):
             body = {"disk_format": "raw", "container_format": "bare", "visibility": "public"}
@@ -359,3 +363,21 @@ async def test_web_download_credentials_never_reach_tasks_or_logs(
     for leaked in ("hunter2", "f00dcafe"):
         assert leaked not in caplog.text
     assert "files/missing.raw" in caplog.text  # logged, redacted
+
+
+async def test_a_download_with_headers_follows_no_redirect(
+    web_worker: WorkerRuntime, http_server: HttpServer
+) -> None:
+    # glance-download sends the caller's token: a redirect must not carry it elsewhere.
+    (http_server.root / "disk.raw").write_bytes(b"data" * 1000)
+    image = Image(id=str(uuid.uuid4()), owner="p", status="importing")
+    uri = f"{local_base(http_server)}/redirect/1/disk.raw"
+    with pytest.raises(DownloadFailed, match="the server answered 302"):
+        await download(
+            web_worker,
+            image,
+            uri,
+            Progress(web_worker, str(uuid.uuid4())),
+            headers={"X-Auth-Token": "token"},
+        )
+    assert staged_files(web_worker.settings) == []

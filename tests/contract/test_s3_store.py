@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from glimpse.config import ConfigError, load_settings
-from glimpse.stores import s3 as s3_module
+from glimpse.stores import s3_multipart
 from glimpse.stores.base import ObjectNotFound, StoreError
 from glimpse.stores.checked import CheckedStore
 from glimpse.stores.s3 import S3Store, from_settings
@@ -219,7 +219,7 @@ async def test_bucket_created_with_the_configured_region(moto_server: MotoServer
 async def test_object_over_the_part_limit_fails_and_leaves_nothing(
     moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(s3_module, "MAX_PARTS", 2)
+    monkeypatch.setattr(s3_multipart, "MAX_PARTS", 2)
     driver = s3_store(moto_server, s3_store_large_object_size=5, s3_store_large_object_chunk_size=5)
     block = b"p" * 1024 * 1024
 

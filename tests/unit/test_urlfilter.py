@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from egress import StubResolver
-from glimpse.config.settings import ImportFilteringOptions
+from glimpse.config.import_options import ImportFilteringOptions
 from glimpse.net.urlfilter import Resolver, URLFilter, URLRefused, is_public
 
 

@@ -23,7 +23,7 @@ from glimpse.config.reserved import STAGING_STORE
 from glimpse.db.engine import Database
 from glimpse.db.tables import utcnow
 from glimpse_worker.pipelines import import_
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 from personas import ADMIN, OTHER, OWNER, new_image
 from store_servers import MotoServer
 from support import free_port
@@ -77,7 +77,7 @@ async def task_of(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
 
 
 async def run_task(settings: Settings, task_id: str) -> None:
-    context = WorkerContext.build(settings)
+    context = WorkerRuntime.build(settings)
     try:
         await import_.run(context, task_id)
     finally:

@@ -37,7 +37,7 @@ from glimpse_worker.pipelines.sources import ImportJob, staged_path
 from glimpse_worker.plugins.image_conversion import Limits, _qemu_img, image_conversion
 from glimpse_worker.plugins.image_decompression import image_decompression
 from glimpse_worker.plugins.inject_image_metadata import inject_image_metadata
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 from personas import ADMIN, OWNER
 from support import command, environment
 
@@ -318,7 +318,7 @@ def test_plugin_options_in_glance_notation(make_settings: Any) -> None:
 # -- a retried job runs each plugin again on what it already processed ------------------------
 
 
-async def job_for(settings: Settings, context: WorkerContext, image_id: str, task_id: str) -> Any:
+async def job_for(settings: Settings, context: WorkerRuntime, image_id: str, task_id: str) -> Any:
     async with context.database.read() as session:
         task = await TaskRepository(session).get(task_id)
         repo = ImageRepository(session)
@@ -353,7 +353,7 @@ async def test_plugins_run_twice_give_the_same_result(
         },
         **INJECT,
     )
-    context = WorkerContext.build(settings)
+    context = WorkerRuntime.build(settings)
     try:
         job = await job_for(settings, context, image_id, task_id)
         results = []
@@ -406,7 +406,7 @@ async def test_qemu_img_is_killed_when_the_job_is_cancelled(
     )
     disk = tmp_path / "bench.raw"
     disk.write_bytes(bytes(MiB))
-    context = WorkerContext.build(settings)
+    context = WorkerRuntime.build(settings)
     try:
         job = await job_for(settings, context, image_id, task_id)
         # `qemu-img bench` with a huge request count runs until it is killed.

@@ -22,7 +22,8 @@ import contextvars
 import json as jsonlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -61,6 +62,19 @@ def bind_identity(user_id: str | None, project_id: str | None) -> None:
 def bind_job(request_id: str | None, user_id: str | None, project_id: str | None) -> None:
     """Give the current job (an asyncio task of its own) the ids of the request it came from."""
     _current.set(LogContext(request_id or "-", user_id or "-", project_id or "-"))
+
+
+@contextmanager
+def job_context(
+    request_id: str | None, user_id: str | None = None, project_id: str | None = None
+) -> Iterator[None]:
+    """The ids of the request a piece of deferred work came from, for the lines logged inside
+    the block (the scrubber's work on one image); the previous ids come back after it."""
+    token = _current.set(LogContext(request_id or "-", user_id or "-", project_id or "-"))
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def add_context_filter(handlers: list[logging.Handler]) -> None:

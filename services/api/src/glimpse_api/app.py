@@ -15,7 +15,7 @@ from glimpse.config import ConfigError, Settings, load_settings
 from glimpse.logs import setup_logging
 from glimpse.services.housekeeping import Housekeeping
 from glimpse_api import metrics
-from glimpse_api.deps import Runtime
+from glimpse_api.deps import ApiRuntime
 from glimpse_api.drain import drain_on_sigterm
 from glimpse_api.errors import add_exception_handlers
 from glimpse_api.identity import refuse_unsafe_bind
@@ -111,8 +111,8 @@ def create_app(settings: Settings, *, drain_on_signal: bool = False) -> FastAPI:
 
 @asynccontextmanager
 async def _runtime(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    """The process's Runtime on app.state while the application runs."""
-    runtime = Runtime.build(settings)
+    """The process's ApiRuntime on app.state while the application runs."""
+    runtime = ApiRuntime.build(settings)
     app.state.runtime = runtime
     # Leftovers of a previous life are swept at start, as Glance does, without delaying it.
     background = [asyncio.create_task(_sweep(runtime))]
@@ -137,7 +137,7 @@ async def _runtime(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         await runtime.aclose()
 
 
-async def _sweep(runtime: Runtime) -> None:
+async def _sweep(runtime: ApiRuntime) -> None:
     try:
         removed = await Housekeeping(runtime.settings, runtime.database, runtime.stores).run()
     except Exception:
@@ -147,7 +147,7 @@ async def _sweep(runtime: Runtime) -> None:
         log.info("start-up sweep removed %d leftover files", removed)
 
 
-async def _maintain_cache(runtime: Runtime, stopping: asyncio.Event) -> None:
+async def _maintain_cache(runtime: ApiRuntime, stopping: asyncio.Event) -> None:
     """The cache's schedule inside the API (no cron, unlike Glance): every
     cache_prefetcher_interval, clean, prefetch what is queued for this node, prune."""
     cache = runtime.cache

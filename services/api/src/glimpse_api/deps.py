@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Runtime:
+class ApiRuntime:
     """Everything built once per process in the lifespan and shared by requests."""
 
     settings: Settings
@@ -59,7 +59,7 @@ class Runtime:
     cache_api: CacheService
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: Settings) -> ApiRuntime:
         # The policy first: a bad policy file stops start-up before anything is opened.
         policy = PolicyEngine(
             settings.oslo_policy.policy_file,
@@ -106,8 +106,8 @@ class Runtime:
 
 
 # Dependencies are `async def` so FastAPI calls them on the event loop, not in a thread.
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+def _runtime(request: Request) -> ApiRuntime:
+    runtime: ApiRuntime = request.app.state.runtime
     return runtime
 
 

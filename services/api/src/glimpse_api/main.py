@@ -10,7 +10,7 @@ import uvicorn
 
 from glimpse.cli.common import prepare_multiprocess_metrics, settings_or_exit
 from glimpse.config import ConfigError
-from glimpse.config.settings import CONFIG_ENV
+from glimpse.config.loader import CONFIG_ENV
 from glimpse_api.identity import refuse_unsafe_bind
 
 # client_socket_timeout = 0: Glance waits for ever; uvicorn needs a number.

@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerContext:
+class WorkerRuntime:
     """What a pipeline needs; tests build one around their own settings and database."""
 
     settings: Settings
@@ -28,7 +28,7 @@ class WorkerContext:
     stores: StoreRegistry
 
     @classmethod
-    def build(cls, settings: Settings) -> WorkerContext:
+    def build(cls, settings: Settings) -> WorkerRuntime:
         return cls(
             settings, Database.from_settings(settings), StoreRegistry.from_settings(settings)
         )
@@ -41,7 +41,7 @@ class WorkerContext:
 class _Process:
     settings: Settings | None = None
     loop: asyncio.AbstractEventLoop | None = None
-    context: WorkerContext | None = None
+    runtime: WorkerRuntime | None = None
 
 
 _process = _Process()
@@ -57,34 +57,35 @@ def configured_settings() -> Settings | None:
 
 
 def start() -> None:
-    """Build this process's loop and context (the `worker_process_init` handler)."""
+    """Build this process's loop and runtime (the `worker_process_init` handler)."""
     if _process.settings is None:
         msg = "runtime.configure(settings) must run before the worker starts"
         raise RuntimeError(msg)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     _process.loop = loop
-    _process.context = WorkerContext.build(_process.settings)
+    _process.runtime = WorkerRuntime.build(_process.settings)
 
 
 def stop() -> None:
     """Close what start() opened (the `worker_process_shutdown` handler)."""
-    loop, context = _process.loop, _process.context
-    if loop is None or context is None:
+    loop, runtime = _process.loop, _process.runtime
+    if loop is None or runtime is None:
         return
-    loop.run_until_complete(context.aclose())
+    loop.run_until_complete(runtime.aclose())
     loop.close()
-    _process.loop = _process.context = None
+    _process.loop = _process.runtime = None
 
 
-def context() -> WorkerContext:
-    if _process.context is None:
+def current() -> WorkerRuntime:
+    """This process's runtime, built on first use."""
+    if _process.runtime is None:
         start()  # a solo or threads pool has no process init
-    assert _process.context is not None  # noqa: S101 -- start() sets it
-    return _process.context
+    assert _process.runtime is not None  # noqa: S101 -- start() sets it
+    return _process.runtime
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    context()
-    assert _process.loop is not None  # noqa: S101 -- context() started the loop
+    current()
+    assert _process.loop is not None  # noqa: S101 -- current() started the loop
     return _process.loop.run_until_complete(coroutine)

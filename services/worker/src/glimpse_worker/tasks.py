@@ -21,7 +21,7 @@ def ping() -> dict[str, Any]:
 
 def import_image(self: CeleryTask, task_id: str) -> None:
     """Run import task `task_id` on this process's loop (see glimpse_worker.pipelines)."""
-    recheck = runtime.run(import_.run(runtime.context(), task_id))
+    recheck = runtime.run(import_.run(runtime.current(), task_id))
     if recheck is not None:
         # Another worker's lease holds the task. A redelivered message (its worker died, or
         # only its pool process) comes back when that lease ends and takes the task over,

@@ -1,8 +1,8 @@
 """The image cache's options, with Glance's names: `[DEFAULT] image_cache_*`,
 `cache_prefetcher_interval`, `worker_self_reference_url` and `[paste_deploy] flavor`.
 
-Settings inherits CacheOptions, so the `[DEFAULT]` options stay top-level fields while this
-module keeps them together (settings.py is long enough).
+DefaultOptions (and so Settings) inherits CacheOptions, so the `[DEFAULT]` options stay
+top-level fields while this module keeps them together.
 """
 
 from __future__ import annotations

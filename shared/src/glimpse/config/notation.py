@@ -10,6 +10,9 @@
   may hold colons (`http:10.0.0.1:3128`); a repeated or empty key is refused; values keep their
   quotes, as oslo.config's DictOpt leaves them.
 
+- `Network`: a list item written as an address or a CIDR network (`10.0.0.0/24`, `::1`), an
+  ip_network (an address is a network of one).
+
 A value that is already a list or a mapping (constructor arguments) is taken as it is.
 Environment variables use the same notation (NoDecode: pydantic-settings does not read them as
 JSON).
@@ -17,6 +20,8 @@ JSON).
 
 from __future__ import annotations
 
+import ipaddress
+from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, TypeVar
 
 from oslo_config import types
@@ -45,3 +50,17 @@ def parse_dict(value: object) -> object:
 
 GlanceList = Annotated[list[T], BeforeValidator(parse_list), NoDecode]
 GlanceDict = Annotated[dict[str, str], BeforeValidator(parse_dict), NoDecode]
+
+
+def parse_network(value: object) -> object:
+    """An address or CIDR network as ipaddress reads it (host bits must be zero)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return ipaddress.ip_network(value)
+    except ValueError as exc:
+        msg = f"expected an address or network (e.g. 10.0.0.0/24): {exc}"
+        raise ValueError(msg) from None
+
+
+Network = Annotated[IPv4Network | IPv6Network, BeforeValidator(parse_network)]

@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from glimpse.config.settings import Settings, StoreOptions
+from glimpse.config.settings import Settings
+from glimpse.config.store_options import StoreOptions
 
 _HEADER = """\
 # Glimpse configuration, in the format of glance-api.conf.

@@ -2,7 +2,8 @@
 
 Glance's own option names and sections map onto the settings model: `[DEFAULT]` options onto
 top-level fields, `[database]`, `[glance_store]`, `[celery]`, `[scrubber]`, `[keystone_authtoken]`
-onto nested models, and every section named by `enabled_backends` onto `stores`. Glance chooses
+onto nested models, and every other section onto `stores` (Settings keeps those that
+enabled_backends names, so that value is parsed once, by the model). Glance chooses
 Keystone through `[paste_deploy] flavor = keystone...`; without an explicit `auth_strategy` that
 flavor means `auth_strategy = keystone` here. Anything else is ignored with one warning line per
 option, so an operator's existing glance-api.conf loads as it is.
@@ -12,17 +13,14 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
+import typing
 from pathlib import Path
 from typing import Any
 
 from oslo_config import cfg
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
-
-from glimpse.config.notation import parse_dict
-from glimpse.config.reserved import RESERVED_STORES
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +59,12 @@ def _nested_sections(settings_cls: type[BaseSettings]) -> dict[str, type[BaseMod
     return nested
 
 
+def _store_options(settings_cls: type[BaseSettings]) -> type[BaseModel]:
+    """The model of one store section: the values of the `stores` mapping."""
+    annotation = settings_cls.model_fields[STORES_FIELD].annotation
+    return typing.cast("type[BaseModel]", typing.get_args(annotation)[1])
+
+
 def _strategy_from_flavor(sections: dict[str, dict[str, str]]) -> str | None:
     """Glance's `flavor = keystone` (or keystone+caching, ...) selects Keystone auth, unless the
     file names an auth_strategy itself."""
@@ -68,19 +72,6 @@ def _strategy_from_flavor(sections: dict[str, dict[str, str]]) -> str | None:
         return None
     flavor = sections.get(PASTE_SECTION, {}).get("flavor", "")
     return "keystone" if flavor.strip().lower().startswith("keystone") else None
-
-
-def _store_ids(sections: dict[str, dict[str, str]]) -> set[str]:
-    """The sections that configure stores. A value that does not parse names none here; the
-    settings model reports it, naming the option."""
-    raw = os.environ.get("GLIMPSE_ENABLED_BACKENDS") or sections.get(DEFAULT_SECTION, {}).get(
-        "enabled_backends", ""
-    )
-    try:
-        backends = parse_dict(raw)
-    except ValueError:
-        return set()
-    return set(backends) if isinstance(backends, dict) else set()
 
 
 class GlanceIniSource(PydanticBaseSettingsSource):
@@ -99,7 +90,7 @@ class GlanceIniSource(PydanticBaseSettingsSource):
             return {}
         sections = read_ini(self.path)
         nested = _nested_sections(self.settings_cls)
-        store_ids = _store_ids(sections)
+        store_fields = set(_store_options(self.settings_cls).model_fields)
         top_level = set(self.settings_cls.model_fields) - set(nested) - {STORES_FIELD}
         result: dict[str, Any] = {}
         strategy = _strategy_from_flavor(sections)
@@ -112,45 +103,13 @@ class GlanceIniSource(PydanticBaseSettingsSource):
             elif section in nested:
                 known = set(nested[section].model_fields)
                 target = result.setdefault(section, {})
-            elif section in store_ids or section in RESERVED_STORES:
-                from glimpse.config.settings import StoreOptions  # noqa: PLC0415 -- cycle
-
-                known = set(StoreOptions.model_fields)
-                target = result.setdefault(STORES_FIELD, {}).setdefault(section, {})
             else:
-                known = set()
-                target = {}
+                # A store's section if enabled_backends names it (Settings drops the others).
+                known = store_fields
+                target = result.setdefault(STORES_FIELD, {}).setdefault(section, {})
             for option, value in options.items():
                 if option in known:
                     target[option] = value
                 else:
                     log.warning("Ignoring unknown option [%s] %s in %s", section, option, self.path)
         return result
-
-
-def describe_errors(exc: ValidationError, path: Path | None) -> str:
-    """One line per invalid option: section, option, file and what is wrong."""
-    origin = f"in {path}" if path is not None else "in the environment"
-    nested = set(_nested_sections_names())
-    lines = []
-    for error in exc.errors():
-        loc = [str(part) for part in error["loc"]]
-        message = error["msg"].removeprefix("Value error, ")
-        if not loc:
-            # A rule spanning options: the message itself names them.
-            lines.append(f"Invalid configuration {origin}: {message}")
-            continue
-        if loc[0] == STORES_FIELD and len(loc) >= 3:  # noqa: PLR2004 -- stores.<id>.<option>
-            where = f"[{loc[1]}] {loc[2]}"
-        elif loc[0] in nested and len(loc) >= 2:  # noqa: PLR2004 -- <section>.<option>
-            where = f"[{loc[0]}] {loc[1]}"
-        else:
-            where = f"[{DEFAULT_SECTION}] {loc[0]}"
-        lines.append(f"Invalid configuration value for {where} {origin}: {message}")
-    return "\n".join(lines)
-
-
-def _nested_sections_names() -> list[str]:
-    from glimpse.config.settings import Settings  # noqa: PLC0415 -- cycle
-
-    return list(_nested_sections(Settings))

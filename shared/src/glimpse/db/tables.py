@@ -80,6 +80,9 @@ class ImageLocation(SQLModel, table=True):
     # Failed attempts to delete its data, and when the next may be made (backoff); NULL: now.
     attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     next_attempt_at: datetime | None = Field(default=None, index=True, sa_type=sa.DateTime)
+    # The request that took the location off its image: the scrubber's lines about its data
+    # carry it, as the worker's lines carry the request that started a job.
+    request_id: str | None = Field(default=None, max_length=255)
 
     @property
     def store_id(self) -> str | None:
@@ -139,6 +142,7 @@ class ImageKeyCleanup(SQLModel, table=True):
     token_expires_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
     trust_id: str | None = Field(default=None, max_length=64)
     last_error: str | None = Field(default=None, max_length=255)
+    request_id: str | None = Field(default=None, max_length=255)  # the image delete's
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
     updated_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
 

@@ -28,7 +28,7 @@ COPY_IMAGE: Final = "copy-image"
 GLANCE_DOWNLOAD: Final = "glance-download"
 KNOWN_METHODS: Final = (GLANCE_DIRECT, WEB_DOWNLOAD, COPY_IMAGE, GLANCE_DOWNLOAD)
 # What this release can run; the others are listed when configured but refused at import.
-IMPLEMENTED_METHODS: Final = frozenset({GLANCE_DIRECT, WEB_DOWNLOAD, COPY_IMAGE})
+IMPLEMENTED_METHODS: Final = frozenset(KNOWN_METHODS)
 
 # Reserved image properties that track an import (users can never write os_glance_*).
 IMPORT_LOCK: Final = "os_glance_import_task"

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import httpx
 
-from glimpse.config.settings import BarbicanOptions
+from glimpse.config.auth_options import BarbicanOptions
 from glimpse.net.deadline import DeadlineExceeded, within
 
 # A certificate is a few KiB; a payload larger than this is refused, not read into memory.

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from glimpse.config.settings import KeystoneAuthTokenOptions
+from glimpse.config.auth_options import KeystoneAuthTokenOptions
 from glimpse.net.deadline import DeadlineExceeded, within
 
 log = logging.getLogger(__name__)

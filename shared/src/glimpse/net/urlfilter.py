@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from glimpse.config.settings import ImportFilteringOptions
+from glimpse.config.import_options import ImportFilteringOptions
 from glimpse.domain.errors import InvalidInput
 
 DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ftp": 21}

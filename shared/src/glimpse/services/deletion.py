@@ -20,6 +20,7 @@ from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.key_cleanups import KeyCleanupRepository
 from glimpse.db.tables import ImageLocation, utcnow
 from glimpse.domain.redaction import redact_text, redact_url
+from glimpse.logs import job_context
 from glimpse.stores.base import Capability, StoreError
 from glimpse.stores.registry import StoreRegistry
 
@@ -139,7 +140,8 @@ class DeletionService:
                 async with self.db.write() as session:
                     location = await DeletionRepository(session).claim(location_id, stale_before)
                 if location is not None:
-                    outcomes.append(await self.remove_claimed(location))
+                    with job_context(location.request_id):
+                        outcomes.append(await self.remove_claimed(location))
 
         while True:
             async with self.db.read() as session:

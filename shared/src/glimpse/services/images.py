@@ -313,7 +313,7 @@ class ImageService:
             if image.protected:
                 raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
             delayed = self.settings.delayed_delete
-            locations = await repo.mark_deleted(image, delayed=delayed)
+            locations = await repo.mark_deleted(image, delayed=delayed, request_id=ctx.request_id)
             if not delayed:  # a delayed delete keeps its members for a restore
                 await MemberRepository(session).remove_all(image_id)
             # In this transaction, so a committed delete never loses its key cleanup.

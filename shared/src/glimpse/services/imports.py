@@ -31,6 +31,7 @@ from glimpse.domain.tasks import (
     COPY_IMAGE,
     FAILED_IMPORT,
     GLANCE_DIRECT,
+    GLANCE_DOWNLOAD,
     IMPLEMENTED_METHODS,
     IMPORT_LOCK,
     IMPORTING_TO_STORES,
@@ -40,9 +41,11 @@ from glimpse.domain.tasks import (
     lock_is_stale,
     store_list,
 )
+from glimpse.keymanager.sealing import TokenSealer
 from glimpse.net.urlfilter import URLFilter, URLRefused
 from glimpse.services import signatures
 from glimpse.services.access import authorized_image
+from glimpse.services.glance_download import USER_TOKEN, glance_download_method
 from glimpse.services.image_data import cap_message
 from glimpse.services.quota import StorageQuota
 from glimpse.services.store_failures import write_failure
@@ -107,6 +110,9 @@ async def take_stale_lock(
             result=None,
             expires_at=now + timedelta(hours=settings.task.task_time_to_live),
         )
+        if USER_TOKEN in task.input:  # a glance-download's: kept no longer than its task
+            kept = {key: value for key, value in task.input.items() if key != USER_TOKEN}
+            await tasks.update_input(task.id, kept)
         properties = await repo.properties(image_id)
         backend = task.input.get("backend")
         theirs = backend if isinstance(backend, list) else []
@@ -286,6 +292,7 @@ class ImportService:
             "all_stores_must_succeed": must_succeed,
         }
         await self._vet(method, body)
+        task_input = self._worker_input(ctx, method)
         task_id = str(uuid.uuid4())
         async with self.db.write() as session:
             repo = ImageRepository(session)
@@ -331,6 +338,7 @@ class ImportService:
                         "backend": targets,
                         # What the worker may need of the caller (inject_image_metadata).
                         "user_roles": sorted(ctx.roles),
+                        **task_input,
                     },
                     owner=ctx.project_id,
                     image_id=image_id,
@@ -342,9 +350,20 @@ class ImportService:
         await self.publisher.publish_import(task_id)
         return task_id
 
+    def _worker_input(self, ctx: RequestContext, method: str) -> dict[str, Any]:
+        """What the worker must have of the caller beyond the request: for glance-download
+        the caller's token (sealed), with which it reads the catalog and the remote image."""
+        key = self.settings.key_manager.token_encryption_key
+        if method != GLANCE_DOWNLOAD or ctx.auth_token is None or key is None:
+            return {}  # without a token the task fails, saying why
+        return {USER_TOKEN: TokenSealer(key).seal(ctx.auth_token)}
+
     async def _vet(self, method: str, body: dict[str, Any]) -> None:
-        """The method's checks that need I/O, made before the write transaction (which must
-        stay short): web-download's URI, whose name is resolved here."""
+        """The method's checks made before the write transaction (which must stay short):
+        web-download's URI, whose name is resolved here; glance-download's parameters (before
+        the policy check, as in Glance)."""
+        if method == GLANCE_DOWNLOAD:
+            glance_download_method(body["method"])
         if method == WEB_DOWNLOAD:
             uri = body["method"].get("uri")
             if not await self._fetchable(uri):
@@ -370,12 +389,15 @@ class ImportService:
         if method == GLANCE_DIRECT:
             await self._begin(admission.repo, image, ImageStatus.UPLOADING, "stage its data first")
             return targets
-        if method == WEB_DOWNLOAD:
+        if method in (WEB_DOWNLOAD, GLANCE_DOWNLOAD):
             if image.status != ImageStatus.QUEUED:
                 raise Conflict(f"Image needs to be in 'queued' state to use '{method}' method")
             await self._begin(admission.repo, image, ImageStatus.QUEUED, "it already has data")
-            # Checked by _vet; the worker fetches it (and checks it again).
-            admission.request["method"]["uri"] = admission.body["method"]["uri"]
+            # Checked by _vet; the worker fetches it (and checks a URI again).
+            if method == WEB_DOWNLOAD:
+                admission.request["method"]["uri"] = admission.body["method"]["uri"]
+            else:
+                admission.request["method"].update(glance_download_method(admission.body["method"]))
             return targets
         if method == COPY_IMAGE:
             return await self._admit_copy(admission, targets)

@@ -39,6 +39,7 @@ from glimpse.db.tables import Image, ImageKeyCleanup, utcnow
 from glimpse.keymanager.barbican import BarbicanClient, BarbicanError
 from glimpse.keymanager.keystone import IdentityClient, KeystoneError
 from glimpse.keymanager.sealing import TokenSealer
+from glimpse.logs import job_context
 from glimpse.net.session import session_client
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class KeyCleanupService:
                 roles=",".join(sorted(ctx.roles)),
                 user_token=sealed,
                 token_expires_at=expires,
+                request_id=ctx.request_id,
             )
         )
         return row.id
@@ -224,6 +226,14 @@ class KeyCleanupService:
             row = await KeyCleanupRepository(session).claim(cleanup_id, stale_before)
         if row is None:
             return False
+        with job_context(row.request_id, row.user_id, row.project_id):
+            return await self._delete_claimed(clients, row, token, now)
+
+    async def _delete_claimed(
+        self, clients: _Clients, row: ImageKeyCleanup, token: str | None, now: datetime
+    ) -> bool:
+        cleanup_id = row.id
+        assert cleanup_id is not None  # noqa: S101 -- rows from the database have ids
         try:
             used, status = await self._delete_key(clients, row, token or self._kept_token(row))
         except (BarbicanError, KeystoneError, CannotClean) as exc:

@@ -224,7 +224,12 @@ class LocationService:
             planned.validation_data or None, self.settings.hashing_algorithm
         )
         return PreparedPatch(
-            [loc.value for loc in current], planned, resolved, validation, image.status
+            [loc.value for loc in current],
+            planned,
+            resolved,
+            validation,
+            image.status,
+            ctx.request_id,
         )
 
     async def apply_patch(
@@ -245,7 +250,7 @@ class LocationService:
         kept = {value.url: value.metadata for value in prepared.plan.result}
         for existing in current:
             if existing.value in prepared.plan.removed:
-                await repo.retire_location(existing)
+                await repo.retire_location(existing, request_id=prepared.request_id)
                 removed.append(existing)
             elif existing.value in kept:
                 await repo.set_location_metadata(existing, kept[existing.value])
@@ -289,7 +294,7 @@ class LocationService:
             target = next((loc for loc in locations if loc.store_id == store_id), None)
             if target is None:
                 raise NotFound(f"Image {image_id} is not stored in store {store_id}.")
-            await repo.retire_location(target)
+            await repo.retire_location(target, request_id=ctx.request_id)
             await repo.touch(image)
         # The location is gone from the image once committed; only then does the data go, so a
         # reader never follows a location whose data was removed first.
@@ -303,6 +308,7 @@ class PreparedPatch:
     resolved: list[ResolvedLocation]
     validation: dict[str, str]
     status: str
+    request_id: str  # of the PATCH: the scrubber's lines about removed data carry it
 
 
 def _activate(image: Image, size: int, validation: Mapping[str, str]) -> None:

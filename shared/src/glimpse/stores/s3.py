@@ -9,9 +9,8 @@ and serves only locations on its own endpoint, so a signed request never goes to
 
 Uploads arrive without a size. The driver reads up to one part: a stream that ends there (and
 within `s3_store_large_object_size`) is stored with one PutObject; a longer one becomes a
-multipart upload of `s3_store_large_object_chunk_size` parts. A new part is filled only while
-fewer than `MAX_PARTS_IN_FLIGHT` parts are held, so one upload holds at most two parts of
-memory: one being sent while the next fills (or two being sent). Any error or cancellation
+multipart upload of `s3_store_large_object_chunk_size` parts (s3_multipart), which holds at
+most two parts of memory at a time. Any error or cancellation
 aborts the multipart upload, so neither an object nor a pending upload is left behind. Only a
 process killed mid-upload leaves one pending: `pending_uploads` and `abort_upload` let
 housekeeping find and remove it.
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Coroutine
@@ -44,6 +42,12 @@ from glimpse.stores.base import (
     StoredObject,
     StoreError,
 )
+from glimpse.stores.s3_multipart import (
+    MAX_PARTS_IN_FLIGHT,
+    MultipartUpload,
+    Part,
+    PartReader,
+)
 
 if TYPE_CHECKING:
     from aiobotocore.session import ClientCreatorContext
@@ -55,8 +59,6 @@ log = logging.getLogger(__name__)
 
 MiB: Final = 1024 * 1024
 READ_CHUNK: Final = MiB
-MAX_PARTS: Final = 10_000  # S3's limit per multipart upload
-MAX_PARTS_IN_FLIGHT: Final = 2
 # An object whose bucket is gone is as missing as one whose key is.
 _NOT_FOUND: Final = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404"})
 _NO_BUCKET: Final = frozenset({"NoSuchBucket", "NotFound", "404"})
@@ -237,7 +239,7 @@ class S3Store:
         client = await self._s3()
         await self._ensure_bucket(client)
         config = self.config
-        reader = _PartReader(chunks)
+        reader = PartReader(chunks)
         first = await reader.read(config.part_size)
         if await reader.at_end() and first.size <= config.large_object_size:
             try:
@@ -255,7 +257,7 @@ class S3Store:
         return await self._put_multipart(client, key, first, reader)
 
     async def _put_multipart(
-        self, client: S3Client, key: str, first: _Part, reader: _PartReader
+        self, client: S3Client, key: str, first: Part, reader: PartReader
     ) -> StoredObject:
         bucket = self.config.bucket
         creating = asyncio.ensure_future(
@@ -271,9 +273,14 @@ class S3Store:
             # The server may have created the upload already: abort it once its id is known.
             await self._shielded(self._abort_once_created(client, key, creating))
             raise
-        upload = _Multipart(self, client, key, created["UploadId"])
+        upload = self._multipart(client, key, created["UploadId"])
         try:
-            size = await upload.send_all(first, reader)
+            size = await upload.send_all(
+                first,
+                reader,
+                part_size=self.config.part_size,
+                parts_in_flight=self.config.parts_in_flight,
+            )
         except BaseException:
             await self._shielded(upload.abort())
             raise
@@ -289,7 +296,12 @@ class S3Store:
             created = await creating
         except StoreError:
             return  # no upload was created
-        await _Multipart(self, client, key, created["UploadId"]).abort()
+        await self._multipart(client, key, created["UploadId"]).abort()
+
+    def _multipart(self, client: S3Client, key: str, upload_id: str) -> MultipartUpload:
+        return MultipartUpload(
+            self.name, self.request, client, bucket=self.config.bucket, key=key, upload_id=upload_id
+        )
 
     async def _remove_quietly(self, client: S3Client, key: str) -> None:
         deleting = client.delete_object(Bucket=self.config.bucket, Key=key)
@@ -421,138 +433,6 @@ async def _list_uploads(client: S3Client, bucket: str) -> list[PendingUpload]:
             for upload in page.get("Uploads", [])
         )
     return uploads
-
-
-class _Multipart:
-    """One multipart upload: parts go out while the next one fills, within MAX_PARTS_IN_FLIGHT."""
-
-    def __init__(self, store: S3Store, client: S3Client, key: str, upload_id: str) -> None:
-        self.store = store
-        self.client = client
-        self.bucket = store.config.bucket
-        self.key = key
-        self.upload_id = upload_id
-        self.etags: dict[int, str] = {}
-        self.sending: set[asyncio.Task[None]] = set()
-
-    async def send_all(self, first: _Part, reader: _PartReader) -> int:
-        config = self.store.config
-        in_flight = max(1, min(config.parts_in_flight, MAX_PARTS_IN_FLIGHT))
-        size = 0
-        number = 0
-        part = first
-        while part.size:
-            number += 1
-            if number > MAX_PARTS:
-                raise StoreError(
-                    f"store {self.store.name}: object exceeds {MAX_PARTS} parts of "
-                    f"{config.part_size // MiB} MiB; raise s3_store_large_object_chunk_size"
-                )
-            size += part.size
-            self.sending.add(asyncio.create_task(self._send(number, part.take())))
-            while len(self.sending) >= in_flight:
-                done, self.sending = await asyncio.wait(
-                    self.sending, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    task.result()
-            part = await reader.read(config.part_size)
-        if self.sending:
-            await asyncio.gather(*self.sending)
-            self.sending.clear()
-        parts = [{"PartNumber": n, "ETag": etag} for n, etag in sorted(self.etags.items())]
-        await self.store.request(
-            f"complete multipart upload {self.bucket}/{self.key}",
-            self.client.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=self.key,
-                UploadId=self.upload_id,
-                MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
-            ),
-            missing=frozenset(),
-        )
-        return size
-
-    async def _send(self, number: int, body: io.BytesIO) -> None:
-        response = await self.store.request(
-            f"upload part {number} of {self.bucket}/{self.key}",
-            self.client.upload_part(
-                Bucket=self.bucket,
-                Key=self.key,
-                UploadId=self.upload_id,
-                PartNumber=number,
-                Body=body,
-            ),
-            missing=frozenset(),
-        )
-        self.etags[number] = response["ETag"]
-
-    async def abort(self) -> None:
-        for task in self.sending:
-            task.cancel()
-        await asyncio.gather(*self.sending, return_exceptions=True)
-        try:
-            await self.store.request(
-                f"abort multipart upload {self.bucket}/{self.key}",
-                self.client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
-                ),
-                missing=frozenset({"NoSuchUpload"}),
-            )
-        except ObjectNotFound:
-            pass  # already gone
-        except StoreError as exc:
-            # The upload's parts stay billed until removed: say which upload to remove.
-            log.warning("%s; upload id %s is left pending", exc, self.upload_id)
-
-
-class _Part:
-    """One part's bytes in a BytesIO: botocore sends a file-like body as it is, and aiohttp
-    reads it in small slices, so no copy of the part is ever made (bytes or a bytearray would
-    be copied once more on the way out)."""
-
-    def __init__(self) -> None:
-        self.body = io.BytesIO()
-        self.size = 0
-
-    def add(self, data: memoryview) -> None:
-        self.body.write(data)
-        self.size += len(data)
-
-    def take(self) -> io.BytesIO:
-        """The body, rewound; the part lets go of it so its memory goes once it is sent."""
-        body, self.body = self.body, io.BytesIO()
-        body.seek(0)
-        return body
-
-
-class _PartReader:
-    """Cuts a stream of chunks into parts of a fixed size."""
-
-    def __init__(self, chunks: AsyncIterable[bytes]) -> None:
-        self._chunks = aiter(chunks)
-        self._pending = memoryview(b"")
-        self._exhausted = False
-
-    async def _next(self) -> bool:
-        while not self._pending and not self._exhausted:
-            try:
-                self._pending = memoryview(await anext(self._chunks))
-            except StopAsyncIteration:
-                self._exhausted = True
-        return bool(self._pending)
-
-    async def at_end(self) -> bool:
-        return not await self._next()
-
-    async def read(self, size: int) -> _Part:
-        """Up to `size` bytes; fewer only at the end of the stream, none after it."""
-        part = _Part()
-        while part.size < size and await self._next():
-            take = min(size - part.size, len(self._pending))
-            part.add(self._pending[:take])
-            self._pending = self._pending[take:]
-        return part
 
 
 def _code(exc: ClientError) -> str:

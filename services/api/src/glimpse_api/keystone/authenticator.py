@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from starlette.requests import Request
 
 from glimpse.config import Settings
-from glimpse.config.settings import KeystoneAuthTokenOptions
+from glimpse.config.auth_options import KeystoneAuthTokenOptions
 from glimpse.context import RequestContext
 from glimpse.domain.errors import IdentityUnavailable, NotAuthenticated
 from glimpse.net.deadline import acquire_within

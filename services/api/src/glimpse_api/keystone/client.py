@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from glimpse.config.settings import KeystoneAuthTokenOptions
+from glimpse.config.auth_options import KeystoneAuthTokenOptions
 from glimpse.net.deadline import DeadlineExceeded, within
 from glimpse_api.keystone.tokens import MalformedToken, TokenInfo, parse_time, parse_token
 

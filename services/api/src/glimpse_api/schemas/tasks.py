@@ -7,6 +7,7 @@ from typing import Any
 from glimpse.db.tables import Task
 from glimpse.domain.redaction import redact_data, redact_text
 from glimpse.domain.tasks import TaskStatus
+from glimpse.services.glance_download import METADATA_BEFORE, USER_TOKEN
 from glimpse_api.schemas.images import format_time
 
 _UUID_PATTERN = (
@@ -16,7 +17,7 @@ _UUID_PATTERN = (
 # What a list shows of each task (Glance leaves input, result and message to GET /tasks/{id}).
 _STUB = ("id", "type", "status", "owner", "expires_at", "created_at", "updated_at", "self")
 # Input the worker needs and Glance's tasks do not hold: never shown.
-_INTERNAL_INPUT = frozenset({"user_roles"})
+_INTERNAL_INPUT = frozenset({"user_roles", USER_TOKEN, METADATA_BEFORE})
 
 
 def _shown_input(task_input: dict[str, object]) -> dict[str, object]:

@@ -1,1 +1,1 @@
-"""Async job bodies: each takes a WorkerContext and ids, and is safe to run again."""
+"""Async job bodies: each takes a WorkerRuntime and ids, and is safe to run again."""

@@ -1,4 +1,5 @@
-"""web-download's fetch: the image's data from the URL the user gave, into the staging store.
+"""web-download's fetch (and glance-download's): the image's data from a URL, into the staging
+store.
 
 The URL was checked when the import was admitted; it is checked again here, with every
 redirect, and the connection goes to the address that passed (glimpse.net.transport), so
@@ -25,7 +26,7 @@ from glimpse.services.image_data import cap_message
 from glimpse.services.quota import StorageQuota
 from glimpse.stores.metering import Meter, metered
 from glimpse_worker.pipelines.progress import Progress
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,13 @@ class DownloadFailed(Exception):
     """The source cannot be fetched; the message says why (without credentials)."""
 
 
-def _client(ctx: WorkerContext) -> httpx.AsyncClient:
-    url_filter = URLFilter(ctx.settings.import_filtering_opts)
+def filtered_client(runtime: WorkerRuntime, *, follow_redirects: bool = True) -> httpx.AsyncClient:
+    """A client that reaches only what [import_filtering_opts] lets users fetch."""
+    url_filter = URLFilter(runtime.settings.import_filtering_opts)
     return httpx.AsyncClient(
         transport=FilteredTransport(url_filter, httpx.AsyncHTTPTransport()),
         trust_env=False,  # what the worker reaches is decided by its config alone
-        follow_redirects=True,
+        follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS,
         timeout=TIMEOUT,
         headers=_HEADERS,
@@ -60,19 +62,30 @@ def _expected_size(response: httpx.Response) -> int | None:
     return int(length) if length.isdigit() else None
 
 
-async def download(ctx: WorkerContext, image: Image, uri: str, progress: Progress) -> None:
+async def download(
+    runtime: WorkerRuntime,
+    image: Image,
+    uri: str,
+    progress: Progress,
+    *,
+    headers: dict[str, str] | None = None,
+    size: int | None = None,
+    method: str = "web-download",
+) -> None:
     """Stream `uri` into the staging store under the image's id, within image_size_cap and
     the owner's quota: the bytes are reserved as they come (the reservation stays with the
-    import until the image goes active or the import fails)."""
-    cap = ctx.settings.image_size_cap
-    quota = StorageQuota(ctx.settings, ctx.database)
+    import until the image goes active or the import fails). `size`, when known, is the
+    length the data must have; `headers` go with the request (never to a log), and then no
+    redirect is followed: a redirect would take them (a token) to wherever it points."""
+    cap = runtime.settings.image_size_cap
+    quota = StorageQuota(runtime.settings, runtime.database)
     shown = redact_url(uri)  # what a task message or a log line may show of it
     loop = asyncio.get_running_loop()
     started = loop.time()
-    total = ctx.settings.task.web_download_timeout
-    async with _client(ctx) as client:
+    total = runtime.settings.task.web_download_timeout
+    async with filtered_client(runtime, follow_redirects=headers is None) as client:
         try:
-            request = client.build_request("GET", uri)
+            request = client.build_request("GET", uri, headers=headers)
             sending = client.send(request, stream=True)
             response = await within(total, "the source", sending)
             try:
@@ -80,6 +93,11 @@ async def download(ctx: WorkerContext, image: Image, uri: str, progress: Progres
                     msg = f"Download of {shown} failed: the server answered {response.status_code}"
                     raise DownloadFailed(msg)
                 expected = _expected_size(response)
+                if size is not None:
+                    if expected is not None and expected != size:
+                        msg = f"Download of {shown} brings {expected} bytes, not {size}"
+                        raise DownloadFailed(msg)
+                    expected = size
                 if expected is not None and expected > cap:
                     raise LimitExceeded(cap_message(cap))
                 # A length the server announces is reserved at once: one too large for the
@@ -87,7 +105,7 @@ async def download(ctx: WorkerContext, image: Image, uri: str, progress: Progres
                 granted = (
                     0 if expected is None else await quota.reserve(image.id, image.owner, expected)
                 )
-                meter = Meter(ctx.settings.hashing_algorithm)
+                meter = Meter(runtime.settings.hashing_algorithm)
                 body = bounded(
                     response.aiter_raw(READ_CHUNK),
                     "the source",
@@ -104,7 +122,7 @@ async def download(ctx: WorkerContext, image: Image, uri: str, progress: Progres
                     expected_size=expected,
                 )
                 data = quota.guard(image.id, image.owner, blocks, granted=granted)
-                stored = await ctx.stores.staging.put(image.id, data)
+                stored = await runtime.stores.staging.put(image.id, data)
             finally:
                 await response.aclose()
         except FilteredURL as exc:
@@ -112,4 +130,4 @@ async def download(ctx: WorkerContext, image: Image, uri: str, progress: Progres
         except (httpx.HTTPError, DeadlineExceeded) as exc:
             msg = f"Download of {shown} failed: {type(exc).__name__}: {redact_text(str(exc))}"
             raise DownloadFailed(msg) from None
-    log.info("web-download of image %s: %d bytes staged from %s", image.id, stored.size, shown)
+    log.info("%s of image %s: %d bytes staged from %s", method, image.id, stored.size, shown)

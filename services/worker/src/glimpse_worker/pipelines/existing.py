@@ -15,7 +15,7 @@ from glimpse.db.tables import Image
 from glimpse.stores.base import StoreError
 from glimpse.stores.metering import Meter, metered
 from glimpse_worker.pipelines.progress import Progress
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +28,18 @@ class DataMismatch(StoreError):
     """A store gave back data whose hash differs from the image's."""
 
 
-async def stage_existing(ctx: WorkerContext, image: Image, progress: Progress) -> None:
+async def stage_existing(runtime: WorkerRuntime, image: Image, progress: Progress) -> None:
     """Copy the image's data from the first readable location into its staged file."""
-    async with ctx.database.read() as session:
+    async with runtime.database.read() as session:
         locations = (await ImageRepository(session).record(image)).locations
     problems = []
-    for location in ctx.stores.by_weight(locations):
-        store = ctx.stores.get(location.store_id or ctx.stores.default_id)
+    for location in runtime.stores.by_weight(locations):
+        store = runtime.stores.get(location.store_id or runtime.stores.default_id)
         if store is None:
             problems.append(f"{location.store_id}: not enabled")
             continue
         try:
-            await ctx.stores.staging.put(
+            await runtime.stores.staging.put(
                 image.id, progress.count(_verified(store.get(location.value), image))
             )
         except Exception as exc:  # noqa: BLE001 -- any store failure: try the next location

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Final
 
@@ -39,12 +40,14 @@ from glimpse.domain.tasks import (
     store_list,
 )
 from glimpse.logs import bind_job
+from glimpse.services.glance_download import METADATA_BEFORE, USER_TOKEN
 from glimpse.services.imports import staged_location
 from glimpse_worker.pipelines import location_import
+from glimpse_worker.pipelines.glance_download import put_back_metadata
 from glimpse_worker.pipelines.prepare import prepare
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.pipelines.sources import ImportJob, fetch
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ class StoreFailed(ImportFailed):
         self.store_id = store_id
 
 
-async def run(ctx: WorkerContext, task_id: str) -> float | None:
+async def run(ctx: WorkerRuntime, task_id: str) -> float | None:
     """Run (or resume) import task `task_id`; a no-op if it is finished or held by a live
     worker. Returns, in the latter case, the seconds until that worker's lease ends: if the
     worker died, the task is the next claimant's then (None: nothing left to look at)."""
@@ -109,7 +112,7 @@ async def run(ctx: WorkerContext, task_id: str) -> float | None:
     return None
 
 
-async def _add_location(ctx: WorkerContext, task: Task, progress: Progress) -> None:
+async def _add_location(ctx: WorkerRuntime, task: Task, progress: Progress) -> None:
     """A location_import task: its own steps and revert, this job's claim and outcome."""
     try:
         result = await location_import.run(ctx, task, progress)
@@ -137,7 +140,7 @@ def _count(task: Task, outcome: str, seconds: float, written: int) -> None:
         metrics.IMPORT_BYTES.labels(method).inc(written)
 
 
-async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
+async def _import(ctx: WorkerRuntime, task: Task, progress: Progress) -> dict[str, Any]:
     image_id = task.image_id
     assert image_id is not None  # noqa: S101 -- checked by run()
     request = import_request(task.type, task.input)
@@ -156,7 +159,8 @@ async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[st
         raise LockLost(f"Image {image_id} is locked by another import")
     staged = staged_location(ctx.settings, image_id)
     job = ImportJob(ctx, task, image, properties, request, staged, progress)
-    await fetch(job)
+    image = await fetch(job)
+    job = replace(job, image=image)
     # The image's own data, copied: nothing to prepare, nothing new to learn about it.
     prepared = None if copying else await prepare(job)
     # Hashed once, before any store sees the data (every store is sent the same bytes).
@@ -202,7 +206,7 @@ def _copying(task: Task) -> bool:
     return _method(task) == COPY_IMAGE
 
 
-def _targets(ctx: WorkerContext, task: Task) -> list[str]:
+def _targets(ctx: WorkerRuntime, task: Task) -> list[str]:
     """The stores this task was admitted to write: a location in one of them is its own."""
     backend = task.input.get("backend")
     if not isinstance(backend, list):
@@ -222,7 +226,7 @@ class _StoreWrites:
 
     def __init__(
         self,
-        ctx: WorkerContext,
+        ctx: WorkerRuntime,
         task: Task,
         staged: str,
         progress: Progress,
@@ -312,16 +316,17 @@ async def _done_with(repo: ImageRepository, image_id: str, store_id: str, *, fai
         )
     }
     if failed:
-        values[FAILED_IMPORT] = _with(properties.get(FAILED_IMPORT), store_id)
+        values[FAILED_IMPORT] = _add_to_store_list(properties.get(FAILED_IMPORT), store_id)
     await repo.set_properties(image_id, values)
 
 
-def _with(stores: str | None, store_id: str) -> str:
+def _add_to_store_list(stores: str | None, store_id: str) -> str:
+    """The comma-separated store list `stores` with `store_id` at its end (once)."""
     return ",".join(dict.fromkeys([*store_list(stores), store_id]))
 
 
 async def _copy(
-    ctx: WorkerContext,
+    ctx: WorkerRuntime,
     task: Task,
     store_id: str,
     data: AsyncIterator[bytes],
@@ -360,7 +365,7 @@ async def _still_ours(
 
 
 async def _fail(
-    ctx: WorkerContext, task: Task, message: str, failed_store: str | None = None
+    ctx: WorkerRuntime, task: Task, message: str, failed_store: str | None = None
 ) -> None:
     """Glance's revert: the data written by this import is removed and the lock released. An
     image being imported is queued again (its staged data too is removed: a queued image is
@@ -389,7 +394,7 @@ async def _fail(
 
 
 async def _revert(
-    ctx: WorkerContext,
+    ctx: WorkerRuntime,
     repo: ImageRepository,
     task: Task,
     image: Image,
@@ -407,20 +412,24 @@ async def _revert(
     elif image.status == ImageStatus.IMPORTING:
         locations = (await repo.record(image)).locations
         await repo.claim_status(image.id, ImageStatus.IMPORTING, ImageStatus.QUEUED, size=None)
+        # glance-download's metadata, as it was before (read afresh: the job recorded it).
+        current = await TaskRepository(repo.session).get(task.id)
+        if current is not None:
+            await put_back_metadata(repo, image.id, current.input.get(METADATA_BEFORE))
     for location in locations:
-        await repo.retire_location(location)
+        await repo.retire_location(location, request_id=task.request_id)
     values: dict[str, str | None] = {IMPORT_LOCK: None, IMPORTING_TO_STORES: ""}
     if failed_store is not None:
-        values[FAILED_IMPORT] = _with(properties.get(FAILED_IMPORT), failed_store)
+        values[FAILED_IMPORT] = _add_to_store_list(properties.get(FAILED_IMPORT), failed_store)
     await repo.set_properties(image.id, values)
     if task.type == TASK_TYPE_LEGACY_IMPORT:
         # The Tasks API's import made the image for this data: it goes too, as in Glance.
-        await repo.mark_deleted(image, delayed=False)
+        await repo.mark_deleted(image, delayed=False, request_id=task.request_id)
     return locations
 
 
 async def _finish(
-    ctx: WorkerContext,
+    ctx: WorkerRuntime,
     task_id: str,
     status: TaskStatus,
     message: str | None,
@@ -430,6 +439,12 @@ async def _finish(
     # A failure's text may quote a URL (a store's or a library's message): never its secrets.
     message = redact_text(message) if message is not None else None
     async with ctx.database.write() as session:
-        await TaskRepository(session).finish(
+        tasks = TaskRepository(session)
+        await tasks.finish(
             task_id, status, message=message, result=redact_data(result), expires_at=expires_at
         )
+        # The caller's token is kept no longer than its task needs it.
+        task = await tasks.get(task_id)
+        if task is not None and USER_TOKEN in task.input:
+            kept = {key: value for key, value in task.input.items() if key != USER_TOKEN}
+            await tasks.update_input(task_id, kept)

@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 async def survey_staged(job: ImportJob, prepared: Prepared) -> Meter:
     """Hash the staged data and refuse it if it is unsafe or (per [image_format]) not
     `prepared.disk_format` (InvalidImageData); record its virtual size on `prepared`."""
-    settings = job.ctx.settings
+    settings = job.runtime.settings
     cap = settings.image_size_cap
     meter = Meter(settings.hashing_algorithm)
     inspector = StreamInspector() if inspected_container(prepared.container_format) else None
     blocks = metered(
-        job.ctx.stores.staging.get(job.staged),
+        job.runtime.stores.staging.get(job.staged),
         meter,
         limit=cap,
         on_limit=lambda: LimitExceeded(cap_message(cap)),

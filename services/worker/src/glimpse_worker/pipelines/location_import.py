@@ -34,7 +34,7 @@ from glimpse.services.locations import ResolvedLocation, locate
 from glimpse.stores.base import Capability, StoreError
 from glimpse.stores.metering import Meter, metered
 from glimpse_worker.pipelines.progress import Progress
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class LocationImportFailed(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    ctx: WorkerContext
+    runtime: WorkerRuntime
     task: Task
     image_id: str
     url: str
@@ -57,31 +57,33 @@ class _Job:
 
     @property
     def algo(self) -> str:
-        return self.validation.get("os_hash_algo", self.ctx.settings.hashing_algorithm)
+        return self.validation.get("os_hash_algo", self.runtime.settings.hashing_algorithm)
 
 
-def _job(ctx: WorkerContext, task: Task, progress: Progress) -> _Job:
+def _job(runtime: WorkerRuntime, task: Task, progress: Progress) -> _Job:
     url = task.input.get("loc_url")
     validation = task.input.get("validation_data") or {}
     if task.image_id is None or not isinstance(url, str) or not isinstance(validation, dict):
         msg = f"Task {task.id} has no location to add"
         raise LocationImportFailed(msg)
-    return _Job(ctx, task, task.image_id, url, validation, progress)
+    return _Job(runtime, task, task.image_id, url, validation, progress)
 
 
-async def run(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
+async def run(runtime: WorkerRuntime, task: Task, progress: Progress) -> dict[str, Any]:
     """Add the task's location to its image; the task's result. Safe to run again: a location
     already recorded by an earlier run of this task is not recorded twice."""
-    job = _job(ctx, task, progress)
+    job = _job(runtime, task, progress)
     try:
-        location = await locate(ctx.stores, URLFilter(ctx.settings.import_filtering_opts), job.url)
+        location = await locate(
+            runtime.stores, URLFilter(runtime.settings.import_filtering_opts), job.url
+        )
     except InvalidInput as exc:
         raise LocationImportFailed(exc.message) from None
-    cap = ctx.settings.image_size_cap
+    cap = runtime.settings.image_size_cap
     if location.size > cap:
         msg = f"The image is too large: image_size_cap is {cap} bytes"
         raise LocationImportFailed(msg)
-    secure = ctx.settings.do_secure_hash
+    secure = runtime.settings.do_secure_hash
     checking = bool(job.validation) and secure
     await _record(job, location, checking=checking)
     if not secure:
@@ -108,7 +110,7 @@ async def run(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, A
 async def _record(job: _Job, location: ResolvedLocation, *, checking: bool) -> None:
     """Record the location (queued -> importing while it is checked, else -> active)."""
     target = ImageStatus.IMPORTING if checking else ImageStatus.ACTIVE
-    async with job.ctx.database.write() as session:
+    async with job.runtime.database.write() as session:
         repo = ImageRepository(session)
         image = await _ours(repo, job)
         held = [loc for loc in (await repo.record(image)).locations if loc.value == job.url]
@@ -116,7 +118,7 @@ async def _record(job: _Job, location: ResolvedLocation, *, checking: bool) -> N
             if not held:
                 await repo.add_location(job.image_id, job.url, location.metadata)
             values: dict[str, Any] = {"size": location.size}
-            if job.ctx.settings.do_secure_hash:
+            if job.runtime.settings.do_secure_hash:
                 values["os_hash_algo"] = job.algo
             await repo.claim_status(job.image_id, ImageStatus.QUEUED, target, **values)
         elif image.status != target or not held:
@@ -127,8 +129,8 @@ async def _record(job: _Job, location: ResolvedLocation, *, checking: bool) -> N
 
 async def _hash(job: _Job, location: ResolvedLocation) -> Meter | str:
     """The data read and hashed, in at most http_retries attempts; else why it could not be."""
-    settings = job.ctx.settings
-    store = job.ctx.stores.get(location.store_id)
+    settings = job.runtime.settings
+    store = job.runtime.stores.get(location.store_id)
     if store is None:  # pragma: no cover -- locate() only returns enabled stores
         return f"store {location.store_id} is not enabled"
     cap = settings.image_size_cap
@@ -174,7 +176,7 @@ def _hashes(meter: Meter) -> dict[str, Any]:
 
 async def _conclude(job: _Job, expected: ImageStatus, values: dict[str, Any]) -> None:
     """The image active with `values`, and the lock released, if this task still holds it."""
-    async with job.ctx.database.write() as session:
+    async with job.runtime.database.write() as session:
         repo = ImageRepository(session)
         await _ours(repo, job)
         if not await repo.claim_status(job.image_id, expected, ImageStatus.ACTIVE, **values):
@@ -194,21 +196,21 @@ async def _ours(repo: ImageRepository, job: _Job) -> Image:
     return image
 
 
-async def revert(ctx: WorkerContext, task: Task) -> None:
+async def revert(runtime: WorkerRuntime, task: Task) -> None:
     """Glance's revert, if this task still holds the image: an image that did not become
     active is queued again with no hashes, and the location this task added leaves it unless
     it is in a read-only (http) store; the lock is released."""
     if task.image_id is None:
         return
     url = task.input.get("loc_url")
-    async with ctx.database.write() as session:
+    async with runtime.database.write() as session:
         repo = ImageRepository(session)
         image = await repo.get(task.image_id, lock=True)
         if image is None or (await repo.properties(task.image_id)).get(IMPORT_LOCK) != task.id:
             return
         if image.status in (ImageStatus.QUEUED, ImageStatus.IMPORTING):
             for location in (await repo.record(image)).locations:
-                if location.value == url and not _read_only(ctx, location.store_id):
+                if location.value == url and not _read_only(runtime, location.store_id):
                     await repo.drop_location(location)
             await repo.claim_status(
                 image.id, ImageStatus(image.status), ImageStatus.QUEUED, **_CLEARED
@@ -216,6 +218,6 @@ async def revert(ctx: WorkerContext, task: Task) -> None:
         await repo.set_properties(task.image_id, {IMPORT_LOCK: None})
 
 
-def _read_only(ctx: WorkerContext, store_id: str | None) -> bool:
-    store = ctx.stores.get(store_id or ctx.stores.default_id)
+def _read_only(runtime: WorkerRuntime, store_id: str | None) -> bool:
+    store = runtime.stores.get(store_id or runtime.stores.default_id)
     return store is not None and Capability.DELETE not in store.capabilities

@@ -42,6 +42,6 @@ async def prepare(job: ImportJob) -> Prepared:
     prepared.meter = await survey_staged(job, prepared)
     # What the stores are about to receive, reserved under the owner's quota (already, unless
     # this is a retried job whose earlier reservation lapsed with its worker).
-    quota = StorageQuota(job.ctx.settings, job.ctx.database)
+    quota = StorageQuota(job.runtime.settings, job.runtime.database)
     await quota.reserve(job.image.id, job.image.owner, prepared.meter.size)
     return prepared

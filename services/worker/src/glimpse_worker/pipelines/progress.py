@@ -11,7 +11,7 @@ from typing import Any, Final
 from glimpse.db.repositories.reservations import ReservationRepository
 from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.db.tables import utcnow
-from glimpse_worker.runtime import WorkerContext
+from glimpse_worker.runtime import WorkerRuntime
 
 MiB: Final = 1024 * 1024
 PROGRESS_SECONDS: Final = 5.0  # at most one progress write (and lease renewal) this often
@@ -23,8 +23,8 @@ class Progress:
     Streams counted in a lane (one per target store, written side by side) report what every
     lane still running has received: the slowest store's progress."""
 
-    def __init__(self, ctx: WorkerContext, task_id: str) -> None:
-        self.ctx = ctx
+    def __init__(self, runtime: WorkerRuntime, task_id: str) -> None:
+        self.runtime = runtime
         self.task_id = task_id
         # The image whose storage reservation lives as long as the task's lease (once known).
         self.image_id: str | None = None
@@ -41,7 +41,7 @@ class Progress:
         self._lanes.pop(lane, None)
 
     def lease_until(self) -> Any:  # noqa: ANN401 -- a naive UTC datetime
-        return utcnow() + timedelta(seconds=self.ctx.settings.task.lease_time)
+        return utcnow() + timedelta(seconds=self.runtime.settings.task.lease_time)
 
     async def beat(self, *, force: bool = False, report: bool = True) -> None:
         """Renew the lease (and, with `report`, write "Copied N MiB"), at most every
@@ -53,7 +53,7 @@ class Progress:
         self._last = now
         message = f"Copied {self.copied // MiB} MiB" if report else None
         lease_until = self.lease_until()
-        async with self.ctx.database.write() as session:
+        async with self.runtime.database.write() as session:
             await TaskRepository(session).heartbeat(self.task_id, message, lease_until)
             if self.image_id is not None:
                 await ReservationRepository(session).renew(self.image_id, lease_until)

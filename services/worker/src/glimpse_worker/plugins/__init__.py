@@ -51,6 +51,6 @@ def load(names: Sequence[str]) -> list[tuple[str, ImportPlugin]]:
 
 async def run_plugins(job: ImportJob, prepared: Prepared) -> None:
     """Run the configured plugins over the job's staged file."""
-    for name, plugin in load(job.ctx.settings.image_import_opts.image_import_plugins):
+    for name, plugin in load(job.runtime.settings.image_import_opts.image_import_plugins):
         log.info("import task %s: running plugin %s", job.task.id, name)
         await plugin(job, prepared)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from glimpse.config.settings import ImageConversionOptions, ImageFormatOptions
+from glimpse.config.import_options import ImageConversionOptions, ImageFormatOptions
 from glimpse.domain.errors import InvalidImageData
 from glimpse.formats import inspect_file
 from glimpse.services.quota import RESERVE_AHEAD, StorageQuota
@@ -89,10 +89,10 @@ INFO_LIMITS: Final = Limits(address_space=1024 * MiB, cpu_seconds=30, wall_secon
 
 
 async def image_conversion(job: ImportJob, prepared: Prepared) -> None:
-    target = job.ctx.settings.image_conversion.output_format
+    target = job.runtime.settings.image_conversion.output_format
     declared = prepared.disk_format
     staged = staged_path(job.staged)
-    found = await asyncio.to_thread(safe_format, staged, job.ctx.settings.image_format)
+    found = await asyncio.to_thread(safe_format, staged, job.runtime.settings.image_format)
     if found == "iso":
         if declared == "iso":
             log.info("import task %s: an ISO image is not converted", job.task.id)
@@ -104,7 +104,7 @@ async def image_conversion(job: ImportJob, prepared: Prepared) -> None:
     source = found  # the declared format, or the output format after an earlier run
     info = await _checked_info(job, staged, source)
     prepared.virtual_size = _virtual_size(info)
-    cap = job.ctx.settings.image_size_cap
+    cap = job.runtime.settings.image_size_cap
     if target == "raw" and (prepared.virtual_size or 0) > cap:
         # A raw image is as large as its virtual size: refuse before writing it.
         msg = (
@@ -125,7 +125,7 @@ async def _convert(job: ImportJob, prepared: Prepared, source: str, target: str)
     before it is written: a raw output (as large as its virtual size) at once, another as it
     grows. The output replaces the staged file once it is complete and checked."""
     staged = staged_path(job.staged)
-    quota = StorageQuota(job.ctx.settings, job.ctx.database)
+    quota = StorageQuota(job.runtime.settings, job.runtime.database)
     output = _ReservedOutput(job, quota)
     if target == "raw":
         output.granted = await quota.reserve(
@@ -134,7 +134,7 @@ async def _convert(job: ImportJob, prepared: Prepared, source: str, target: str)
     async with replacement(staged, target) as converted:
         output.path = converted
         convert = ("convert", "-f", QEMU_FORMATS[source], "-O", target)
-        limits = Limits.for_convert(job.ctx.settings.image_conversion)
+        limits = Limits.for_convert(job.runtime.settings.image_conversion)
         await _qemu_img(
             job, *convert, str(staged), str(converted), limits=limits, watch=output.reserve
         )

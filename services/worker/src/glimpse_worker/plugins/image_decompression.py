@@ -47,7 +47,7 @@ async def image_decompression(job: ImportJob, prepared: Prepared) -> None:
         kind = "zip"
     else:
         return
-    cap = job.ctx.settings.image_size_cap
+    cap = job.runtime.settings.image_size_cap
     try:
         source = await asyncio.to_thread(_open, kind, staged)
     except (OSError, RuntimeError, NotImplementedError, zipfile.BadZipFile) as exc:
@@ -83,7 +83,7 @@ def _open(kind: str, path: Path) -> IO[bytes]:
 async def _copy(job: ImportJob, source: IO[bytes], target: Path, cap: int) -> int:
     """Decompress in bounded chunks into `target`; stop past `cap` output bytes, or past
     what the owner's quota leaves (the output is reserved before it is written)."""
-    quota = StorageQuota(job.ctx.settings, job.ctx.database)
+    quota = StorageQuota(job.runtime.settings, job.runtime.database)
     size = 0
     out = await asyncio.to_thread(target.open, "wb")
     try:

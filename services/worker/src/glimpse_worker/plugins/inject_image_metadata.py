@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 async def inject_image_metadata(job: ImportJob, prepared: Prepared) -> None:
-    options = job.ctx.settings.inject_metadata_properties
+    options = job.runtime.settings.inject_metadata_properties
     roles = job.task.input.get("user_roles")
     user_roles = {str(role) for role in roles} if isinstance(roles, list) else set()
     if user_roles & set(options.ignore_user_roles):

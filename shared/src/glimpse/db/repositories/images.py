@@ -289,10 +289,13 @@ class ImageRepository:
         await self.session.flush()
         return rewritten
 
-    async def mark_deleted(self, image: Image, *, delayed: bool) -> list[ImageLocation]:
+    async def mark_deleted(
+        self, image: Image, *, delayed: bool, request_id: str | None
+    ) -> list[ImageLocation]:
         """Soft-delete an image. With `delayed`, its data waits for the scrubber
         (pending_delete); otherwise the caller claims the locations (deleting) and must remove
-        their data once this commits. Returns the locations now pending or claimed."""
+        their data once this commits. Returns the locations now pending or claimed, marked
+        with the deleting request's id."""
         now = utcnow()
         image.status = ImageStatus.PENDING_DELETE if delayed else ImageStatus.DELETED
         image.deleted = True
@@ -309,6 +312,7 @@ class ImageRepository:
         )
         for location in locations:
             location.status = LocationStatus.PENDING_DELETE if delayed else LocationStatus.DELETING
+            location.request_id = request_id
             location.updated_at = now
         if not delayed:
             await self.replace_tags(image.id, [])  # a delayed delete may still be restored
@@ -372,9 +376,10 @@ class ImageRepository:
             location.updated_at = utcnow()
             await self.session.flush()
 
-    async def retire_location(self, location: ImageLocation) -> None:
+    async def retire_location(self, location: ImageLocation, *, request_id: str | None) -> None:
         """Take a location off its image; the caller claims its data for deletion."""
         location.status = LocationStatus.DELETING
+        location.request_id = request_id
         location.updated_at = utcnow()
         await self.session.flush()
 

@@ -34,6 +34,11 @@ class TaskRepository:
         statement = sa.select(Task).where(_TASKS.c.id == task_id, self._live())
         return (await self.session.execute(statement)).scalar_one_or_none()
 
+    async def update_input(self, task_id: str, task_input: dict[str, Any]) -> None:
+        """Replace a task's input (the worker's own keys in it: glance-download's)."""
+        statement = sa.update(_TASKS).where(_TASKS.c.id == task_id).values(input=task_input)
+        await self.session.execute(statement)
+
     async def page(
         self,
         *,
