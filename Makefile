@@ -54,6 +54,8 @@ lint: $(VENV)/.synced
 
 ## Throughput, latency and memory figures against a real server (not a test).
 ## BENCH=cluster: through make cluster's balancer with 1 and 2 API nodes (bench/cluster.py).
+## BENCH=signatures: upload throughput with and without signature verification, against a
+## real Keystone and Barbican (bench/signatures.py).
 BENCH ?= run
 bench: $(VENV)/.synced
 	$(BIN)/python bench/$(BENCH).py

@@ -1,13 +1,15 @@
 """A loopback stand-in for Barbican's secrets API (GET and DELETE /v1/secrets/{id}, GET
-/v1/secrets/{id}/payload), for key cleanup and, until a real Barbican runs in the tests, the
-certificates of image signature verification.
+/v1/secrets/{id}/payload), kept only for the faults a real Barbican cannot be made to show on
+demand: answering 5xx, refusing connections, hanging. Everything else runs against the real
+Barbican (tests/keystone/barbican_server.py); test_the_double_decides_as_barbican_does holds
+the double's decisions to the real one's.
 
 It keeps a set of secrets, each with its project, creator and whether it is private, and records
 every call: method, path, the X-Auth-Token and, when the test gives it a way to ask Keystone
 (`token_scope`), the user and project the token stands for. Like Barbican it answers 401 without
-a token (or with one Keystone does not know), 404 when there is no such secret, and decides the
-rest by Barbican's default policy (secret:get and secret:delete, scope_types project):
-  - a token scoped to the system or a domain: 403;
+a token, with one Keystone does not know or with one scoped to no project (the system, a domain:
+Barbican's context middleware wants a project), 404 when there is no such secret, and decides the
+rest by Barbican's default policy (secret:get and secret:delete):
   - role admin: allowed, whatever the secret's project (Barbican's `role:admin` check is not
     tied to a project);
   - role member in the secret's project: allowed when the token's user created the secret or
@@ -67,8 +69,6 @@ class BarbicanCall:
 
 def allowed(scope: TokenScope, secret: Secret) -> bool:
     """Barbican's default secret:get / secret:delete for a token, as described above."""
-    if scope.system or scope.domain_id is not None or scope.project_id is None:
-        return False  # scope_types = ["project"]
     if "admin" in scope.roles:
         return True
     member = "member" in scope.roles and scope.project_id == secret.project_id
@@ -181,6 +181,8 @@ class BarbicanDouble:
             return self.status_override
         if not token or (self.token_scope is not None and scope is None):
             return 401
+        if scope is not None and (scope.system or scope.domain_id or scope.project_id is None):
+            return 401  # no project: Barbican's context middleware refuses it
         if not path.startswith(SECRETS_PREFIX):
             return 404
         secret_id = path.removeprefix(SECRETS_PREFIX)

@@ -7,10 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +28,8 @@ from glimpse_api.app import create_app
 from store_servers import (
     HttpServer,
     MotoServer,
-    RequestHandler,
     close_s3_clients,
+    serving_http,
     wait_until_answering,
 )
 from support import data_tables, free_port, terminate
@@ -240,21 +238,8 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
 
 @pytest.fixture
 def http_server(tmp_path: Path) -> Iterator[HttpServer]:
-    root = tmp_path / "http-root"
-    root.mkdir()
-    proxied: list[str] = []
-    handler = type("Handler", (RequestHandler,), {"root": root, "proxied": proxied})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="http-store-server", daemon=True)
-    thread.start()
-    try:
-        yield HttpServer(base=f"http://127.0.0.1:{server.server_port}", root=root, proxied=proxied)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        shutil.rmtree(root, ignore_errors=True)
+    with serving_http(tmp_path / "http-root") as server:
+        yield server
 
 
 # -- Redis (the production broker) ----------------------------------------------------------

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
@@ -156,3 +159,22 @@ class RequestHandler(BaseHTTPRequestHandler):
                     break
                 self.wfile.write(chunk)
                 remaining -= len(chunk)
+
+
+@contextlib.contextmanager
+def serving_http(root: Path) -> Iterator[HttpServer]:
+    """A threaded loopback HTTP server of the files under `root` (made here)."""
+    root.mkdir()
+    proxied: list[str] = []
+    handler = type("Handler", (RequestHandler,), {"root": root, "proxied": proxied})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="http-store-server", daemon=True)
+    thread.start()
+    try:
+        yield HttpServer(base=f"http://127.0.0.1:{server.server_port}", root=root, proxied=proxied)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        shutil.rmtree(root, ignore_errors=True)

@@ -3,10 +3,12 @@
 - service project `service`: user `glimpse` (roles service, admin): Glimpse's own credentials
 - project `alpha`: `alice` (member), `rita` (reader); project `beta`: `bob` (member)
 - project `admin`: Keystone's bootstrap `admin` (admin)
-- the catalog lists `image` at the port the uvicorn server of test_keystone_clients.py uses
+- the catalog lists `image` at the port the uvicorn server of test_keystone_clients.py uses,
+  and `key-manager` at the real Barbican (barbican_server.py) once a test asks for it
 
-Keystone is installed into its own virtualenv (see keystone_server.py). Under CI=true a failure
-to set it up fails the tests; elsewhere they are skipped with the reason.
+Keystone and Barbican are installed into their own virtualenvs (see keystone_server.py and
+barbican_server.py). Under CI=true a failure to set either up fails the tests; elsewhere they are
+skipped with the reason.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
+from barbican_server import BarbicanEnv, SecretsApi, start_barbican
 from keystone_server import (
     ADMIN_PASSWORD,
     KeystoneAdmin,
@@ -36,10 +40,10 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 REDIS_URL = "redis://127.0.0.1:6379/15"  # the worker tests flush databases 1-14
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str, server: str = "Keystone") -> None:
     if IN_CI:
-        pytest.fail(f"Keystone is required under CI=true: {reason}")
-    pytest.skip(f"Keystone could not be set up here: {reason}")
+        pytest.fail(f"{server} is required under CI=true: {reason}")
+    pytest.skip(f"{server} could not be set up here: {reason}")
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +67,25 @@ def keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeystoneEnv]:
     finally:
         admin.close()
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def barbican_server(
+    tmp_path_factory: pytest.TempPathFactory, keystone: KeystoneEnv
+) -> Iterator[BarbicanEnv]:
+    """One real Barbican per session, authenticating against the session's Keystone."""
+    workdir = tmp_path_factory.mktemp("barbican")
+    try:
+        server = start_barbican(workdir, keystone.url, keystone.service)
+        keystone.admin.register_service("key-manager", "barbican", server.url)
+    except (SetupError, OSError) as exc:
+        _unavailable(str(exc), "Barbican")
+        raise  # unreachable: _unavailable always raises
+    with httpx.Client(timeout=30.0) as http:
+        try:
+            yield BarbicanEnv(server, SecretsApi(server.url, http))
+        finally:
+            server.stop()
 
 
 def _populate(server: KeystoneProcess, admin: KeystoneAdmin) -> KeystoneEnv:

@@ -68,16 +68,17 @@ def _run(
         raise SetupError(f"{args[0]} {args[1]} failed ({result.returncode}):\n{tail}")
 
 
-def ensure_venv() -> Path:
-    """The Keystone virtualenv's bin directory, built once per requirements.txt."""
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
-    venv = CACHE / digest
+def ensure_venv(requirements: Path = REQUIREMENTS, cache: Path = CACHE) -> Path:
+    """The bin directory of a virtualenv (Keystone's by default) built once per requirements
+    file, under `cache`."""
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    venv = cache / digest
     done = venv / ".complete"
     if done.exists():
         return venv / "bin"
     shutil.rmtree(venv, ignore_errors=True)
     venv.parent.mkdir(parents=True, exist_ok=True)
-    log = CACHE / f"{digest}.install.log"
+    log = cache / f"{digest}.install.log"
     env = {
         k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
     }
@@ -85,7 +86,7 @@ def ensure_venv() -> Path:
     uv = _uv()
     _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], log, env)
     python = str(venv / "bin" / "python")
-    _run([uv, "pip", "install", "--python", python, "-r", str(REQUIREMENTS)], log, env)
+    _run([uv, "pip", "install", "--python", python, "-r", str(requirements)], log, env)
     done.write_text(digest)
     return venv / "bin"
 
@@ -350,7 +351,10 @@ class KeystoneAdmin:
                 self.call("PATCH", f"/endpoints/{endpoint['id']}", json=body)
 
     def register_image_service(self, endpoint: str) -> None:
-        body = {"service": {"type": "image", "name": "glance", "enabled": True}}
+        self.register_service("image", "glance", endpoint)
+
+    def register_service(self, kind: str, name: str, endpoint: str) -> None:
+        body = {"service": {"type": kind, "name": name, "enabled": True}}
         service_id = self.call("POST", "/services", json=body)["service"]["id"]
         for interface in ("public", "internal"):
             endpoint_body = {

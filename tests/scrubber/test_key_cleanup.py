@@ -1,7 +1,9 @@
 """Key cleanup rows without Keystone (noauth), on both databases: which deletes record one, the
 wait and backoff when nothing can act in the image's project, and a restore voiding it.
-The Barbican calls themselves, with real tokens and trusts, are in
-tests/keystone/test_keystone_key_cleanup.py."""
+Without Keystone there is no user token for a real Barbican to take: the double
+(tests/barbican_double.py) records which calls are made, and that none touches a kept key. The
+Barbican calls themselves, with real tokens and trusts against the real Barbican, are in
+tests/keystone/test_keystone_key_cleanup_barbican.py."""
 
 from __future__ import annotations
 

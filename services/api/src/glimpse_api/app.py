@@ -121,7 +121,8 @@ async def _runtime(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     if runtime.cache is not None:
         maintenance = asyncio.create_task(_maintain_cache(runtime, stopping))
     try:
-        yield
+        async with _following_notices(runtime, stopping):
+            yield
     finally:
         if maintenance is not None:
             # A pass in progress may finish (a cancelled query can leave its connection
@@ -159,6 +160,25 @@ async def _maintain_cache(runtime: ApiRuntime, stopping: asyncio.Event) -> None:
             log.exception("image cache maintenance pass failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), runtime.settings.cache_prefetcher_interval)
+
+
+@asynccontextmanager
+async def _following_notices(runtime: ApiRuntime, stopping: asyncio.Event) -> AsyncIterator[None]:
+    """Other nodes' notices (queued, deleted, cleared images) run this node's share of the
+    maintenance pass for that image at once, instead of at the next pass."""
+    cache = runtime.cache
+    if cache is None:
+        yield
+        return
+
+    async def react(image_id: str | None) -> None:
+        await cache.catch_up(image_id, runtime.image_data.load_for_prefetch, stopping)
+
+    async with cache.notices.following(react, _MAINTENANCE_GRACE):
+        try:
+            yield
+        finally:
+            stopping.set()  # before the reactions' grace: a prefetch stops between images
 
 
 def app_from_environment() -> FastAPI:

@@ -4,11 +4,12 @@ fills in progress (never served by name), `invalid/` is Glance's and only ever e
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -45,6 +46,23 @@ class CacheDir:
     def partial(self, image_id: str) -> Path:
         """A new, unique name for a fill of `image_id` (several processes may fill at once)."""
         return self.incomplete / f"{self.path(image_id).name}.{uuid.uuid4().hex}"
+
+    @contextlib.contextmanager
+    def claim(self, image_id: str) -> Iterator[bool]:
+        """Whether this process may fetch the image now: False while another process of this
+        node (sharing the directory) holds the claim. The lock file goes with stalled fills."""
+        lock = self.incomplete / f"{self.path(image_id).name}.prefetch"
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            os.utime(fd)  # a claim in use is not stalled
+            yield True
+        finally:
+            os.close(fd)  # releases the lock
 
     def size_of(self, image_id: str) -> int | None:
         try:

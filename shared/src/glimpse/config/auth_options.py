@@ -221,9 +221,10 @@ class KeyManagerOptions(BaseModel):
         None,
         description=(
             "Fernet key (urlsafe base64 of 32 bytes) that encrypts a deleting user's token kept "
-            "for a pending key cleanup, and the importing user's token a glance-download task "
-            "waits with (required by that method). Without it no token is kept: the cleanup "
-            "relies on a Keystone trust or the service credentials."
+            "for a pending key cleanup, and the importing user's token a glance-download task, "
+            "or the import of a signed image (the worker reads its certificate with it), waits "
+            "with (required by both). Without it no token is kept: the cleanup relies on a "
+            "Keystone trust or the service credentials."
         ),
     )
     cleanup_retry_initial: int = Field(

@@ -74,7 +74,9 @@ class CacheOptions(BaseModel):
         ge=1,
         description=(
             "Seconds between passes of the prefetcher inside the API, which fills images queued "
-            "with PUT /v2/cache/{image_id}, and of the cache's pruning and cleaning."
+            "with PUT /v2/cache/{image_id}, and of the cache's pruning and cleaning. With a "
+            "Redis or RabbitMQ broker, queued and evicted images are acted on at once on every "
+            "node; the pass catches up with notices that were lost."
         ),
     )
     worker_self_reference_url: str | None = Field(

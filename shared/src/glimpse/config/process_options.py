@@ -53,6 +53,16 @@ class CeleryOptions(BaseModel):
         None, description="Celery result backend; defaults to the broker (or a folder)."
     )
     worker_concurrency: int = Field(2, ge=1, description="Job processes per glimpse-worker.")
+    cache_notice_exchange: str = Field(
+        "glimpse.cache",
+        min_length=1,
+        description=(
+            "Broker exchange on which API nodes tell each other to act on their image cache at "
+            "once (queued, deleted or cleared images). Every node of one deployment must use "
+            "the same name; deployments sharing a broker (one Redis database, one RabbitMQ "
+            "virtual host) need different names."
+        ),
+    )
     visibility_timeout: int = Field(
         3600,
         ge=1,

@@ -3,6 +3,7 @@
 Glance's cache API acts on the node that got the request. Here queueing, deleting and clearing
 change the shared state in the database, so they take effect on every node: each node's
 prefetcher fills what is queued for it, and a node whose row is gone no longer serves its file.
+A notice through the broker (cache/notices.py) has the other nodes do so at once.
 Cleaning and pruning are node-local maintenance (each node also runs them on a schedule).
 """
 
@@ -121,6 +122,7 @@ class CacheService:
         task = asyncio.create_task(self._prefetch(cache, image_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        await cache.notices.announce(image_id)  # the other nodes fetch it now too
 
     async def _prefetch(self, cache: ImageCache, image_id: str) -> bool:
         try:
@@ -145,6 +147,7 @@ class CacheService:
         async with self.db.write() as session:
             await CacheRepository(session).evict(image_id)
         await cache.remove_files([image_id])
+        await cache.notices.announce(image_id)
 
     async def clear(self, ctx: RequestContext, target: str) -> Cleared:
         """`x-image-cache-clear-target`: cache, queue, or both (empty, or Glimpse's `both`)."""
@@ -165,6 +168,8 @@ class CacheService:
             if target != "cache":
                 queue_deleted = await repo.dequeue_all()
         await cache.remove_files(ids)
+        if target != "queue":  # a node whose queue was emptied has nothing to do
+            await cache.notices.announce(None)
         return Cleared(cache_deleted, queue_deleted)
 
     async def nodes(self, ctx: RequestContext, image_id: str) -> list[str]:

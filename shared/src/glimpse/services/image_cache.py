@@ -3,7 +3,8 @@
 State is in the database (cache tables, one row per image and node), files are on each node.
 A node serves a file only while its own row says it holds the image with the image's checksum,
 so evicting on any node (deleting the rows) takes effect everywhere at once: a node that meets
-a file without its row deletes it on that read, and its maintenance pass removes the rest.
+a file without its row deletes it on that read, and on the notice the evicting node sends through
+the broker (cache/notices.py), or else at its maintenance pass, removes the rest.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from glimpse.cache.files import CacheDir, Removed, open_for_read, read_file
 from glimpse.cache.fill import CorruptData, Expected, Fill, FillFailed, Flights
+from glimpse.cache.notices import CacheNotices
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.db.repositories.cache import CachedEntry, CacheRepository, now
@@ -54,6 +56,7 @@ class ImageCache:
         self.dir = CacheDir(settings.image_cache_dir)
         self.url = settings.node_url(settings.bind_port)
         self.flights = Flights()
+        self.notices = CacheNotices(settings, self.url)
         self._node_id: int | None = None
         self._node_lock = asyncio.Lock()
         self._opening: dict[str, asyncio.Future[Fill]] = {}
@@ -212,8 +215,8 @@ class ImageCache:
     # -- what the cache API and deletes ask of this node --------------------------------------
 
     async def remove_files(self, image_ids: list[str]) -> None:
-        """Rows already gone (on every node): this node's files go now, other nodes' at their
-        next read or maintenance pass."""
+        """Rows already gone (on every node): this node's files go now, other nodes' on the
+        notice the caller sends (else at their next read or maintenance pass)."""
         for image_id in image_ids:
             with contextlib.suppress(ValueError):
                 await asyncio.to_thread(self.dir.remove, image_id)
@@ -293,6 +296,35 @@ class ImageCache:
                 await self._forget_local(node, image_id, remove=False)
         return Removed(removed.files + len(orphans), removed.size + freed)
 
+    async def catch_up(
+        self, image_id: str | None, load: Loader, stopping: asyncio.Event | None = None
+    ) -> None:
+        """What another node's notice asks (its part of the maintenance pass, now): remove this
+        node's files without rows and fill what is queued for it, of one image or of all."""
+        node = await self.node_id()
+        completed = {} if image_id is None else {image_id: self.flights.completed(image_id)}
+        files = [image_id] if image_id is not None else await asyncio.to_thread(self.dir.cached_ids)
+        completed |= {i: self.flights.completed(i) for i in files if i not in completed}
+        async with self.db.read() as session:
+            repo = CacheRepository(session)
+            held = {e.image_id for e in await repo.entries(node)}
+            queued = await repo.queued(node)
+        for file_id in files:
+            # A fill of this process that ended meanwhile may have recorded its row since.
+            if file_id in held or self.flights.completed(file_id) != completed[file_id]:
+                continue
+            with contextlib.suppress(ValueError):
+                await asyncio.to_thread(self.dir.remove, file_id)
+        for queued_id in queued:
+            if stopping is not None and stopping.is_set():
+                break
+            if image_id not in (None, queued_id):
+                continue
+            # Every process of this node hears the notice; one fetches.
+            with self.dir.claim(queued_id) as claimed:
+                if claimed:
+                    await self.prefetch(queued_id, load)
+
     async def maintain(self, load: Loader, stopping: asyncio.Event | None = None) -> None:
         """One scheduled pass: clean, prefetch what is queued, prune."""
         await self.clean()
@@ -301,6 +333,7 @@ class ImageCache:
 
     async def aclose(self) -> None:
         await self.flights.aclose()
+        await self.notices.aclose()
 
 
 def _matches(entry: CachedEntry, image: Image, size: int) -> bool:

@@ -295,9 +295,11 @@ class ImageService:
             await self._evict_files(image_id)
 
     async def _evict_files(self, image_id: str) -> None:
-        """This node's cache file goes now; other nodes' at their next read or pass."""
+        """This node's cache file goes now, other nodes' on its notice (or at their next read
+        or pass)."""
         if self.cache is not None:
             await self.cache.remove_files([image_id])
+            await self.cache.notices.announce(image_id)
 
     async def delete(self, ctx: RequestContext, image_id: str) -> None:
         async with self.db.write() as session:

@@ -11,6 +11,12 @@ a key usage extension, allow digital signatures; its public key must be of the n
 
 Every failure is a SignatureFailed (400) whose message names the reason; the caller removes
 whatever data it stored and hands the image back.
+
+Imports (glance-direct, web-download) are verified by the worker, in the pass that hashes the
+staged data before any store is written. The worker reads the certificate in the importing
+user's name too: the import task carries the user's token, Fernet-sealed with
+`[key_manager] token_encryption_key` (as glance-download's does), dropped when the task ends.
+Without that key, or a token, the certificate cannot be read and the import fails.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.domain.errors import InvalidInput
 from glimpse.keymanager.barbican import BarbicanClient, BarbicanError, SecretNotFound
+from glimpse.keymanager.sealing import TokenSealer
 from glimpse.net.session import session_client
+from glimpse.services.glance_download import USER_TOKEN
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +231,33 @@ async def verifier_for(
     """The Verifier an upload of an image with these properties needs, or None. The
     certificate is read from Barbican in the caller's name (their token), never the service's:
     which certificates a user may sign with is Barbican's to decide."""
+    return await verifier_with_token(settings, ctx.auth_token, properties)
+
+
+def token_input(settings: Settings, ctx: RequestContext) -> dict[str, str]:
+    """The import task input that carries the caller's sealed token ({}: no token or key;
+    the import then fails, unable to read the certificate)."""
+    key = settings.key_manager.token_encryption_key
+    if key is None:
+        log.warning("signed image imported without [key_manager] token_encryption_key")
+    if key is None or not ctx.auth_token:
+        return {}
+    return {USER_TOKEN: TokenSealer(key).seal(ctx.auth_token)}
+
+
+def unsealed_token(settings: Settings, task_input: dict[str, object]) -> str | None:
+    """The token an import task carries, or None (none, or sealed with another key)."""
+    key = settings.key_manager.token_encryption_key
+    sealed = task_input.get(USER_TOKEN)
+    if key is None or not isinstance(sealed, str):
+        return None
+    return TokenSealer(key).unseal(sealed)
+
+
+async def verifier_with_token(
+    settings: Settings, token: str | None, properties: dict[str, str]
+) -> Verifier | None:
+    """verifier_for with the user's token itself (the worker's, unsealed from its task)."""
     spec = requested(properties)
     if spec is None:
         return None
@@ -233,7 +268,7 @@ async def verifier_for(
     async def from_barbican(uuid: str) -> tuple[str, bytes]:
         if settings.key_manager.backend != "barbican" or not options.barbican_endpoint:
             raise CertificateUnavailable
-        if not ctx.auth_token:
+        if not token:
             raise CertificateUnavailable
         async with session_client(
             keystone,
@@ -243,7 +278,7 @@ async def verifier_for(
         ) as http:
             client = BarbicanClient(options, http, deadline=2 * timeout)
             try:
-                secret = await client.get_secret(ctx.auth_token, uuid)
+                secret = await client.get_secret(token, uuid)
             except SecretNotFound:
                 raise CertificateMissing from None
             except BarbicanError as exc:

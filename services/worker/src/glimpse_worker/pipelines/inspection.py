@@ -10,6 +10,7 @@ import anyio
 
 from glimpse.domain.errors import LimitExceeded
 from glimpse.formats import StreamInspector, inspected_container
+from glimpse.services import signatures
 from glimpse.services.image_data import cap_message
 from glimpse.stores.metering import Meter, metered
 from glimpse_worker.pipelines.sources import ImportJob
@@ -18,9 +19,12 @@ if TYPE_CHECKING:
     from glimpse_worker.pipelines.prepare import Prepared
 
 
-async def survey_staged(job: ImportJob, prepared: Prepared) -> Meter:
+async def survey_staged(
+    job: ImportJob, prepared: Prepared, verifier: signatures.Verifier | None = None
+) -> Meter:
     """Hash the staged data and refuse it if it is unsafe or (per [image_format]) not
-    `prepared.disk_format` (InvalidImageData); record its virtual size on `prepared`."""
+    `prepared.disk_format` (InvalidImageData); record its virtual size on `prepared`. The
+    data passes `verifier` too, when the image is signed (the caller checks the result)."""
     settings = job.runtime.settings
     cap = settings.image_size_cap
     meter = Meter(settings.hashing_algorithm)
@@ -31,6 +35,8 @@ async def survey_staged(job: ImportJob, prepared: Prepared) -> Meter:
         limit=cap,
         on_limit=lambda: LimitExceeded(cap_message(cap)),
     )
+    if verifier is not None:
+        blocks = verifier.watch(blocks)
     async for block in blocks:
         if inspector is not None:
             # The inspectors are pure Python: a thread keeps the loop (and the hashing) going.

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from glimpse.services import signatures
 from glimpse.services.quota import StorageQuota
 from glimpse.stores.metering import Meter
 from glimpse_worker.pipelines.inspection import survey_staged
@@ -36,12 +37,27 @@ class Prepared:
 
 
 async def prepare(job: ImportJob) -> Prepared:
-    """Run the enabled plugins over the staged file, then inspect what they left."""
+    """Run the enabled plugins over the staged file, then inspect what they left (and verify
+    its signature, for a signed image: before any store sees the data)."""
     prepared = Prepared(job.image.disk_format, job.image.container_format)
     await run_plugins(job, prepared)
-    prepared.meter = await survey_staged(job, prepared)
+    verifier = await _verifier(job)
+    prepared.meter = await survey_staged(job, prepared, verifier)
+    if verifier is not None:
+        signatures.verify(verifier, job.image.id)
     # What the stores are about to receive, reserved under the owner's quota (already, unless
     # this is a retried job whose earlier reservation lapsed with its worker).
     quota = StorageQuota(job.runtime.settings, job.runtime.database)
     await quota.reserve(job.image.id, job.image.owner, prepared.meter.size)
     return prepared
+
+
+async def _verifier(job: ImportJob) -> signatures.Verifier | None:
+    """The signed image's verifier, its certificate read with the importing user's token (as
+    Glance's import does with the request's context); None for an unsigned image."""
+    settings = job.runtime.settings
+    token = signatures.unsealed_token(settings, job.task.input)
+    try:
+        return await signatures.verifier_with_token(settings, token, job.properties)
+    except signatures.SignatureFailed as exc:
+        raise signatures.for_image(job.image.id, exc) from None
