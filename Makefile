@@ -33,8 +33,10 @@ cluster: $(VENV)/.synced
 	$(BIN)/python scripts/cluster.py $(CLUSTER_ARGS)
 
 ## The whole suite (unit, API on SQLite and PostgreSQL, real clients, deploy checks) plus lint.
+## Coverage of glimpse.domain and glimpse.stores must reach fail_under (pyproject.toml).
+COVERAGE := --cov=glimpse.domain --cov=glimpse.stores --cov-report=term:skip-covered
 test: $(VENV)/.synced lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(COVERAGE)
 
 ## deploy/compose.yaml on this machine's Docker engine: build, up, drive it as a client, down -v.
 compose-test: $(VENV)/.synced

@@ -12,12 +12,29 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from celery import Celery
+from sqlmodel import SQLModel
 
 from glimpse.config import Settings
+from glimpse.db import metadef_tables, tables
 from glimpse.jobs.broker import celery_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+
+# Alembic's own bookkeeping: emptying it would make the next upgrade start from nothing.
+MIGRATION_TABLES = frozenset({"alembic_version"})
+# Importing these registers their tables on SQLModel's one metadata.
+MODEL_MODULES = (tables, metadef_tables)
+
+
+def data_tables() -> list[str]:
+    """Every table the models declare, children before their parents (the order DELETE needs),
+    so a new table is emptied between tests without a hand-kept list."""
+    return [
+        table.name
+        for table in reversed(SQLModel.metadata.sorted_tables)
+        if table.name not in MIGRATION_TABLES
+    ]
 
 
 def free_port() -> int:

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from test_images import create
 
+from factories import OCTET, create
 from glimpse.config import Settings
-
-OCTET = {"Content-Type": "application/octet-stream"}
+from glimpse_api.deps import ApiRuntime
 
 
 def cache_conf(
@@ -86,3 +85,11 @@ async def until_cached(client: httpx.AsyncClient, image_id: str, rounds: int = 2
         await asyncio.sleep(0.05)
     msg = f"image {image_id} was not cached"
     raise AssertionError(msg)
+
+
+def runtime(client: httpx.AsyncClient) -> ApiRuntime:
+    """The node's runtime, to run its scheduled cache pass now instead of waiting for it."""
+    transport = client._transport  # noqa: SLF001 -- the test's own ASGITransport
+    assert isinstance(transport, httpx.ASGITransport)
+    found: ApiRuntime = transport.app.state.runtime  # type: ignore[attr-defined] -- FastAPI's app
+    return found

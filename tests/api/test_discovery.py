@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from test_images import create
+
+from factories import create
 
 
 async def test_versions(client: httpx.AsyncClient) -> None:

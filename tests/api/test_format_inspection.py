@@ -8,11 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from test_image_data import stored_files, upload
-from test_imports import GLANCE_DIRECT, image_tasks, staged_files
 
 import disk_images
 from disk_images import GOOD, HOSTILE, MiB
+from factories import GLANCE_DIRECT, image_tasks, staged_files, stored_files, upload
 from glimpse.config import Settings
 from glimpse_worker.pipelines import import_
 from glimpse_worker.runtime import WorkerRuntime

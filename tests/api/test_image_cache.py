@@ -20,8 +20,8 @@ from cache_helpers import (
     store_file,
     until_cached,
 )
-from test_images import create
 
+from factories import create
 from glimpse.config import Settings, load_settings
 from personas import ADMIN, OWNER, proxy_client
 

@@ -17,25 +17,17 @@ from cache_helpers import (
     cached_files,
     counters,
     nodes,
+    runtime,
     state,
     until_cached,
 )
-from test_copy_image import s3_section
 
+from factories import s3_section
 from glimpse.config import Settings
-from glimpse_api.deps import ApiRuntime
 from store_servers import MotoServer
 
 NODE_A = "http://node-a.test:9292"
 NODE_B = "http://node-b.test:9292"
-
-
-def runtime(client: httpx.AsyncClient) -> ApiRuntime:
-    """The node's runtime, to run its scheduled cache pass now instead of waiting for it."""
-    transport = client._transport  # noqa: SLF001 -- the test's own ASGITransport
-    assert isinstance(transport, httpx.ASGITransport)
-    found: ApiRuntime = transport.app.state.runtime  # type: ignore[attr-defined]  # app.state is untyped
-    return found
 
 
 async def maintain(client: httpx.AsyncClient) -> None:

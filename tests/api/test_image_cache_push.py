@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from cache_helpers import active_image, cache_conf, cache_dir, cached_files, state
-from test_image_cache_nodes import runtime
+from cache_helpers import active_image, cache_conf, cache_dir, cached_files, runtime, state
 
 from glimpse.cache.files import CacheDir
 from glimpse.cache.notices import CacheNotices

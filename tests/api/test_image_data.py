@@ -11,20 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from test_images import create
 
+from factories import OCTET, create, stored_files, upload
 from glimpse.config import Settings
-
-OCTET = {"Content-Type": "application/octet-stream"}
-
-
-def stored_files(settings: Settings) -> list[Path]:
-    datadir = settings.store_datadir(settings.default_store)
-    return sorted(datadir.iterdir()) if datadir.exists() else []
-
-
-async def upload(client: httpx.AsyncClient, image_id: str, data: Any) -> httpx.Response:
-    return await client.put(f"/v2/images/{image_id}/file", content=data, headers=OCTET)
 
 
 async def test_upload_then_download_round_trip(

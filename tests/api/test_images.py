@@ -8,16 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-PATCH_21 = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
-
-
-async def create(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
-    body.setdefault("disk_format", "raw")
-    body.setdefault("container_format", "bare")
-    response = await client.post("/v2/images", json=body)
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
+from factories import PATCH_21, create
 
 
 async def test_create_returns_the_full_record(client: httpx.AsyncClient) -> None:

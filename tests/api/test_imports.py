@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -15,8 +13,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from factories import GLANCE_DIRECT, OCTET, image_tasks, sent_messages, staged_files, staged_image
 from glimpse.config import Settings
-from glimpse.config.reserved import STAGING_STORE
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.tasks import TaskRepository
@@ -31,9 +29,6 @@ from glimpse_worker.pipelines.sources import ImportJob
 from glimpse_worker.runtime import WorkerRuntime
 from personas import ADMIN, OWNER, new_image, proxy_client
 
-OCTET = {"Content-Type": "application/octet-stream"}
-GLANCE_DIRECT = {"method": {"name": "glance-direct"}}
-
 
 @pytest.fixture
 async def worker(settings: Settings) -> AsyncIterator[WorkerRuntime]:
@@ -41,43 +36,6 @@ async def worker(settings: Settings) -> AsyncIterator[WorkerRuntime]:
     context = WorkerRuntime.build(settings)
     yield context
     await context.aclose()
-
-
-def staged_files(settings: Settings) -> list[Path]:
-    datadir = settings.store_datadir(STAGING_STORE)
-    return sorted(datadir.iterdir()) if datadir.exists() else []
-
-
-def sent_messages(settings: Settings) -> list[tuple[str, list[Any]]]:
-    """(task name, args) of every message waiting in the filesystem broker's folder."""
-    queue = settings.celery.broker_data_dir / "queue"
-    found = []
-    for path in sorted(queue.glob("*")) if queue.exists() else []:
-        message = json.loads(path.read_bytes())
-        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-        found.append((message["headers"]["task"], args))
-    return found
-
-
-async def staged_image(
-    client: httpx.AsyncClient, data: bytes, headers: dict[str, str] | None = None
-) -> str:
-    headers = headers or {}
-    image_id = await new_image(client, headers, disk_format="raw", container_format="bare")
-    response = await client.put(
-        f"/v2/images/{image_id}/stage", content=data, headers={**headers, **OCTET}
-    )
-    assert response.status_code == 204, response.text
-    return image_id
-
-
-async def image_tasks(
-    client: httpx.AsyncClient, image_id: str, headers: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
-    response = await client.get(f"/v2/images/{image_id}/tasks", headers=headers or {})
-    assert response.status_code == 200, response.text
-    tasks: list[dict[str, Any]] = response.json()["tasks"]
-    return tasks
 
 
 async def test_info_import_lists_the_configured_methods(

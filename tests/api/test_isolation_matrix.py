@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
 import httpx
-from fastapi import FastAPI
-from test_metadef_isolation import METADEF_EXPECTED
+from metadef_expectations import METADEF_EXPECTED
 
+from factories import MULTISTORE, app_routes
 from glimpse_api.app import create_app
 from personas import ADMIN, ANONYMOUS, OTHER, OWNER, OWNER_READER, persona, proxy_client
 
@@ -174,22 +174,7 @@ BODIES: Final[dict[tuple[str, str], dict[str, Any]]] = {
 # Routes that need an image without data (queued).
 TAKES_DATA: Final = ("/file", "/stage")
 MISSING_TASK: Final = "8a1b7b1e-0000-4000-8000-000000000000"
-# The matrix runs in multi-store mode (one file store), so the store routes answer.
-MULTISTORE: Final = {"enabled_backends": "file:file"}
 SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
-
-
-def app_routes(app: FastAPI) -> set[tuple[str, str]]:
-    """(method, path) of every route the app serves, through included routers too."""
-    found: set[tuple[str, str]] = set()
-    for route in app.routes:
-        # FastAPI >= 0.16x wraps included routers; older versions list the routes directly.
-        contexts = getattr(route, "effective_route_contexts", None)
-        entries = list(contexts()) if contexts is not None else [route]
-        for entry in entries:
-            for method in getattr(entry, "methods", None) or ():
-                found.add((method, entry.path))
-    return found
 
 
 def test_every_route_has_an_expectation(make_settings: Any) -> None:

@@ -12,8 +12,8 @@ from typing import Any, Final
 import httpx
 import pytest
 import sqlalchemy as sa
-from test_images import create
 
+from factories import create
 from glimpse.domain import attributes
 from glimpse.domain.listing import SORT_KEYS
 

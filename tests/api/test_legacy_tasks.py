@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from test_imports import sent_messages
 
+from factories import sent_messages
 from glimpse.config import Settings
 from glimpse.config.reserved import STAGING_STORE
 from glimpse.jobs import names

@@ -6,7 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
-from test_images import create
+
+from factories import create
 
 
 async def names(client: httpx.AsyncClient, params: Any = None) -> list[str]:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import schemathesis
-from test_isolation_matrix import MULTISTORE, app_routes
 
+from factories import MULTISTORE, app_routes
 from glimpse.config import load_settings
 from glimpse.domain import metadef_schemas
 from glimpse.domain.patch import PATCH_MEDIA_TYPES

@@ -6,7 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
-from test_images import PATCH_21, create
+
+from factories import PATCH_21, create
 
 PATCH_20 = {"Content-Type": "application/openstack-images-v2.0-json-patch"}
 

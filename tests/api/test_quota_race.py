@@ -17,9 +17,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import sqlalchemy as sa
-from test_import_plugins import assert_refused, qemu_img, run_import
-from test_imports import OCTET, staged_files
 
+from factories import OCTET, assert_refused, qemu_img, run_import, staged_files
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.db.tables import utcnow

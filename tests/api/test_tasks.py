@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from test_imports import GLANCE_DIRECT, image_tasks, sent_messages, staged_image
 
+from factories import GLANCE_DIRECT, image_tasks, sent_messages, staged_image
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.db.repositories.tasks import TaskRepository

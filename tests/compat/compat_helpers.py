@@ -215,3 +215,37 @@ def worker_and_server(
         finally:
             terminate(worker)
             log.close()
+
+
+# compat, and the deprecation warnings openstacksdk gives about its own internals on every
+# Connection and proxy call.
+SDK_MARKS = [
+    pytest.mark.compat,
+    pytest.mark.filterwarnings(
+        "ignore:Support for InfluxDB:openstack.warnings.RemovedInSDK60Warning"
+    ),
+    pytest.mark.filterwarnings(
+        "ignore:The ignore_missing parameter of all find_:openstack.warnings.RemovedInSDK60Warning"
+    ),
+    pytest.mark.filterwarnings(
+        "ignore:The _compute_attributes method:openstack.warnings.RemovedInSDK50Warning"
+    ),
+    pytest.mark.filterwarnings(
+        "ignore:The 'service_type' parameter is unnecesary:openstack.warnings.RemovedInSDK50Warning"
+    ),
+]
+
+
+ACTIVE_WITHIN = 120.0  # seconds before a poll gives up (not an assertion on speed)
+
+
+def wait_until_active(client: httpx.Client, image_id: str, workdir: Path) -> dict[str, object]:
+    deadline = time.monotonic() + ACTIVE_WITHIN
+    while True:
+        image: dict[str, object] = client.get(f"/v2/images/{image_id}").json()
+        if image["status"] not in {"uploading", "importing"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    worker_log = (workdir / "glimpse-worker.log").read_text(errors="replace")
+    assert image["status"] == "active", f"{image}\n{worker_log}"
+    return image

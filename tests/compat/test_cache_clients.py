@@ -9,15 +9,21 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from compat_helpers import CompatServer, free_port, running_server, server_env, write_image
+from compat_helpers import (
+    SDK_MARKS,
+    CompatServer,
+    free_port,
+    running_server,
+    server_env,
+    write_image,
+)
+from glance_shell import glance_ok, parse_properties
 from openstack import connection
-from test_glance_cli import glance_ok, parse_properties
-from test_openstacksdk import pytestmark as sdk_marks
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-pytestmark = sdk_marks  # compat, and openstacksdk's own deprecation warnings let through
+pytestmark = SDK_MARKS  # compat, and openstacksdk's own deprecation warnings let through
 
 WAIT = 60.0  # seconds for the prefetcher to fill an image
 

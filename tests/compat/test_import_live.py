@@ -9,7 +9,6 @@ import os
 import pty
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,26 +16,13 @@ import httpx
 import pytest
 from compat_helpers import (
     CompatServer,
+    wait_until_active,
     worker_and_server,
 )
 
 from store_servers import HttpServer
 
 pytestmark = pytest.mark.compat
-
-ACTIVE_WITHIN = 120.0  # seconds before a poll gives up (not an assertion on speed)
-
-
-def wait_until_active(client: httpx.Client, image_id: str, workdir: Path) -> dict[str, object]:
-    deadline = time.monotonic() + ACTIVE_WITHIN
-    while True:
-        image: dict[str, object] = client.get(f"/v2/images/{image_id}").json()
-        if image["status"] not in {"uploading", "importing"} or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    worker_log = (workdir / "glimpse-worker.log").read_text(errors="replace")
-    assert image["status"] == "active", f"{image}\n{worker_log}"
-    return image
 
 
 def stage_and_import(server: CompatServer, workdir: Path) -> None:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from compat_helpers import worker_and_server
-from test_import_live import wait_until_active
+from compat_helpers import wait_until_active, worker_and_server
 
 pytestmark = pytest.mark.compat
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from glance_shell import glance_all_ok, glance_ok, parse_list, parse_properties
 from glanceclient import Client
 from glanceclient import exc as glance_exc
 from openstack import connection, exceptions
-from test_glance_cli import glance_all_ok, glance_ok, parse_list, parse_properties
 
 from support import ROOT
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from compat_helpers import CompatServer, MiB, free_port, running_server, server_env, write_image
-from test_glance_cli import glance_all_ok, glance_ok, parse_properties, sha512_of
+from glance_shell import glance_all_ok, glance_ok, parse_properties, sha512_of
 
 from store_servers import MotoServer, s3_client
 

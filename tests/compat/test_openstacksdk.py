@@ -7,6 +7,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from compat_helpers import SDK_MARKS
 from openstack import connection, exceptions
 
 if TYPE_CHECKING:
@@ -15,22 +16,7 @@ if TYPE_CHECKING:
 
     from compat_helpers import ImageFile
 
-pytestmark = [
-    pytest.mark.compat,
-    # openstacksdk warns about its own internals on every Connection and proxy call.
-    pytest.mark.filterwarnings(
-        "ignore:Support for InfluxDB:openstack.warnings.RemovedInSDK60Warning"
-    ),
-    pytest.mark.filterwarnings(
-        "ignore:The ignore_missing parameter of all find_:openstack.warnings.RemovedInSDK60Warning"
-    ),
-    pytest.mark.filterwarnings(
-        "ignore:The _compute_attributes method:openstack.warnings.RemovedInSDK50Warning"
-    ),
-    pytest.mark.filterwarnings(
-        "ignore:The 'service_type' parameter is unnecesary:openstack.warnings.RemovedInSDK50Warning"
-    ),
-]
+pytestmark = SDK_MARKS
 
 MiB = 1024 * 1024
 

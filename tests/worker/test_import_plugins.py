@@ -11,15 +11,21 @@ import json
 import os
 import subprocess
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from test_imports import GLANCE_DIRECT, OCTET, image_tasks, staged_files
 
-from glimpse.config import ConfigError, Settings
+from factories import (
+    Imported,
+    assert_active_with,
+    assert_refused,
+    qemu_img,
+    run_import,
+    staged_files,
+    start_import,
+)
+from glimpse.config import ConfigError
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.repositories.tasks import TaskRepository
 from glimpse.domain.imports import ImportTaskInput
@@ -32,15 +38,10 @@ from glimpse_worker.plugins.image_conversion import Limits, _qemu_img, image_con
 from glimpse_worker.plugins.image_decompression import image_decompression
 from glimpse_worker.plugins.inject_image_metadata import inject_image_metadata
 from glimpse_worker.runtime import WorkerRuntime
-from personas import ADMIN, OWNER, new_image
+from personas import ADMIN, OWNER
 from support import command, environment
 
 MiB = 1024 * 1024
-
-
-def qemu_img(*args: str) -> str:
-    done = subprocess.run(["qemu-img", *args], capture_output=True, text=True, check=True)
-    return done.stdout
 
 
 def random_disk(path: Path) -> bytes:
@@ -54,93 +55,10 @@ def qcow2_of(raw: Path, qcow2: Path) -> None:
     qemu_img("convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2))
 
 
-@dataclass
-class Imported:
-    client: httpx.AsyncClient
-    settings: Settings
-    image_id: str
-    image: dict[str, Any]
-    task: dict[str, Any]
-
-
-async def start_import(
-    make_settings: Any,
-    client_for: Any,
-    data: bytes,
-    *,
-    headers: dict[str, str] = OWNER,
-    disk_format: str = "raw",
-    container_format: str = "bare",
-    **overrides: Any,
-) -> tuple[httpx.AsyncClient, Settings, str, str]:
-    settings = make_settings(auth_strategy="trusted-proxy", **overrides)
-    client: httpx.AsyncClient = await client_for(settings)
-    image_id = await new_image(
-        client, headers, disk_format=disk_format, container_format=container_format
-    )
-    staged = await client.put(
-        f"/v2/images/{image_id}/stage", content=data, headers={**headers, **OCTET}
-    )
-    assert staged.status_code == 204, staged.text
-    started = await client.post(
-        f"/v2/images/{image_id}/import", json=GLANCE_DIRECT, headers=headers
-    )
-    assert started.status_code == 202, started.text
-    [task] = await image_tasks(client, image_id, headers)
-    return client, settings, image_id, task["id"]
-
-
-async def run_import(
-    make_settings: Any,
-    client_for: Any,
-    data: bytes,
-    plugin_names: list[str],
-    *,
-    headers: dict[str, str] = OWNER,
-    **options: Any,
-) -> Imported:
-    """Stage `data`, import it with the plugins, run the worker's pipeline to its end."""
-    client, settings, image_id, task_id = await start_import(
-        make_settings,
-        client_for,
-        data,
-        headers=headers,
-        image_import_opts={"image_import_plugins": plugin_names},
-        **options,
-    )
-    context = WorkerRuntime.build(settings)
-    try:
-        await import_.run(context, task_id)
-    finally:
-        await context.aclose()
-    image = (await client.get(f"/v2/images/{image_id}", headers=headers)).json()
-    task = (await client.get(f"/v2/tasks/{task_id}", headers=ADMIN)).json()
-    return Imported(client, settings, image_id, image, task)
-
-
 async def downloaded(imported: Imported, headers: dict[str, str] = OWNER) -> bytes:
     response = await imported.client.get(f"/v2/images/{imported.image_id}/file", headers=headers)
     assert response.status_code == 200, response.text
     return response.content
-
-
-def assert_active_with(imported: Imported, data: bytes) -> None:
-    assert imported.image["status"] == "active", imported.task
-    assert imported.image["size"] == len(data)
-    assert imported.image["checksum"] == hashlib.md5(data, usedforsecurity=False).hexdigest()
-    assert imported.image["os_hash_value"] == hashlib.sha512(data).hexdigest()
-    assert staged_files(imported.settings) == []
-
-
-def assert_refused(imported: Imported, message: str) -> None:
-    """Failed task with `message`, image queued again, nothing left in staging or the store."""
-    assert imported.task["status"] == "failure"
-    assert message in imported.task["message"], imported.task["message"]
-    assert imported.image["status"] == "queued"
-    assert staged_files(imported.settings) == []
-    datadir = imported.settings.glance_store.filesystem_store_datadir
-    stored = list(datadir.iterdir()) if datadir.exists() else []
-    assert [path for path in stored if imported.image_id in path.name] == []
 
 
 # -- image_conversion ------------------------------------------------------------------------

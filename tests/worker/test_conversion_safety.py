@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_import_plugins import assert_active_with, assert_refused, qemu_img, run_import
 
 import disk_images
+from factories import assert_active_with, assert_refused, qemu_img, run_import
 
 WRAPPER = """#!/bin/bash
 # Records how it was started, then becomes the real qemu-img (or hangs, when asked to).

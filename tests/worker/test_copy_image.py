@@ -17,6 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from factories import OCTET, s3_section
 from glimpse.config import Settings
 from glimpse.config.reserved import STAGING_STORE
 from glimpse.db.engine import Database
@@ -27,23 +28,11 @@ from personas import ADMIN, OTHER, OWNER, new_image
 from store_servers import MotoServer
 from support import free_port
 
-OCTET = {"Content-Type": "application/octet-stream"}
 FILE_STORES = ("a", "b", "c")
 
 
 def copy_body(*stores: str, **options: Any) -> dict[str, Any]:
     return {"method": {"name": "copy-image"}, "stores": list(stores), **options}
-
-
-def s3_section(endpoint: str, bucket: str, *, create_bucket: bool) -> dict[str, Any]:
-    return {
-        "s3_store_host": endpoint,
-        "s3_store_access_key": "copy-access",
-        "s3_store_secret_key": "copy-secret",
-        "s3_store_bucket": bucket,
-        "s3_store_create_bucket_on_put": create_bucket,
-        "s3_store_bucket_url_format": "path",
-    }
 
 
 def store_settings(
