@@ -73,12 +73,12 @@ class StoreFailed(ImportFailed):
         self.store_id = store_id
 
 
-async def run(ctx: WorkerRuntime, task_id: str) -> float | None:
+async def run(runtime: WorkerRuntime, task_id: str) -> float | None:
     """Run (or resume) import task `task_id`; a no-op if it is finished or held by a live
     worker. Returns, in the latter case, the seconds until that worker's lease ends: if the
     worker died, the task is the next claimant's then (None: nothing left to look at)."""
-    progress = Progress(ctx, task_id)
-    async with ctx.database.write() as session:
+    progress = Progress(runtime, task_id)
+    async with runtime.database.write() as session:
         tasks = TaskRepository(session)
         if not await tasks.claim(task_id, progress.lease_until()):
             task = await tasks.get(task_id)
@@ -93,34 +93,34 @@ async def run(ctx: WorkerRuntime, task_id: str) -> float | None:
     progress.image_id = task.image_id
     bind_job(task.request_id, task.user_id, task.owner)
     if task.type == TASK_TYPE_LOCATION_IMPORT:
-        await _add_location(ctx, task, progress)
+        await _add_location(runtime, task, progress)
         return None
     task_input = ImportTaskInput.from_task(task.type, task.input)
     started = time.monotonic()
     try:
-        result = await _import(ctx, task, task_input, progress)
+        result = await _import(runtime, task, task_input, progress)
     except Exception as exc:
         log.warning("import task %s failed: %s", task_id, exc, exc_info=True)
         failed_store = exc.store_id if isinstance(exc, StoreFailed) else None
-        await _fail(ctx, task, task_input, str(exc) or type(exc).__name__, failed_store)
+        await _fail(runtime, task, task_input, str(exc) or type(exc).__name__, failed_store)
         _count(task_input, "failure", time.monotonic() - started, progress.copied)
         return None
-    await _finish(ctx, task_id, TaskStatus.SUCCESS, None, result)  # keeps "Copied N MiB"
+    await _finish(runtime, task_id, TaskStatus.SUCCESS, None, result)  # keeps "Copied N MiB"
     _count(task_input, "success", time.monotonic() - started, progress.copied)
     log.info("import task %s: image %s active", task_id, task.image_id)
     return None
 
 
-async def _add_location(ctx: WorkerRuntime, task: Task, progress: Progress) -> None:
+async def _add_location(runtime: WorkerRuntime, task: Task, progress: Progress) -> None:
     """A location_import task: its own steps and revert, this job's claim and outcome."""
     try:
-        result = await location_import.run(ctx, task, progress)
+        result = await location_import.run(runtime, task, progress)
     except Exception as exc:
         log.warning("location import task %s failed: %s", task.id, exc, exc_info=True)
-        await location_import.revert(ctx, task)
-        await _finish(ctx, task.id, TaskStatus.FAILURE, str(exc) or type(exc).__name__, None)
+        await location_import.revert(runtime, task)
+        await _finish(runtime, task.id, TaskStatus.FAILURE, str(exc) or type(exc).__name__, None)
         return
-    await _finish(ctx, task.id, TaskStatus.SUCCESS, None, result)
+    await _finish(runtime, task.id, TaskStatus.SUCCESS, None, result)
     log.info("location import task %s: image %s active", task.id, task.image_id)
 
 
@@ -134,7 +134,7 @@ def _count(task_input: ImportTaskInput, outcome: str, seconds: float, written: i
 
 
 async def _import(
-    ctx: WorkerRuntime, task: Task, task_input: ImportTaskInput, progress: Progress
+    runtime: WorkerRuntime, task: Task, task_input: ImportTaskInput, progress: Progress
 ) -> dict[str, Any]:
     image_id = task.image_id
     assert image_id is not None  # noqa: S101 -- checked by run()
@@ -143,7 +143,7 @@ async def _import(
     # copy-image adds stores to an active image; the other methods bring an importing one
     # to life.
     expected = ImageStatus.ACTIVE if copying else ImageStatus.IMPORTING
-    async with ctx.database.read() as session:
+    async with runtime.database.read() as session:
         repo = ImageRepository(session)
         image = await repo.get(image_id)
         properties = await repo.properties(image_id) if image is not None else {}
@@ -152,8 +152,8 @@ async def _import(
     if properties.get(IMPORT_LOCK) != task.id:
         raise LockLost(f"Image {image_id} is locked by another import")
     # Keyed by image id, the staged data is found without being recorded.
-    staged = ctx.stores.staging.location_for(image_id)
-    job = ImportJob(ctx, task, image, properties, task_input, staged, progress)
+    staged = runtime.stores.staging.location_for(image_id)
+    job = ImportJob(runtime, task, image, properties, task_input, staged, progress)
     image = await fetch(job)
     job = replace(job, image=image)
     # The image's own data, copied: nothing to prepare, nothing new to learn about it.
@@ -161,10 +161,12 @@ async def _import(
     # Hashed once, before any store sees the data (every store is sent the same bytes).
     meter = None if prepared is None else prepared.meter
     remaining = store_list(properties.get(IMPORTING_TO_STORES))
-    writes = _StoreWrites(ctx, task, staged, progress, expected=expected, must_succeed=must_succeed)
+    writes = _StoreWrites(
+        runtime, task, staged, progress, expected=expected, must_succeed=must_succeed
+    )
     await writes.run(remaining)
-    targets = task_input.targets(ctx.stores.default_id)
-    async with ctx.database.write() as session:
+    targets = task_input.targets(runtime.stores.default_id)
+    async with runtime.database.write() as session:
         repo = ImageRepository(session)
         await _still_ours(repo, image_id, task.id, expected)
         record = await repo.record(image)
@@ -186,7 +188,7 @@ async def _import(
                 IMPORTING_TO_STORES: "",  # as Glance leaves it
             },
         )
-    await ctx.stores.staging.delete_if_present(staged)
+    await runtime.stores.staging.delete_if_present(staged)
     return {"image_id": image_id, "stores": written, "failed": failed}
 
 
@@ -202,7 +204,7 @@ class _StoreWrites:
 
     def __init__(
         self,
-        ctx: WorkerRuntime,
+        runtime: WorkerRuntime,
         task: Task,
         staged: str,
         progress: Progress,
@@ -211,7 +213,7 @@ class _StoreWrites:
         must_succeed: bool,
     ) -> None:
         assert task.image_id is not None  # noqa: S101 -- checked by run()
-        self.ctx = ctx
+        self.runtime = runtime
         self.task = task
         self.image_id = task.image_id
         self.staged = staged
@@ -243,7 +245,7 @@ class _StoreWrites:
                 return
             try:
                 await _copy(
-                    self.ctx,
+                    self.runtime,
                     self.task,
                     store_id,
                     _until_stopped(self._data(store_id), self.stop),
@@ -259,7 +261,7 @@ class _StoreWrites:
                 await self.progress.beat(force=True)
 
     def _data(self, store_id: str) -> AsyncIterator[bytes]:
-        return self.progress.count(self.ctx.stores.staging.get(self.staged), lane=store_id)
+        return self.progress.count(self.runtime.stores.staging.get(self.staged), lane=store_id)
 
     async def _store_failed(self, store_id: str, exc: Exception) -> None:
         if self.stop.is_set():
@@ -269,7 +271,7 @@ class _StoreWrites:
         if self.must_succeed:
             self._fail_all(StoreFailed(store_id, exc))
             return
-        async with self.ctx.database.write() as session:
+        async with self.runtime.database.write() as session:
             await _done_with(ImageRepository(session), self.image_id, store_id, failed=True)
 
 
@@ -302,7 +304,7 @@ def _add_to_store_list(stores: str | None, store_id: str) -> str:
 
 
 async def _copy(
-    ctx: WorkerRuntime,
+    runtime: WorkerRuntime,
     task: Task,
     store_id: str,
     data: AsyncIterator[bytes],
@@ -312,12 +314,12 @@ async def _copy(
     """Write `data` to one store and record the location, or leave nothing behind."""
     image_id = task.image_id
     assert image_id is not None  # noqa: S101 -- checked by run()
-    store = ctx.stores.get(store_id)
+    store = runtime.stores.get(store_id)
     if store is None:
         raise ImportFailed(f"Store {store_id} is not configured on this worker")
     stored = await store.put(image_id, data)
     try:
-        async with ctx.database.write() as session:
+        async with runtime.database.write() as session:
             repo = ImageRepository(session)
             await _still_ours(repo, image_id, task.id, expected)
             await repo.add_location(image_id, stored.location, {"store": store_id})
@@ -341,7 +343,7 @@ async def _still_ours(
 
 
 async def _fail(
-    ctx: WorkerRuntime,
+    runtime: WorkerRuntime,
     task: Task,
     task_input: ImportTaskInput,
     message: str,
@@ -354,7 +356,7 @@ async def _fail(
     assert image_id is not None  # noqa: S101 -- checked by run()
     locations: list[ImageLocation] = []
     ours = True
-    async with ctx.database.write() as session:
+    async with runtime.database.write() as session:
         repo = ImageRepository(session)
         image = await repo.get(image_id, lock=True)
         properties = await repo.properties(image_id) if image is not None else {}
@@ -364,7 +366,7 @@ async def _fail(
             await ReservationRepository(session).release(image_id)
         if image is not None and ours:
             locations = await _revert(
-                ctx,
+                runtime,
                 repo,
                 task,
                 image,
@@ -373,16 +375,18 @@ async def _fail(
                 failed_store=failed_store,
             )
     for location in locations:
-        store = ctx.stores.get(location.store_id or ctx.stores.default_id)
+        store = runtime.stores.get(location.store_id or runtime.stores.default_id)
         if store is not None:
             await store.delete_if_present(location.value)
     if ours:
-        await ctx.stores.staging.delete_if_present(ctx.stores.staging.location_for(image_id))
-    await _finish(ctx, task.id, TaskStatus.FAILURE, message, None)
+        await runtime.stores.staging.delete_if_present(
+            runtime.stores.staging.location_for(image_id)
+        )
+    await _finish(runtime, task.id, TaskStatus.FAILURE, message, None)
 
 
 async def _revert(
-    ctx: WorkerRuntime,
+    runtime: WorkerRuntime,
     repo: ImageRepository,
     task: Task,
     image: Image,
@@ -395,7 +399,7 @@ async def _revert(
     retired, whose data goes once this commits."""
     locations: list[ImageLocation] = []
     if task_input.request.method.name == COPY_IMAGE:
-        targets = task_input.targets(ctx.stores.default_id)
+        targets = task_input.targets(runtime.stores.default_id)
         held = (await repo.record(image)).locations
         locations = [loc for loc in held if loc.store_id in targets]
     elif image.status == ImageStatus.IMPORTING:
@@ -419,16 +423,16 @@ async def _revert(
 
 
 async def _finish(
-    ctx: WorkerRuntime,
+    runtime: WorkerRuntime,
     task_id: str,
     status: TaskStatus,
     message: str | None,
     result: dict[str, Any] | None,
 ) -> None:
-    expires_at = utcnow() + timedelta(hours=ctx.settings.task.task_time_to_live)
+    expires_at = utcnow() + timedelta(hours=runtime.settings.task.task_time_to_live)
     # A failure's text may quote a URL (a store's or a library's message): never its secrets.
     message = redact_text(message) if message is not None else None
-    async with ctx.database.write() as session:
+    async with runtime.database.write() as session:
         tasks = TaskRepository(session)
         await tasks.finish(
             task_id, status, message=message, result=redact_data(result), expires_at=expires_at
