@@ -55,6 +55,7 @@ async def test_scrubbed_data_and_key_lines_carry_the_delete_request_id(
 
     caplog.set_level(logging.INFO, logger="glimpse")
     caplog.set_level(logging.INFO, logger="glimpse_scrubber")
+    caplog.clear()  # only the scrubber's pass: the upload's and the delete's lines are the API's
     runtime = ScrubberRuntime.build(settings)
     try:
         await run_pass(runtime)
