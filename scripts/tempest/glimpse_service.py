@@ -45,6 +45,7 @@ PROFILES = {
 @dataclass(frozen=True)
 class Glimpse:
     url: str
+    remote_url: str  # a second API node of the same deployment (tempest's image_remote)
     web_base: str  # the loopback web server holding the test images
 
 
@@ -177,7 +178,7 @@ def start(
     supervisor: Supervisor,
 ) -> Glimpse:
     """Redis, the web server, then glimpse-api, glimpse-worker and glimpse-scrubber --daemon."""
-    redis_port, web_port, port = free_port(), free_port(), free_port()
+    redis_port, web_port, port, remote_port = free_port(), free_port(), free_port(), free_port()
     redis_server = shutil.which("redis-server")
     if redis_server is None:
         raise HarnessError(
@@ -215,6 +216,14 @@ def start(
     metadefs = ["load_metadefs", "--path", str(ROOT / "etc" / "metadefs")]
     run_logged([*manage, *metadefs], supervisor.logs / "setup.log", env=env)
     supervisor.start("glimpse-api", [str(BIN / "glimpse-api")], env=env, cwd=workdir)
+    # A second API node on the same database, broker and staging directory: tempest stages
+    # through one node and imports or deletes through the other (its image_remote tests).
+    remote_conf = workdir / "glance-api-remote.conf"
+    remote_conf.write_text(
+        conf.read_text().replace(f"bind_port = {port}\n", f"bind_port = {remote_port}\n", 1)
+    )
+    remote_env = {**env, "GLIMPSE_CONFIG": str(remote_conf)}
+    supervisor.start("glimpse-api-remote", [str(BIN / "glimpse-api")], env=remote_env, cwd=workdir)
     supervisor.start(
         "glimpse-worker", [str(BIN / "glimpse-worker"), "--loglevel=INFO"], env=env, cwd=workdir
     )
@@ -225,4 +234,6 @@ def start(
     web_base = f"http://127.0.0.1:{web_port}"
     supervisor.wait_http("the web server", f"{web_base}/{TEST_IMAGES[0]}")
     supervisor.wait_http("glimpse-api", f"{url}/versions")
-    return Glimpse(url=url, web_base=web_base)
+    remote_url = f"http://127.0.0.1:{remote_port}"
+    supervisor.wait_http("glimpse-api-remote", f"{remote_url}/versions")
+    return Glimpse(url=url, remote_url=remote_url, web_base=web_base)

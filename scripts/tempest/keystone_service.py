@@ -157,8 +157,9 @@ class _Admin:
         )
 
 
-def populate(keystone: Keystone, image_endpoint: str) -> None:
-    """Roles tempest's dynamic credentials use, Glimpse's service user, and the catalog."""
+def populate(keystone: Keystone, image_endpoint: str, remote_endpoint: str) -> None:
+    """Roles tempest's dynamic credentials use, Glimpse's service user, and the catalog: the
+    image service, and a second API node as `image_remote` (tempest's alternate endpoint)."""
     with httpx.Client(timeout=30.0) as http:
         admin = _Admin(http, keystone.url)
         for endpoint in admin.call("GET", "/endpoints")["endpoints"]:
@@ -178,14 +179,18 @@ def populate(keystone: Keystone, image_endpoint: str) -> None:
         )
         for role in ("admin", "service"):
             admin.call("PUT", f"/projects/{project}/users/{user}/roles/{roles[role]}")
-        service = admin.call(
-            "POST", "/services", {"service": {"type": "image", "name": "glance", "enabled": True}}
-        )["service"]["id"]
-        for interface in ("public", "internal", "admin"):
-            body = {
-                "service_id": service,
-                "interface": interface,
-                "url": image_endpoint,
-                "region_id": "RegionOne",
-            }
-            admin.call("POST", "/endpoints", {"endpoint": body})
+        for kind, name, url in (
+            ("image", "glance", image_endpoint),
+            ("image_remote", "glance-remote", remote_endpoint),
+        ):
+            service = admin.call(
+                "POST", "/services", {"service": {"type": kind, "name": name, "enabled": True}}
+            )["service"]["id"]
+            for interface in ("public", "internal", "admin"):
+                body = {
+                    "service_id": service,
+                    "interface": interface,
+                    "url": url,
+                    "region_id": "RegionOne",
+                }
+                admin.call("POST", "/endpoints", {"endpoint": body})

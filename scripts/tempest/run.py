@@ -70,7 +70,7 @@ def main() -> int:
         database_url = glimpse_service.create_database(args.postgres, database)
         database_made = True
         service = glimpse_service.start(WORKDIR, profile, identity, database_url, supervisor)
-        keystone_service.populate(identity, service.url)
+        keystone_service.populate(identity, service.url, service.remote_url)
         setup_time = time.monotonic() - started
         say(f"keystone {identity.url}, glimpse {service.url}; set-up took {setup_time:.0f} s")
         tests_started = time.monotonic()
