@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import httpx
 
 from glimpse_bench.clients import HttpxClient, TransferError, download_rate
-from glimpse_bench.common import CACHE, HOST, MB, MiB, free_port, spawn, stop_process
+from glimpse_bench.common import CACHE, MB, MiB, free_port
+from glimpse_bench.drivers import moto_server
 from glimpse_bench.results import Results
 from glimpse_bench.server import Api, GlimpseServer
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
 
 STORM_CLIENTS: Final = 32
 
@@ -58,34 +52,6 @@ class CacheServer(GlimpseServer):
         return env
 
 
-@contextlib.contextmanager
-def logged_moto_server(log_path: Path) -> Iterator[str]:
-    """moto's S3 server with its request log (one line per request) in `log_path`."""
-    port = free_port()
-    with log_path.open("wb") as log:
-        proc = spawn(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    endpoint = f"http://{HOST}:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"moto server exited with {proc.returncode}")
-            try:
-                httpx.get(endpoint + "/moto-api/", timeout=2.0)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("moto server did not answer within 60 s") from None
-                time.sleep(0.1)
-        yield endpoint
-    finally:
-        stop_process(proc)
-
-
 def store_reads(log_path: Path, image_id: str) -> int:
     return sum(
         f"GET /bench-cache/{image_id} " in line
@@ -110,7 +76,7 @@ async def measure_cache(workdir: Path, image_size: int, storm_size: int, results
     moto_log = workdir / "moto-cache.log"
     cache_dir = workdir / "cache-node"
     cache_dir.mkdir()
-    with logged_moto_server(moto_log) as endpoint:
+    with moto_server(moto_log) as (endpoint, _):
         server = CacheServer(cache_dir, free_port())
         server.s3_endpoint = endpoint
         bulk = HttpxClient()

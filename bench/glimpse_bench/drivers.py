@@ -29,14 +29,17 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[tuple[str, int]]:
-    """moto's S3 server in its own process: (endpoint, pid)."""
+def moto_server(log_path: Path | None = None) -> Iterator[tuple[str, int]]:
+    """moto's S3 server in its own process: (endpoint, pid). With `log_path`, its request log
+    (one line per request) goes there."""
     port = free_port()
-    proc = spawn(
-        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with contextlib.ExitStack() as files:
+        log = files.enter_context(log_path.open("wb")) if log_path else subprocess.DEVNULL
+        proc = spawn(
+            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+        )
     endpoint = f"http://{HOST}:{port}"
     try:
         deadline = time.monotonic() + 60
