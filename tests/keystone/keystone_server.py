@@ -430,3 +430,13 @@ class KeystoneEnv:
 
     def token(self, user: User) -> str:
         return self.admin.token_for(user)
+
+    def authtoken_section(self) -> dict[str, str]:
+        """`[keystone_authtoken]` for a Glimpse that validates tokens and acts as the service
+        user of this Keystone."""
+        return {
+            "auth_url": self.url,
+            "username": self.service.name,
+            "password": self.service.password,
+            "project_name": self.service.project,
+        }

@@ -163,12 +163,7 @@ def region_one_settings(
     settings: Settings = make_settings(
         auth_strategy="keystone",
         enabled_import_methods=METHODS,
-        keystone_authtoken={
-            "auth_url": keystone.url,
-            "username": keystone.service.name,
-            "password": keystone.service.password,
-            "project_name": keystone.service.project,
-        },
+        keystone_authtoken=keystone.authtoken_section(),
         key_manager={"backend": "none", "token_encryption_key": Fernet.generate_key().decode()},
         # RegionTwo is on loopback: allowed by address and port, as an operator would.
         import_filtering_opts={

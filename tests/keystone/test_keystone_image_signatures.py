@@ -42,12 +42,7 @@ def settings(
 ) -> Settings:
     made: Settings = make_settings(
         auth_strategy="keystone",
-        keystone_authtoken={
-            "auth_url": keystone.url,
-            "username": keystone.service.name,
-            "password": keystone.service.password,
-            "project_name": keystone.service.project,
-        },
+        keystone_authtoken=keystone.authtoken_section(),
         barbican={"barbican_endpoint": barbican_server.url},
     )
     return made

@@ -42,12 +42,7 @@ def settings_for(
     def make(**overrides: Any) -> Settings:
         overrides.setdefault("auth_strategy", "keystone")
         settings: Settings = make_settings(
-            keystone_authtoken={
-                "auth_url": keystone.url,
-                "username": keystone.service.name,
-                "password": keystone.service.password,
-                "project_name": keystone.service.project,
-            },
+            keystone_authtoken=keystone.authtoken_section(),
             barbican={"barbican_endpoint": barbican_server.url},
             key_manager={"token_encryption_key": TOKEN_KEY, "cleanup_retry_initial": 60},
             **overrides,
