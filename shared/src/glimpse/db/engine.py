@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from glimpse.config import Settings
+from glimpse.db.inline_sqlite import inline_connector
 from glimpse.db.unavailable import is_unavailable
 from glimpse.db.urls import async_url, is_sqlite, sqlite_file
 from glimpse.domain.errors import DatabaseUnavailable
@@ -44,9 +45,15 @@ def _raise_if_unavailable(error: Exception) -> None:
 
 
 def _sqlite_engine(url: URL, *, immediate: bool, pool_size: int) -> AsyncEngine:
+    """`immediate`: the writer (BEGIN IMMEDIATE on aiosqlite's thread); otherwise the reader,
+    whose file connections run on the event loop (inline_sqlite) and refuse writes."""
     path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+    read_only = path is not None and not immediate
+    extra: dict[str, Any] = {}
+    if read_only:
+        extra["async_creator"] = inline_connector(str(path), SQLITE_BUSY_TIMEOUT_MS / 1000)
     engine = create_async_engine(
         url,
         pool_size=pool_size,
@@ -58,6 +65,7 @@ def _sqlite_engine(url: URL, *, immediate: bool, pool_size: int) -> AsyncEngine:
         # ROLLBACK on check-in would be one more round trip to the driver thread for nothing.
         pool_reset_on_return=None,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        **extra,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -69,6 +77,8 @@ def _sqlite_engine(url: URL, *, immediate: bool, pool_size: int) -> AsyncEngine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"

@@ -33,6 +33,7 @@ from oslo_config import cfg
 from oslo_policy import policy as oslo
 
 from glimpse.context import RequestContext
+from glimpse.domain import policy_checks
 from glimpse.domain.errors import Forbidden, ImageNotFound
 from glimpse.domain.images import Visibility
 from glimpse.domain.policy_defaults import RULES
@@ -120,6 +121,7 @@ class PolicyEngine:
     ) -> None:
         # A private ConfigOpts: oslo.policy reads its options from one, and the process-wide
         # cfg.CONF would leak state between engines (and tests).
+        policy_checks.install()
         conf = cfg.ConfigOpts()
         conf([], project="glimpse", default_config_files=[], default_config_dirs=[])
         # Without a file, name one that cannot exist so the standard directories
