@@ -135,8 +135,9 @@ class ImageService:
         async with self.db.write() as session:
             repo = ImageRepository(session)
             await add_new_image(repo, new)
-            record = await repo.record(new.image)
-        return (await self._presented(ctx, [record]))[0]
+        # Just written, so known without reading back: no location yet, and properties and
+        # tags in the order they were inserted (the order records() reads them in).
+        return ImageRecord(new.image, dict(new.properties), list(new.tags), [])
 
     async def get(self, ctx: RequestContext, image_id: str) -> ImageRecord:
         async with self.db.read() as session:
@@ -172,6 +173,10 @@ class ImageService:
         no view shows locations."""
         settings = self.settings
         if not (settings.show_multiple_locations or settings.show_image_direct_url):
+            return set()
+        # Without locations there is nothing to show or hide (the view is the same either way).
+        records = [record for record in records if record.locations]
+        if not records:
             return set()
         async with self.db.read() as session:
             statuses = await MemberRepository(session).statuses_of(

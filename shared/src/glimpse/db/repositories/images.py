@@ -139,13 +139,17 @@ class ImageRepository(ImageStatusWrites):
         ]
 
     async def add(self, image: Image, properties: dict[str, str], tags: list[str]) -> None:
+        """A new image: nothing to replace, so its properties and tags are only inserted."""
         self.session.add(image)
         await self.session.flush()
-        await self.replace_properties(image.id, properties)
-        await self.replace_tags(image.id, tags)
+        await self._insert_properties(image.id, properties)
+        await self._insert_tags(image.id, tags)
 
     async def replace_properties(self, image_id: str, properties: dict[str, str]) -> None:
         await self.session.execute(sa.delete(_PROPS).where(_PROPS.c.image_id == image_id))
+        await self._insert_properties(image_id, properties)
+
+    async def _insert_properties(self, image_id: str, properties: dict[str, str]) -> None:
         if properties:
             await self.session.execute(
                 sa.insert(_PROPS),
@@ -154,6 +158,9 @@ class ImageRepository(ImageStatusWrites):
 
     async def replace_tags(self, image_id: str, tags: list[str]) -> None:
         await self.session.execute(sa.delete(_TAGS).where(_TAGS.c.image_id == image_id))
+        await self._insert_tags(image_id, tags)
+
+    async def _insert_tags(self, image_id: str, tags: list[str]) -> None:
         if tags:
             await self.session.execute(
                 sa.insert(_TAGS), [{"image_id": image_id, "value": tag} for tag in tags]
