@@ -44,13 +44,16 @@ def _raise_if_unavailable(error: Exception) -> None:
     raise DatabaseUnavailable("The database is unavailable; try again later.") from error
 
 
-def _sqlite_engine(url: URL, *, immediate: bool, pool_size: int) -> AsyncEngine:
-    """`immediate`: the writer (BEGIN IMMEDIATE on aiosqlite's thread); otherwise the reader,
-    whose file connections run on the event loop (inline_sqlite) and refuse writes."""
+def _sqlite_engine(
+    url: URL, *, immediate: bool, pool_size: int, inline: bool = False
+) -> AsyncEngine:
+    """`immediate`: the writer (BEGIN IMMEDIATE); `inline`: the lookup engine, whose
+    connections run on the event loop's thread (inline_sqlite) and refuse writes; the others
+    run on aiosqlite's threads."""
     path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    read_only = path is not None and not immediate
+    read_only = inline and path is not None and not immediate
     extra: dict[str, Any] = {}
     if read_only:
         extra["async_creator"] = inline_connector(str(path), SQLITE_BUSY_TIMEOUT_MS / 1000)
@@ -99,6 +102,8 @@ class Database:
     reader_engine: AsyncEngine
     writer: async_sessionmaker[AsyncSession]
     reader: async_sessionmaker[AsyncSession]
+    lookup_engine: AsyncEngine
+    looker: async_sessionmaker[AsyncSession]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -125,6 +130,7 @@ class Database:
         if is_sqlite(url):
             writer_engine = _sqlite_engine(url, immediate=True, pool_size=pool_size)
             reader_engine = _sqlite_engine(url, immediate=False, pool_size=pool_size)
+            lookup_engine = _sqlite_engine(url, immediate=False, pool_size=pool_size, inline=True)
         else:
             connect_args: dict[str, Any] = {}
             if command_timeout is not None:
@@ -138,13 +144,15 @@ class Database:
                 pool_pre_ping=True,
                 connect_args=connect_args,
             )
-            reader_engine = writer_engine
+            reader_engine = lookup_engine = writer_engine
         return cls(
             url=url,
             writer_engine=writer_engine,
             reader_engine=reader_engine,
             writer=async_sessionmaker(writer_engine, expire_on_commit=False),
             reader=async_sessionmaker(reader_engine, expire_on_commit=False),
+            lookup_engine=lookup_engine,
+            looker=async_sessionmaker(lookup_engine, expire_on_commit=False),
         )
 
     @asynccontextmanager
@@ -167,7 +175,20 @@ class Database:
             _raise_if_unavailable(exc)
             raise
 
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[AsyncSession]:
+        """A read of a few rows by key (an image and what hangs on it), run where it costs
+        least: on SQLite, on the event loop's own thread, since handing each statement to
+        aiosqlite's thread and back costs more than the statement. Never for a query that
+        may scan (a list page): it would hold up every other request of the process."""
+        try:
+            async with self.looker() as session, session.begin():
+                yield session
+        except Exception as exc:
+            _raise_if_unavailable(exc)
+            raise
+
     async def dispose(self) -> None:
         await self.writer_engine.dispose()
-        if self.reader_engine is not self.writer_engine:
-            await self.reader_engine.dispose()
+        for engine in {self.reader_engine, self.lookup_engine} - {self.writer_engine}:
+            await engine.dispose()

@@ -3,11 +3,12 @@
 aiosqlite runs every call (cursor, execute, fetch, commit) in a helper thread and wakes the
 event loop for each result: a show request paid some sixteen thread hand-offs, the largest
 part of its CPU time on a busy machine. A read on a WAL database never waits for the writer,
-and its statements are small, so running them directly costs less than handing them off.
+and a lookup by key is small, so running it directly costs less than handing it off.
 
-Only the reader engine uses this, with `PRAGMA query_only` so a write slipped into a read
-session fails at once instead of blocking the event loop on the busy timeout. Writers keep
-aiosqlite: BEGIN IMMEDIATE may queue behind another process's write for seconds.
+Only the lookup engine (Database.lookup) uses this, with `PRAGMA query_only` so a write
+slipped into a lookup fails at once instead of blocking the event loop on the busy timeout.
+Writers keep aiosqlite (BEGIN IMMEDIATE may queue behind another process's write for
+seconds), and so do reads that may scan (a list page).
 """
 
 from __future__ import annotations

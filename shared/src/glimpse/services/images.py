@@ -140,7 +140,7 @@ class ImageService:
         return ImageRecord(new.image, dict(new.properties), list(new.tags), [])
 
     async def get(self, ctx: RequestContext, image_id: str) -> ImageRecord:
-        async with self.db.read() as session:
+        async with self.db.lookup() as session:
             repo = ImageRepository(session)
             record = await repo.record(await authorized_image(repo, ctx, image_id, "get_image"))
         return (await self._presented(ctx, [record]))[0]
@@ -178,7 +178,7 @@ class ImageService:
         records = [record for record in records if record.locations]
         if not records:
             return set()
-        async with self.db.read() as session:
+        async with self.db.lookup() as session:
             statuses = await MemberRepository(session).statuses_of(
                 [record.image.id for record in records], ctx.project_id
             )
