@@ -20,7 +20,8 @@ from glimpse.db.tables import Image, ImageProperty
 from glimpse.domain.tasks import IMPORT_LOCK
 from glimpse.services.housekeeping import Housekeeping, image_id_of
 from glimpse.stores.registry import StoreRegistry
-from glimpse.stores.s3 import PendingUpload, S3Store
+from glimpse.stores.s3 import S3Store
+from glimpse.stores.s3_listing import PendingUpload
 from store_servers import MotoServer, s3_client
 
 OLD = time.time() - 3600
