@@ -215,8 +215,8 @@ class Settings(DefaultOptions, BaseSettings):
         # The staging cleanup removes what it finds in the bucket: never an image store's.
         for store_id, kind in self.enabled_backends.items():
             options = self.store_options(store_id)
-            same = (options.s3_store_host, options.s3_store_bucket) == (
-                staging.s3_store_host,
+            same = (options.s3_endpoint(), options.s3_store_bucket) == (
+                staging.s3_endpoint(),
                 staging.s3_store_bucket,
             )
             if kind == "s3" and same:

@@ -164,6 +164,13 @@ class StoreOptions(BaseModel):
         }
         return [name for name, value in required.items() if not value]
 
+    def s3_endpoint(self) -> str | None:
+        """s3_store_host as a URL (http:// when it names no scheme)."""
+        if not self.s3_store_host:
+            return None
+        host = self.s3_store_host.strip().rstrip("/")
+        return host if "://" in host else f"http://{host}"
+
     @field_validator("http_proxy_information")
     @classmethod
     def _proxies(cls, value: dict[str, str]) -> dict[str, str]:

@@ -78,6 +78,8 @@ class Housekeeping:
         removed = 0
         for store in (self.stores.staging, self.stores.tasks):
             removed += await self._sweep_reserved(store)
+        # An s3 staging store's uploads too: an API node may die mid-stage.
+        removed += await self._sweep_uploads(self.stores.staging)
         for store_id in self.stores.ids():
             user_store = self.stores.get(store_id)
             if user_store is not None:

@@ -444,13 +444,11 @@ def _region_for(host: str) -> str:
 
 def from_settings(store_id: str, settings: Settings) -> S3Store:
     options = settings.store_options(store_id)
-    host, bucket = options.s3_store_host, options.s3_store_bucket
+    endpoint, bucket = options.s3_endpoint(), options.s3_store_bucket
     access, secret = options.s3_store_access_key, options.s3_store_secret_key
     missing = options.missing_s3_options()
-    if missing or not host or not bucket or access is None or secret is None:
+    if missing or not endpoint or not bucket or access is None or secret is None:
         raise ConfigError(f"[{store_id}] an s3 store needs {', '.join(missing)}")
-    host = host.strip().rstrip("/")
-    endpoint = host if "://" in host else f"http://{host}"
     config = S3Config(
         endpoint_url=endpoint,
         bucket=bucket,
