@@ -69,7 +69,10 @@ def test_a_staging_store_without_s3_options_stays_a_file_store(tmp_path: Path) -
             r"stores 'cold' and 'os_glance_staging_store' share the bucket images",
         ),
         (
-            ("s3_store_bucket = staging\n", "s3_store_bucket = staging\nfilesystem_store_datadir = x\n"),
+            (
+                "s3_store_bucket = staging\n",
+                "s3_store_bucket = staging\nfilesystem_store_datadir = x\n",
+            ),
             r"sets both filesystem_store_datadir and s3_store_\* options",
         ),
     ],
