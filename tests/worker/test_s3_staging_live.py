@@ -21,6 +21,7 @@ from store_servers import HttpServer, MotoServer, s3_client
 from topology import (
     OCTET,
     Topology,
+    backing_sections,
     create_and_stage,
     downloaded_sha512,
     image_when_settled,
@@ -52,7 +53,7 @@ def s3_section(moto: MotoServer, bucket: str) -> list[str]:
 
 
 def node_conf(
-    node: Path, database_url: str, broker_url: str, moto: MotoServer, buckets: Buckets, web: str
+    node: Path, backing: list[str], moto: MotoServer, buckets: Buckets, web: str
 ) -> list[str]:
     """One node's config: only its tasks directory is its own disk; everything the nodes
     share is in S3 or PostgreSQL."""
@@ -76,11 +77,7 @@ def node_conf(
         "[import_filtering_opts]",
         "allowed_hosts = localhost",
         f"allowed_ports = {urlsplit(web).port}",
-        "[database]",
-        f"connection = {database_url}",
-        "[celery]",
-        f"broker_url = {broker_url}",
-        "worker_concurrency = 1",
+        *backing,
     ]
 
 
@@ -148,8 +145,9 @@ def nodes(
     dir_a, dir_b = tmp_path / "node-a", tmp_path / "node-b"
     dir_a.mkdir()
     dir_b.mkdir()
-    conf_a = node_conf(dir_a, database_url, redis_db, moto_server, buckets, web)
-    conf_b = node_conf(dir_b, database_url, redis_db, moto_server, buckets, web)
+    backing = backing_sections(database_url, redis_db)
+    conf_a = node_conf(dir_a, backing, moto_server, buckets, web)
+    conf_b = node_conf(dir_b, backing, moto_server, buckets, web)
     with (
         topology(dir_a, conf_a) as node_a,
         topology(dir_b, conf_b) as node_b,
@@ -199,9 +197,7 @@ def test_imports_through_an_s3_staging_store(
     assert nodes.staged() == []
 
     # A hostile image fails on the worker: the image is queued again, its stage removed.
-    hostile_id = stage_file(
-        nodes.client_a, disk_images.qcow2_with_backing_file(tmp_path), "qcow2"
-    )
+    hostile_id = stage_file(nodes.client_a, disk_images.qcow2_with_backing_file(tmp_path), "qcow2")
     refused = nodes.import_(hostile_id, method={"name": "glance-direct"})
     assert refused["status"] == "queued"
     assert "backing_file" in nodes.task(hostile_id)["message"]
@@ -265,6 +261,5 @@ def test_a_staging_store_without_bucket_stops_start_up(tmp_path: Path) -> None:
             ran = node.run(program)
             assert ran.returncode != 0
             assert (
-                "[os_glance_staging_store] an s3 staging store needs s3_store_bucket"
-                in ran.stderr
+                "[os_glance_staging_store] an s3 staging store needs s3_store_bucket" in ran.stderr
             ), ran.stdout + ran.stderr

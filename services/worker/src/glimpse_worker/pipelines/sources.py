@@ -98,10 +98,13 @@ async def _bring_staged(job: ImportJob) -> None:
         return
     staged = stores.staging.location_for(job.image.id)
     try:
-        # Fetched afresh on a retry too: a plugin may have rewritten an earlier copy.
-        await stores.work.put(job.image.id, stores.staging.get(staged))
+        # Fetched afresh on a retry too: a plugin may have rewritten an earlier copy. Counted,
+        # so a long download keeps the task's lease.
+        await stores.work.put(job.image.id, job.progress.count(stores.staging.get(staged)))
     except ObjectNotFound:
         raise missing from None
+    # "Copied N MiB" counts the copy into the stores, as in Glance, so it starts over.
+    job.progress.done = 0
 
 
 async def discard_staged(runtime: WorkerRuntime, image_id: str) -> None:
