@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +93,18 @@ def _sqlite_engine(
     return engine
 
 
+@asynccontextmanager
+async def _transaction(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    try:
+        async with sessions() as session, session.begin():
+            yield session
+    except Exception as exc:
+        _raise_if_unavailable(exc)
+        raise
+
+
 @dataclass(frozen=True, slots=True)
 class Database:
     """A writer and a reader session factory (the same engine except on SQLite)."""
@@ -155,38 +167,20 @@ class Database:
             looker=async_sessionmaker(lookup_engine, expire_on_commit=False),
         )
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
+    def write(self) -> AbstractAsyncContextManager[AsyncSession]:
         """One short write transaction: committed on success, rolled back on any error. A
         database that is unreachable, hung or overloaded raises DatabaseUnavailable."""
-        try:
-            async with self.writer() as session, session.begin():
-                yield session
-        except Exception as exc:
-            _raise_if_unavailable(exc)
-            raise
+        return _transaction(self.writer)
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        try:
-            async with self.reader() as session, session.begin():
-                yield session
-        except Exception as exc:
-            _raise_if_unavailable(exc)
-            raise
+    def read(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return _transaction(self.reader)
 
-    @asynccontextmanager
-    async def lookup(self) -> AsyncIterator[AsyncSession]:
+    def lookup(self) -> AbstractAsyncContextManager[AsyncSession]:
         """A read of a few rows by key (an image and what hangs on it), run where it costs
         least: on SQLite, on the event loop's own thread, since handing each statement to
         aiosqlite's thread and back costs more than the statement. Never for a query that
         may scan (a list page): it would hold up every other request of the process."""
-        try:
-            async with self.looker() as session, session.begin():
-                yield session
-        except Exception as exc:
-            _raise_if_unavailable(exc)
-            raise
+        return _transaction(self.looker)
 
     async def dispose(self) -> None:
         await self.writer_engine.dispose()
