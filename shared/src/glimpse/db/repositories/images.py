@@ -39,6 +39,29 @@ _NULL_STANDINS: dict[str, Any] = {
 }
 
 
+# The statements every show and list runs, built once: building a select costs more CPU than
+# SQLite takes to run it (the compiled form is cached either way).
+_LIVE_IMAGE = sa.select(Image).where(
+    _IMAGE.c.id == sa.bindparam("image_id"), _IMAGE.c.deleted.is_(False)
+)
+_LIVE_IMAGE_LOCKED = _LIVE_IMAGE.with_for_update()
+_IDS = sa.bindparam("ids", expanding=True)
+# Properties and tags in one round trip (each statement is a hop to the driver).
+_PROPERTIES_AND_TAGS = sa.union_all(
+    sa.select(
+        sa.literal(0).label("kind"), _PROPS.c.image_id, _PROPS.c.name, _PROPS.c.value, _PROPS.c.id
+    ).where(_PROPS.c.image_id.in_(_IDS)),
+    sa.select(
+        sa.literal(1).label("kind"), _TAGS.c.image_id, sa.literal(""), _TAGS.c.value, _TAGS.c.id
+    ).where(_TAGS.c.image_id.in_(_IDS)),
+).order_by("kind", "id")
+_ACTIVE_LOCATIONS = (
+    sa.select(ImageLocation)
+    .where(_LOCS.c.image_id.in_(_IDS), _LOCS.c.status == LocationStatus.ACTIVE)
+    .order_by(_LOCS.c.id)
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ImageRecord:
     """An image row with everything the API shows about it."""
@@ -83,10 +106,9 @@ class ImageRepository(ImageStatusWrites):
 
     async def get(self, image_id: str, *, lock: bool = False) -> Image | None:
         """A live (not deleted) image; `lock` takes a row lock where the database has them."""
-        statement = sa.select(Image).where(_IMAGE.c.id == image_id, _IMAGE.c.deleted.is_(False))
-        if lock:
-            statement = statement.with_for_update()
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        statement = _LIVE_IMAGE_LOCKED if lock else _LIVE_IMAGE
+        result = await self.session.execute(statement, {"image_id": image_id})
+        return result.scalar_one_or_none()
 
     async def exists_any(self, image_id: str) -> bool:
         """True if the id was ever used, deleted images included (ids are never reused)."""
@@ -103,34 +125,15 @@ class ImageRepository(ImageStatusWrites):
             return []
         props: dict[str, dict[str, str]] = defaultdict(dict)
         tags: dict[str, list[str]] = defaultdict(list)
-        # Properties and tags in one round trip (each statement is a hop to the driver).
-        properties_and_tags = sa.union_all(
-            sa.select(
-                sa.literal(0).label("kind"),
-                _PROPS.c.image_id,
-                _PROPS.c.name,
-                _PROPS.c.value,
-                _PROPS.c.id,
-            ).where(_PROPS.c.image_id.in_(ids)),
-            sa.select(
-                sa.literal(1).label("kind"),
-                _TAGS.c.image_id,
-                sa.literal(""),
-                _TAGS.c.value,
-                _TAGS.c.id,
-            ).where(_TAGS.c.image_id.in_(ids)),
-        ).order_by("kind", "id")
-        for kind, image_id, name, value, _id in await self.session.execute(properties_and_tags):
+        for kind, image_id, name, value, _id in await self.session.execute(
+            _PROPERTIES_AND_TAGS, {"ids": ids}
+        ):
             if kind == 0:
                 props[image_id][name] = value
             else:
                 tags[image_id].append(value)
         locations: dict[str, list[ImageLocation]] = defaultdict(list)
-        location_rows = await self.session.execute(
-            sa.select(ImageLocation)
-            .where(_LOCS.c.image_id.in_(ids), _LOCS.c.status == LocationStatus.ACTIVE)
-            .order_by(_LOCS.c.id)
-        )
+        location_rows = await self.session.execute(_ACTIVE_LOCATIONS, {"ids": ids})
         for location in location_rows.scalars():
             locations[location.image_id].append(location)
         return [
