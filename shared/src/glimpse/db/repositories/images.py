@@ -45,7 +45,7 @@ _LIVE_IMAGE = sa.select(Image).where(
     _IMAGE.c.id == sa.bindparam("image_id"), _IMAGE.c.deleted.is_(False)
 )
 _LIVE_IMAGE_LOCKED = _LIVE_IMAGE.with_for_update()
-_IDS = sa.bindparam("ids", expanding=True)
+_IDS: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
 # Properties and tags in one round trip (each statement is a hop to the driver).
 _PROPERTIES_AND_TAGS = sa.union_all(
     sa.select(
