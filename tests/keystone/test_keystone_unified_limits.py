@@ -75,7 +75,17 @@ class Limits:
         return str(made["id"])
 
     def change(self, limit_id: str, value: int) -> None:
+        """A project limit's new value (Keystone leaves a PATCH to 0 unapplied: such a change
+        is made by replacing the limit, under a new id)."""
         self.admin.call("PATCH", f"/limits/{limit_id}", json={"limit": {"resource_limit": value}})
+        assert self.admin.call("GET", f"/limits/{limit_id}")["limit"]["resource_limit"] == value
+
+    def replace(self, limit_id: str, value: int) -> str:
+        """The project limit `limit_id` deleted and set again to `value`; the new id."""
+        [entry] = [self.admin.call("GET", f"/limits/{limit_id}")["limit"]]
+        self.admin.call("DELETE", f"/limits/{limit_id}")
+        self.project.remove(limit_id)
+        return self.set(entry["project_id"], entry["resource_name"], value)
 
     def clear_project_limits(self) -> None:
         for limit_id in self.project:
@@ -307,7 +317,7 @@ async def test_import_is_held_to_image_size_total(  # noqa: PLR0917 -- fixtures
     accepted = await api.post(f"/v2/images/{image_id}/import", json=body, headers=alice)
     assert accepted.status_code == 202, accepted.text
     # Lowered before the job runs: its check reads the limit afresh (a new worker process).
-    limits.change(limit_id, 0)
+    limit_id = limits.replace(limit_id, 0)
     worker = WorkerRuntime.build(limited_settings())
     try:
         [task] = (await api.get(f"/v2/images/{image_id}/tasks", headers=alice)).json()["tasks"]
@@ -325,7 +335,7 @@ async def test_import_is_held_to_image_size_total(  # noqa: PLR0917 -- fixtures
     fresh = await client_for(limited_settings())
     put = await fresh.put(f"/v2/images/{other}/file", content=b"o" * MiB, headers=alice | OCTET)
     assert put.status_code == 204, put.text
-    limits.change(limit_id, 0)
+    limits.replace(limit_id, 0)
     again = await client_for(limited_settings())
     refused = await again.post(f"/v2/images/{image_id}/import", json=body, headers=alice)
     assert refused.status_code == 413
@@ -353,15 +363,25 @@ async def test_usage_reports_keystone_limits(
 async def test_keystone_unreachable_refuses_with_503(
     client_for: Callable[[Settings], Any],
     limited_settings: Callable[..., Settings],
+    api: httpx.AsyncClient,
     alice: dict[str, str],
 ) -> None:
+    image_id = await queued(api, alice)  # made while Keystone answered
     # Token validation still has Keystone; only the limits' auth_url answers nothing.
     closed = f"http://127.0.0.1:{free_port()}/v3"
     client = await client_for(limited_settings(auth_url=closed, timeout=5))
+    unavailable = "The project's limits could not be read from the Identity service."
     refused = await new_image(client, alice)
     assert refused.status_code == 503
-    assert refused.json()["message"] == (
-        "The project's limits could not be read from the Identity service."
-    )
-    assert (await client.get("/v2/images", headers=alice)).json()["images"] == []
+    assert refused.json()["message"] == unavailable
+    for verb in ("file", "stage"):
+        data = await client.put(
+            f"/v2/images/{image_id}/{verb}", content=b"k" * 10, headers=alice | OCTET
+        )
+        assert data.status_code == 503, verb
+        assert data.json()["message"] == unavailable
+    assert await status_of(client, image_id, alice) == "queued"
+    assert [i["id"] for i in (await client.get("/v2/images", headers=alice)).json()["images"]] == [
+        image_id
+    ]
     assert (await client.get("/v2/info/usage", headers=alice)).status_code == 503
