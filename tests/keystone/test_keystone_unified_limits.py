@@ -197,6 +197,15 @@ async def test_image_count_total_refuses_the_image_past_the_project_limit(
     assert (await new_image(api, bob)).status_code == 201
 
 
+async def test_parallel_creations_cannot_pass_image_count_total_together(
+    keystone: KeystoneEnv, limits: Limits, api: httpx.AsyncClient, alice: dict[str, str]
+) -> None:
+    limits.set(keystone.alice.project_id, "image_count_total", 2)
+    answers = await asyncio.gather(*(new_image(api, alice) for _ in range(5)))
+    assert sorted(a.status_code for a in answers) == [201, 201, 413, 413, 413]
+    assert len((await api.get("/v2/images", headers=alice)).json()["images"]) == 2
+
+
 async def test_a_changed_limit_is_obeyed_once_the_cache_time_has_passed(
     keystone: KeystoneEnv,
     limits: Limits,
