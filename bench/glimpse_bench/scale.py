@@ -84,7 +84,7 @@ async def measure_server(server: GlimpseServer, seeded: Seeded) -> dict[str, Fig
     server.start(migrate=False)
     try:
         async with httpx.AsyncClient(base_url=server.base, headers=HEADERS, timeout=120) as client:
-            await server.wait_ready(client)
+            await server.wait_ready(client, within=300)
             for label, paths in requests(seeded).items():
                 figures[label] = figure = await measure_paths(client, paths)
                 print(

@@ -59,6 +59,7 @@ IMAGE_COLUMNS: Final = (
 MEMBER_COLUMNS: Final = ("image_id", "member", "status", "created_at", "deleted")
 PROPERTY_COLUMNS: Final = ("image_id", "name", "value")
 TAG_COLUMNS: Final = ("image_id", "value")
+TABLES: Final = ("images", "image_members", "image_properties", "image_tags")
 
 
 @dataclass
@@ -173,7 +174,9 @@ def _sqlite_rows(rows: list[tuple[Any, ...]]) -> Iterator[tuple[object, ...]]:
 
 
 def seed_sqlite(path: Path, count: int) -> Seeded:
-    """One transaction without a journal: the file is thrown away if seeding fails."""
+    """One transaction without a journal (the file is thrown away if seeding fails); the
+    migrations' secondary indexes are dropped first and made again from their own SQL after
+    the load, which sorts once instead of inserting into each index row by row."""
     seeded = Seeded(count)
     started = time.perf_counter()
     connection = sqlite3.connect(path, isolation_level=None)
@@ -182,6 +185,14 @@ def seed_sqlite(path: Path, count: int) -> Seeded:
         connection.execute("PRAGMA synchronous=OFF")
         connection.execute("PRAGMA cache_size=-262144")  # 256 MiB: the indexes stay in memory
         connection.execute("BEGIN")
+        marks = ", ".join("?" for _ in TABLES)
+        indexes = connection.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            f"AND tbl_name IN ({marks})",  # noqa: S608 -- placeholders only
+            TABLES,
+        ).fetchall()
+        for name, _sql in indexes:
+            connection.execute(f'DROP INDEX "{name}"')
         for batch in batches(count, seeded):
             for table, columns, rows in (
                 ("images", IMAGE_COLUMNS, batch.images),
@@ -190,6 +201,8 @@ def seed_sqlite(path: Path, count: int) -> Seeded:
                 ("image_tags", TAG_COLUMNS, batch.tags),
             ):
                 connection.executemany(_insert(columns, table), _sqlite_rows(rows))
+        for _name, sql in indexes:
+            connection.execute(sql)
         connection.execute("COMMIT")
     finally:
         connection.close()
@@ -204,6 +217,16 @@ async def seed_postgresql(url: str, count: int) -> Seeded:
     connection = await asyncpg.connect(url)
     try:
         async with connection.transaction():
+            # As on SQLite: the secondary indexes (not those behind constraints) are made
+            # again after the load, from their own definitions.
+            indexes = await connection.fetch(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                "AND tablename = ANY($1::text[]) AND indexname NOT IN "
+                "(SELECT conname FROM pg_constraint)",
+                list(TABLES),
+            )
+            for index in indexes:
+                await connection.execute(f'DROP INDEX "{index["indexname"]}"')
             for batch in batches(count, seeded):
                 for table, columns, rows in (
                     ("images", IMAGE_COLUMNS, batch.images),
@@ -215,6 +238,8 @@ async def seed_postgresql(url: str, count: int) -> Seeded:
                         await connection.copy_records_to_table(
                             table, records=rows, columns=list(columns)
                         )
+            for index in indexes:
+                await connection.execute(index["indexdef"])
         await connection.execute("ANALYZE")
     finally:
         await connection.close()
