@@ -66,15 +66,13 @@ async def measure_paths(client: httpx.AsyncClient, paths: list[str]) -> Figure:
         (await client.get(paths[index % len(paths)])).raise_for_status()
     samples: list[float] = []
     stop = time.perf_counter() + SECONDS_PER_FIGURE
-    while len(samples) < MAX_SAMPLES and (
-        len(samples) < MIN_SAMPLES or time.perf_counter() < stop
-    ):
+    while len(samples) < MAX_SAMPLES and (len(samples) < MIN_SAMPLES or time.perf_counter() < stop):
         path = paths[len(samples) % len(paths)]
         started = time.perf_counter()
         answer = await client.get(path)
         samples.append((time.perf_counter() - started) * 1000)
         answer.raise_for_status()
-        if path.startswith("/v2/images?") and len(answer.json()["images"]) != 25:  # noqa: PLR2004
+        if path.startswith("/v2/images?") and len(answer.json()["images"]) != 25:
             raise RuntimeError(f"GET {path}: not a full page of 25")
     return Figure(percentile(samples, 50), percentile(samples, 99), len(samples))
 
@@ -167,7 +165,7 @@ def report(table: Table, seeding: list[tuple[str, ...]], large: int, databases: 
         for database in databases:
             small, big = by_database[database, SMALL], by_database[database, large]
             p50_ratio, p99_ratio = big.p50 / small.p50, big.p99 / small.p99
-            flat = "yes" if max(p50_ratio, p99_ratio) <= 2 else "NO"  # noqa: PLR2004
+            flat = "yes" if max(p50_ratio, p99_ratio) <= 2 else "NO"
             rows.append(
                 (
                     label,

@@ -185,12 +185,14 @@ def seed_sqlite(path: Path, count: int) -> Seeded:
         connection.execute("PRAGMA synchronous=OFF")
         connection.execute("PRAGMA cache_size=-262144")  # 256 MiB: the indexes stay in memory
         connection.execute("BEGIN")
-        marks = ", ".join("?" for _ in TABLES)
-        indexes = connection.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-            f"AND tbl_name IN ({marks})",  # noqa: S608 -- placeholders only
-            TABLES,
-        ).fetchall()
+        indexes = [
+            (name, sql)
+            for name, sql, table in connection.execute(
+                "SELECT name, sql, tbl_name FROM sqlite_master "
+                "WHERE type = 'index' AND sql IS NOT NULL"
+            )
+            if table in TABLES
+        ]
         for name, _sql in indexes:
             connection.execute(f'DROP INDEX "{name}"')
         for batch in batches(count, seeded):
