@@ -69,6 +69,15 @@ class Batch:
     properties: list[tuple[Any, ...]] = field(default_factory=list)
     tags: list[tuple[Any, ...]] = field(default_factory=list)
 
+    def tables(self) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
+        """(table, columns, rows) in the order the foreign keys want."""
+        return [
+            ("images", IMAGE_COLUMNS, self.images),
+            ("image_members", MEMBER_COLUMNS, self.members),
+            ("image_properties", PROPERTY_COLUMNS, self.properties),
+            ("image_tags", TAG_COLUMNS, self.tags),
+        ]
+
 
 @dataclass
 class Seeded:
@@ -196,12 +205,7 @@ def seed_sqlite(path: Path, count: int) -> Seeded:
         for name, _sql in indexes:
             connection.execute(f'DROP INDEX "{name}"')
         for batch in batches(count, seeded):
-            for table, columns, rows in (
-                ("images", IMAGE_COLUMNS, batch.images),
-                ("image_members", MEMBER_COLUMNS, batch.members),
-                ("image_properties", PROPERTY_COLUMNS, batch.properties),
-                ("image_tags", TAG_COLUMNS, batch.tags),
-            ):
+            for table, columns, rows in batch.tables():
                 connection.executemany(_insert(columns, table), _sqlite_rows(rows))
         for _name, sql in indexes:
             connection.execute(sql)
@@ -230,12 +234,7 @@ async def seed_postgresql(url: str, count: int) -> Seeded:
             for index in indexes:
                 await connection.execute(f'DROP INDEX "{index["indexname"]}"')
             for batch in batches(count, seeded):
-                for table, columns, rows in (
-                    ("images", IMAGE_COLUMNS, batch.images),
-                    ("image_members", MEMBER_COLUMNS, batch.members),
-                    ("image_properties", PROPERTY_COLUMNS, batch.properties),
-                    ("image_tags", TAG_COLUMNS, batch.tags),
-                ):
+                for table, columns, rows in batch.tables():
                     if rows:
                         await connection.copy_records_to_table(
                             table, records=rows, columns=list(columns)
