@@ -56,6 +56,8 @@ lint: $(VENV)/.synced
 ## BENCH=cluster: through make cluster's balancer with 1 and 2 API nodes (bench/cluster.py).
 ## BENCH=signatures: upload throughput with and without signature verification, against a
 ## real Keystone and Barbican (bench/signatures.py).
+## BENCH=scale: list 25 and show at 5,000 and 1,000,000 images seeded straight into SQLite and
+## PostgreSQL, with the ratio of each figure (bench/scale.py).
 BENCH ?= run
 bench: $(VENV)/.synced
 	$(BIN)/python bench/$(BENCH).py

@@ -28,6 +28,9 @@ class GlimpseServer:
     port: int
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
+    # Defaults to a SQLite file in `workdir`; `settings` are more GLIMPSE_* variables.
+    database_url: str | None = None
+    settings: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.log_path = self.workdir / "glimpse-api.log"
@@ -47,22 +50,29 @@ class GlimpseServer:
         env.update(
             GLIMPSE_CONFIG="",
             GLIMPSE_BIND_PORT=str(self.port),
-            GLIMPSE_DATABASE__CONNECTION=f"sqlite:///{self.workdir / 'bench.sqlite'}",
+            GLIMPSE_DATABASE__CONNECTION=self.database_url
+            or f"sqlite:///{self.workdir / 'bench.sqlite'}",
             GLIMPSE_GLANCE_STORE__FILESYSTEM_STORE_DATADIR=str(self.workdir / "images"),
             GLIMPSE_LOG_LEVEL="WARNING",
         )
+        env.update(self.settings)
         return env
 
-    def start(self) -> None:
-        env = self.environment()
+    def migrate(self) -> None:
+        """glimpse-manage db sync: the schema the server runs on."""
         subprocess.run(
             [tool("glimpse-manage"), "db", "sync"],
             cwd=self.workdir,
-            env=env,
+            env=self.environment(),
             check=True,
             capture_output=True,
             timeout=120,
         )
+
+    def start(self, *, migrate: bool = True) -> None:
+        if migrate:
+            self.migrate()
+        env = self.environment()
         with self.log_path.open("wb") as log:
             self.proc = spawn(
                 [tool("glimpse-api")],

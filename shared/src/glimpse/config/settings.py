@@ -34,6 +34,7 @@ from glimpse.config.import_options import (
     InjectMetadataOptions,
     TaskOptions,
 )
+from glimpse.config.limit_options import OsloLimitOptions
 from glimpse.config.location_strategy import StoreTypeLocationStrategyOptions
 from glimpse.config.process_options import (
     CeleryOptions,
@@ -97,6 +98,7 @@ class Settings(DefaultOptions, BaseSettings):
     keystone_authtoken: KeystoneAuthTokenOptions = Field(default_factory=KeystoneAuthTokenOptions)
     key_manager: KeyManagerOptions = Field(default_factory=KeyManagerOptions)
     barbican: BarbicanOptions = Field(default_factory=BarbicanOptions)
+    oslo_limit: OsloLimitOptions = Field(default_factory=OsloLimitOptions)
     paste_deploy: PasteDeployOptions = Field(default_factory=PasteDeployOptions)
     store_type_location_strategy: StoreTypeLocationStrategyOptions = Field(
         default_factory=StoreTypeLocationStrategyOptions
@@ -135,6 +137,10 @@ class Settings(DefaultOptions, BaseSettings):
             if missing:
                 msg = f"auth_strategy=keystone needs [keystone_authtoken] {', '.join(missing)}"
                 raise ValueError(msg)
+        missing_limit_options = self.oslo_limit.missing() if self.use_keystone_limits else []
+        if missing_limit_options:
+            msg = f"use_keystone_limits needs [oslo_limit] {', '.join(missing_limit_options)}"
+            raise ValueError(msg)
         if GLANCE_DOWNLOAD in self.enabled_import_methods and (
             self.key_manager.token_encryption_key is None
         ):

@@ -17,6 +17,12 @@ def utcnow() -> datetime:
 
 class Image(SQLModel, table=True):
     __tablename__ = "images"
+    # The image list's: deleted and os_hidden are in every list query, created_at and id
+    # order every page (migration 0011).
+    __table_args__ = (
+        sa.Index("ix_images_listing", "deleted", "os_hidden", "created_at", "id"),
+        sa.Index("ix_images_listing_name", "deleted", "os_hidden", "name", "created_at", "id"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     name: str | None = Field(default=None, max_length=255)

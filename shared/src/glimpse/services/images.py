@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from glimpse import unified_limits
 from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
@@ -133,7 +134,11 @@ class ImageService:
 
     async def create(self, ctx: RequestContext, body: dict[str, Any]) -> ImageRecord:
         new = plan_new_image(self.settings, ctx, body)
+        limits = await unified_limits.read_limits(self.settings, ctx.project_id)
         async with self.db.write() as session:
+            await unified_limits.check_in(
+                session, ctx.project_id, limits, {unified_limits.IMAGE_COUNT_TOTAL: 1}
+            )
             repo = ImageRepository(session)
             await add_new_image(repo, new)
         # Just written, so known without reading back: no location yet, and properties and

@@ -40,7 +40,7 @@ from glimpse.domain.tasks import (
     store_list,
 )
 from glimpse.logs import bind_job
-from glimpse_worker.pipelines import location_import
+from glimpse_worker.pipelines import limits, location_import
 from glimpse_worker.pipelines.glance_download import put_back_metadata
 from glimpse_worker.pipelines.prepare import prepare
 from glimpse_worker.pipelines.progress import Progress
@@ -151,6 +151,7 @@ async def _import(
         raise ImportFailed(f"Image {image_id} is no longer {expected}")
     if properties.get(IMPORT_LOCK) != task.id:
         raise LockLost(f"Image {image_id} is locked by another import")
+    await limits.check_import(runtime, task, image, task_input.request.method.name)
     # Keyed by image id, the staged data is found without being recorded.
     staged = runtime.stores.work.location_for(image_id)
     job = ImportJob(runtime, task, image, properties, task_input, staged, progress)

@@ -301,8 +301,13 @@ class ImageRepository(ImageStatusWrites):
                 ]
                 if query.member_status != "all":
                     membership.append(_MEMBERS.c.status == query.member_status)
+                # A scalar subquery rather than EXISTS: PostgreSQL may answer an EXISTS under
+                # OR by hashing all the project's memberships first, a cost that grows with the
+                # table, where this looks up only the rows a page reads (by image_id, member).
+                member_row = sa.select(_MEMBERS.c.id).where(*membership).limit(1)
                 shared_with_me = sa.and_(
-                    _IMAGE.c.visibility == Visibility.SHARED, sa.exists().where(*membership)
+                    _IMAGE.c.visibility == Visibility.SHARED,
+                    member_row.scalar_subquery().is_not(None),
                 )
             seen = sa.or_(
                 _IMAGE.c.visibility.in_([Visibility.PUBLIC, Visibility.COMMUNITY]),
@@ -319,7 +324,9 @@ class ImageRepository(ImageStatusWrites):
     async def page(
         self, ctx: RequestContext, query: ListQuery, marker: Image | None
     ) -> list[Image]:
-        conditions = [_IMAGE.c.deleted.is_(False), self._readable(ctx, query)]
+        # `= false`, not `IS false`: PostgreSQL matches only `=` against an index
+        # (ix_images_listing leads with deleted and os_hidden, the two conditions every list has).
+        conditions = [_IMAGE.c.deleted == sa.false(), self._readable(ctx, query)]
         conditions.extend(_filter_conditions(query))
         # created_at and id break ties so every page boundary is well defined.
         sort = list(query.sort)
@@ -358,7 +365,7 @@ def _filter_conditions(query: ListQuery) -> list[ColumnElement[bool]]:
     if query.protected is not None:
         conditions.append(_IMAGE.c.protected.is_(query.protected))
     # Hidden images are listed only when asked for, and then only they are.
-    conditions.append(_IMAGE.c.os_hidden.is_(query.os_hidden))
+    conditions.append(_IMAGE.c.os_hidden == (sa.true() if query.os_hidden else sa.false()))
     conditions.extend(_OPS[f.op](_IMAGE.c[f.column], f.value) for f in query.times)
     return conditions
 
@@ -370,6 +377,14 @@ def _marker_value(key: str, marker: Image) -> Any:  # noqa: ANN401 -- any column
     return value
 
 
+def _bound_marker_value(key: str, marker: Image) -> ColumnElement[Any]:
+    value = _marker_value(key, marker)
+    if isinstance(value, sa.ClauseElement):
+        return value  # type: ignore[return-value]
+    # Bound as a typed value: SQLAlchemy refuses `>` against a bare True/False.
+    return sa.literal(value, _sort_expression(key).type)
+
+
 def _after_marker(sort: list[tuple[str, SortDir]], marker: Image) -> ColumnElement[bool]:
     """Keyset condition: rows strictly after `marker` in the (mixed-direction) sort order.
 
@@ -377,14 +392,16 @@ def _after_marker(sort: list[tuple[str, SortDir]], marker: Image) -> ColumnEleme
     linearly with the number of keys (the flat OR of prefixes grows quadratically)."""
     condition: ColumnElement[bool] | None = None
     for key, direction in reversed(sort):
-        expression = _sort_expression(key)
-        value = _marker_value(key, marker)
-        if not isinstance(value, sa.ClauseElement):
-            # Bound as a typed value: SQLAlchemy refuses `>` against a bare True/False.
-            value = sa.literal(value, expression.type)
+        expression, value = _sort_expression(key), _bound_marker_value(key, marker)
         beyond = expression > value if direction is SortDir.ASC else expression < value
         condition = (
             beyond if condition is None else sa.or_(beyond, sa.and_(expression == value, condition))
         )
     assert condition is not None  # noqa: S101 -- page() always sorts by created_at and id
-    return condition
+    # The same rows, plus a plain range on the first key: the one part of the condition an
+    # index on that key can start from (the ORs alone make a database read every row before
+    # the marker to test them).
+    first, direction = sort[0]
+    expression, value = _sort_expression(first), _bound_marker_value(first, marker)
+    not_before = expression >= value if direction is SortDir.ASC else expression <= value
+    return sa.and_(not_before, condition)
