@@ -18,8 +18,9 @@ leaves it to lapse once its lease (`[task] lease_time`) runs out.
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import timedelta
 from typing import Final
 
@@ -64,15 +65,23 @@ def quota_message(quota: int) -> str:
     return f"Denying attempt to upload image because it exceeds the quota: {quota} bytes"
 
 
+Refusal = Callable[[int, int], str]  # (bytes used by the others, bytes asked) -> message
+
+
 class StorageQuota:
     def __init__(self, settings: Settings, database: Database) -> None:
-        self.quota = settings.user_storage_quota
+        # With use_keystone_limits the quota is the project's image_size_total (see bound).
+        self.quota = 0 if settings.use_keystone_limits else settings.user_storage_quota
         self.lease = timedelta(seconds=settings.task.lease_time)
         self.db = database
+        self.enabled = self.quota > 0
+        self.refusal: Refusal = lambda _used, _need: quota_message(self.quota)
 
-    @property
-    def enabled(self) -> bool:
-        return self.quota > 0
+    def bound(self, quota: int | None, refusal: Refusal) -> StorageQuota:
+        """This quota with another limit in bytes (None: unlimited) and refusal message."""
+        other = copy.copy(self)
+        other.quota, other.enabled, other.refusal = quota or 0, quota is not None, refusal
+        return other
 
     async def reserve_in(
         self,
@@ -89,9 +98,10 @@ class StorageQuota:
         await repo.lock_owner(owner)
         now = utcnow()
         await repo.drop_expired(owner, now)
-        room = self.quota - await repo.used(owner, now, besides=image_id)
+        used = await repo.used(owner, now, besides=image_id)
+        room = self.quota - used
         if need > room:
-            raise LimitExceeded(quota_message(self.quota))
+            raise LimitExceeded(self.refusal(used, need))
         # Near the quota a writer takes only a share of what is left, so parallel writers
         # are not refused for room another merely reserved ahead.
         granted = need + min(ahead, (room - need) // 4)

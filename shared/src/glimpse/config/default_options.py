@@ -91,7 +91,19 @@ class DefaultOptions(CacheOptions):
     )
     user_storage_quota: Annotated[int, NoDecode] = Field(
         0,
-        description="Bytes of image data a project may store; 0 is unlimited. Units B/KB/MB/GB/TB.",
+        description=(
+            "Bytes of image data a project may store; 0 is unlimited. Units B/KB/MB/GB/TB. "
+            "Not used when use_keystone_limits is on."
+        ),
+    )
+    use_keystone_limits: bool = Field(
+        default=False,
+        description=(
+            "Enforce the project limits registered in Keystone (unified limits, see "
+            "[oslo_limit]) instead of user_storage_quota: image_size_total and "
+            "image_stage_total (MiB), image_count_total, image_count_uploading. A resource "
+            "without a registered limit allows nothing."
+        ),
     )
     image_property_quota: int = Field(128, description="Extra properties per image; <0 unlimited.")
     image_tag_quota: int = Field(128, description="Tags per image; negative is unlimited.")

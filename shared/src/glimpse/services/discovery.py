@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from glimpse import unified_limits
 from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
+from glimpse.db.repositories.limit_usage import LimitUsageRepository
+from glimpse.db.tables import utcnow
 from glimpse.domain import policy
 from glimpse.domain.errors import NotFound
 from glimpse.stores.filesystem import READ_CHUNK
@@ -73,7 +76,17 @@ class DiscoveryService:
 
     async def usage(self, ctx: RequestContext) -> dict[str, dict[str, int]]:
         """The caller's project usage against its limits (-1: unlimited), in Glance's
-        unified-limit names; sizes in MiB."""
+        unified-limit names; sizes in MiB. With use_keystone_limits the limits are
+        Keystone's and the usage is what they are enforced on."""
+        limits = await unified_limits.read_limits(self.settings, ctx.project_id)
+        if limits is not None:
+            async with self.db.read() as session:
+                counted = await LimitUsageRepository(session).usage(ctx.project_id, utcnow())
+            usage = unified_limits.in_units(counted)
+            return {
+                name: {"usage": usage[name], "limit": limits[name]}
+                for name in unified_limits.RESOURCES
+            }
         async with self.db.read() as session:
             used = await ImageRepository(session).usage(ctx.project_id)
         quota = self.settings.user_storage_quota

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 
+from glimpse import unified_limits
 from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
@@ -60,6 +61,7 @@ class Claim:
     disk_format: str | None
     container_format: str | None
     properties: dict[str, str]
+    quota: StorageQuota
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +105,11 @@ class ImageDataService:
     async def _claim(self, ctx: RequestContext, image_id: str, body_size: int | None) -> Claim:
         """queued -> saving, under a new upload id and its lease (see upload_lease), reserving
         storage under the owner's quota with the claim: the whole body when its size is known,
-        else room for a first stretch of it."""
+        else room for a first stretch of it. With Keystone's limits, the project's
+        image_size_total and image_count_uploading are checked in the same transaction, and
+        image_size_total is the quota the data streams under."""
+        limits = await unified_limits.read_limits(self.settings, ctx.project_id)
+        quota = unified_limits.size_quota(self.quota, ctx.project_id, limits)
         async with self.db.write() as session:
             repo = ImageRepository(session)
             image = await authorized_image(repo, ctx, image_id, "upload_image", lock=True)
@@ -116,11 +122,17 @@ class ImageDataService:
                 names = ", ".join(missing)
                 noun = "Properties" if len(missing) > 1 else "Property"
                 raise InvalidInput(f"{noun} {names} must be set prior to saving data.")
-            granted = await self.quota.reserve_claim(session, image_id, image.owner, body_size)
             upload_id = uuid.uuid4().hex
             await repo.claim_upload(
                 image_id, upload_id, lease_until(self.settings.scrubber.lease_time)
             )
+            # As Glance: the size announced, then the uploads including this one.
+            deltas = {
+                unified_limits.IMAGE_SIZE_TOTAL: unified_limits.mib_of(body_size),
+                unified_limits.IMAGE_COUNT_UPLOADING: 0,
+            }
+            await unified_limits.check_in(session, ctx.project_id, limits, deltas)
+            granted = await quota.reserve_claim(session, image_id, image.owner, body_size)
             properties = await repo.properties(image_id)
             return Claim(
                 upload_id,
@@ -129,6 +141,7 @@ class ImageDataService:
                 image.disk_format,
                 image.container_format,
                 properties,
+                quota,
             )
 
     async def _release(self, image_id: str, upload_id: str) -> None:
@@ -166,7 +179,7 @@ class ImageDataService:
         verifier = await self._verifier(ctx, image_id, claim)
         algo = self.settings.hashing_algorithm
         meter = Meter(algo) if verifier is None else verifier.meter(algo)
-        data = self.quota.guard(
+        data = claim.quota.guard(
             image_id,
             claim.owner,
             capped(chunks, meter, cap, expected_size=expected_size),

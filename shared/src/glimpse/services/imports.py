@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+from glimpse import unified_limits
 from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
@@ -140,16 +141,25 @@ class ImportService:
 
     async def _claim_stage(
         self, ctx: RequestContext, image_id: str, body_size: int | None
-    ) -> tuple[str | None, int]:
+    ) -> tuple[str | None, int, StorageQuota]:
         """queued -> uploading, reserving storage under the owner's quota with the claim;
-        the image's owner and the bytes it may hold so far."""
+        the image's owner, the bytes it may hold so far and the quota its data streams under.
+        With Keystone's limits the project's image_stage_total (the size announced) and
+        image_count_uploading (this image included) are checked in the same transaction."""
+        limits = await unified_limits.read_limits(self.settings, ctx.project_id)
+        quota = unified_limits.size_quota(self.quota, ctx.project_id, limits)
         async with self.db.write() as session:
             repo = ImageRepository(session)
             image = await authorized_image(repo, ctx, image_id, "modify_image", lock=True)
             transition(ImageStatus(image.status), ImageStatus.UPLOADING)
-            granted = await self.quota.reserve_claim(session, image_id, image.owner, body_size)
             await repo.claim_status(image_id, ImageStatus.QUEUED, ImageStatus.UPLOADING)
-            return image.owner, granted
+            deltas = {
+                unified_limits.IMAGE_STAGE_TOTAL: unified_limits.mib_of(body_size),
+                unified_limits.IMAGE_COUNT_UPLOADING: 0,
+            }
+            await unified_limits.check_in(session, ctx.project_id, limits, deltas)
+            granted = await quota.reserve_claim(session, image_id, image.owner, body_size)
+            return image.owner, granted, quota
 
     async def _unstage(self, image_id: str) -> None:
         async with self.db.write() as session:
@@ -169,10 +179,10 @@ class ImportService:
         Content-Length (None when chunked)."""
         if GLANCE_DIRECT not in self.settings.enabled_import_methods:
             raise NotFound("The stage API is not available: glance-direct is not enabled.")
-        owner, granted = await self._claim_stage(ctx, image_id, body_size)
+        owner, granted, quota = await self._claim_stage(ctx, image_id, body_size)
         cap = self.settings.image_size_cap
         meter = Meter(self.settings.hashing_algorithm)
-        data = self.quota.guard(
+        data = quota.guard(
             image_id,
             owner,
             capped(chunks, meter, cap),
@@ -241,7 +251,12 @@ class ImportService:
         await self._vet(request)
         user_token = self._sealed_token(ctx, method)
         task_id = str(uuid.uuid4())
+        limits = await unified_limits.read_limits(self.settings, ctx.project_id)
         async with self.db.write() as session:
+            # As Glance: a project over its image_size_total imports nothing (the job checks
+            # what the import adds, see glimpse_worker.pipelines.limits).
+            deltas = {unified_limits.IMAGE_SIZE_TOTAL: 0}
+            await unified_limits.check_in(session, ctx.project_id, limits, deltas)
             repo = ImageRepository(session)
             # Copying is its own policy (admins by default); other methods change the image.
             action = "copy_image" if method == COPY_IMAGE else "modify_image"

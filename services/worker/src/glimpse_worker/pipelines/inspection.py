@@ -29,7 +29,7 @@ async def survey_staged(
     algo = settings.hashing_algorithm
     meter = Meter(algo) if verifier is None else verifier.meter(algo)
     inspector = StreamInspector() if inspected_container(prepared.container_format) else None
-    blocks = capped(job.runtime.stores.staging.get(job.staged), meter, cap)
+    blocks = capped(job.runtime.stores.work.get(job.staged), meter, cap)
     async for block in blocks:
         if inspector is not None:
             # The inspectors are pure Python: a thread keeps the loop (and the hashing) going.
