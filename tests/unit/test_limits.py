@@ -55,3 +55,15 @@ def test_the_quota_message_is_glances() -> None:
     assert quota_message(5) == (
         "Denying attempt to upload image because it exceeds the quota: 5 bytes"
     )
+
+
+async def test_a_signatures_hash_is_computed_in_the_same_pass_once() -> None:
+    # sha512 is the multihash already: asked for again, it is that same digest.
+    meter = Meter("sha512", also=("sha256", "sha512"))
+    data = b"x" * (3 * 1024 * 1024 + 5)  # more than one block
+    passed = [block async for block in capped(_chunks(data[:100], data[100:]), meter, len(data))]
+    assert b"".join(passed) == data
+    assert meter.digest("sha512") == hashlib.sha512(data).digest()
+    assert meter.digest("sha256") == hashlib.sha256(data).digest()
+    assert meter.hash_value == hashlib.sha512(data).hexdigest()
+    assert meter.checksum == hashlib.md5(data, usedforsecurity=False).hexdigest()

@@ -177,15 +177,14 @@ class ImageDataService:
         announced = expected_size if expected_size is not None else body_size
         claim = await self._claim(ctx, image_id, announced)
         verifier = await self._verifier(ctx, image_id, claim)
-        meter = Meter(self.settings.hashing_algorithm)
+        algo = self.settings.hashing_algorithm
+        meter = Meter(algo) if verifier is None else verifier.meter(algo)
         data = claim.quota.guard(
             image_id,
             claim.owner,
             capped(chunks, meter, cap, expected_size=expected_size),
             granted=claim.granted,
         )
-        if verifier is not None:
-            data = verifier.watch(data)
         inspector = StreamInspector() if inspected_container(claim.container_format) else None
         if inspector is not None:
             data = inspector.watch(data)

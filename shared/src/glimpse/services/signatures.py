@@ -12,10 +12,13 @@ a key usage extension, allow digital signatures; its public key must be of the n
 Every failure is a SignatureFailed (400) whose message names the reason; the caller removes
 whatever data it stored and hands the image back.
 
-Imports (glance-direct, web-download) are verified by the worker, in the pass that hashes the
-staged data before any store is written. The worker reads the certificate in the importing
-user's name too: the import task carries the user's token, Fernet-sealed with
-`[key_manager] token_encryption_key` (as glance-download's does), dropped when the task ends.
+The signature's digest comes from the pass that computes the image's checksum and multihash
+(glimpse.stores.metering): with the default multihash (sha512) and SHA-512 signatures it is the
+multihash itself, so verifying costs no extra hashing. Imports (glance-direct, web-download) are
+verified by the worker, in the pass that hashes the staged data before any store is written.
+The worker reads the certificate in the importing user's name too: the import task carries
+the user's token, Fernet-sealed with `[key_manager] token_encryption_key` (as
+glance-download's does), dropped when the task ends.
 Without that key, or a token, the certificate cannot be read and the import fails.
 """
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -40,6 +43,7 @@ from glimpse.domain.errors import InvalidInput
 from glimpse.keymanager.barbican import BarbicanClient, BarbicanError, SecretNotFound
 from glimpse.keymanager.sealing import TokenSealer
 from glimpse.net.session import session_client
+from glimpse.stores.metering import Meter
 
 log = logging.getLogger(__name__)
 
@@ -108,24 +112,31 @@ def requested(properties: dict[str, str]) -> SignatureSpec | None:
 
 
 class Verifier:
-    """Hashes the data as it passes (`watch`), then checks the signature (`verify`)."""
+    """Checks the signature against the data's digest, computed in the pass that meters the
+    data (`meter`): the multihash's own digest when the hash method is the same algorithm (as
+    SHA-512 is by default), else a further hash in that pass."""
 
     def __init__(self, spec: SignatureSpec, algorithm: hashes.HashAlgorithm, key: object) -> None:
         self._spec = spec
         self._algorithm = algorithm
         self._key = key
-        self._hasher = hashes.Hash(algorithm)
         self._signature = _decoded(spec.signature)
+        self._meter: Meter | None = None
 
-    async def watch(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-        async for chunk in chunks:
-            self._hasher.update(chunk)
-            yield chunk
+    def meter(self, hash_algo: str) -> Meter:
+        """The Meter the data must pass (multihash `hash_algo`), computing this hash too."""
+        # cryptography names its SHA-2 algorithms as hashlib does ("sha256").
+        self._meter = Meter(hash_algo, also=(self._algorithm.name,))
+        return self._meter
 
     def verify(self) -> None:
-        """Raise SignatureFailed unless the signature matches the data seen."""
+        """Raise SignatureFailed unless the signature matches the data the meter saw (all of
+        it: call this once the meter has finished)."""
+        if self._meter is None:
+            msg = "verify() before any data was metered"
+            raise RuntimeError(msg)
         try:
-            self._check(self._hasher.finalize())
+            self._check(self._meter.digest(self._algorithm.name))
         except InvalidSignature:
             raise SignatureFailed("Signature verification failed") from None
 

@@ -1,8 +1,9 @@
 """Size limits and hashing, done once above every driver while the data streams.
 
-Chunks are coalesced into blocks. Each hasher (md5 and the multihash) has its own single
-thread, so blocks are hashed in order, in parallel with each other (hashlib drops the GIL), and
-in parallel with the network and the store: the stream only waits when more than
+Chunks are coalesced into blocks. Each hasher (md5, the multihash, and the hash an image
+signature is checked against when it is another algorithm) has its own single thread, so
+blocks are hashed in order, in parallel with each other (hashlib drops the GIL), and in
+parallel with the network and the store: the stream only waits when more than
 MAX_BLOCKS_IN_FLIGHT blocks are still being hashed, which bounds memory per upload.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final
 
@@ -23,17 +24,25 @@ MAX_BLOCKS_IN_FLIGHT: Final = 4
 
 
 class Meter:
-    """Counts and hashes a stream; read `checksum` and `hash_value` once it is exhausted."""
+    """Counts and hashes a stream; read `checksum` and `hash_value` (or any algorithm's
+    `digest`) once it is exhausted.
 
-    def __init__(self, hash_algo: str) -> None:
+    `also` names further hashlib algorithms to compute in the same pass (a signature's hash
+    method); one that is the multihash's is not computed twice.
+    """
+
+    def __init__(self, hash_algo: str, also: Iterable[str] = ()) -> None:
         self.hash_algo = hash_algo
         self.size = 0
         self.checksum: str | None = None
         self.hash_value: str | None = None
+        self._extra = tuple(dict.fromkeys(name for name in also if name != hash_algo))
         self._hashers: tuple[Any, ...] = (
             hashlib.md5(usedforsecurity=False),
             hashlib.new(hash_algo),
+            *(hashlib.new(name) for name in self._extra),
         )
+        self._digests: dict[str, bytes] = {}
         self._threads = tuple(
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="glimpse-hash")
             for _ in self._hashers
@@ -52,7 +61,13 @@ class Meter:
 
     def finish(self) -> None:
         self.checksum = self._hashers[0].hexdigest()
-        self.hash_value = self._hashers[1].hexdigest()
+        names = (self.hash_algo, *self._extra)
+        self._digests = {name: h.digest() for name, h in zip(names, self._hashers[1:], strict=True)}
+        self.hash_value = self._digests[self.hash_algo].hex()
+
+    def digest(self, name: str) -> bytes:
+        """The raw digest, by hashlib algorithm name, of the multihash or an `also` hash."""
+        return self._digests[name]
 
     def image_data(self) -> ImageData:
         """The size and hashes of what went through, as an image records them."""

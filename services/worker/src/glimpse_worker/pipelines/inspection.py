@@ -23,14 +23,13 @@ async def survey_staged(
 ) -> Meter:
     """Hash the staged data and refuse it if it is unsafe or (per [image_format]) not
     `prepared.disk_format` (InvalidImageData); record its virtual size on `prepared`. The
-    data passes `verifier` too, when the image is signed (the caller checks the result)."""
+    data's digest feeds `verifier` too, when the image is signed (the caller checks the result)."""
     settings = job.runtime.settings
     cap = settings.image_size_cap
-    meter = Meter(settings.hashing_algorithm)
+    algo = settings.hashing_algorithm
+    meter = Meter(algo) if verifier is None else verifier.meter(algo)
     inspector = StreamInspector() if inspected_container(prepared.container_format) else None
     blocks = capped(job.runtime.stores.work.get(job.staged), meter, cap)
-    if verifier is not None:
-        blocks = verifier.watch(blocks)
     async for block in blocks:
         if inspector is not None:
             # The inspectors are pure Python: a thread keeps the loop (and the hashing) going.
