@@ -11,7 +11,6 @@ import uvicorn
 from glimpse.cli.common import prepare_multiprocess_metrics, settings_or_exit
 from glimpse.config import ConfigError
 from glimpse.config.loader import CONFIG_ENV
-from glimpse_api.http_protocol import LargeBodyHttpToolsProtocol
 from glimpse_api.identity import refuse_unsafe_bind
 
 # client_socket_timeout = 0: Glance waits for ever; uvicorn needs a number.
@@ -39,7 +38,6 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.bind_host,
         port=settings.bind_port,
         workers=settings.workers,
-        http=LargeBodyHttpToolsProtocol,
         log_config=None,
         access_log=False,
         # The peer address must stay the socket's: trusted_proxies is checked against it, and
