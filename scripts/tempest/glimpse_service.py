@@ -166,8 +166,29 @@ def config(
         "service_token_roles_required = true",
     ]
     if profile.image_cache:
-        lines.insert(lines.index("[glance_store]") - 1, f"image_cache_dir = {workdir / 'cache'}/")
+        # Each API node has a cache of its own, as in Glance: its directory and its name.
+        at = lines.index("[glance_store]") - 1
+        lines[at:at] = [
+            f"image_cache_dir = {workdir / 'cache'}/",
+            f"worker_self_reference_url = http://127.0.0.1:{port}",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def remote_node_config(text: str, workdir: Path, port: int, remote_port: int) -> str:
+    """The first node's glance-api.conf for the second node: its own port and, with the cache
+    on, its own cache directory and name (each node's cache is its own)."""
+    cache, remote_cache = workdir / "cache", workdir / "cache-remote"
+    own = {
+        f"bind_port = {port}\n": f"bind_port = {remote_port}\n",
+        f"image_cache_dir = {cache}/\n": f"image_cache_dir = {remote_cache}/\n",
+        f"worker_self_reference_url = http://127.0.0.1:{port}\n": (
+            f"worker_self_reference_url = http://127.0.0.1:{remote_port}\n"
+        ),
+    }
+    for first, second in own.items():
+        text = text.replace(first, second, 1)
+    return text
 
 
 def start(
@@ -219,9 +240,7 @@ def start(
     # A second API node on the same database, broker and staging directory: tempest stages
     # through one node and imports or deletes through the other (its image_remote tests).
     remote_conf = workdir / "glance-api-remote.conf"
-    remote_conf.write_text(
-        conf.read_text().replace(f"bind_port = {port}\n", f"bind_port = {remote_port}\n", 1)
-    )
+    remote_conf.write_text(remote_node_config(conf.read_text(), workdir, port, remote_port))
     remote_env = {**env, "GLIMPSE_CONFIG": str(remote_conf)}
     supervisor.start("glimpse-api-remote", [str(BIN / "glimpse-api")], env=remote_env, cwd=workdir)
     supervisor.start(
