@@ -28,16 +28,26 @@ class Profile:
     show_multiple_locations: bool
     store_weights: bool
     image_cache: bool
+    do_secure_hash: bool  # tempest runs the location import tests of one setting or the other
 
 
 PROFILES = {
     "default": Profile(
-        "default", show_multiple_locations=False, store_weights=False, image_cache=False
+        "default",
+        show_multiple_locations=False,
+        store_weights=False,
+        image_cache=False,
+        do_secure_hash=True,
     ),
     # The image cache API, store weights and locations: tempest's ImageCachingTest,
-    # StoreWeightTest and ImageLocations(Admin)Test.
+    # StoreWeightTest and ImageLocations(Admin)Test; and location imports that take the
+    # caller's hashes unread.
     "extended": Profile(
-        "extended", show_multiple_locations=True, store_weights=True, image_cache=True
+        "extended",
+        show_multiple_locations=True,
+        store_weights=True,
+        image_cache=True,
+        do_secure_hash=False,
     ),
 }
 
@@ -111,6 +121,7 @@ def config(
         "enabled_backends = cheap:file, fast:file, web:http",
         "enabled_import_methods = [glance-direct,web-download,copy-image,glance-download]",
         f"show_multiple_locations = {profile.show_multiple_locations}",
+        f"do_secure_hash = {profile.do_secure_hash}",
         "show_image_direct_url = False",
         "hashing_algorithm = sha512",
         "",
