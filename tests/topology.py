@@ -138,6 +138,14 @@ def shared_sections(
         f"filesystem_store_datadir = {workdir / 'staging'}",
         "[os_glance_tasks_store]",
         f"filesystem_store_datadir = {workdir / 'tasks'}",
+        *backing_sections(database_url, broker_url),
+    ]
+
+
+def backing_sections(database_url: str, broker_url: str) -> list[str]:
+    """The database and the broker (one job process per worker), last in a config: add to
+    `[celery]` by appending lines."""
+    return [
         "[database]",
         f"connection = {database_url}",
         "[celery]",

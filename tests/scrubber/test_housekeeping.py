@@ -20,7 +20,8 @@ from glimpse.db.tables import Image, ImageProperty
 from glimpse.domain.tasks import IMPORT_LOCK
 from glimpse.services.housekeeping import Housekeeping, image_id_of
 from glimpse.stores.registry import StoreRegistry
-from glimpse.stores.s3 import PendingUpload, S3Store
+from glimpse.stores.s3 import S3Store
+from glimpse.stores.s3_listing import PendingUpload
 from store_servers import MotoServer, s3_client
 
 OLD = time.time() - 3600
@@ -217,3 +218,42 @@ async def test_s3_uploads_of_missing_bucket_or_gone_upload(
         assert await driver.pending_uploads() == []
     finally:
         await registry.aclose()
+
+
+async def test_sweep_of_an_s3_staging_store(
+    make_settings: Any, database: Database, moto_server: MotoServer
+) -> None:
+    """Objects of images no longer uploading or importing leave the staging bucket, as files
+    leave a staging directory; so do stages an API node left half-sent."""
+    bucket = f"staging-{uuid.uuid4().hex[:12]}"
+    s3 = s3_client(moto_server, S3_ACCESS, S3_SECRET)
+    s3.create_bucket(Bucket=bucket)
+    staging = {
+        "s3_store_host": moto_server.endpoint,
+        "s3_store_access_key": S3_ACCESS,
+        "s3_store_secret_key": S3_SECRET,
+        "s3_store_bucket": bucket,
+        "s3_store_bucket_url_format": "path",
+    }
+    settings: Settings = make_settings(
+        stores={"os_glance_staging_store": staging}, scrubber={"lease_time": 60}
+    )
+    uploading = await image_in(database, "uploading")
+    importing = await image_in(database, "importing", lock=str(uuid.uuid4()))
+    active = await image_in(database, "active")
+    gone = await image_in(database, "deleted", deleted=True)
+    missing = str(uuid.uuid4())
+    for key in (uploading, importing, active, gone, missing, "operator-notes.txt"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"leftover?")
+    start_upload(s3, bucket, gone)
+
+    # Just written: the image may have moved into uploading after its status was read.
+    listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    written = min(item["LastModified"].timestamp() for item in listed)
+    assert await sweep(settings, database, clock=lambda: written + 30) == 1  # the upload
+    assert pending_keys(s3, bucket) == []
+
+    assert await sweep(settings, database, clock=lambda: time.time() + 120) == 3
+    kept = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert kept == sorted([uploading, importing, "operator-notes.txt"])
+    assert await sweep(settings, database, clock=lambda: time.time() + 120) == 0

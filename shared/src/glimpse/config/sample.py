@@ -105,5 +105,13 @@ def render() -> str:
         "# and [os_glance_tasks_store] (import work files, default data/tasks) take "
         "filesystem_store_datadir."
     )
+    lines.append(
+        "# Where API nodes and workers share no filesystem, [os_glance_staging_store] may be "
+        "an s3 store"
+    )
+    lines.append(
+        "# instead: give it the s3_store_* options above (host, bucket, access and secret "
+        "keys at least)."
+    )
     lines.append("")
     return "\n".join(lines).rstrip() + "\n"

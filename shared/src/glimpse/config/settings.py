@@ -145,6 +145,7 @@ class Settings(DefaultOptions, BaseSettings):
             )
             raise ValueError(msg)
         self._check_legacy_stores()
+        self._check_reserved_stores()
         if "wakeup_time" not in self.scrubber.model_fields_set:
             # glance-scrubber.conf's [DEFAULT] wakeup_time; Glimpse's [scrubber] one wins.
             self.scrubber.wakeup_time = self.wakeup_time
@@ -188,12 +189,57 @@ class Settings(DefaultOptions, BaseSettings):
             msg = f"[glance_store] stores names {names}, which cannot be honoured: {advice}"
             raise ValueError(msg)
 
+    def _check_reserved_stores(self) -> None:
+        """The staging store may be an s3 store, for nodes that share no filesystem (its
+        section's s3_store_* options say so). Import work files stay on the worker's own
+        disk, so the tasks store is always a file store."""
+        if self.store_options(TASKS_STORE).sets_s3_options():
+            msg = (
+                f"[{TASKS_STORE}] takes no s3_store_* options: import work files stay on the "
+                "worker's disk (only the staging store may be an s3 store)"
+            )
+            raise ValueError(msg)
+        staging = self.store_options(STAGING_STORE)
+        if not staging.sets_s3_options():
+            return
+        if staging.filesystem_store_datadir is not None:
+            msg = (
+                f"[{STAGING_STORE}] sets both filesystem_store_datadir and s3_store_* "
+                "options; the staging store is either a file store or an s3 store"
+            )
+            raise ValueError(msg)
+        missing = staging.missing_s3_options()
+        if missing:
+            msg = f"[{STAGING_STORE}] an s3 staging store needs {', '.join(missing)}"
+            raise ValueError(msg)
+        # The staging cleanup removes what it finds in the bucket: never an image store's.
+        for store_id, kind in self.enabled_backends.items():
+            options = self.store_options(store_id)
+            same = (options.s3_endpoint(), options.s3_store_bucket) == (
+                staging.s3_endpoint(),
+                staging.s3_store_bucket,
+            )
+            if kind == "s3" and same:
+                msg = (
+                    f"stores {store_id!r} and {STAGING_STORE!r} share the bucket "
+                    f"{staging.s3_store_bucket}; the staging store needs its own"
+                )
+                raise ValueError(msg)
+
+    def reserved_store_type(self, store_id: str) -> str:
+        """The driver type of a reserved store: s3 for a staging store configured as one,
+        else file."""
+        if store_id == STAGING_STORE and self.store_options(store_id).sets_s3_options():
+            return "s3"
+        return "file"
+
     def _check_shared_datadirs(self) -> None:
         # Two file stores in one directory would delete each other's data (and the staging
         # cleanup would remove images): refuse to start instead.
         owners: dict[Path, str] = {}
         file_stores = [sid for sid, kind in self.enabled_backends.items() if kind == "file"]
-        for store_id in (*file_stores, *RESERVED_STORES):
+        reserved = [sid for sid in RESERVED_STORES if self.reserved_store_type(sid) == "file"]
+        for store_id in (*file_stores, *reserved):
             datadir = Path(os.path.abspath(self.store_datadir(store_id)))  # noqa: PTH100 -- no symlink resolution at config time
             if datadir in owners:
                 msg = (

@@ -149,6 +149,28 @@ class StoreOptions(BaseModel):
         ),
     )
 
+    def sets_s3_options(self) -> bool:
+        """The section configures an s3 store (the reserved staging store's only sign that
+        it is one: reserved stores are named by no enabled_backends)."""
+        return any(name.startswith("s3_store_") for name in self.model_fields_set)
+
+    def missing_s3_options(self) -> list[str]:
+        """The options an s3 store cannot do without that this section leaves unset."""
+        required = {
+            "s3_store_host": self.s3_store_host,
+            "s3_store_bucket": self.s3_store_bucket,
+            "s3_store_access_key": self.s3_store_access_key,
+            "s3_store_secret_key": self.s3_store_secret_key,
+        }
+        return [name for name, value in required.items() if not value]
+
+    def s3_endpoint(self) -> str | None:
+        """s3_store_host as a URL (http:// when it names no scheme)."""
+        if not self.s3_store_host:
+            return None
+        host = self.s3_store_host.strip().rstrip("/")
+        return host if "://" in host else f"http://{host}"
+
     @field_validator("http_proxy_information")
     @classmethod
     def _proxies(cls, value: dict[str, str]) -> dict[str, str]:

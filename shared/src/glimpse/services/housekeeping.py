@@ -4,10 +4,10 @@ and s3 stores.
 - An image left `saving` by an upload whose API node died (or could not record the upload's
   failure) goes back to queued once its upload lease has run out (see upload_lease); an upload
   still in progress keeps renewing its lease and is never taken back.
-- Staged data (`os_glance_staging_store`) and import work files (`os_glance_tasks_store`) are
-  named after their image. They are removed once the image is gone, deleted, or neither
-  uploading/importing nor locked by an import (a copy-image keeps its image active); names
-  that are not image ids are left alone.
+- Staged data (`os_glance_staging_store`, files or the objects of an s3 staging store) and
+  import work files (`os_glance_tasks_store`) are named after their image. They are removed
+  once the image is gone, deleted, or neither uploading/importing nor locked by an import (a
+  copy-image keeps its image active); names that are not image ids are left alone.
 - `.partial-*` files are uploads that never finished (their process died). Live uploads keep
   writing theirs, so only files untouched for `lease_time` are removed, and never those of an
   upload that still holds its lease (a client may pause for longer than that).
@@ -33,11 +33,12 @@ from typing import Final
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.db.repositories.images import ImageRepository
-from glimpse.stores.base import StoreError
+from glimpse.stores.base import StoredEntry, StoreError
 from glimpse.stores.checked import CheckedStore
-from glimpse.stores.filesystem import TEMP_PREFIX, FilesystemStore, StoredEntry
+from glimpse.stores.filesystem import TEMP_PREFIX, FilesystemStore
 from glimpse.stores.registry import StoreRegistry
-from glimpse.stores.s3 import PendingUpload, S3Store
+from glimpse.stores.s3 import S3Store
+from glimpse.stores.s3_listing import PendingUpload
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class Housekeeping:
         removed = 0
         for store in (self.stores.staging, self.stores.tasks):
             removed += await self._sweep_reserved(store)
+        # An s3 staging store's uploads too: an API node may die mid-stage.
+        removed += await self._sweep_uploads(self.stores.staging)
         for store_id in self.stores.ids():
             user_store = self.stores.get(store_id)
             if user_store is not None:
@@ -102,16 +105,28 @@ class Housekeeping:
             )
         return reclaimed
 
-    async def _entries(self, store: CheckedStore, untouched_for: float) -> list[StoredEntry]:
+    async def _entries(
+        self, store: CheckedStore, untouched_for: float, *, s3: bool = False
+    ) -> list[StoredEntry]:
+        """The entries of a file store (or, with `s3`, an s3 store) untouched for
+        `untouched_for` seconds."""
         driver = store.driver
-        if not isinstance(driver, FilesystemStore):
+        if not (isinstance(driver, FilesystemStore) or (s3 and isinstance(driver, S3Store))):
             return []
         since = self._clock() - untouched_for
-        return [entry for entry in await driver.entries() if entry.modified < since]
+        try:
+            entries = await driver.entries()
+        except StoreError as exc:
+            # An unreachable store must not stop the sweep of the others; the next pass retries.
+            log.warning("could not list %s: %s", store.name, exc)
+            return []
+        return [entry for entry in entries if entry.modified < since]
 
     async def _sweep_reserved(self, store: CheckedStore) -> int:
         named = {}
-        for entry in await self._entries(store, QUIET_SECONDS):
+        # An s3 store is listed only here: a staging bucket holds staged data alone.
+        found = await self._entries(store, QUIET_SECONDS, s3=True)
+        for entry in found:
             image_id = image_id_of(entry.name)
             if image_id is not None:
                 named[entry.location] = image_id

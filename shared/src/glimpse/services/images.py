@@ -29,6 +29,7 @@ from glimpse.services.access import authorized_image, readable
 from glimpse.services.image_cache import ImageCache
 from glimpse.services.key_cleanup import KeyCleanupService
 from glimpse.services.locations import LocationService
+from glimpse.stores.base import StoreError
 from glimpse.stores.registry import StoreRegistry
 
 log = logging.getLogger(__name__)
@@ -301,6 +302,15 @@ class ImageService:
             await self.cache.remove_files([image_id])
             await self.cache.notices.announce(image_id)
 
+    async def _discard_staged(self, image_id: str) -> None:
+        """The staged data of a deleted image, as Glance removes it; what the store refuses
+        now, the staging cleanup removes later."""
+        staging = self.stores.staging
+        try:
+            await staging.delete_if_present(staging.location_for(image_id))
+        except StoreError as exc:
+            log.warning("image %s: staged data not removed yet: %s", image_id, exc)
+
     async def delete(self, ctx: RequestContext, image_id: str) -> None:
         async with self.db.write() as session:
             repo = ImageRepository(session)
@@ -315,6 +325,7 @@ class ImageService:
             if image.protected:
                 raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
             delayed = self.settings.delayed_delete
+            staged = image.status in (ImageStatus.UPLOADING, ImageStatus.IMPORTING)
             locations = await repo.mark_deleted(image, delayed=delayed, request_id=ctx.request_id)
             if not delayed:  # a delayed delete keeps its members for a restore
                 await MemberRepository(session).remove_all(image_id)
@@ -322,6 +333,8 @@ class ImageService:
             cleanup_id = await self.key_cleanup.record(session, ctx, image)
             await CacheRepository(session).evict(image_id)
         await self._evict_files(image_id)
+        if staged:
+            await self._discard_staged(image_id)
         if not delayed:
             # Data goes only after the delete is committed, outside any transaction; what a
             # store refuses now stays recorded for the scrubber.

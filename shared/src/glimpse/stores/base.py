@@ -16,6 +16,7 @@ __all__ = [
     "Range",
     "ResolvedRange",
     "StoreDriver",
+    "StoredEntry",
     "StoredObject",
     "Suffix",
     "resolve",
@@ -37,6 +38,15 @@ class StoredObject:
     location: str
     size: int
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """One object a store lists for housekeeping."""
+
+    name: str  # the key (a file store's file name)
+    location: str
+    modified: float  # seconds since the epoch
 
 
 class StoreDriver(Protocol):

@@ -83,6 +83,10 @@ class CheckedStore:
         self._require(Capability.WRITE)
         return self.driver.location_for(key)
 
+    @property
+    def keeps_local_files(self) -> bool:
+        return isinstance(self.driver, LocalFiles)
+
     def local_path(self, location: str) -> Path:
         """The file behind a location of a store kept on this host's disk (the staging store,
         whose files the import plugins work on in place)."""

@@ -12,7 +12,6 @@ import errno
 import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 from urllib.parse import unquote, urlsplit
@@ -25,6 +24,7 @@ from glimpse.stores.base import (
     Capability,
     ObjectNotFound,
     ResolvedRange,
+    StoredEntry,
     StoredObject,
     StoreError,
     StoreFull,
@@ -34,13 +34,6 @@ READ_CHUNK: Final = 1024 * 1024
 FLUSH_EVERY: Final = 64 * 1024 * 1024
 TEMP_PREFIX: Final = ".partial-"
 _RWF_NOWAIT: Final[int | None] = getattr(os, "RWF_NOWAIT", None)  # Linux only
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEntry:
-    name: str
-    location: str
-    modified: float  # seconds since the epoch
 
 
 class FilesystemStore:

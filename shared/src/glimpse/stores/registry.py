@@ -13,7 +13,6 @@ from glimpse.stores.base import StoreDriver, StoreError
 from glimpse.stores.checked import CheckedStore
 
 ENTRY_POINT_GROUP = "glimpse.stores"
-RESERVED_STORE_TYPE = "file"
 
 
 class DriverFactory(Protocol):
@@ -70,7 +69,7 @@ class StoreRegistry:
             return CheckedStore(factory.from_settings(store_id, settings))
 
         stores = {sid: build(sid, kind) for sid, kind in settings.enabled_backends.items()}
-        reserved = {sid: build(sid, RESERVED_STORE_TYPE) for sid in RESERVED_STORES}
+        reserved = {sid: build(sid, settings.reserved_store_type(sid)) for sid in RESERVED_STORES}
         return cls(
             stores,
             settings.default_store,
@@ -94,6 +93,14 @@ class StoreRegistry:
     @property
     def tasks(self) -> CheckedStore:
         return self._reserved[TASKS_STORE]
+
+    @property
+    def work(self) -> CheckedStore:
+        """Where an import keeps the data it works on, as files on this host (the plugins
+        rewrite them in place): the staging store when it keeps its files here, else (an s3
+        staging store) the tasks store."""
+        staging = self.staging
+        return staging if staging.keeps_local_files else self.tasks
 
     def get(self, store_id: str) -> CheckedStore | None:
         return self._stores.get(store_id)

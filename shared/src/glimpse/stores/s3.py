@@ -24,7 +24,6 @@ import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -39,9 +38,11 @@ from glimpse.stores.base import (
     Capability,
     ObjectNotFound,
     ResolvedRange,
+    StoredEntry,
     StoredObject,
     StoreError,
 )
+from glimpse.stores.s3_listing import PendingUpload, list_objects, list_uploads
 from glimpse.stores.s3_multipart import (
     MAX_PARTS_IN_FLIGHT,
     MultipartUpload,
@@ -83,15 +84,6 @@ class S3Config:
     parts_in_flight: int = MAX_PARTS_IN_FLIGHT
     cacert: str = ""
     request_timeout: float = 300.0  # one request in all; a GET's body: each chunk
-
-
-@dataclass(frozen=True, slots=True)
-class PendingUpload:
-    """A multipart upload started and neither completed nor aborted."""
-
-    key: str
-    upload_id: str
-    initiated: float  # seconds since the epoch
 
 
 class S3Store:
@@ -371,9 +363,22 @@ class S3Store:
         """Every multipart upload pending in the bucket, whoever started it."""
         bucket = self.config.bucket
         client = await self._s3()
-        what = f"list multipart uploads of {bucket}"
+        return await self._listing(
+            f"list multipart uploads of {bucket}", list_uploads(client, bucket)
+        )
+
+    async def entries(self) -> list[StoredEntry]:
+        """Every object in the bucket, for housekeeping (the staging store's own bucket:
+        listing one that holds images would be long)."""
+        bucket = self.config.bucket
+        client = await self._s3()
+        return await self._listing(
+            f"list objects of {bucket}", list_objects(client, bucket, self.location_for)
+        )
+
+    async def _listing(self, what: str, listing: Awaitable[list[T]]) -> list[T]:
         try:
-            return await within(self.config.request_timeout, what, _list_uploads(client, bucket))
+            return await within(self.config.request_timeout, what, listing)
         except DeadlineExceeded as exc:
             raise _TimedOut(f"store {self.name}: {exc}") from exc
         except (ClientError, BotoCoreError) as exc:
@@ -420,28 +425,8 @@ async def _body_chunks(body: Any) -> AsyncIterator[bytes]:  # noqa: ANN401 -- ai
         yield bytes(block)
 
 
-async def _list_uploads(client: S3Client, bucket: str) -> list[PendingUpload]:
-    uploads: list[PendingUpload] = []
-    pages = client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket)
-    async for page in pages:
-        uploads.extend(
-            PendingUpload(
-                key=upload["Key"],
-                upload_id=upload["UploadId"],
-                initiated=_epoch(upload["Initiated"]),
-            )
-            for upload in page.get("Uploads", [])
-        )
-    return uploads
-
-
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "Unknown"))
-
-
-def _epoch(moment: datetime) -> float:
-    """Seconds since the epoch; a time without a zone is UTC, as S3 sends it."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _redact(location: str) -> str:
@@ -459,14 +444,11 @@ def _region_for(host: str) -> str:
 
 def from_settings(store_id: str, settings: Settings) -> S3Store:
     options = settings.store_options(store_id)
-    host, bucket = options.s3_store_host, options.s3_store_bucket
+    endpoint, bucket = options.s3_endpoint(), options.s3_store_bucket
     access, secret = options.s3_store_access_key, options.s3_store_secret_key
-    if not host or not bucket or access is None or secret is None:
-        names = ("s3_store_host", "s3_store_bucket", "s3_store_access_key", "s3_store_secret_key")
-        missing = [n for n, v in zip(names, (host, bucket, access, secret), strict=True) if not v]
+    missing = options.missing_s3_options()
+    if missing or not endpoint or not bucket or access is None or secret is None:
         raise ConfigError(f"[{store_id}] an s3 store needs {', '.join(missing)}")
-    host = host.strip().rstrip("/")
-    endpoint = host if "://" in host else f"http://{host}"
     config = S3Config(
         endpoint_url=endpoint,
         bucket=bucket,

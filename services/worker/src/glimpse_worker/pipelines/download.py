@@ -113,7 +113,7 @@ async def download(
                 # A connection cut short must not pass for the whole image.
                 blocks = capped(progress.count(body), meter, cap, expected_size=expected)
                 data = quota.guard(image.id, image.owner, blocks, granted=granted)
-                stored = await runtime.stores.staging.put(image.id, data)
+                stored = await runtime.stores.work.put(image.id, data)
             finally:
                 await response.aclose()
         except FilteredURL as exc:

@@ -39,7 +39,7 @@ async def stage_existing(runtime: WorkerRuntime, image: Image, progress: Progres
             problems.append(f"{location.store_id}: not enabled")
             continue
         try:
-            await runtime.stores.staging.put(
+            await runtime.stores.work.put(
                 image.id, progress.count(_verified(store.get(location.value), image))
             )
         except Exception as exc:  # noqa: BLE001 -- any store failure: try the next location

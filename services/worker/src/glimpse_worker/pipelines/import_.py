@@ -44,7 +44,7 @@ from glimpse_worker.pipelines import location_import
 from glimpse_worker.pipelines.glance_download import put_back_metadata
 from glimpse_worker.pipelines.prepare import prepare
 from glimpse_worker.pipelines.progress import Progress
-from glimpse_worker.pipelines.sources import ImportJob, fetch
+from glimpse_worker.pipelines.sources import ImportJob, discard_staged, fetch
 from glimpse_worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ async def _import(
     if properties.get(IMPORT_LOCK) != task.id:
         raise LockLost(f"Image {image_id} is locked by another import")
     # Keyed by image id, the staged data is found without being recorded.
-    staged = runtime.stores.staging.location_for(image_id)
+    staged = runtime.stores.work.location_for(image_id)
     job = ImportJob(runtime, task, image, properties, task_input, staged, progress)
     image = await fetch(job)
     job = replace(job, image=image)
@@ -188,7 +188,7 @@ async def _import(
                 IMPORTING_TO_STORES: "",  # as Glance leaves it
             },
         )
-    await runtime.stores.staging.delete_if_present(staged)
+    await discard_staged(runtime, image_id)
     return {"image_id": image_id, "stores": written, "failed": failed}
 
 
@@ -261,7 +261,7 @@ class _StoreWrites:
                 await self.progress.beat(force=True)
 
     def _data(self, store_id: str) -> AsyncIterator[bytes]:
-        return self.progress.count(self.runtime.stores.staging.get(self.staged), lane=store_id)
+        return self.progress.count(self.runtime.stores.work.get(self.staged), lane=store_id)
 
     async def _store_failed(self, store_id: str, exc: Exception) -> None:
         if self.stop.is_set():
@@ -379,9 +379,7 @@ async def _fail(
         if store is not None:
             await store.delete_if_present(location.value)
     if ours:
-        await runtime.stores.staging.delete_if_present(
-            runtime.stores.staging.location_for(image_id)
-        )
+        await discard_staged(runtime, image_id)
     await _finish(runtime, task.id, TaskStatus.FAILURE, message, None)
 
 

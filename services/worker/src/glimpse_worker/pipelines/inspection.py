@@ -28,7 +28,7 @@ async def survey_staged(
     cap = settings.image_size_cap
     meter = Meter(settings.hashing_algorithm)
     inspector = StreamInspector() if inspected_container(prepared.container_format) else None
-    blocks = capped(job.runtime.stores.staging.get(job.staged), meter, cap)
+    blocks = capped(job.runtime.stores.work.get(job.staged), meter, cap)
     if verifier is not None:
         blocks = verifier.watch(blocks)
     async for block in blocks:
