@@ -28,16 +28,26 @@ class Profile:
     show_multiple_locations: bool
     store_weights: bool
     image_cache: bool
+    do_secure_hash: bool  # tempest runs the location import tests of one setting or the other
 
 
 PROFILES = {
     "default": Profile(
-        "default", show_multiple_locations=False, store_weights=False, image_cache=False
+        "default",
+        show_multiple_locations=False,
+        store_weights=False,
+        image_cache=False,
+        do_secure_hash=True,
     ),
     # The image cache API, store weights and locations: tempest's ImageCachingTest,
-    # StoreWeightTest and ImageLocations(Admin)Test.
+    # StoreWeightTest and ImageLocations(Admin)Test; and location imports that take the
+    # caller's hashes unread.
     "extended": Profile(
-        "extended", show_multiple_locations=True, store_weights=True, image_cache=True
+        "extended",
+        show_multiple_locations=True,
+        store_weights=True,
+        image_cache=True,
+        do_secure_hash=False,
     ),
 }
 
@@ -111,6 +121,7 @@ def config(
         "enabled_backends = cheap:file, fast:file, web:http",
         "enabled_import_methods = [glance-direct,web-download,copy-image,glance-download]",
         f"show_multiple_locations = {profile.show_multiple_locations}",
+        f"do_secure_hash = {profile.do_secure_hash}",
         "show_image_direct_url = False",
         "hashing_algorithm = sha512",
         "",
@@ -166,8 +177,29 @@ def config(
         "service_token_roles_required = true",
     ]
     if profile.image_cache:
-        lines.insert(lines.index("[glance_store]") - 1, f"image_cache_dir = {workdir / 'cache'}/")
+        # Each API node has a cache of its own, as in Glance: its directory and its name.
+        at = lines.index("[glance_store]") - 1
+        lines[at:at] = [
+            f"image_cache_dir = {workdir / 'cache'}/",
+            f"worker_self_reference_url = http://127.0.0.1:{port}",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def remote_node_config(text: str, workdir: Path, port: int, remote_port: int) -> str:
+    """The first node's glance-api.conf for the second node: its own port and, with the cache
+    on, its own cache directory and name (each node's cache is its own)."""
+    cache, remote_cache = workdir / "cache", workdir / "cache-remote"
+    own = {
+        f"bind_port = {port}\n": f"bind_port = {remote_port}\n",
+        f"image_cache_dir = {cache}/\n": f"image_cache_dir = {remote_cache}/\n",
+        f"worker_self_reference_url = http://127.0.0.1:{port}\n": (
+            f"worker_self_reference_url = http://127.0.0.1:{remote_port}\n"
+        ),
+    }
+    for first, second in own.items():
+        text = text.replace(first, second, 1)
+    return text
 
 
 def start(
@@ -219,9 +251,7 @@ def start(
     # A second API node on the same database, broker and staging directory: tempest stages
     # through one node and imports or deletes through the other (its image_remote tests).
     remote_conf = workdir / "glance-api-remote.conf"
-    remote_conf.write_text(
-        conf.read_text().replace(f"bind_port = {port}\n", f"bind_port = {remote_port}\n", 1)
-    )
+    remote_conf.write_text(remote_node_config(conf.read_text(), workdir, port, remote_port))
     remote_env = {**env, "GLIMPSE_CONFIG": str(remote_conf)}
     supervisor.start("glimpse-api-remote", [str(BIN / "glimpse-api")], env=remote_env, cwd=workdir)
     supervisor.start(

@@ -1,4 +1,5 @@
-"""The image cache across API nodes sharing one database, and one store read per boot storm."""
+"""The image cache across API nodes sharing one database (each node's cache is its own, as in
+Glance), and one store read per boot storm."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from cache_helpers import (
 
 from factories import s3_section
 from glimpse.config import Settings
+from glimpse.db.repositories.cache import CacheRepository
 from store_servers import MotoServer
 
 NODE_A = "http://node-a.test:9292"
@@ -36,6 +38,14 @@ async def maintain(client: httpx.AsyncClient) -> None:
     await node.cache.maintain(node.image_data.load_for_prefetch)
 
 
+async def queue_for_next_pass(client: httpx.AsyncClient, image_id: str) -> None:
+    node = runtime(client)
+    assert node.cache is not None
+    node_id = await node.cache.node_id()
+    async with node.database.write() as session:
+        assert await CacheRepository(session).enqueue(image_id, node_id)
+
+
 async def two_nodes(
     make_settings: Any, client_for: Any, tmp_path: Path
 ) -> tuple[httpx.AsyncClient, Settings, httpx.AsyncClient, Settings]:
@@ -44,7 +54,7 @@ async def two_nodes(
     return await client_for(settings_a), settings_a, await client_for(settings_b), settings_b
 
 
-async def test_two_nodes_share_cache_state(
+async def test_two_nodes_keep_caches_of_their_own(
     make_settings: Any, client_for: Any, tmp_path: Path
 ) -> None:
     node_a, settings_a, node_b, settings_b = await two_nodes(make_settings, client_for, tmp_path)
@@ -61,20 +71,23 @@ async def test_two_nodes_share_cache_state(
     assert [n["node_reference_url"] for n in every] == [NODE_A, NODE_B]
     assert [[e["image_id"] for e in n["cached_images"]] for n in every] == [[image_id]] * 2
 
-    # Deleting the entry through node A evicts it on node B too: B no longer serves its file.
+    # Deleting the entry through node A takes it out of A's cache only: B still serves its file.
     assert (await node_a.delete(f"/v2/cache/{image_id}")).status_code == 204
     assert cached_files(settings_a) == []
-    assert (await node_a.get(f"/v2/cache/nodes/{image_id}")).json() == []
+    assert (await state(node_a))["cached_images"] == []
+    assert (await node_a.get(f"/v2/cache/nodes/{image_id}")).json() == [NODE_B]
     assert (await node_b.get(f"/v2/images/{image_id}/file")).content == data
     seen = await counters(node_b, NODE_B)
-    assert seen["hits"] == 0
-    assert seen["misses"] == 2  # the first download, and this one
-    assert seen["evictions"] == 1
-    await until_cached(node_b, image_id)  # filled again from the store
-    assert (cache_dir(settings_b) / image_id).read_bytes() == data
+    assert (seen["hits"], seen["misses"], seen["evictions"]) == (1, 1, 0)
+    assert (await counters(node_a, NODE_A))["evictions"] == 1
+    assert cached_files(settings_b) == [image_id]
+
+    # Node B's entry goes through node B.
+    assert (await node_b.delete(f"/v2/cache/{image_id}")).status_code == 204
+    assert cached_files(settings_b) == []
 
 
-async def test_queueing_on_one_node_fills_every_node(
+async def test_queueing_on_one_node_fills_that_node_only(
     make_settings: Any, client_for: Any, tmp_path: Path
 ) -> None:
     node_a, settings_a, node_b, settings_b = await two_nodes(make_settings, client_for, tmp_path)
@@ -82,40 +95,60 @@ async def test_queueing_on_one_node_fills_every_node(
     image_id, data = await active_image(node_a)
     assert (await node_a.put(f"/v2/cache/{image_id}")).status_code == 202
     await until_cached(node_a, image_id)  # node A fetches at once
-    assert (await state(node_b))["queued_images"] == [image_id]
-    await maintain(node_b)  # node B's prefetcher pass
-    assert (await state(node_b))["queued_images"] == []
-    assert (cache_dir(settings_b) / image_id).read_bytes() == data
+    assert (cache_dir(settings_a) / image_id).read_bytes() == data
+    assert await state(node_b) == {"cached_images": [], "queued_images": []}
+    await maintain(node_b)  # node B's prefetcher pass has nothing to fetch
+    assert cached_files(settings_b) == []
+    assert (await node_b.get(f"/v2/cache/nodes/{image_id}")).json() == [NODE_A]
+
+    # Queued on node B as well, it is B's to fetch.
+    assert (await node_b.put(f"/v2/cache/{image_id}")).status_code == 202
+    await until_cached(node_b, image_id)
     assert (await node_b.get(f"/v2/cache/nodes/{image_id}")).json() == [NODE_A, NODE_B]
 
-    # Deleting the image on node B evicts it on node A at its next pass.
+    # Deleting the image on node B evicts it on node A too, at A's next pass.
     assert (await node_b.delete(f"/v2/images/{image_id}")).status_code == 204
     assert cached_files(settings_b) == []
+    assert (await state(node_a))["cached_images"] == []
     assert cached_files(settings_a) == [image_id]
     await maintain(node_a)
     assert cached_files(settings_a) == []
 
 
-async def test_clearing_on_one_node_clears_every_node(
+async def test_clearing_one_node_leaves_the_other(
     make_settings: Any, client_for: Any, tmp_path: Path
 ) -> None:
+    # tempest's test_remote_and_self_cache, with each node's queue too.
     node_a, settings_a, node_b, settings_b = await two_nodes(make_settings, client_for, tmp_path)
     image_id, _ = await active_image(node_a)
     for node in (node_a, node_b):
-        await node.get(f"/v2/images/{image_id}/file")
+        assert (await node.put(f"/v2/cache/{image_id}")).status_code == 202
         await until_cached(node, image_id)
-    other, _ = await active_image(node_a)
-    assert (await node_a.put(f"/v2/cache/{other}")).status_code == 202
-    await until_cached(node_a, other)
-    assert (await state(node_b))["queued_images"] == [other]
+    # Queued on both nodes and left for their next prefetcher pass (PUT would fetch it at once).
+    pending, _ = await active_image(node_a)
+    for node in (node_a, node_b):
+        await queue_for_next_pass(node, pending)
+    assert (await state(node_a))["queued_images"] == [pending]
+
     cleared = await node_b.delete("/v2/cache")  # no target header: cache and queue
     assert cleared.status_code == 204
-    for node in (node_a, node_b):
-        listing = await state(node)
-        assert listing["cached_images"] == []
-        assert listing["queued_images"] == []
+    assert await state(node_b) == {"cached_images": [], "queued_images": []}
     assert cached_files(settings_b) == []
-    await maintain(node_a)
+    listing = await state(node_a)
+    assert [e["image_id"] for e in listing["cached_images"]] == [image_id]
+    assert listing["queued_images"] == [pending]
+    await maintain(node_b)
+    assert cached_files(settings_a) == [image_id]
+
+    queue_only = await node_a.delete("/v2/cache", headers={"x-image-cache-clear-target": "queue"})
+    assert queue_only.status_code == 204
+    listing = await state(node_a)
+    assert ([e["image_id"] for e in listing["cached_images"]], listing["queued_images"]) == (
+        [image_id],
+        [],
+    )
+    assert (await node_a.delete("/v2/cache")).status_code == 204
+    assert await state(node_a) == {"cached_images": [], "queued_images": []}
     assert cached_files(settings_a) == []
 
 

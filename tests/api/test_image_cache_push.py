@@ -1,5 +1,6 @@
-"""Cache notices: what one API node does to the cache, every other node does at once (through a
-real Redis or RabbitMQ broker), not at its next maintenance pass (an hour away here)."""
+"""Cache notices: an image deleted or deactivated through one API node leaves every other node's
+cache at once (through a real Redis or RabbitMQ broker), not at its next maintenance pass (an
+hour away here); the cache API's calls act on their own node alone and send no notice."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ async def node(
         },
     )
     client: httpx.AsyncClient = await client_for(settings)
-    await state(client)  # registered: images queued from now on are queued for this node too
+    await state(client)  # registered
     listening = notices(client).listening
 
     async def subscribed() -> bool:
@@ -118,26 +119,7 @@ def has_no_files(settings: Settings) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-async def test_queueing_through_one_node_fills_the_other_at_once(
-    make_settings: Any, client_for: Any, tmp_path: Path, broker_url: str
-) -> None:
-    node_a, settings_a, node_b, settings_b = await two_nodes(
-        make_settings, client_for, tmp_path, broker_url
-    )
-    image_id, data = await active_image(node_a)
-    assert (await node_a.put(f"/v2/cache/{image_id}")).status_code == 202
-    await eventually(holds(node_a, settings_a, image_id, data), "node A holds the image")
-    await eventually(holds(node_b, settings_b, image_id, data), "node B holds the image")
-    assert (await state(node_b))["queued_images"] == []
-    assert (await node_a.get(f"/v2/cache/nodes/{image_id}")).json() == [
-        "http://node-a.test:9292",
-        "http://node-b.test:9292",
-    ]
-    assert notices(node_b).received == 1
-    assert notices(node_a).received == 0  # its own notice: it had already acted
-
-
-async def test_deleting_through_one_node_removes_the_other_nodes_file(
+async def test_deleting_an_image_through_one_node_removes_the_other_nodes_file(
     make_settings: Any, client_for: Any, tmp_path: Path, broker_url: str
 ) -> None:
     node_a, _, node_b, settings_b = await two_nodes(make_settings, client_for, tmp_path, broker_url)
@@ -145,39 +127,50 @@ async def test_deleting_through_one_node_removes_the_other_nodes_file(
     assert (await node_b.get(f"/v2/images/{image_id}/file")).content == data
     await eventually(holds(node_b, settings_b, image_id, data), "node B caches the download")
 
-    assert (await node_a.delete(f"/v2/cache/{image_id}")).status_code == 204
+    assert (await node_a.delete(f"/v2/images/{image_id}")).status_code == 204
     await eventually(has_no_files(settings_b), "node B removes its file")
     assert (await state(node_b))["cached_images"] == []
+    assert notices(node_b).received == 1
+    assert notices(node_a).received == 0  # its own notice: it had already acted
 
 
-async def test_clearing_and_image_deletes_through_one_node_reach_the_other(
+async def test_cache_calls_through_one_node_leave_the_other_alone(
     make_settings: Any, client_for: Any, tmp_path: Path, redis_db: str
 ) -> None:
-    node_a, _, node_b, settings_b = await two_nodes(make_settings, client_for, tmp_path, redis_db)
+    node_a, settings_a, node_b, settings_b = await two_nodes(
+        make_settings, client_for, tmp_path, redis_db
+    )
     images = [await active_image(node_a) for _ in range(3)]
     for image_id, data in images:
         assert (await node_b.get(f"/v2/images/{image_id}/file")).content == data
         await eventually(holds(node_b, settings_b, image_id, data), "node B caches it")
-    deleted, deactivated, kept = (image_id for image_id, _ in images)
+    queued, deleted, deactivated = (image_id for image_id, _ in images)
 
+    # Node A queues, deletes and clears its own cache: no notice; then an image delete's notice,
+    # which comes after any they might have sent (one Redis server orders its deliveries).
+    assert (await node_a.put(f"/v2/cache/{queued}")).status_code == 202
+    await eventually(holds(node_a, settings_a, queued, images[0][1]), "node A holds the image")
+    assert (await node_a.delete(f"/v2/cache/{queued}")).status_code == 204
+    assert (await node_a.delete("/v2/cache")).status_code == 204
     assert (await node_a.delete(f"/v2/images/{deleted}")).status_code == 204
 
     async def deleted_gone() -> bool:
-        return cached_files(settings_b) == sorted([deactivated, kept])
+        return cached_files(settings_b) == sorted([queued, deactivated])
 
     await eventually(deleted_gone, "node B removes the deleted image's file")
+    assert notices(node_b).received == 1
+    listing = await state(node_b)
+    assert sorted(e["image_id"] for e in listing["cached_images"]) == sorted([queued, deactivated])
+    assert listing["queued_images"] == []
 
     action = f"/v2/images/{deactivated}/actions/deactivate"
     assert (await node_a.post(action)).status_code == 204
 
     async def deactivated_gone() -> bool:
-        return cached_files(settings_b) == [kept]
+        return cached_files(settings_b) == [queued]
 
     await eventually(deactivated_gone, "node B removes the deactivated image's file")
-
-    assert (await node_a.delete("/v2/cache")).status_code == 204
-    await eventually(has_no_files(settings_b), "node B removes every file")
-    assert (await state(node_b))["cached_images"] == []
+    assert notices(node_b).received == 2
 
 
 async def test_notices_stay_within_their_deployment(
@@ -190,8 +183,11 @@ async def test_notices_stay_within_their_deployment(
         make_settings, client_for, tmp_path, name="c", broker=redis_db, exchange=other
     )
     image_id, data = await active_image(node_a)
-    assert (await node_a.put(f"/v2/cache/{image_id}")).status_code == 202
-    await eventually(holds(node_b, settings_b, image_id, data), "node B holds the image")
+    for reader, settings in ((node_b, settings_b), (node_c, settings_c)):
+        assert (await reader.get(f"/v2/images/{image_id}/file")).content == data
+        await eventually(holds(reader, settings, image_id, data), "the node caches it")
+    assert (await node_a.delete(f"/v2/images/{image_id}")).status_code == 204
+    await eventually(has_no_files(settings_b), "node B removes its file")
 
     # A notice sent on C's exchange after B acted reaches C after anything sent on A's exchange
     # would have (one Redis server orders its deliveries): C must see that one alone.
@@ -206,8 +202,8 @@ async def test_notices_stay_within_their_deployment(
 
     await eventually(sentinel_taken, "node C takes the notice sent on its exchange")
     assert notices(node_c).received == 1
-    assert cached_files(settings_c) == []
-    assert (await state(node_c))["queued_images"] == [image_id]  # left to its own pass
+    assert cached_files(settings_c) == [image_id]  # left to its own read or pass
+    assert (await state(node_c))["cached_images"] == []
 
 
 def test_the_embedded_broker_sends_no_notices(make_settings: Any, tmp_path: Path) -> None:
@@ -220,6 +216,9 @@ async def test_a_node_that_lost_the_broker_catches_up_when_back(
     make_settings: Any, client_for: Any, tmp_path: Path, redis_db: str
 ) -> None:
     node_a, _, node_b, settings_b = await two_nodes(make_settings, client_for, tmp_path, redis_db)
+    image_id, data = await active_image(node_a)
+    assert (await node_b.get(f"/v2/images/{image_id}/file")).content == data
+    await eventually(holds(node_b, settings_b, image_id, data), "node B caches the download")
     listening = notices(node_b).listening
     client = redis.Redis.from_url(redis_db)
     try:
@@ -235,10 +234,9 @@ async def test_a_node_that_lost_the_broker_catches_up_when_back(
         return not listening.is_set()
 
     await eventually(disconnected, "node B sees its broker connection gone")
-    # Queued while node B is away: the notice is lost, its catch-up on reconnection is not.
-    image_id, data = await active_image(node_a)
-    assert (await node_a.put(f"/v2/cache/{image_id}")).status_code == 202
-    await eventually(holds(node_b, settings_b, image_id, data), "node B holds the image")
+    # Deleted while node B is away: the notice is lost, its catch-up on reconnection is not.
+    assert (await node_a.delete(f"/v2/images/{image_id}")).status_code == 204
+    await eventually(has_no_files(settings_b), "node B removes its file")
 
 
 async def test_a_broker_that_is_down_delays_nothing_but_the_notices(

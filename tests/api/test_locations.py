@@ -315,6 +315,18 @@ async def test_without_secure_hash_the_caller_s_hashes_are_taken(
             len(data),
             None,
         )
+        # Glance's option covers the locations API only: uploaded data is always hashed.
+        uploaded = await queued_image(client)
+        put = await client.put(
+            f"/v2/images/{uploaded}/file", content=data, headers={**OCTET, **MEMBER}
+        )
+        assert put.status_code == 204
+        shown = await image(client, uploaded)
+        assert (shown["checksum"], shown["os_hash_algo"], shown["os_hash_value"]) == (
+            hashlib.md5(data, usedforsecurity=False).hexdigest(),
+            settings.hashing_algorithm,
+            hashlib.new(settings.hashing_algorithm, data).hexdigest(),
+        )
     finally:
         await worker.aclose()
 

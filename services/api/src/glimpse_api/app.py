@@ -164,7 +164,7 @@ async def _maintain_cache(runtime: ApiRuntime, stopping: asyncio.Event) -> None:
 
 @asynccontextmanager
 async def _following_notices(runtime: ApiRuntime, stopping: asyncio.Event) -> AsyncIterator[None]:
-    """Other nodes' notices (queued, deleted, cleared images) run this node's share of the
+    """Other nodes' notices (images deleted or deactivated there) run this node's share of the
     maintenance pass for that image at once, instead of at the next pass."""
     cache = runtime.cache
     if cache is None:

@@ -1,9 +1,10 @@
 """Cache notices: one API node tells every other node, through the broker, to look at its cache.
 
-Queueing, deleting and clearing change the cache tables of every node in one transaction; a
-notice only says "look now" (at one image, or at everything), so a node acts within moments
-instead of at its next maintenance pass. The database stays the truth: a lost notice (broker
-down, a node reconnecting) only delays the work until that pass.
+Each node's cache is its own (the cache API acts on the node that gets the request, as Glance's
+does), but deleting or deactivating an image removes its cache rows of every node in the same
+transaction; a notice only says "look now" (at that image), so the other nodes drop their files
+within moments instead of at their next maintenance pass. The database stays the truth: a lost
+notice (broker down, a node reconnecting) only delays the work until that pass.
 
 Notices travel on a kombu fanout exchange, which both production brokers carry: Redis as
 PUBLISH/SUBSCRIBE on `/<db>.<exchange>`, RabbitMQ as a transient exchange that gives each

@@ -75,8 +75,8 @@ class CacheOptions(BaseModel):
         description=(
             "Seconds between passes of the prefetcher inside the API, which fills images queued "
             "with PUT /v2/cache/{image_id}, and of the cache's pruning and cleaning. With a "
-            "Redis or RabbitMQ broker, queued and evicted images are acted on at once on every "
-            "node; the pass catches up with notices that were lost."
+            "Redis or RabbitMQ broker, images deleted or deactivated on one node leave every "
+            "node's cache at once; the pass catches up with notices that were lost."
         ),
     )
     worker_self_reference_url: str | None = Field(

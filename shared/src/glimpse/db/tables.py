@@ -252,7 +252,7 @@ class CachedImage(SQLModel, table=True):
 
 
 class CacheQueue(SQLModel, table=True):
-    """An image queued for one node's prefetcher (PUT /v2/cache/{id} queues it on every node)."""
+    """An image queued for one node's prefetcher (PUT /v2/cache/{id} on that node)."""
 
     __tablename__ = "cache_queue"
 

@@ -1,10 +1,8 @@
-"""The cache API (/v2/cache, API 2.14-2.18) as Glance 33 serves it, acting on every node.
-
-Glance's cache API acts on the node that got the request. Here queueing, deleting and clearing
-change the shared state in the database, so they take effect on every node: each node's
-prefetcher fills what is queued for it, and a node whose row is gone no longer serves its file.
-A notice through the broker (cache/notices.py) has the other nodes do so at once.
-Cleaning and pruning are node-local maintenance (each node also runs them on a schedule).
+"""The cache API (/v2/cache, API 2.14-2.18) as Glance 33 serves it: each call acts on the cache
+of the API node that got the request, as Glance's does. Queueing, deleting, clearing, cleaning
+and pruning on one node leave the other nodes' caches alone; the state is in the database, keyed
+by node, so GET /v2/cache/nodes can still show every node. (Deleting or deactivating an image, by
+contrast, evicts it from every node: see services/images.py.)
 """
 
 from __future__ import annotations
@@ -107,7 +105,7 @@ class CacheService:
         }
 
     async def queue(self, ctx: RequestContext, image_id: str) -> None:
-        """Queue the image on every node; this node starts fetching it at once."""
+        """Queue the image on this node, which starts fetching it at once."""
         image = await self._image(image_id)
         if image is None:
             msg = f"Image {image_id} not found."
@@ -116,13 +114,12 @@ class CacheService:
         if image.status != ImageStatus.ACTIVE:
             msg = "Only images with status active can be targeted for queueing"
             raise InvalidInput(msg)
-        await cache.node_id()
+        node = await cache.node_id()
         async with self.db.write() as session:
-            await CacheRepository(session).enqueue(image_id)
+            await CacheRepository(session).enqueue(image_id, node)
         task = asyncio.create_task(self._prefetch(cache, image_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        await cache.notices.announce(image_id)  # the other nodes fetch it now too
 
     async def _prefetch(self, cache: ImageCache, image_id: str) -> bool:
         try:
@@ -132,25 +129,35 @@ class CacheService:
             return False
 
     async def delete(self, ctx: RequestContext, image_id: str) -> None:
-        """Take the image out of every node's cache and queue."""
+        """Take the image out of this node's cache and queue."""
         image = await self._image(image_id)
-        if image is None:
+        if image is None and not await self._known_here(image_id):
             # Glance: an image gone from the catalog may still be removed from the cache.
-            async with self.db.read() as session:
-                repo = CacheRepository(session)
-                known = image_id in await repo.queued() or bool(await repo.nodes_holding(image_id))
-            if not known:
-                msg = f"Image {image_id} not found."
-                raise NotFound(msg)
+            msg = f"Image {image_id} not found."
+            raise NotFound(msg)
         status = await self._membership(ctx, image)
         cache = self._enforce(ctx, "cache_delete", image, status)
+        node = await cache.node_id()
         async with self.db.write() as session:
-            await CacheRepository(session).evict(image_id)
+            repo = CacheRepository(session)
+            await repo.forget(image_id, node)
+            await repo.dequeue(image_id, node)
         await cache.remove_files([image_id])
-        await cache.notices.announce(image_id)
+
+    async def _known_here(self, image_id: str) -> bool:
+        """Whether this node holds the image or has it queued."""
+        if self.cache is None:
+            return False
+        node = await self.cache.node_id()
+        async with self.db.read() as session:
+            repo = CacheRepository(session)
+            return (
+                image_id in await repo.queued(node) or await repo.entry(node, image_id) is not None
+            )
 
     async def clear(self, ctx: RequestContext, target: str) -> Cleared:
-        """`x-image-cache-clear-target`: cache, queue, or both (empty, or Glimpse's `both`)."""
+        """`x-image-cache-clear-target`: cache, queue, or both (empty, or Glimpse's `both`), of
+        this node."""
         cache = self._enforce(ctx, "cache_delete")
         target = target.strip().lower()
         if target not in CLEAR_TARGETS:
@@ -158,18 +165,17 @@ class CacheService:
                 "If provided 'x-image-cache-clear-target' must be 'cache', 'queue' or empty string."
             )
             raise InvalidInput(msg)
+        node = await cache.node_id()
         cache_deleted = queue_deleted = None
         ids: list[str] = []
         async with self.db.write() as session:
             repo = CacheRepository(session)
             if target != "queue":
-                ids = sorted({e.image_id for e in await repo.entries()})
-                cache_deleted = await repo.forget_all()
+                ids = sorted({e.image_id for e in await repo.entries(node)})
+                cache_deleted = await repo.forget_all(node)
             if target != "cache":
-                queue_deleted = await repo.dequeue_all()
+                queue_deleted = await repo.dequeue_all(node)
         await cache.remove_files(ids)
-        if target != "queue":  # a node whose queue was emptied has nothing to do
-            await cache.notices.announce(None)
         return Cleared(cache_deleted, queue_deleted)
 
     async def nodes(self, ctx: RequestContext, image_id: str) -> list[str]:

@@ -1,9 +1,10 @@
 """This node's image cache: hits, single-flight fills, prefetching, pruning and cleaning.
 
 State is in the database (cache tables, one row per image and node), files are on each node.
-A node serves a file only while its own row says it holds the image with the image's checksum,
-so evicting on any node (deleting the rows) takes effect everywhere at once: a node that meets
-a file without its row deletes it on that read, and on the notice the evicting node sends through
+A node serves a file only while its own row says it holds the image with the image's checksum.
+The cache API acts on one node's rows and files, as Glance's does; deleting or deactivating an
+image deletes its rows of every node, which takes effect everywhere at once: a node that meets a
+file without its row deletes it on that read, and on the notice the evicting node sends through
 the broker (cache/notices.py), or else at its maintenance pass, removes the rest.
 """
 
@@ -212,11 +213,11 @@ class ImageCache:
         if remove:
             await asyncio.to_thread(self.dir.remove, image_id)
 
-    # -- what the cache API and deletes ask of this node --------------------------------------
+    # -- what the cache API and image deletes ask of this node -------------------------------
 
     async def remove_files(self, image_ids: list[str]) -> None:
-        """Rows already gone (on every node): this node's files go now, other nodes' on the
-        notice the caller sends (else at their next read or maintenance pass)."""
+        """Rows already gone: this node's files go now (after an image delete, other nodes' on
+        the notice the caller sends, else at their next read or maintenance pass)."""
         for image_id in image_ids:
             with contextlib.suppress(ValueError):
                 await asyncio.to_thread(self.dir.remove, image_id)
@@ -299,8 +300,9 @@ class ImageCache:
     async def catch_up(
         self, image_id: str | None, load: Loader, stopping: asyncio.Event | None = None
     ) -> None:
-        """What another node's notice asks (its part of the maintenance pass, now): remove this
-        node's files without rows and fill what is queued for it, of one image or of all."""
+        """What another node's notice (an image deleted or deactivated there) asks: its part of
+        the maintenance pass, now. Remove this node's files without rows and fill what is queued
+        for it, of one image or of all (after a reconnection, when notices may have been lost)."""
         node = await self.node_id()
         completed = {} if image_id is None else {image_id: self.flights.completed(image_id)}
         files = [image_id] if image_id is not None else await asyncio.to_thread(self.dir.cached_ids)

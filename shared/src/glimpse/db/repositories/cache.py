@@ -200,32 +200,32 @@ class CacheRepository:
         result = await self.session.execute(sa.delete(_CACHED).where(*where))
         return rowcount(result)
 
-    async def forget_all(self) -> int:
-        """Every cached row of every node; how many."""
-        held = (
-            sa.select(sa.func.count())
-            .where(_CACHED.c.node_reference_id == _NODES.c.node_reference_id)
-            .scalar_subquery()
+    async def forget_all(self, node_id: int) -> int:
+        """Every cached row of one node; how many."""
+        held = sa.select(sa.func.count()).where(_CACHED.c.node_reference_id == node_id)
+        await self.session.execute(
+            sa.update(_NODES)
+            .where(_NODES.c.node_reference_id == node_id)
+            .values(evictions=_NODES.c.evictions + held.scalar_subquery())
         )
-        await self.session.execute(sa.update(_NODES).values(evictions=_NODES.c.evictions + held))
-        result = await self.session.execute(sa.delete(_CACHED))
+        result = await self.session.execute(
+            sa.delete(_CACHED).where(_CACHED.c.node_reference_id == node_id)
+        )
         return rowcount(result)
 
     # -- the prefetch queue ----------------------------------------------------------------
 
-    async def enqueue(self, image_id: str) -> None:
-        """Queue the image on every node that does not hold it."""
-        held = sa.select(_CACHED.c.node_reference_id).where(_CACHED.c.image_id == image_id)
-        targets = sa.select(
-            sa.literal(image_id, sa.String(36)).label("image_id"),
-            _NODES.c.node_reference_id,
-            sa.literal(now(), sa.DateTime).label("queued_at"),
-        ).where(_NODES.c.node_reference_id.not_in(held))
-        await self.session.execute(
+    async def enqueue(self, image_id: str, node_id: int) -> bool:
+        """Queue the image for one node's prefetcher unless that node holds it or has it
+        queued already (Glance's queue_image); whether it was queued."""
+        if await self.entry(node_id, image_id) is not None:
+            return False
+        result = await self.session.execute(
             self._insert(_QUEUE)
-            .from_select(["image_id", "node_reference_id", "queued_at"], targets)
+            .values(image_id=image_id, node_reference_id=node_id, queued_at=now())
             .on_conflict_do_nothing()
         )
+        return rowcount(result) > 0
 
     async def queued(self, node_id: int | None = None) -> list[str]:
         """Queued image ids, oldest first (of one node, or of any node once each)."""
@@ -242,8 +242,11 @@ class CacheRepository:
         result = await self.session.execute(sa.delete(_QUEUE).where(*where))
         return rowcount(result)
 
-    async def dequeue_all(self) -> int:
-        result = await self.session.execute(sa.delete(_QUEUE))
+    async def dequeue_all(self, node_id: int) -> int:
+        """Empty one node's queue; how many went."""
+        result = await self.session.execute(
+            sa.delete(_QUEUE).where(_QUEUE.c.node_reference_id == node_id)
+        )
         return rowcount(result)
 
     async def evict(self, image_id: str) -> None:
