@@ -40,14 +40,14 @@ PROFILES = {
         do_secure_hash=True,
     ),
     # The image cache API, store weights and locations: tempest's ImageCachingTest,
-    # StoreWeightTest and ImageLocations(Admin)Test; and location imports that take the
-    # caller's hashes unread.
+    # StoreWeightTest and ImageLocations(Admin)Test. Hashing stays on, as in Glance's own
+    # runs of this profile (its do_secure_hash_true and hash-cancel tests run).
     "extended": Profile(
         "extended",
         show_multiple_locations=True,
         store_weights=True,
         image_cache=True,
-        do_secure_hash=False,
+        do_secure_hash=True,
     ),
 }
 
