@@ -26,7 +26,6 @@ from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa, utils
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -41,7 +40,7 @@ from keystone_server import (  # noqa: E402 -- after the path above
     start_keystone,
 )
 
-from signing import HASHES, PrivateKey, certificate, make_key  # noqa: E402 -- after the path above
+from signing import HASHES, PrivateKey, certificate, make_key, sign_digest  # noqa: E402 -- after the path above
 
 MiB = 1024 * 1024
 SIZE = int(os.environ.get("BENCH_SIGNED_MIB", "256")) * MiB
@@ -67,21 +66,6 @@ def digests(total: int) -> dict[str, bytes]:
         for hasher in hashers.values():
             hasher.update(piece)
     return {name: hasher.finalize() for name, hasher in hashers.items()}
-
-
-def signature(key: PrivateKey, digest: bytes, hash_method: str) -> str:
-    """cursive's scheme over a precomputed digest: RSA-PSS (MGF1, largest salt), ECDSA, DSA."""
-    algorithm = HASHES[hash_method]
-    prehashed = utils.Prehashed(algorithm)
-    if isinstance(key, rsa.RSAPrivateKey):
-        pss = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=padding.PSS.MAX_LENGTH)
-        signed = key.sign(digest, pss, prehashed)
-    elif isinstance(key, ec.EllipticCurvePrivateKey):
-        signed = key.sign(digest, ec.ECDSA(prehashed))
-    else:
-        assert isinstance(key, dsa.DSAPrivateKey)  # noqa: S101 -- make_key makes no other
-        signed = key.sign(digest, prehashed)
-    return base64.b64encode(signed).decode()
 
 
 def start_api(
@@ -182,7 +166,7 @@ def signed_properties(
     key: PrivateKey, cert_uuid: str, key_type: str, hash_method: str, digest: bytes
 ) -> dict[str, str]:
     return {
-        "img_signature": signature(key, digest, hash_method),
+        "img_signature": sign_digest(key, digest, hash_method),
         "img_signature_hash_method": hash_method,
         "img_signature_key_type": key_type,
         "img_signature_certificate_uuid": cert_uuid,

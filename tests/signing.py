@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa, utils
 from cryptography.x509.oid import NameOID
 
 from glimpse.services.signatures import ECC_CURVES
@@ -33,14 +33,23 @@ def make_key(key_type: str) -> PrivateKey:
 
 
 def sign(key: PrivateKey, data: bytes, hash_method: str) -> str:
+    hasher = hashes.Hash(HASHES[hash_method])
+    hasher.update(data)
+    return sign_digest(key, hasher.finalize(), hash_method)
+
+
+def sign_digest(key: PrivateKey, digest: bytes, hash_method: str) -> str:
+    """cursive's scheme over data already hashed with `hash_method`: RSA-PSS (MGF1, largest
+    salt), ECDSA, DSA."""
     algorithm = HASHES[hash_method]
+    prehashed = utils.Prehashed(algorithm)
     if isinstance(key, rsa.RSAPrivateKey):
         pss = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=padding.PSS.MAX_LENGTH)
-        signature = key.sign(data, pss, algorithm)
+        signature = key.sign(digest, pss, prehashed)
     elif isinstance(key, ec.EllipticCurvePrivateKey):
-        signature = key.sign(data, ec.ECDSA(algorithm))
+        signature = key.sign(digest, ec.ECDSA(prehashed))
     else:
-        signature = key.sign(data, algorithm)
+        signature = key.sign(digest, prehashed)
     return base64.b64encode(signature).decode()
 
 
