@@ -199,10 +199,14 @@ def test_production_topology_scrubs_and_sweeps(
         assert started.status_code == 202, started.text
         assert image_when_settled(client, image_id, topo)["status"] == "active"
         # Two staged files, aged past the sweep's quiet period: one of an upload still waiting
-        # for its import, one whose image has since been deleted.
+        # for its import, one whose image has since been deleted. The delete removes its staged
+        # data itself; the file put back stands for one the staging store refused to remove.
         waiting_id = create_and_stage(client, in_flight)
         gone_id = create_and_stage(client, abandoned)
         assert client.delete(f"/v2/images/{gone_id}").status_code == 204
+        orphan = tmp_path / "staging" / gone_id
+        assert not orphan.exists()
+        orphan.write_bytes(abandoned.path.read_bytes())
         for staged_id in (waiting_id, gone_id):
             os.utime(tmp_path / "staging" / staged_id, (an_hour_ago, an_hour_ago))
 
