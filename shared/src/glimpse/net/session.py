@@ -4,6 +4,7 @@ socket timeout, and what is logged of each call (collect_timing, split_loggers).
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import time
@@ -18,6 +19,7 @@ from glimpse.config.session import SessionOptions
 
 SESSION_LOGGER: Final = "glimpse.session"
 TIMINGS_KEPT: Final = 1000
+CONTEXTS_KEPT: Final = 16  # distinct TLS settings: Keystone's, Barbican's, a few more
 _REQUEST_ID_HEADERS: Final = ("x-openstack-request-id", "x-compute-request-id")
 
 
@@ -74,7 +76,35 @@ def tls_context(
     options: SessionOptions, *, verify: bool = True, cafile: Path | None = None
 ) -> ssl.SSLContext:
     """The TLS settings of a call: the server's certificate checked against `cafile` (httpx's
-    CAs without one) unless not `verify`, and the client certificate of certfile."""
+    CAs without one) unless not `verify`, and the client certificate of certfile.
+
+    Built once per process for the same settings and files, as keystoneauth's Session keeps
+    one: loading a CA bundle takes tens of milliseconds of the event loop, per upload of a
+    signed image otherwise. A file changed on disk (a renewed CA or client certificate) is
+    read anew."""
+    files = (cafile, options.certfile, options.keyfile)
+    return _built_context(verify, *files, stamps=tuple(_stamp(path) for path in files))
+
+
+def _stamp(path: Path | None) -> int | None:
+    """When `path` last changed (None: no file), so a changed one is not served from cache."""
+    if path is None:
+        return None
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None  # loading it fails as it did uncached
+
+
+@functools.lru_cache(maxsize=CONTEXTS_KEPT)
+def _built_context(
+    verify: bool,
+    cafile: Path | None,
+    certfile: Path | None,
+    keyfile: Path | None,
+    *,
+    stamps: tuple[int | None, ...],  # noqa: ARG001 -- part of the cache key only
+) -> ssl.SSLContext:
     if cafile is not None:
         context = ssl.create_default_context(cafile=str(cafile))
     else:
@@ -82,9 +112,8 @@ def tls_context(
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    if options.certfile is not None:
-        keyfile = str(options.keyfile) if options.keyfile is not None else None
-        context.load_cert_chain(str(options.certfile), keyfile)
+    if certfile is not None:
+        context.load_cert_chain(str(certfile), str(keyfile) if keyfile is not None else None)
     return context
 
 
