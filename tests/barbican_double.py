@@ -138,6 +138,7 @@ class BarbicanDouble:
                 self._answer(double.handle("DELETE", self.path, self.headers.get("X-Auth-Token")))
 
             def do_GET(self) -> None:
+                double.answering.wait()
                 status = double.handle("GET", self.path, self.headers.get("X-Auth-Token"))
                 body, content_type = double.body(self.path) if status == 200 else (b"", "")
                 self._answer(status, body, content_type)

@@ -1,7 +1,8 @@
 """Image signature verification on PUT /v2/images/{id}/file where the real Barbican is not
 needed or cannot serve: Barbican failing (503, a fault the real one cannot be made to show on
-demand), no user token to read a certificate with (noauth), malformed properties (refused before
-any key manager is asked) and images without all four properties (never verified).
+demand) or slow to answer (the data streams meanwhile), no user token to read a certificate
+with (noauth), malformed properties (refused before any key manager is asked), images without
+all four properties (never verified), and a refused certificate stopping the data.
 
 These run against tests/barbican_double.py, a loopback stand-in for Barbican's secrets API, kept
 for those faults only. Every hash method and key type, good and bad signatures and the
@@ -12,7 +13,7 @@ tests/keystone/test_keystone_image_signatures.py.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from signing import certificate as make_certificate
 
 OCTET = {"Content-Type": "application/octet-stream"}
 DATA = bytes(range(256)) * 4096 + b"tail"  # 1 MiB and a bit: several chunks
+MiB = 1024 * 1024
 TOKENS = {"owner-token": "owner", "other-token": "other"}
 
 
@@ -187,3 +189,80 @@ async def test_without_a_user_token_the_certificate_cannot_be_read(
     reason = f"Unable to retrieve certificate with ID: {cert_uuid}"
     await assert_refused(client, image_id, await put(client, image_id), reason, datadir)
     assert barbican.calls == []
+
+
+async def test_the_data_streams_while_barbican_is_asked(
+    client: httpx.AsyncClient, barbican: BarbicanDouble, signers: dict[str, Signer]
+) -> None:
+    """The certificate is fetched while the data arrives, not before: all of it is taken while
+    Barbican holds its answer, and the image is verified once Barbican gives it."""
+    signer = signers["RSA-PSS"]
+    cert_uuid = store_cert(barbican, signer.cert)
+    image_id = await signed_image(
+        client, sign(signer.key, DATA, "SHA-256"), "SHA-256", "RSA-PSS", cert_uuid
+    )
+    barbican.answering.clear()
+    unanswered_at_end: list[bool] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        for start in range(0, len(DATA), 256 * 1024):
+            yield DATA[start : start + 256 * 1024]
+        unanswered_at_end.append(not barbican.answering.is_set())
+        barbican.answering.set()
+
+    response = await client.put(f"/v2/images/{image_id}/file", content=body(), headers=OCTET)
+    assert response.status_code == 204, response.text
+    assert unanswered_at_end == [True]
+    shown = (await client.get(f"/v2/images/{image_id}")).json()
+    assert (shown["status"], shown["size"]) == ("active", len(DATA))
+
+
+async def test_a_refused_certificate_stops_the_data(
+    client: httpx.AsyncClient, barbican: BarbicanDouble, signers: dict[str, Signer], datadir: Path
+) -> None:
+    """Once Barbican has no such certificate, the upload takes no more data: it answers 400
+    with the data it took removed and the image queued, the body left unread."""
+    missing = str(uuid.uuid4())
+    image_id = await signed_image(
+        client, sign(signers["RSA-PSS"].key, DATA, "SHA-256"), "SHA-256", "RSA-PSS", missing
+    )
+    offered = 1024  # MiB: far more than an upload takes before Barbican's answer arrives
+    sent: list[int] = []
+    piece = bytes(MiB)
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(offered):
+            sent.append(len(piece))
+            yield piece
+
+    response = await client.put(f"/v2/images/{image_id}/file", content=body(), headers=OCTET)
+    await assert_refused(
+        client, image_id, response, f"Certificate not found with ID: {missing}", datadir
+    )
+    assert [(call.method, call.status) for call in barbican.calls] == [("GET", 404)]
+    assert len(sent) < offered
+
+
+async def test_a_refused_certificate_is_answered_before_the_data_s_own_failure(
+    make_settings: Any,
+    client_for: Any,
+    barbican: BarbicanDouble,
+    signers: dict[str, Signer],
+    datadir: Path,
+) -> None:
+    """As in Glance, which takes no data before the certificate is checked: data past
+    image_size_cap (413) with a certificate Barbican does not have is refused for the
+    certificate (400)."""
+    settings = make_settings(
+        auth_strategy="trusted-proxy",
+        barbican={"barbican_endpoint": barbican.url},
+        image_size_cap=MiB,
+    )
+    client: httpx.AsyncClient = await client_for(settings)
+    client.headers.update({**OWNER, "X-Auth-Token": "owner-token"})
+    missing = str(uuid.uuid4())
+    image_id = await signed_image(
+        client, sign(signers["RSA-PSS"].key, DATA, "SHA-256"), "SHA-256", "RSA-PSS", missing
+    )
+    reason = f"Certificate not found with ID: {missing}"
+    await assert_refused(client, image_id, await put(client, image_id), reason, datadir)

@@ -172,19 +172,45 @@ class ImageDataService:
         client announced (x-openstack-image-size); the upload fails if the data differs.
         `body_size` is the request's Content-Length (None when chunked)."""
         store = self._store(store_id)
-        cap = self.settings.image_size_cap
-        check_size_cap(cap, expected_size)
+        check_size_cap(self.settings.image_size_cap, expected_size)
         announced = expected_size if expected_size is not None else body_size
         claim = await self._claim(ctx, image_id, announced)
-        verifier = await self._verifier(ctx, image_id, claim)
+        verification = await self._verification(ctx, image_id, claim)
+        try:
+            await self._receive(
+                image_id,
+                chunks,
+                claim,
+                store=store,
+                verification=verification,
+                expected_size=expected_size,
+            )
+        finally:
+            if verification is not None:
+                verification.close()
+
+    async def _receive(
+        self,
+        image_id: str,
+        chunks: AsyncIterable[bytes],
+        claim: Claim,
+        *,
+        store: CheckedStore,
+        verification: signatures.Verification | None,
+        expected_size: int | None,
+    ) -> None:
+        """Stream the claimed image's data into `store` and activate it (see upload)."""
+        cap = self.settings.image_size_cap
         algo = self.settings.hashing_algorithm
-        meter = Meter(algo) if verifier is None else verifier.meter(algo)
+        meter = Meter(algo) if verification is None else verification.meter(algo)
         data = claim.quota.guard(
             image_id,
             claim.owner,
             capped(chunks, meter, cap, expected_size=expected_size),
             granted=claim.granted,
         )
+        if verification is not None:
+            data = verification.guard(data)
         inspector = StreamInspector() if inspected_container(claim.container_format) else None
         if inspector is not None:
             data = inspector.watch(data)
@@ -192,15 +218,16 @@ class ImageDataService:
         try:
             async with lease:
                 stored = await store.put(image_id, data)
-        except BaseException:
+        except BaseException as exc:
             # Shielded so a cancelled request still hands the image back. A store's failure
             # is answered as glimpse.stores.checked.failure_for says.
             await asyncio.shield(self._release(image_id, claim.upload_id))
+            await signatures.refuse_unverified(verification, image_id, exc)
             raise
         try:
             virtual_size = self._checked_virtual_size(inspector, claim)
-            if verifier is not None:
-                signatures.verify(verifier, image_id)
+            if verification is not None:
+                await signatures.verify(verification, image_id)
             async with self.db.write() as session:
                 repo = ImageRepository(session)
                 activated = await repo.activate(
@@ -213,10 +240,11 @@ class ImageDataService:
                 await ReservationRepository(session).release(image_id)
                 if activated:
                     await repo.add_location(image_id, stored.location, {"store": store.name})
-        except BaseException:
+        except BaseException as exc:
             # The image did not become active (refused data included): its data must not
             # outlive the failure.
             await asyncio.shield(self._discard(image_id, claim.upload_id, store, stored.location))
+            await signatures.refuse_unverified(verification, image_id, exc)
             raise
         if not activated:
             await store.delete_if_present(stored.location)
@@ -225,13 +253,13 @@ class ImageDataService:
                 "The image may have been deleted during the upload."
             )
 
-    async def _verifier(
+    async def _verification(
         self, ctx: RequestContext, image_id: str, claim: Claim
-    ) -> signatures.Verifier | None:
-        """The signature verifier the claimed image needs (None: unsigned); the claim is
-        handed back when it cannot be made."""
+    ) -> signatures.Verification | None:
+        """The signature check the claimed image needs, begun (None: unsigned); the claim is
+        handed back when its properties are refused."""
         try:
-            return await signatures.verifier_for(self.settings, ctx, claim.properties)
+            return signatures.verification_for(self.settings, ctx, claim.properties)
         except BaseException as exc:
             await asyncio.shield(self._release(image_id, claim.upload_id))
             if isinstance(exc, signatures.SignatureFailed):

@@ -14,8 +14,12 @@ whatever data it stored and hands the image back.
 
 The signature's digest comes from the pass that computes the image's checksum and multihash
 (glimpse.stores.metering): with the default multihash (sha512) and SHA-512 signatures it is the
-multihash itself, so verifying costs no extra hashing. Imports (glance-direct, web-download) are
-verified by the worker, in the pass that hashes the staged data before any store is written.
+multihash itself, so verifying costs no extra hashing. The properties are checked before any
+data is taken; the certificate is fetched and checked while the data streams (a task begun with
+the upload), so its round trips cost no throughput. Its failure stops the data and is what the
+upload answers, even when the data failed too: as in Glance, where no data is read before the
+certificate is checked. Imports (glance-direct, web-download) are verified by the worker, in the
+pass that hashes the staged data before any store is written.
 The worker reads the certificate in the importing user's name too: the import task carries
 the user's token, Fernet-sealed with `[key_manager] token_encryption_key` (as
 glance-download's does), dropped when the task ends.
@@ -24,10 +28,12 @@ Without that key, or a token, the certificate cannot be read and the import fail
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -111,16 +117,18 @@ def requested(properties: dict[str, str]) -> SignatureSpec | None:
     )
 
 
-class Verifier:
-    """Checks the signature against the data's digest, computed in the pass that meters the
-    data (`meter`): the multihash's own digest when the hash method is the same algorithm (as
-    SHA-512 is by default), else a further hash in that pass."""
+class Verification:
+    """A signed image's check, begun as its data starts: the certificate's public key is
+    fetched and checked by a task while the data passes `meter`, which computes the digest
+    the signature is checked against (the multihash's own when the hash method is the same
+    algorithm, as SHA-512 is by default; else a further hash in that pass)."""
 
-    def __init__(self, spec: SignatureSpec, algorithm: hashes.HashAlgorithm, key: object) -> None:
-        self._spec = spec
+    def __init__(
+        self, algorithm: hashes.HashAlgorithm, signature: bytes, key: asyncio.Task[object]
+    ) -> None:
         self._algorithm = algorithm
+        self._signature = signature
         self._key = key
-        self._signature = _decoded(spec.signature)
         self._meter: Meter | None = None
 
     def meter(self, hash_algo: str) -> Meter:
@@ -129,20 +137,51 @@ class Verifier:
         self._meter = Meter(hash_algo, also=(self._algorithm.name,))
         return self._meter
 
-    def verify(self) -> None:
-        """Raise SignatureFailed unless the signature matches the data the meter saw (all of
-        it: call this once the meter has finished)."""
+    async def guard(self, blocks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        """`blocks` until the certificate is refused: then SignatureFailed, so no more data
+        is taken for an image that cannot be verified."""
+        async for block in blocks:
+            if self._key.done() and not self._key.cancelled():
+                failed = self._key.exception()
+                if failed is not None:
+                    raise failed
+            yield block
+
+    async def verify(self) -> None:
+        """Raise SignatureFailed unless the certificate was good and the signature matches
+        the data the meter saw (all of it: call this once the meter has finished)."""
         if self._meter is None:
             msg = "verify() before any data was metered"
             raise RuntimeError(msg)
+        key = await self._key
         try:
-            self._check(self._meter.digest(self._algorithm.name))
+            self._check(key, self._meter.digest(self._algorithm.name))
         except InvalidSignature:
             raise SignatureFailed("Signature verification failed") from None
 
-    def _check(self, digest: bytes) -> None:
+    async def refusal(self, failure: BaseException) -> SignatureFailed | None:
+        """Once the data's pass failed with `failure`: the certificate's own failure, which
+        the caller answers instead (None: the certificate was good, or `failure` is the
+        caller's cancellation, which stops the check too)."""
+        if not isinstance(failure, Exception):
+            self.close()
+            return None
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._key)
+        if self._key.cancelled():
+            return None
+        refused = self._key.exception()
+        return refused if isinstance(refused, SignatureFailed) else None
+
+    def close(self) -> None:
+        """Stop the certificate's check if it still runs (the upload ended without it)."""
+        if not self._key.done():
+            self._key.cancel()
+        elif not self._key.cancelled():
+            self._key.exception()  # retrieved: its failure was answered, or another was
+
+    def _check(self, key: object, digest: bytes) -> None:
         prehashed = utils.Prehashed(self._algorithm)
-        key = self._key
         if isinstance(key, rsa.RSAPublicKey):
             pss = padding.PSS(mgf=padding.MGF1(self._algorithm), salt_length=padding.PSS.MAX_LENGTH)
             key.verify(self._signature, digest, pss, prehashed)
@@ -150,17 +189,29 @@ class Verifier:
             key.verify(self._signature, digest, ec.ECDSA(prehashed))
         elif isinstance(key, dsa.DSAPublicKey):
             key.verify(self._signature, digest, prehashed)
-        else:  # prepare() admits no other key
+        else:  # _public_key admits no other key
             raise InvalidSignature
 
 
-def verify(verifier: Verifier, image_id: str) -> None:
+async def verify(verification: Verification, image_id: str) -> None:
     """Check an upload's signature once all its data has passed."""
     try:
-        verifier.verify()
+        await verification.verify()
     except SignatureFailed as exc:
         raise for_image(image_id, exc) from None
     log.info("image %s: signature verified", image_id)
+
+
+async def refuse_unverified(
+    verification: Verification | None, image_id: str, failure: BaseException
+) -> None:
+    """Raise the certificate's refusal (as an upload answers it) in place of `failure`, the
+    data pass's own: what Glance answers, reading no data before the certificate is checked."""
+    if verification is None:
+        return
+    refused = await verification.refusal(failure)
+    if refused is not None:
+        raise for_image(image_id, refused) from None
 
 
 def _decoded(signature: str) -> bytes:
@@ -210,16 +261,25 @@ def _key_matches(key: object, key_type: str) -> bool:
     return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == ECC_CURVES[key_type]
 
 
-async def prepare(
+def begin(
     spec: SignatureSpec, source: CertificateSource, *, now: datetime | None = None
-) -> Verifier:
-    """Check the properties, fetch and check the certificate: a Verifier ready for the data."""
+) -> Verification:
+    """Check the properties (SignatureFailed now, before any data is taken), then begin
+    fetching and checking the certificate: a Verification for the data to pass."""
     algorithm_type = HASH_METHODS.get(spec.hash_method)
     if algorithm_type is None:
         raise SignatureFailed(f"Invalid signature hash method: {spec.hash_method}")
     if spec.key_type not in (RSA_PSS, DSA, *ECC_CURVES):
         raise SignatureFailed(f"Invalid signature key type: {spec.key_type}")
-    _decoded(spec.signature)  # a malformed signature fails before the key manager is asked
+    signature = _decoded(spec.signature)  # a malformed one fails before Barbican is asked
+    key = asyncio.create_task(_public_key(spec, source, now), name="glimpse-certificate")
+    return Verification(algorithm_type(), signature, key)
+
+
+async def _public_key(
+    spec: SignatureSpec, source: CertificateSource, now: datetime | None
+) -> object:
+    """The certificate's public key, once it is fetched and checked."""
     uuid = spec.certificate_uuid
     try:
         secret_type, payload = await source(uuid)
@@ -232,16 +292,16 @@ async def prepare(
     key = cert.public_key()
     if not _key_matches(key, spec.key_type):
         raise SignatureFailed(f"Invalid public key type for signature key type: {spec.key_type}")
-    return Verifier(spec, algorithm_type(), key)
+    return key
 
 
-async def verifier_for(
+def verification_for(
     settings: Settings, ctx: RequestContext, properties: dict[str, str]
-) -> Verifier | None:
-    """The Verifier an upload of an image with these properties needs, or None. The
-    certificate is read from Barbican in the caller's name (their token), never the service's:
-    which certificates a user may sign with is Barbican's to decide."""
-    return await verifier_with_token(settings, ctx.auth_token, properties)
+) -> Verification | None:
+    """The Verification an upload of an image with these properties needs, begun, or None.
+    The certificate is read from Barbican in the caller's name (their token), never the
+    service's: which certificates a user may sign with is Barbican's to decide."""
+    return verification_with_token(settings, ctx.auth_token, properties)
 
 
 def sealed_token(settings: Settings, ctx: RequestContext) -> str | None:
@@ -263,10 +323,10 @@ def unsealed_token(settings: Settings, sealed: str | None) -> str | None:
     return TokenSealer(key).unseal(sealed)
 
 
-async def verifier_with_token(
+def verification_with_token(
     settings: Settings, token: str | None, properties: dict[str, str]
-) -> Verifier | None:
-    """verifier_for with the user's token itself (the worker's, unsealed from its task)."""
+) -> Verification | None:
+    """verification_for with the user's token itself (the worker's, unsealed from its task)."""
     spec = requested(properties)
     if spec is None:
         return None
@@ -295,4 +355,4 @@ async def verifier_with_token(
                 raise CertificateUnavailable from None
         return secret.secret_type, secret.payload
 
-    return await prepare(spec, from_barbican)
+    return begin(spec, from_barbican)

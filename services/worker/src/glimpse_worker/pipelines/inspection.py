@@ -19,17 +19,20 @@ if TYPE_CHECKING:
 
 
 async def survey_staged(
-    job: ImportJob, prepared: Prepared, verifier: signatures.Verifier | None = None
+    job: ImportJob, prepared: Prepared, verification: signatures.Verification | None = None
 ) -> Meter:
     """Hash the staged data and refuse it if it is unsafe or (per [image_format]) not
     `prepared.disk_format` (InvalidImageData); record its virtual size on `prepared`. The
-    data's digest feeds `verifier` too, when the image is signed (the caller checks the result)."""
+    data's digest feeds `verification` too, when the image is signed (the caller checks the
+    result); a certificate it refused stops the pass."""
     settings = job.runtime.settings
     cap = settings.image_size_cap
     algo = settings.hashing_algorithm
-    meter = Meter(algo) if verifier is None else verifier.meter(algo)
+    meter = Meter(algo) if verification is None else verification.meter(algo)
     inspector = StreamInspector() if inspected_container(prepared.container_format) else None
     blocks = capped(job.runtime.stores.work.get(job.staged), meter, cap)
+    if verification is not None:
+        blocks = verification.guard(blocks)
     async for block in blocks:
         if inspector is not None:
             # The inspectors are pure Python: a thread keeps the loop (and the hashing) going.

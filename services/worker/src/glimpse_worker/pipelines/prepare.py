@@ -41,10 +41,17 @@ async def prepare(job: ImportJob) -> Prepared:
     its signature, for a signed image: before any store sees the data)."""
     prepared = Prepared(job.image.disk_format, job.image.container_format)
     await run_plugins(job, prepared)
-    verifier = await _verifier(job)
-    prepared.meter = await survey_staged(job, prepared, verifier)
-    if verifier is not None:
-        signatures.verify(verifier, job.image.id)
+    verification = _verification(job)
+    try:
+        prepared.meter = await survey_staged(job, prepared, verification)
+        if verification is not None:
+            await signatures.verify(verification, job.image.id)
+    except BaseException as exc:
+        await signatures.refuse_unverified(verification, job.image.id, exc)
+        raise
+    finally:
+        if verification is not None:
+            verification.close()
     # What the stores are about to receive, reserved under the owner's quota (already, unless
     # this is a retried job whose earlier reservation lapsed with its worker).
     quota = StorageQuota(job.runtime.settings, job.runtime.database)
@@ -52,12 +59,13 @@ async def prepare(job: ImportJob) -> Prepared:
     return prepared
 
 
-async def _verifier(job: ImportJob) -> signatures.Verifier | None:
-    """The signed image's verifier, its certificate read with the importing user's token (as
-    Glance's import does with the request's context); None for an unsigned image."""
+def _verification(job: ImportJob) -> signatures.Verification | None:
+    """The signed image's check, begun: its certificate read with the importing user's token
+    (as Glance's import does with the request's context) while the staged data is hashed;
+    None for an unsigned image."""
     settings = job.runtime.settings
     token = signatures.unsealed_token(settings, job.task_input.user_token)
     try:
-        return await signatures.verifier_with_token(settings, token, job.properties)
+        return signatures.verification_with_token(settings, token, job.properties)
     except signatures.SignatureFailed as exc:
         raise signatures.for_image(job.image.id, exc) from None
