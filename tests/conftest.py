@@ -32,7 +32,7 @@ from store_servers import (
     serving_http,
     wait_until_answering,
 )
-from support import data_tables, free_port, terminate
+from support import claimed_redis_db, data_tables, free_port, terminate
 
 PG_ADMIN_DSN = os.environ.get("GLIMPSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -257,17 +257,13 @@ def _redis_answers() -> bool:
 
 @pytest.fixture
 def redis_db() -> Iterator[str]:
-    """A flushed database of the machine's Redis for this test (1-14, picked at random)."""
+    """A flushed database of the machine's Redis (1-14) that this test alone holds."""
     if not _redis_answers():
         if IN_CI:
             pytest.fail("Redis is required under CI=true and does not answer on 127.0.0.1:6379")
         pytest.skip("Redis does not answer on 127.0.0.1:6379")
-    index = 1 + uuid.uuid4().int % 14
-    client = redis.Redis.from_url(f"{REDIS_URL}/{index}")
-    client.flushdb()
-    yield f"{REDIS_URL}/{index}"
-    client.flushdb()
-    client.close()
+    with claimed_redis_db(REDIS_URL) as url:
+        yield url
 
 
 # -- RabbitMQ (the other production broker) -------------------------------------------------
@@ -305,3 +301,17 @@ def rabbitmq_vhost() -> Iterator[str]:
         yield f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/{vhost}"
     finally:
         _rabbitmqctl("delete_vhost", vhost)
+
+
+# -- pytest-xdist (make test's workers) ----------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup`, one worker runs a whole file, so a module's servers (a cluster,
+    a uvicorn server) start once; and one worker runs the whole keystone directory, so one
+    Keystone and one Barbican start, their virtualenvs built once. Without xdist, no effect."""
+    for item in items:
+        path = item.path.relative_to(Path(__file__).parent)
+        group = "keystone" if path.parts[0] == "keystone" else path.as_posix()
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -9,6 +9,7 @@ state through serve.py on a free loopback port.
 
 from __future__ import annotations
 
+import fcntl
 import grp
 import hashlib
 import os
@@ -73,8 +74,20 @@ def ensure_venv(requirements: Path = REQUIREMENTS, cache: Path = CACHE) -> Path:
     file, under `cache`."""
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
     venv = cache / digest
+    if (venv / ".complete").exists():
+        return venv / "bin"
+    cache.mkdir(parents=True, exist_ok=True)
+    # One build at a time: test processes running side by side (pytest-xdist's workers) would
+    # otherwise remove and rebuild the same directory under each other.
+    with (cache / f"{digest}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_venv(requirements, cache, digest)
+
+
+def _build_venv(requirements: Path, cache: Path, digest: str) -> Path:
+    venv = cache / digest
     done = venv / ".complete"
-    if done.exists():
+    if done.exists():  # built by another process while this one waited for the lock
         return venv / "bin"
     shutil.rmtree(venv, ignore_errors=True)
     venv.parent.mkdir(parents=True, exist_ok=True)
