@@ -306,12 +306,19 @@ def rabbitmq_vhost() -> Iterator[str]:
 # -- pytest-xdist (make test's workers) ----------------------------------------------------------
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `--dist loadgroup`, one worker runs a whole file, so a module's servers (a cluster,
-    a uvicorn server) start once; and one worker runs the whole keystone directory, so one
-    Keystone and one Barbican start, their virtualenvs built once. Without xdist, no effect."""
-    for item in items:
-        path = item.path.relative_to(Path(__file__).parent)
-        group = "keystone" if path.parts[0] == "keystone" else path.as_posix()
-        item.add_marker(pytest.mark.xdist_group(group))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` (make test), with the keystone directory as one file: one worker runs a
+    whole file, so a module's servers (a cluster, a uvicorn server) start once, and the whole
+    keystone directory, so one Keystone and one Barbican start (and their virtualenvs are built
+    once). Other --dist modes keep xdist's own schedulers. (xdist's loadgroup cannot serve: it
+    renames node ids in a way pytest 9 no longer sees.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling  # noqa: PLC0415 - only under xdist
+
+    class KeystoneAsOneFile(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "tests/keystone" if path.startswith("tests/keystone/") else path
+
+    return KeystoneAsOneFile(config, log)
