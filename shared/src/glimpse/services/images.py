@@ -26,7 +26,7 @@ from glimpse.domain.errors import (
 )
 from glimpse.domain.images import MUTABLE_ATTRIBUTES, ImageStatus, Visibility, deactivation
 from glimpse.domain.listing import ListQuery
-from glimpse.services.access import authorized_image, readable
+from glimpse.services.access import authorized, authorized_image, readable
 from glimpse.services.image_cache import ImageCache
 from glimpse.services.key_cleanup import KeyCleanupService
 from glimpse.services.locations import LocationService
@@ -148,7 +148,9 @@ class ImageService:
     async def get(self, ctx: RequestContext, image_id: str) -> ImageRecord:
         async with self.db.lookup() as session:
             repo = ImageRepository(session)
-            record = await repo.record(await authorized_image(repo, ctx, image_id, "get_image"))
+            record = await repo.get_record(image_id)
+            await authorized(repo, ctx, record and record.image, image_id, "get_image")
+        assert record is not None  # noqa: S101 -- authorized raised for a missing image
         return (await self._presented(ctx, [record]))[0]
 
     async def _presented(
