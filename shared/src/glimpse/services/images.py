@@ -99,9 +99,12 @@ def plan_new_image(settings: Settings, ctx: RequestContext, body: dict[str, Any]
         # A caller without a project (a system- or domain-scoped token, a proxy that sends no
         # X-Project-Id) would make an image nobody owns: refused as Glance's policy refuses it.
         raise Forbidden("You are not authorized to complete add_image action.")
-    if not policy.allowed(ctx, "add_image", target) and core["owner"] != ctx.project_id:
-        raise Forbidden(f"You are not permitted to create images owned by '{core['owner']}'")
-    policy.enforce(ctx, "add_image", target)
+    # policy.enforce for a proposed image, without evaluating the rule a second time.
+    if not policy.allowed(ctx, "add_image", target):
+        if core["owner"] != ctx.project_id:
+            raise Forbidden(f"You are not permitted to create images owned by '{core['owner']}'")
+        raise Forbidden("You are not authorized to complete add_image action.")
+    policy.legacy_check(ctx, "add_image", target)
     _check_visibility(ctx, target, core["visibility"])
     _check_quotas(settings, properties, tags)
     now = utcnow()

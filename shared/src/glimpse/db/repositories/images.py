@@ -45,6 +45,9 @@ _LIVE_IMAGE = sa.select(Image).where(
     _IMAGE.c.id == sa.bindparam("image_id"), _IMAGE.c.deleted.is_(False)
 )
 _LIVE_IMAGE_LOCKED = _LIVE_IMAGE.with_for_update()
+_ID_USED = (
+    sa.select(sa.func.count()).select_from(_IMAGE).where(_IMAGE.c.id == sa.bindparam("image_id"))
+)
 # A show reads the image with whether anything hangs on it, so an image without properties,
 # tags or active locations (most of them until uploaded) takes one statement, not three.
 _SHOWN_IMAGE = sa.select(
@@ -132,8 +135,8 @@ class ImageRepository(ImageStatusWrites):
 
     async def exists_any(self, image_id: str) -> bool:
         """True if the id was ever used, deleted images included (ids are never reused)."""
-        statement = sa.select(sa.func.count()).select_from(_IMAGE).where(_IMAGE.c.id == image_id)
-        return bool((await self.session.execute(statement)).scalar_one())
+        result = await self.session.execute(_ID_USED, {"image_id": image_id})
+        return bool(result.scalar_one())
 
     async def record(self, image: Image) -> ImageRecord:
         return (await self.records([image]))[0]
