@@ -46,7 +46,7 @@ def _generic(rule: _checks.GenericCheck, target: Any, creds: Any) -> bool:  # no
             literal = str(literal)
         _literals[kind] = literal
     if literal is not _NOT_LITERAL:
-        return match == literal
+        return bool(match == literal)
     return bool(rule._find_in_dict(creds, kind.split("."), match))  # noqa: SLF001 -- oslo.policy's own lookup
 
 

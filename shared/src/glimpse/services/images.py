@@ -152,7 +152,9 @@ class ImageService:
         async with self.db.lookup() as session:
             repo = ImageRepository(session)
             record = await repo.get_record(image_id)
-            await authorized(repo, ctx, record and record.image, image_id, "get_image")
+            await authorized(
+                repo, ctx, record.image if record is not None else None, image_id, "get_image"
+            )
         assert record is not None  # noqa: S101 -- authorized raised for a missing image
         return (await self._presented(ctx, [record]))[0]
 
