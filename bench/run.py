@@ -15,7 +15,9 @@ Environment:
 `--cache` measures only the image cache: a download of the image from an s3 store (moto) cold
 and warm, and 32 concurrent cold downloads of one image (wall time and store reads).
 `--drivers` measures only the store drivers (file, and s3 against a moto server the bench
-starts), in this process, without the API server. `--import` measures only the plain upload of
+starts), in this process, without the API server. `--api` measures only the metadata paths
+(create, show, list 25, 64 concurrent GETs) with two server processes and trusted-proxy
+identity, with the server's CPU per request. `--import` measures only the plain upload of
 the image and its interoperable import (stage, then a real glimpse-worker until active).
 
 MB is 10**6 bytes throughout.
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+from glimpse_bench.api_only import api_only
 from glimpse_bench.cache import cache_only
 from glimpse_bench.clients import TransferError
 from glimpse_bench.common import MiB, env_int
@@ -61,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         "--import", dest="import_", action="store_true", help="measure only upload vs import"
     )
     only.add_argument("--cache", action="store_true", help="measure only the image cache")
+    only.add_argument("--api", action="store_true", help="measure only the metadata paths")
     args = parser.parse_args(argv)
     loop_factory = _loop_factory()
     if args.loopback_server is not None:
@@ -82,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                     work = drivers_only(Path(workdir), driver_size)
                 elif args.import_:
                     work = import_only(Path(workdir), image_size)
+                elif args.api:
+                    work = api_only(Path(workdir))
                 elif args.cache:
                     work = cache_only(Path(workdir), image_size, storm_size)
                 else:

@@ -32,7 +32,7 @@ from store_servers import (
     serving_http,
     wait_until_answering,
 )
-from support import data_tables, free_port, terminate
+from support import claimed_redis_db, data_tables, free_port, terminate
 
 PG_ADMIN_DSN = os.environ.get("GLIMPSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -257,17 +257,13 @@ def _redis_answers() -> bool:
 
 @pytest.fixture
 def redis_db() -> Iterator[str]:
-    """A flushed database of the machine's Redis for this test (1-14, picked at random)."""
+    """A flushed database of the machine's Redis (1-14) that this test alone holds."""
     if not _redis_answers():
         if IN_CI:
             pytest.fail("Redis is required under CI=true and does not answer on 127.0.0.1:6379")
         pytest.skip("Redis does not answer on 127.0.0.1:6379")
-    index = 1 + uuid.uuid4().int % 14
-    client = redis.Redis.from_url(f"{REDIS_URL}/{index}")
-    client.flushdb()
-    yield f"{REDIS_URL}/{index}"
-    client.flushdb()
-    client.close()
+    with claimed_redis_db(REDIS_URL) as url:
+        yield url
 
 
 # -- RabbitMQ (the other production broker) -------------------------------------------------
@@ -305,3 +301,24 @@ def rabbitmq_vhost() -> Iterator[str]:
         yield f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/{vhost}"
     finally:
         _rabbitmqctl("delete_vhost", vhost)
+
+
+# -- pytest-xdist (make test's workers) ----------------------------------------------------------
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` (make test), with the keystone directory as one file: one worker runs a
+    whole file, so a module's servers (a cluster, a uvicorn server) start once, and the whole
+    keystone directory, so one Keystone and one Barbican start (and their virtualenvs are built
+    once). Other --dist modes keep xdist's own schedulers. (xdist's loadgroup cannot serve: it
+    renames node ids in a way pytest 9 no longer sees.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling  # noqa: PLC0415 - only under xdist
+
+    class KeystoneAsOneFile(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "tests/keystone" if path.startswith("tests/keystone/") else path
+
+    return KeystoneAsOneFile(config, log)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import redis
 from celery import Celery
 from sqlmodel import SQLModel
 
@@ -35,6 +39,47 @@ def data_tables() -> list[str]:
         for table in reversed(SQLModel.metadata.sorted_tables)
         if table.name not in MIGRATION_TABLES
     ]
+
+
+# Databases the tests take whole (and flush) from the machine's Redis: 0 holds the claims below,
+# 15 is the keystone tests' token cache.
+REDIS_TEST_DATABASES = range(1, 15)
+REDIS_CLAIM_SECONDS = 3 * 3600  # a claim a killed run leaves behind lapses by itself
+REDIS_CLAIM_WAIT = 300.0
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
+
+
+@contextlib.contextmanager
+def claimed_redis_db(server_url: str) -> Iterator[str]:
+    """The URL of a database of `server_url`'s Redis (1-14) that no other test holds meanwhile,
+    flushed before and after: pytest-xdist's workers, and other test runs on the machine, run
+    broker tests at the same time, and one's flush must not empty another's queues. The claim is
+    an atomic SET NX in database 0, released on exit."""
+    claims = redis.Redis.from_url(f"{server_url}/0", socket_timeout=10)
+    owner = uuid.uuid4().hex
+    deadline = time.monotonic() + REDIS_CLAIM_WAIT
+    try:
+        index = None
+        while index is None:
+            for candidate in random.sample(REDIS_TEST_DATABASES, len(REDIS_TEST_DATABASES)):
+                key = f"glimpse-test:redis-db:{candidate}"
+                if claims.set(key, owner, nx=True, ex=REDIS_CLAIM_SECONDS):
+                    index = candidate
+                    break
+            else:
+                assert time.monotonic() < deadline, "every Redis test database stays claimed"
+                time.sleep(0.5)
+        url = f"{server_url}/{index}"
+        database = redis.Redis.from_url(url, socket_timeout=10)
+        try:
+            database.flushdb()
+            yield url
+            database.flushdb()
+        finally:
+            database.close()
+            claims.eval(_RELEASE, 1, key, owner)
+    finally:
+        claims.close()
 
 
 def free_port() -> int:

@@ -5,6 +5,7 @@ their own, and a loopback web server for web-download whose answers a test can h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -23,7 +24,7 @@ import redis
 import sqlalchemy as sa
 from cluster_support import LEASE_SECONDS, WebServer, handler_for
 
-from support import ROOT, free_port
+from support import ROOT, claimed_redis_db, free_port
 
 PG_ADMIN_DSN = os.environ.get("GLIMPSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -95,19 +96,14 @@ def cluster_database() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def cluster_broker() -> Iterator[str]:
-    url = f"{REDIS_URL}/{1 + uuid.uuid4().int % 14}"
-    client = redis.Redis.from_url(url, socket_timeout=10)
-    try:
+    with contextlib.ExitStack() as stack:
         try:
-            client.flushdb()
+            url = stack.enter_context(claimed_redis_db(REDIS_URL))
         except redis.RedisError:
             if IN_CI:
                 pytest.fail("Redis is required under CI=true and does not answer on 6379")
             pytest.skip("Redis does not answer on 127.0.0.1:6379")
         yield url
-        client.flushdb()
-    finally:
-        client.close()
 
 
 def cluster_conf(workdir: Path, database_url: str, broker_url: str, web_port: int) -> str:

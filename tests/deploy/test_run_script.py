@@ -19,7 +19,8 @@ from topology import OCTET, wait_for
 
 KEY = "cinder_encryption_key_id"
 KEY_POLICY = "cinder_encryption_key_deletion_policy"
-SCRUB_TIME = 10  # long enough for the restore below to come first, even on a busy machine
+SCRUB_TIME = 30  # long enough for the restore below to come first, even on a busy machine
+# (test processes side by side under make test: a restore came 10 s after its delete)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,8 @@ state through serve.py on a free loopback port.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import grp
 import hashlib
 import os
@@ -19,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +71,17 @@ def _run(
         raise SetupError(f"{args[0]} {args[1]} failed ({result.returncode}):\n{tail}")
 
 
+@contextlib.contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """One holder at a time across processes: test processes running side by side
+    (pytest-xdist's workers) would otherwise remove and rebuild the same cached directory under
+    each other."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def ensure_venv(requirements: Path = REQUIREMENTS, cache: Path = CACHE) -> Path:
     """The bin directory of a virtualenv (Keystone's by default) built once per requirements
     file, under `cache`."""
@@ -76,18 +90,22 @@ def ensure_venv(requirements: Path = REQUIREMENTS, cache: Path = CACHE) -> Path:
     done = venv / ".complete"
     if done.exists():
         return venv / "bin"
-    shutil.rmtree(venv, ignore_errors=True)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    log = cache / f"{digest}.install.log"
-    env = {
-        k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
-    }
-    env["UV_PYTHON_DOWNLOADS"] = "never"
-    uv = _uv()
-    _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], log, env)
-    python = str(venv / "bin" / "python")
-    _run([uv, "pip", "install", "--python", python, "-r", str(requirements)], log, env)
-    done.write_text(digest)
+    with _exclusive(cache / f"{digest}.lock"):
+        if done.exists():  # built by another process while this one waited
+            return venv / "bin"
+        shutil.rmtree(venv, ignore_errors=True)
+        log = cache / f"{digest}.install.log"
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
+        }
+        env["UV_PYTHON_DOWNLOADS"] = "never"
+        uv = _uv()
+        _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], log, env)
+        python = str(venv / "bin" / "python")
+        _run([uv, "pip", "install", "--python", python, "-r", str(requirements)], log, env)
+        done.write_text(digest)
     return venv / "bin"
 
 
@@ -208,14 +226,17 @@ def ensure_state(bin_dir: Path) -> Path:
     template = bin_dir.parent.with_name(bin_dir.parent.name + "-state")
     if (template / ".complete").exists():
         return template
-    shutil.rmtree(template, ignore_errors=True)
-    building = template.with_name(f"{template.name}.{os.getpid()}")
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir(parents=True)
-    _bootstrap(bin_dir, building)
-    (building / "keystone.conf").unlink()  # holds the building directory's paths
-    (building / ".complete").write_text("")
-    building.rename(template)
+    with _exclusive(template.with_name(f"{template.name}.lock")):
+        if (template / ".complete").exists():  # made by another process while this one waited
+            return template
+        shutil.rmtree(template, ignore_errors=True)
+        building = template.with_name(f"{template.name}.{os.getpid()}")
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        _bootstrap(bin_dir, building)
+        (building / "keystone.conf").unlink()  # holds the building directory's paths
+        (building / ".complete").write_text("")
+        building.rename(template)
     return template
 
 

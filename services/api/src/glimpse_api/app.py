@@ -19,12 +19,7 @@ from glimpse_api.deps import ApiRuntime
 from glimpse_api.drain import drain_on_sigterm
 from glimpse_api.errors import add_exception_handlers
 from glimpse_api.identity import refuse_unsafe_bind
-from glimpse_api.middleware import (
-    CloseConnectionMiddleware,
-    NulInUrlMiddleware,
-    RequestIdMiddleware,
-    VersionPrefixMiddleware,
-)
+from glimpse_api.middleware import EdgeMiddleware
 from glimpse_api.routers import (
     cache,
     discovery,
@@ -102,10 +97,7 @@ def create_app(settings: Settings, *, drain_on_signal: bool = False) -> FastAPI:
     app.include_router(metrics.router)
     # Innermost: it reads the route the router matched from the scope it was given.
     app.add_middleware(metrics.MetricsMiddleware)
-    app.add_middleware(NulInUrlMiddleware)
-    app.add_middleware(VersionPrefixMiddleware)
-    app.add_middleware(RequestIdMiddleware)
-    app.add_middleware(CloseConnectionMiddleware, keepalive=settings.http_keepalive)
+    app.add_middleware(EdgeMiddleware, keepalive=settings.http_keepalive)
     return app
 
 

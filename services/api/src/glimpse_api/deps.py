@@ -117,7 +117,8 @@ async def get_context(request: Request) -> RequestContext:
     identity = await runtime.authenticator.authenticate(request, request_id)
     context = runtime.policy.bind(identity)
     bind_identity(context.user_id, context.project_id)
-    log.debug("%s %s with roles %s", request.method, request.url.path, sorted(context.roles))
+    if log.isEnabledFor(logging.DEBUG):  # request.url and the sort cost on every request
+        log.debug("%s %s with roles %s", request.method, request.url.path, sorted(context.roles))
     return context
 
 

@@ -36,73 +36,22 @@ def _adopted_request_id(scope: Scope) -> str | None:
     return None
 
 
-class VersionPrefixMiddleware:
-    """`/v2.N/...` reaches the same routes as `/v2/...`; minor versions are informational."""
+class EdgeMiddleware:
+    """What every request passes through first, in one layer (each ASGI layer and each send
+    wrapper costs a call per message on every request):
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path: str = scope["path"]
-            match = _VERSION_PREFIX.match(path)
-            if match and match.group(1) is not None:
-                scope = dict(scope, path="/v2" + path[match.end() :])
-        await self.app(scope, receive, send)
-
-
-class RequestIdMiddleware:
-    """Give every request an id (kept in scope state) and echo it on every response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = _adopted_request_id(scope) or new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
-            await send(message)
-
-        token = bind_request(request_id)  # log lines of this request carry its id
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            unbind(token)
-
-
-class NulInUrlMiddleware:
-    """No resource is named with a NUL and no database stores one (PostgreSQL refuses it in
-    text): a path holding one names nothing (404), a query string holding one is refused (400),
-    before any route passes it on."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            refusal = None
-            if "\x00" in scope["path"]:
-                refusal = (HTTPStatus.NOT_FOUND, "The resource could not be found.")
-            elif b"%00" in scope["query_string"]:
-                refusal = (HTTPStatus.BAD_REQUEST, "The query string may not hold a NUL (%00).")
-            if refusal is not None:
-                accept = Headers(scope=scope).get("accept", "")
-                await error_response(*refusal, accept=accept)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-class CloseConnectionMiddleware:
-    """`http_keepalive = false`: every response carries `Connection: close`, after which the
-    server closes the connection (uvicorn honours the header), as Glance does. While the
-    process drains before it stops, every response closes its connection whatever the option
-    says: the client's next request opens a new one, which the balancer sends elsewhere."""
+    - an id for every request (the caller's, as Glance adopts one, else a new one), kept in
+      scope state, bound to the request's log lines and echoed on every response;
+    - `/v2.N/...` reaches the same routes as `/v2/...` (minor versions are informational);
+    - no resource is named with a NUL and no database stores one (PostgreSQL refuses it in
+      text): a path holding one names nothing (404), a query string holding one is refused
+      (400), before any route passes it on;
+    - `http_keepalive = false`: every response carries `Connection: close`, after which the
+      server closes the connection (uvicorn honours the header), as Glance does. While the
+      process drains before it stops, every response closes its connection whatever the
+      option says: the client's next request opens a new one, which the balancer sends
+      elsewhere.
+    """
 
     def __init__(self, app: ASGIApp, *, keepalive: bool = True) -> None:
         self.app = app
@@ -112,10 +61,37 @@ class CloseConnectionMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        request_id = _adopted_request_id(scope) or new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        keepalive = self.keepalive
 
-        async def send_closing(message: Message) -> None:
-            if message["type"] == "http.response.start" and not (self.keepalive and not draining()):
-                MutableHeaders(scope=message)["connection"] = "close"
+        async def send_edge(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                if not (keepalive and not draining()):
+                    headers["connection"] = "close"
             await send(message)
 
-        await self.app(scope, receive, send_closing)
+        token = bind_request(request_id)  # log lines of this request carry its id
+        try:
+            path: str = scope["path"]
+            match = _VERSION_PREFIX.match(path)
+            if match and match.group(1) is not None:
+                scope = dict(scope, path="/v2" + path[match.end() :])
+            refusal = _nul_refusal(scope)
+            if refusal is not None:
+                accept = Headers(scope=scope).get("accept", "")
+                await error_response(*refusal, accept=accept)(scope, receive, send_edge)
+                return
+            await self.app(scope, receive, send_edge)
+        finally:
+            unbind(token)
+
+
+def _nul_refusal(scope: Scope) -> tuple[HTTPStatus, str] | None:
+    if "\x00" in scope["path"]:
+        return HTTPStatus.NOT_FOUND, "The resource could not be found."
+    if b"%00" in scope["query_string"]:
+        return HTTPStatus.BAD_REQUEST, "The query string may not hold a NUL (%00)."
+    return None

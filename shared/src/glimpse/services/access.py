@@ -35,6 +35,19 @@ async def authorized_image(
 ) -> Image:
     """The live image `image_id` if `ctx` may do `action` to it (a hidden one is not found)."""
     image = await repo.get(image_id, lock=lock)
+    return await authorized(repo, ctx, image, image_id, action, missing=missing)
+
+
+async def authorized(
+    repo: ImageRepository,
+    ctx: RequestContext,
+    image: Image | None,
+    image_id: str,
+    action: str,
+    *,
+    missing: GlimpseError | None = None,
+) -> Image:
+    """authorized_image for an image already read (None: there is no such live image)."""
     if image is None:
         raise missing or ImageNotFound(image_id)
     status = await membership(repo, ctx, image)

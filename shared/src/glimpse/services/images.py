@@ -26,7 +26,7 @@ from glimpse.domain.errors import (
 )
 from glimpse.domain.images import MUTABLE_ATTRIBUTES, ImageStatus, Visibility, deactivation
 from glimpse.domain.listing import ListQuery
-from glimpse.services.access import authorized_image, readable
+from glimpse.services.access import authorized, authorized_image, readable
 from glimpse.services.image_cache import ImageCache
 from glimpse.services.key_cleanup import KeyCleanupService
 from glimpse.services.locations import LocationService
@@ -99,9 +99,12 @@ def plan_new_image(settings: Settings, ctx: RequestContext, body: dict[str, Any]
         # A caller without a project (a system- or domain-scoped token, a proxy that sends no
         # X-Project-Id) would make an image nobody owns: refused as Glance's policy refuses it.
         raise Forbidden("You are not authorized to complete add_image action.")
-    if not policy.allowed(ctx, "add_image", target) and core["owner"] != ctx.project_id:
-        raise Forbidden(f"You are not permitted to create images owned by '{core['owner']}'")
-    policy.enforce(ctx, "add_image", target)
+    # policy.enforce for a proposed image, without evaluating the rule a second time.
+    if not policy.allowed(ctx, "add_image", target):
+        if core["owner"] != ctx.project_id:
+            raise Forbidden(f"You are not permitted to create images owned by '{core['owner']}'")
+        raise Forbidden("You are not authorized to complete add_image action.")
+    policy.legacy_check(ctx, "add_image", target)
     _check_visibility(ctx, target, core["visibility"])
     _check_quotas(settings, properties, tags)
     now = utcnow()
@@ -148,7 +151,11 @@ class ImageService:
     async def get(self, ctx: RequestContext, image_id: str) -> ImageRecord:
         async with self.db.lookup() as session:
             repo = ImageRepository(session)
-            record = await repo.record(await authorized_image(repo, ctx, image_id, "get_image"))
+            record = await repo.get_record(image_id)
+            await authorized(
+                repo, ctx, record.image if record is not None else None, image_id, "get_image"
+            )
+        assert record is not None  # noqa: S101 -- authorized raised for a missing image
         return (await self._presented(ctx, [record]))[0]
 
     async def _presented(
