@@ -39,7 +39,7 @@ _NULL_STANDINS: dict[str, Any] = {
 }
 
 
-# The statements every show and list runs, built once: building a select costs more CPU than
+# The statements every list and write runs, built once: building a select costs more CPU than
 # SQLite takes to run it (the compiled form is cached either way).
 _LIVE_IMAGE = sa.select(Image).where(
     _IMAGE.c.id == sa.bindparam("image_id"), _IMAGE.c.deleted.is_(False)
@@ -48,19 +48,10 @@ _LIVE_IMAGE_LOCKED = _LIVE_IMAGE.with_for_update()
 _ID_USED = (
     sa.select(sa.func.count()).select_from(_IMAGE).where(_IMAGE.c.id == sa.bindparam("image_id"))
 )
-# A show reads the image with whether anything hangs on it, so an image without properties,
-# tags or active locations (most of them until uploaded) takes one statement, not three.
-_SHOWN_IMAGE = sa.select(
-    Image,
-    sa.or_(
-        sa.exists().where(_PROPS.c.image_id == _IMAGE.c.id),
-        sa.exists().where(_TAGS.c.image_id == _IMAGE.c.id),
-    ),
-    sa.exists().where(_LOCS.c.image_id == _IMAGE.c.id, _LOCS.c.status == LocationStatus.ACTIVE),
-).where(_IMAGE.c.id == sa.bindparam("image_id"), _IMAGE.c.deleted.is_(False))
 _IDS: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
-# Properties and tags in one round trip (each statement is a hop to the driver).
-_PROPERTIES_AND_TAGS = sa.union_all(
+# Properties and tags in one round trip (each statement is a hop to the driver); also the
+# show's (image_lookup).
+PROPERTIES_AND_TAGS = sa.union_all(
     sa.select(
         sa.literal(0).label("kind"), _PROPS.c.image_id, _PROPS.c.name, _PROPS.c.value, _PROPS.c.id
     ).where(_PROPS.c.image_id.in_(_IDS)),
@@ -123,16 +114,6 @@ class ImageRepository(ImageStatusWrites):
         result = await self.session.execute(statement, {"image_id": image_id})
         return result.scalar_one_or_none()
 
-    async def get_record(self, image_id: str) -> ImageRecord | None:
-        """get() and record() in one statement where nothing hangs on the image."""
-        row = (await self.session.execute(_SHOWN_IMAGE, {"image_id": image_id})).one_or_none()
-        if row is None:
-            return None
-        image, has_extras, has_locations = row
-        if has_extras or has_locations:
-            return (await self.records([image], extras=has_extras, locations=has_locations))[0]
-        return ImageRecord(image, {}, [], [])
-
     async def exists_any(self, image_id: str) -> bool:
         """True if the id was ever used, deleted images included (ids are never reused)."""
         result = await self.session.execute(_ID_USED, {"image_id": image_id})
@@ -153,7 +134,7 @@ class ImageRepository(ImageStatusWrites):
         tags: dict[str, list[str]] = defaultdict(list)
         if extras:
             for kind, image_id, name, value, _id in await self.session.execute(
-                _PROPERTIES_AND_TAGS, {"ids": ids}
+                PROPERTIES_AND_TAGS, {"ids": ids}
             ):
                 if kind == 0:
                     props[image_id][name] = value
