@@ -223,11 +223,9 @@ class ImageService:
             statuses = await MemberRepository(session).statuses_of(
                 [image.id for image in images], ctx.project_id
             )
-            shown = [
-                image
-                for image in images
-                if policy.allowed(ctx, "get_image", image, member_status=statuses.get(image.id))
-            ]
+            targets = [policy.target_of(image, statuses.get(image.id)) for image in images]
+            decisions = policy.allowed_each(ctx, "get_image", targets)
+            shown = [image for image, ok in zip(images, decisions, strict=True) if ok]
             records = await repo.records(shown)
         full_page = query.limit > 0 and len(images) == query.limit
         return ImagePage(await self._presented(ctx, records), images[-1].id if full_page else None)
