@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,6 +102,63 @@ _OPS = {
     Op.GTE: lambda c, v: c >= v,
     Op.LT: lambda c, v: c < v,
     Op.LTE: lambda c, v: c <= v,
+}
+
+
+_PROJECT = sa.bindparam("project", type_=sa.String)
+
+
+@functools.lru_cache(maxsize=64)
+def _readable(
+    is_admin: bool, has_project: bool, member_status: str, visibility: str | None
+) -> ColumnElement[bool]:
+    """Visibility in SQL, as Glance lists: what the caller may see at all (admins everything;
+    others public and community images, their own, and shared images whose membership
+    answer matches `member_status`), narrowed by the `visibility` filter. Built once per
+    combination (the caller's project is the `project` parameter): building it per request
+    cost more than SQLite's run of the page."""
+    owned: ColumnElement[bool] = _IMAGE.c.owner == _PROJECT if has_project else sa.false()
+    if is_admin:
+        seen: ColumnElement[bool] = sa.true()
+    else:
+        shared_with_me: ColumnElement[bool] = sa.false()
+        if has_project:
+            membership = [
+                _MEMBERS.c.image_id == _IMAGE.c.id,
+                _MEMBERS.c.member == _PROJECT,
+                _MEMBERS.c.deleted.is_(False),
+            ]
+            if member_status != "all":
+                membership.append(_MEMBERS.c.status == member_status)
+            # A scalar subquery rather than EXISTS: PostgreSQL may answer an EXISTS under
+            # OR by hashing all the project's memberships first, a cost that grows with the
+            # table, where this looks up only the rows a page reads (by image_id, member).
+            member_row = sa.select(_MEMBERS.c.id).where(*membership).limit(1)
+            shared_with_me = sa.and_(
+                _IMAGE.c.visibility == Visibility.SHARED,
+                member_row.scalar_subquery().is_not(None),
+            )
+        seen = sa.or_(
+            _IMAGE.c.visibility.in_([Visibility.PUBLIC, Visibility.COMMUNITY]),
+            owned,
+            shared_with_me,
+        )
+    if visibility == "all":
+        return seen
+    if visibility is not None:
+        return sa.and_(seen, _IMAGE.c.visibility == visibility)
+    # The default list leaves out other projects' community images.
+    return sa.and_(seen, sa.or_(owned, _IMAGE.c.visibility != Visibility.COMMUNITY))
+
+
+# `= false`, not `IS false`: PostgreSQL matches only `=` against an index (ix_images_listing
+# leads with deleted and os_hidden, the two conditions every list has).
+_LIVE = _IMAGE.c.deleted == sa.false()
+_HIDDEN = {True: _IMAGE.c.os_hidden == sa.true(), False: _IMAGE.c.os_hidden == sa.false()}
+_ORDER = {
+    (key, way): _sort_expression(key).asc() if way is SortDir.ASC else _sort_expression(key).desc()
+    for key in _IMAGE.c.keys()
+    for way in SortDir
 }
 
 
@@ -291,50 +349,12 @@ class ImageRepository(ImageStatusWrites):
         location.updated_at = utcnow()
         await self.session.flush()
 
-    def _readable(self, ctx: RequestContext, query: ListQuery) -> ColumnElement[bool]:
-        """Visibility in SQL, as Glance lists: what `ctx` may see at all (admins everything;
-        others public and community images, their own, and shared images whose membership
-        answer matches `member_status`), narrowed by the `visibility` filter."""
-        project = ctx.project_id
-        owned: ColumnElement[bool] = _IMAGE.c.owner == project if project else sa.false()
-        if ctx.is_admin:
-            seen: ColumnElement[bool] = sa.true()
-        else:
-            shared_with_me: ColumnElement[bool] = sa.false()
-            if project:
-                membership = [
-                    _MEMBERS.c.image_id == _IMAGE.c.id,
-                    _MEMBERS.c.member == project,
-                    _MEMBERS.c.deleted.is_(False),
-                ]
-                if query.member_status != "all":
-                    membership.append(_MEMBERS.c.status == query.member_status)
-                # A scalar subquery rather than EXISTS: PostgreSQL may answer an EXISTS under
-                # OR by hashing all the project's memberships first, a cost that grows with the
-                # table, where this looks up only the rows a page reads (by image_id, member).
-                member_row = sa.select(_MEMBERS.c.id).where(*membership).limit(1)
-                shared_with_me = sa.and_(
-                    _IMAGE.c.visibility == Visibility.SHARED,
-                    member_row.scalar_subquery().is_not(None),
-                )
-            seen = sa.or_(
-                _IMAGE.c.visibility.in_([Visibility.PUBLIC, Visibility.COMMUNITY]),
-                owned,
-                shared_with_me,
-            )
-        if query.visibility == "all":
-            return seen
-        if query.visibility is not None:
-            return sa.and_(seen, _IMAGE.c.visibility == query.visibility)
-        # The default list leaves out other projects' community images.
-        return sa.and_(seen, sa.or_(owned, _IMAGE.c.visibility != Visibility.COMMUNITY))
-
     async def page(
         self, ctx: RequestContext, query: ListQuery, marker: Image | None
     ) -> list[Image]:
-        # `= false`, not `IS false`: PostgreSQL matches only `=` against an index
-        # (ix_images_listing leads with deleted and os_hidden, the two conditions every list has).
-        conditions = [_IMAGE.c.deleted == sa.false(), self._readable(ctx, query)]
+        project = ctx.project_id
+        readable = _readable(ctx.is_admin, bool(project), query.member_status, query.visibility)
+        conditions = [_LIVE, readable]
         conditions.extend(_filter_conditions(query))
         # created_at and id break ties so every page boundary is well defined.
         sort = list(query.sort)
@@ -344,12 +364,10 @@ class ImageRepository(ImageStatusWrites):
                 sort.append((key, sort[-1][1] if sort else SortDir.DESC))
         if marker is not None:
             conditions.append(_after_marker(sort, marker))
-        order = [
-            _sort_expression(key).asc() if way is SortDir.ASC else _sort_expression(key).desc()
-            for key, way in sort
-        ]
+        order = [_ORDER[key, way] for key, way in sort]
         statement = sa.select(Image).where(*conditions).order_by(*order).limit(query.limit)
-        return list((await self.session.execute(statement)).scalars())
+        result = await self.session.execute(statement, {"project": project} if project else {})
+        return list(result.scalars())
 
 
 def _filter_conditions(query: ListQuery) -> list[ColumnElement[bool]]:
@@ -373,7 +391,7 @@ def _filter_conditions(query: ListQuery) -> list[ColumnElement[bool]]:
     if query.protected is not None:
         conditions.append(_IMAGE.c.protected.is_(query.protected))
     # Hidden images are listed only when asked for, and then only they are.
-    conditions.append(_IMAGE.c.os_hidden == (sa.true() if query.os_hidden else sa.false()))
+    conditions.append(_HIDDEN[bool(query.os_hidden)])
     conditions.extend(_OPS[f.op](_IMAGE.c[f.column], f.value) for f in query.times)
     return conditions
 
