@@ -198,8 +198,10 @@ def test_a_rule_reads_only_the_target_fields_named_in_it(tmp_path: Path) -> None
 def test_each_image_of_a_page_gets_the_answer_allowed_gives(tmp_path: Path) -> None:
     rules = tmp_path / "policy.yaml"
     # One image by id: the rule reads the id, so no answer is shared between images.
-    rules.write_text('get_image: "rule:default_get or \'img-2\':%(id)s"\n'
-                     'default_get: "project_id:%(project_id)s"\n')
+    rules.write_text(
+        "get_image: \"rule:default_get or 'img-2':%(id)s\"\n"
+        'default_get: "project_id:%(project_id)s"\n'
+    )
     for engine in (ENGINE, PolicyEngine(rules)):
         caller = engine.bind(RequestContext("q", "u", frozenset({"member", "reader"})))
         images = [

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -132,7 +132,7 @@ _TARGET_FIELD = re.compile(r"%\((\w+)\)s")
 
 
 def _fields_read(
-    rules: Any, check: _checks.BaseCheck, seen: set[str]  # noqa: ANN401 -- oslo.policy's Rules
+    rules: Mapping[str, _checks.BaseCheck], check: _checks.BaseCheck, seen: set[str]
 ) -> set[str] | None:
     """The target fields `check` reads; None if it may read others."""
     if type(check) not in _PLAIN_CHECKS or "__call__" in vars(check):
@@ -141,18 +141,17 @@ def _fields_read(
         children = list(check.rules)
     elif isinstance(check, _checks.NotCheck):
         children = [check.rule]
-    elif isinstance(check, _checks.RuleCheck):
-        if check.match in seen or check.match not in rules:
-            return set()  # already counted, or an unknown rule (always false)
-        seen.add(check.match)
-        children = [rules[check.match]]
     elif isinstance(check, _checks.GenericCheck | _checks.RoleCheck):
         match = str(check.match)
         if "%" in _TARGET_FIELD.sub("", match):
             return None  # formatting other than %(name)s: it may read the whole target
         return set(_TARGET_FIELD.findall(match))
+    elif isinstance(check, _checks.RuleCheck) and check.match not in seen:
+        seen.add(check.match)
+        # An unknown rule is always false: it reads nothing.
+        children = [rules[check.match]] if check.match in rules else []
     else:
-        return set()
+        children = []  # True, False, or a rule already counted
     fields: set[str] = set()
     for child in children:
         read = _fields_read(rules, child, seen)

@@ -37,7 +37,8 @@ async def authorized_image(
     image = await repo.get(image_id, lock=lock)
     if image is None:
         raise missing or ImageNotFound(image_id)
-    return enforce_on(ctx, image, image_id, action, await membership(repo, ctx, image), missing)
+    status = await membership(repo, ctx, image)
+    return enforce_on(ctx, image, image_id, action, status=status, missing=missing)
 
 
 def enforce_on(
@@ -45,6 +46,7 @@ def enforce_on(
     image: Image,
     image_id: str,
     action: str,
+    *,
     status: str | None,
     missing: GlimpseError | None = None,
 ) -> Image:

@@ -157,7 +157,7 @@ class ImageService:
             if record is None:
                 raise ImageNotFound(image_id)
             status = await lookup.member_status(record.image, ctx.project_id)
-        enforce_on(ctx, record.image, image_id, "get_image", status)
+        enforce_on(ctx, record.image, image_id, "get_image", status=status)
         return (await self._presented(ctx, [record]))[0]
 
     async def _presented(

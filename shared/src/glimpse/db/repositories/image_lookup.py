@@ -59,7 +59,7 @@ _MEMBER_STATUS = sa.select(_MEMBERS.c.status).where(
 
 
 def _detached(model: type[_Model], keys: list[str], values: Sequence[Any]) -> _Model:
-    instance = sa.inspect(model).class_manager.new_instance()
+    instance: _Model = sa.inspect(model).class_manager.new_instance()
     instance.__dict__.update(zip(keys, values, strict=False))
     return instance
 
@@ -97,11 +97,7 @@ class ImageLookup:
     async def member_status(self, image: Image, project_id: str | None) -> str | None:
         """As access.membership: only shared images of other projects have a status that
         matters to policy."""
-        if (
-            project_id is None
-            or image.visibility != Visibility.SHARED
-            or image.owner == project_id
-        ):
+        if project_id is None or image.visibility != Visibility.SHARED or image.owner == project_id:
             return None
         result = await self.connection.execute(
             _MEMBER_STATUS, {"image_id": image.id, "member": project_id}

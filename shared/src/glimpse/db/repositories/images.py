@@ -156,8 +156,10 @@ def _readable(
 _LIVE = _IMAGE.c.deleted == sa.false()
 _HIDDEN = {True: _IMAGE.c.os_hidden == sa.true(), False: _IMAGE.c.os_hidden == sa.false()}
 _ORDER = {
-    (key, way): _sort_expression(key).asc() if way is SortDir.ASC else _sort_expression(key).desc()
-    for key in _IMAGE.c.keys()
+    (c.key, way): _sort_expression(c.key).asc()
+    if way is SortDir.ASC
+    else _sort_expression(c.key).desc()
+    for c in _IMAGE.c
     for way in SortDir
 }
 
