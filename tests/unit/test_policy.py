@@ -179,3 +179,44 @@ def test_invalid_policy_file(tmp_path: Path) -> None:
     broken.write_text("add_image: [unclosed\n")
     with pytest.raises(PolicyFileError, match=r"policy\.yaml"):
         PolicyEngine(broken)
+
+
+def test_a_rule_reads_only_the_target_fields_named_in_it(tmp_path: Path) -> None:
+    assert ENGINE.fields_read("get_image") == ("member_id", "project_id", "visibility")
+    assert ENGINE.fields_read("no_such_rule") is None
+    rules = tmp_path / "policy.yaml"
+    rules.write_text(
+        'get_image: "id:%(id)s or rule:mine"\nmine: "project_id:%(owner)s"\n'
+        'download_image: "http://127.0.0.1:1/check"\n'
+    )
+    engine = PolicyEngine(rules)
+    assert engine.fields_read("get_image") == ("id", "owner")
+    # An http check is sent the whole target.
+    assert engine.fields_read("download_image") is None
+
+
+def test_each_image_of_a_page_gets_the_answer_allowed_gives(tmp_path: Path) -> None:
+    rules = tmp_path / "policy.yaml"
+    # One image by id: the rule reads the id, so no answer is shared between images.
+    rules.write_text(
+        "get_image: \"rule:default_get or 'img-2':%(id)s\"\n"
+        'default_get: "project_id:%(project_id)s"\n'
+    )
+    for engine in (ENGINE, PolicyEngine(rules)):
+        caller = engine.bind(RequestContext("q", "u", frozenset({"member", "reader"})))
+        images = [
+            Img("p", "public", "img-1"),
+            Img("p", "public", "img-2"),
+            Img("q", "private", "img-3"),
+            Img("p", "private", "img-4"),
+            Img("p", "shared", "img-5"),
+            Img("p", "shared", "img-6"),
+        ]
+        statuses = [None, None, None, None, "accepted", None]
+        targets = [policy.target_of(i, s) for i, s in zip(images, statuses, strict=True)]
+        expected = [
+            policy.allowed(caller, "get_image", i, member_status=s)
+            for i, s in zip(images, statuses, strict=True)
+        ]
+        assert policy.allowed_each(caller, "get_image", targets) == expected
+    assert expected == [False, True, True, False, False, False]

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -105,6 +106,17 @@ async def _transaction(
         raise
 
 
+@asynccontextmanager
+async def _connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    try:
+        # Its transaction begins with the first statement and is rolled back on close.
+        async with engine.connect() as connection:
+            yield connection
+    except Exception as exc:
+        _raise_if_unavailable(exc)
+        raise
+
+
 @dataclass(frozen=True, slots=True)
 class Database:
     """A writer and a reader session factory (the same engine except on SQLite)."""
@@ -181,6 +193,11 @@ class Database:
         aiosqlite's thread and back costs more than the statement. Never for a query that
         may scan (a list page): it would hold up every other request of the process."""
         return _transaction(self.looker)
+
+    def connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """lookup() without a session, for Core statements that only read (a show): a session's
+        begin, commit and row loading cost more than such a read. Never writes."""
+        return _connection(self.lookup_engine)
 
     async def dispose(self) -> None:
         await self.writer_engine.dispose()

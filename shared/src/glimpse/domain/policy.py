@@ -25,11 +25,14 @@ or its members.
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 from oslo_config import cfg
+from oslo_policy import _checks
 from oslo_policy import policy as oslo
 
 from glimpse.context import RequestContext
@@ -113,6 +116,51 @@ def visible(ctx: RequestContext, target: Target) -> bool:
     return target.visibility == Visibility.SHARED and target.member_status is not None
 
 
+# The checks whose answer depends on the target only through `%(name)s` in their match text
+# (and on the credentials); any other check (http, a custom one) may read the whole target.
+_PLAIN_CHECKS: Final = (
+    _checks.AndCheck,
+    _checks.OrCheck,
+    _checks.NotCheck,
+    _checks.TrueCheck,
+    _checks.FalseCheck,
+    _checks.RuleCheck,
+    _checks.GenericCheck,
+    _checks.RoleCheck,
+)
+_TARGET_FIELD = re.compile(r"%\((\w+)\)s")
+
+
+def _fields_read(
+    rules: Mapping[str, _checks.BaseCheck], check: _checks.BaseCheck, seen: set[str]
+) -> set[str] | None:
+    """The target fields `check` reads; None if it may read others."""
+    if type(check) not in _PLAIN_CHECKS or "__call__" in vars(check):
+        return None
+    if isinstance(check, _checks.AndCheck | _checks.OrCheck):
+        children = list(check.rules)
+    elif isinstance(check, _checks.NotCheck):
+        children = [check.rule]
+    elif isinstance(check, _checks.GenericCheck | _checks.RoleCheck):
+        match = str(check.match)
+        if "%" in _TARGET_FIELD.sub("", match):
+            return None  # formatting other than %(name)s: it may read the whole target
+        return set(_TARGET_FIELD.findall(match))
+    elif isinstance(check, _checks.RuleCheck) and check.match not in seen:
+        seen.add(check.match)
+        # An unknown rule is always false: it reads nothing.
+        children = [rules[check.match]] if check.match in rules else []
+    else:
+        children = []  # True, False, or a rule already counted
+    fields: set[str] = set()
+    for child in children:
+        read = _fields_read(rules, child, seen)
+        if read is None:
+            return None
+        fields |= read
+    return fields
+
+
 class PolicyEngine:
     """oslo.policy's Enforcer with Glimpse's defaults and the operator's file, loaded once."""
 
@@ -140,6 +188,16 @@ class PolicyEngine:
             raise PolicyFileError(f"policy file {policy_file} is invalid: {exc}") from exc
         # Rules are in memory now; stop oslo.policy from checking the file on every call.
         self.enforcer.use_conf = False
+        self._reads: dict[str, tuple[str, ...] | None] = {}
+
+    def fields_read(self, action: str) -> tuple[str, ...] | None:
+        """The target fields `action`'s rule reads (None: possibly any); the rules never change
+        once loaded, so this is worked out once per action."""
+        if action not in self._reads:
+            rules = self.enforcer.rules
+            read = _fields_read(rules, rules[action], set()) if action in rules else None
+            self._reads[action] = None if read is None else tuple(sorted(read))
+        return self._reads[action]
 
     def check(self, ctx: RequestContext, action: str, target: dict[str, Any]) -> bool:
         if action not in self.enforcer.registered_rules:
@@ -219,6 +277,30 @@ def allowed(
     if target is not None and target.exists and not visible(ctx, target):
         return False
     return _rule(ctx, action, target)
+
+
+def allowed_each(ctx: RequestContext, action: str, targets: Sequence[Target]) -> list[bool]:
+    """allowed() for each of many images (a list page): the rule is evaluated once per
+    distinct value of the target fields it reads, since the same caller, rule and fields give
+    the same answer."""
+    engine = _engine(ctx)
+    fields = engine.fields_read(action)
+    answers: dict[tuple[Any, ...], bool] = {}
+    decisions = []
+    for target in targets:
+        if target.exists and not visible(ctx, target):
+            decisions.append(False)
+            continue
+        data = target.as_dict(ctx)
+        if fields is None:
+            decisions.append(engine.check(ctx, action, data))
+            continue
+        key = tuple(data.get(name) for name in fields)
+        answer = answers.get(key)
+        if answer is None:
+            answer = answers[key] = engine.check(ctx, action, data)
+        decisions.append(answer)
+    return decisions
 
 
 def enforce(

@@ -35,22 +35,23 @@ async def authorized_image(
 ) -> Image:
     """The live image `image_id` if `ctx` may do `action` to it (a hidden one is not found)."""
     image = await repo.get(image_id, lock=lock)
-    return await authorized(repo, ctx, image, image_id, action, missing=missing)
-
-
-async def authorized(
-    repo: ImageRepository,
-    ctx: RequestContext,
-    image: Image | None,
-    image_id: str,
-    action: str,
-    *,
-    missing: GlimpseError | None = None,
-) -> Image:
-    """authorized_image for an image already read (None: there is no such live image)."""
     if image is None:
         raise missing or ImageNotFound(image_id)
     status = await membership(repo, ctx, image)
+    return enforce_on(ctx, image, image_id, action, status=status, missing=missing)
+
+
+def enforce_on(
+    ctx: RequestContext,
+    image: Image,
+    image_id: str,
+    action: str,
+    *,
+    status: str | None,
+    missing: GlimpseError | None = None,
+) -> Image:
+    """authorized_image's policy check, given the caller's member status on the image (a
+    hidden image is not found)."""
     try:
         policy.enforce(ctx, action, image, member_status=status)
     except ImageNotFound:

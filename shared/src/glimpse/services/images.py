@@ -13,6 +13,7 @@ from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.cache import CacheRepository
+from glimpse.db.repositories.image_lookup import ImageLookup
 from glimpse.db.repositories.images import ImageRecord, ImageRepository
 from glimpse.db.repositories.members import MemberRepository
 from glimpse.db.tables import Image, ImageLocation, utcnow
@@ -20,13 +21,14 @@ from glimpse.domain import attributes, patch, policy
 from glimpse.domain.errors import (
     Conflict,
     Forbidden,
+    ImageNotFound,
     InvalidInput,
     LimitExceeded,
     NotFound,
 )
 from glimpse.domain.images import MUTABLE_ATTRIBUTES, ImageStatus, Visibility, deactivation
 from glimpse.domain.listing import ListQuery
-from glimpse.services.access import authorized, authorized_image, readable
+from glimpse.services.access import authorized_image, enforce_on, readable
 from glimpse.services.image_cache import ImageCache
 from glimpse.services.key_cleanup import KeyCleanupService
 from glimpse.services.locations import LocationService
@@ -149,13 +151,13 @@ class ImageService:
         return ImageRecord(new.image, dict(new.properties), list(new.tags), [])
 
     async def get(self, ctx: RequestContext, image_id: str) -> ImageRecord:
-        async with self.db.lookup() as session:
-            repo = ImageRepository(session)
-            record = await repo.get_record(image_id)
-            await authorized(
-                repo, ctx, record.image if record is not None else None, image_id, "get_image"
-            )
-        assert record is not None  # noqa: S101 -- authorized raised for a missing image
+        async with self.db.connect() as connection:
+            lookup = ImageLookup(connection)
+            record = await lookup.record(image_id)
+            if record is None:
+                raise ImageNotFound(image_id)
+            status = await lookup.member_status(record.image, ctx.project_id)
+        enforce_on(ctx, record.image, image_id, "get_image", status=status)
         return (await self._presented(ctx, [record]))[0]
 
     async def _presented(
@@ -221,11 +223,9 @@ class ImageService:
             statuses = await MemberRepository(session).statuses_of(
                 [image.id for image in images], ctx.project_id
             )
-            shown = [
-                image
-                for image in images
-                if policy.allowed(ctx, "get_image", image, member_status=statuses.get(image.id))
-            ]
+            targets = [policy.target_of(image, statuses.get(image.id)) for image in images]
+            decisions = policy.allowed_each(ctx, "get_image", targets)
+            shown = [image for image, ok in zip(images, decisions, strict=True) if ok]
             records = await repo.records(shown)
         full_page = query.limit > 0 and len(images) == query.limit
         return ImagePage(await self._presented(ctx, records), images[-1].id if full_page else None)

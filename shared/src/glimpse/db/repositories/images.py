@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ _NULL_STANDINS: dict[str, Any] = {
 }
 
 
-# The statements every show and list runs, built once: building a select costs more CPU than
+# The statements every list and write runs, built once: building a select costs more CPU than
 # SQLite takes to run it (the compiled form is cached either way).
 _LIVE_IMAGE = sa.select(Image).where(
     _IMAGE.c.id == sa.bindparam("image_id"), _IMAGE.c.deleted.is_(False)
@@ -48,19 +49,10 @@ _LIVE_IMAGE_LOCKED = _LIVE_IMAGE.with_for_update()
 _ID_USED = (
     sa.select(sa.func.count()).select_from(_IMAGE).where(_IMAGE.c.id == sa.bindparam("image_id"))
 )
-# A show reads the image with whether anything hangs on it, so an image without properties,
-# tags or active locations (most of them until uploaded) takes one statement, not three.
-_SHOWN_IMAGE = sa.select(
-    Image,
-    sa.or_(
-        sa.exists().where(_PROPS.c.image_id == _IMAGE.c.id),
-        sa.exists().where(_TAGS.c.image_id == _IMAGE.c.id),
-    ),
-    sa.exists().where(_LOCS.c.image_id == _IMAGE.c.id, _LOCS.c.status == LocationStatus.ACTIVE),
-).where(_IMAGE.c.id == sa.bindparam("image_id"), _IMAGE.c.deleted.is_(False))
 _IDS: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
-# Properties and tags in one round trip (each statement is a hop to the driver).
-_PROPERTIES_AND_TAGS = sa.union_all(
+# Properties and tags in one round trip (each statement is a hop to the driver); also the
+# show's (image_lookup).
+PROPERTIES_AND_TAGS = sa.union_all(
     sa.select(
         sa.literal(0).label("kind"), _PROPS.c.image_id, _PROPS.c.name, _PROPS.c.value, _PROPS.c.id
     ).where(_PROPS.c.image_id.in_(_IDS)),
@@ -113,6 +105,65 @@ _OPS = {
 }
 
 
+_PROJECT = sa.bindparam("project", type_=sa.String)
+
+
+@functools.lru_cache(maxsize=64)
+def _readable(
+    is_admin: bool, has_project: bool, member_status: str, visibility: str | None
+) -> ColumnElement[bool]:
+    """Visibility in SQL, as Glance lists: what the caller may see at all (admins everything;
+    others public and community images, their own, and shared images whose membership
+    answer matches `member_status`), narrowed by the `visibility` filter. Built once per
+    combination (the caller's project is the `project` parameter): building it per request
+    cost more than SQLite's run of the page."""
+    owned: ColumnElement[bool] = _IMAGE.c.owner == _PROJECT if has_project else sa.false()
+    if is_admin:
+        seen: ColumnElement[bool] = sa.true()
+    else:
+        shared_with_me: ColumnElement[bool] = sa.false()
+        if has_project:
+            membership = [
+                _MEMBERS.c.image_id == _IMAGE.c.id,
+                _MEMBERS.c.member == _PROJECT,
+                _MEMBERS.c.deleted.is_(False),
+            ]
+            if member_status != "all":
+                membership.append(_MEMBERS.c.status == member_status)
+            # A scalar subquery rather than EXISTS: PostgreSQL may answer an EXISTS under
+            # OR by hashing all the project's memberships first, a cost that grows with the
+            # table, where this looks up only the rows a page reads (by image_id, member).
+            member_row = sa.select(_MEMBERS.c.id).where(*membership).limit(1)
+            shared_with_me = sa.and_(
+                _IMAGE.c.visibility == Visibility.SHARED,
+                member_row.scalar_subquery().is_not(None),
+            )
+        seen = sa.or_(
+            _IMAGE.c.visibility.in_([Visibility.PUBLIC, Visibility.COMMUNITY]),
+            owned,
+            shared_with_me,
+        )
+    if visibility == "all":
+        return seen
+    if visibility is not None:
+        return sa.and_(seen, _IMAGE.c.visibility == visibility)
+    # The default list leaves out other projects' community images.
+    return sa.and_(seen, sa.or_(owned, _IMAGE.c.visibility != Visibility.COMMUNITY))
+
+
+# `= false`, not `IS false`: PostgreSQL matches only `=` against an index (ix_images_listing
+# leads with deleted and os_hidden, the two conditions every list has).
+_LIVE = _IMAGE.c.deleted == sa.false()
+_HIDDEN = {True: _IMAGE.c.os_hidden == sa.true(), False: _IMAGE.c.os_hidden == sa.false()}
+_ORDER = {
+    (c.key, way): _sort_expression(c.key).asc()
+    if way is SortDir.ASC
+    else _sort_expression(c.key).desc()
+    for c in _IMAGE.c
+    for way in SortDir
+}
+
+
 class ImageRepository(ImageStatusWrites):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -122,16 +173,6 @@ class ImageRepository(ImageStatusWrites):
         statement = _LIVE_IMAGE_LOCKED if lock else _LIVE_IMAGE
         result = await self.session.execute(statement, {"image_id": image_id})
         return result.scalar_one_or_none()
-
-    async def get_record(self, image_id: str) -> ImageRecord | None:
-        """get() and record() in one statement where nothing hangs on the image."""
-        row = (await self.session.execute(_SHOWN_IMAGE, {"image_id": image_id})).one_or_none()
-        if row is None:
-            return None
-        image, has_extras, has_locations = row
-        if has_extras or has_locations:
-            return (await self.records([image], extras=has_extras, locations=has_locations))[0]
-        return ImageRecord(image, {}, [], [])
 
     async def exists_any(self, image_id: str) -> bool:
         """True if the id was ever used, deleted images included (ids are never reused)."""
@@ -153,7 +194,7 @@ class ImageRepository(ImageStatusWrites):
         tags: dict[str, list[str]] = defaultdict(list)
         if extras:
             for kind, image_id, name, value, _id in await self.session.execute(
-                _PROPERTIES_AND_TAGS, {"ids": ids}
+                PROPERTIES_AND_TAGS, {"ids": ids}
             ):
                 if kind == 0:
                     props[image_id][name] = value
@@ -310,50 +351,12 @@ class ImageRepository(ImageStatusWrites):
         location.updated_at = utcnow()
         await self.session.flush()
 
-    def _readable(self, ctx: RequestContext, query: ListQuery) -> ColumnElement[bool]:
-        """Visibility in SQL, as Glance lists: what `ctx` may see at all (admins everything;
-        others public and community images, their own, and shared images whose membership
-        answer matches `member_status`), narrowed by the `visibility` filter."""
-        project = ctx.project_id
-        owned: ColumnElement[bool] = _IMAGE.c.owner == project if project else sa.false()
-        if ctx.is_admin:
-            seen: ColumnElement[bool] = sa.true()
-        else:
-            shared_with_me: ColumnElement[bool] = sa.false()
-            if project:
-                membership = [
-                    _MEMBERS.c.image_id == _IMAGE.c.id,
-                    _MEMBERS.c.member == project,
-                    _MEMBERS.c.deleted.is_(False),
-                ]
-                if query.member_status != "all":
-                    membership.append(_MEMBERS.c.status == query.member_status)
-                # A scalar subquery rather than EXISTS: PostgreSQL may answer an EXISTS under
-                # OR by hashing all the project's memberships first, a cost that grows with the
-                # table, where this looks up only the rows a page reads (by image_id, member).
-                member_row = sa.select(_MEMBERS.c.id).where(*membership).limit(1)
-                shared_with_me = sa.and_(
-                    _IMAGE.c.visibility == Visibility.SHARED,
-                    member_row.scalar_subquery().is_not(None),
-                )
-            seen = sa.or_(
-                _IMAGE.c.visibility.in_([Visibility.PUBLIC, Visibility.COMMUNITY]),
-                owned,
-                shared_with_me,
-            )
-        if query.visibility == "all":
-            return seen
-        if query.visibility is not None:
-            return sa.and_(seen, _IMAGE.c.visibility == query.visibility)
-        # The default list leaves out other projects' community images.
-        return sa.and_(seen, sa.or_(owned, _IMAGE.c.visibility != Visibility.COMMUNITY))
-
     async def page(
         self, ctx: RequestContext, query: ListQuery, marker: Image | None
     ) -> list[Image]:
-        # `= false`, not `IS false`: PostgreSQL matches only `=` against an index
-        # (ix_images_listing leads with deleted and os_hidden, the two conditions every list has).
-        conditions = [_IMAGE.c.deleted == sa.false(), self._readable(ctx, query)]
+        project = ctx.project_id
+        readable = _readable(ctx.is_admin, bool(project), query.member_status, query.visibility)
+        conditions = [_LIVE, readable]
         conditions.extend(_filter_conditions(query))
         # created_at and id break ties so every page boundary is well defined.
         sort = list(query.sort)
@@ -363,12 +366,10 @@ class ImageRepository(ImageStatusWrites):
                 sort.append((key, sort[-1][1] if sort else SortDir.DESC))
         if marker is not None:
             conditions.append(_after_marker(sort, marker))
-        order = [
-            _sort_expression(key).asc() if way is SortDir.ASC else _sort_expression(key).desc()
-            for key, way in sort
-        ]
+        order = [_ORDER[key, way] for key, way in sort]
         statement = sa.select(Image).where(*conditions).order_by(*order).limit(query.limit)
-        return list((await self.session.execute(statement)).scalars())
+        result = await self.session.execute(statement, {"project": project} if project else {})
+        return list(result.scalars())
 
 
 def _filter_conditions(query: ListQuery) -> list[ColumnElement[bool]]:
@@ -392,7 +393,7 @@ def _filter_conditions(query: ListQuery) -> list[ColumnElement[bool]]:
     if query.protected is not None:
         conditions.append(_IMAGE.c.protected.is_(query.protected))
     # Hidden images are listed only when asked for, and then only they are.
-    conditions.append(_IMAGE.c.os_hidden == (sa.true() if query.os_hidden else sa.false()))
+    conditions.append(_HIDDEN[bool(query.os_hidden)])
     conditions.extend(_OPS[f.op](_IMAGE.c[f.column], f.value) for f in query.times)
     return conditions
 
