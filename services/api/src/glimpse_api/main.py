@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+from typing import Any, Final
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from glimpse.cli.common import prepare_multiprocess_metrics, settings_or_exit
-from glimpse.config import ConfigError
+from glimpse.config import ConfigError, Settings
 from glimpse.config.loader import CONFIG_ENV
 from glimpse_api.identity import refuse_unsafe_bind
 
 # client_socket_timeout = 0: Glance waits for ever; uvicorn needs a number.
 NO_TIMEOUT = 365 * 24 * 3600
+APP: Final = "glimpse_api.app:app_from_environment"
+# What the workers import before they fork (shared copy-on-write): the application and the
+# server parts uvicorn would otherwise load in each worker.
+PRELOAD: Final = (
+    "glimpse_api.app",
+    "uvicorn.loops.auto",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.protocols.websockets.auto",
+    "uvicorn.lifespan.on",
+)
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,22 +47,44 @@ def main(argv: list[str] | None = None) -> int:
     if args.config_file:
         # Worker processes rebuild the settings from the environment.
         os.environ[CONFIG_ENV] = os.path.abspath(args.config_file)  # noqa: PTH100 -- a str for environ
-    uvicorn.run(
-        "glimpse_api.app:app_from_environment",
-        factory=True,
-        host=settings.bind_host,
-        port=settings.bind_port,
-        workers=settings.workers,
-        log_config=None,
-        access_log=False,
+    if settings.workers == 1:
+        options = server_options(settings)
+        uvicorn.run(APP, host=settings.bind_host, port=settings.bind_port, **options)
+        return 0
+    return serve_workers(settings)
+
+
+def serve_workers(settings: Settings) -> int:
+    """`workers` processes forked from this one, each on its own socket (glimpse_api.supervisor)."""
+    # After prepare_multiprocess_metrics: prometheus_client chooses how to count when imported.
+    from glimpse_api import supervisor  # noqa: PLC0415
+
+    try:
+        port = supervisor.check_address_free(settings.bind_host, settings.bind_port)
+    except supervisor.AddressInUseError as exc:
+        log.error("%s", exc.strerror)  # noqa: TRY400 -- the reason is all
+        return STARTUP_FAILURE
+    supervisor.preload(PRELOAD)
+
+    def make_config() -> uvicorn.Config:
+        return uvicorn.Config(APP, host=settings.bind_host, port=port, **server_options(settings))
+
+    return supervisor.Supervisor(make_config, settings.bind_host, port, settings.workers).run()
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options, whether one process serves or several."""
+    return {
+        "factory": True,
+        "log_config": None,
+        "access_log": False,
         # The peer address must stay the socket's: trusted_proxies is checked against it, and
         # X-Forwarded-For from a proxy would otherwise replace it.
-        proxy_headers=False,
+        "proxy_headers": False,
         # Requests in progress when it stops accepting may finish within this (None: all).
-        timeout_graceful_shutdown=settings.graceful_shutdown_timeout or None,
-        timeout_keep_alive=settings.client_socket_timeout or NO_TIMEOUT,
-    )
-    return 0
+        "timeout_graceful_shutdown": settings.graceful_shutdown_timeout or None,
+        "timeout_keep_alive": settings.client_socket_timeout or NO_TIMEOUT,
+    }
 
 
 if __name__ == "__main__":

@@ -1,0 +1,300 @@
+"""glimpse-api's worker processes for `workers` >= 2: forked from a master that has imported the
+application, each listening on a socket of its own.
+
+Why not uvicorn's `workers`: it spawns each worker, which imports everything again (nothing is
+shared between them), and its workers accept from one shared socket, where connections opened
+together mostly land on whichever worker wakes first. Here the master imports the application's
+modules (imports only: no application, event loop, engine, thread or connection exists before
+the fork), freezes them out of the garbage collector's reach and forks, so those pages stay
+shared copy-on-write; each worker has a SO_REUSEPORT socket of its own (bound by the master just
+before it forks that worker), and the kernel spreads new connections over the workers.
+
+The master checks first that the address is free with a socket that does not set SO_REUSEPORT
+(a second server on the port still fails to start), forwards SIGTERM/SIGINT to the workers
+(each lets its requests in progress finish, as a single uvicorn does), starts a worker again
+when one dies, rolls them all on SIGHUP, and stops everything when a worker cannot start.
+Workers get SIGTERM when the master dies (PR_SET_PDEATHSIG), so none outlives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import importlib
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Final, NoReturn
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+
+log = logging.getLogger(__name__)
+
+# Exit codes of a worker that could not start (a refused configuration, a failed lifespan start
+# or bind): starting it again would fail the same way.
+START_FAILURES: Final = frozenset({2, STARTUP_FAILURE})
+_PR_SET_PDEATHSIG: Final = 1
+_STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
+_BACKLOG: Final = 2048  # uvicorn's default
+
+
+class AddressInUseError(OSError):
+    """The address is taken (by another server, or another Glimpse)."""
+
+
+def check_address_free(host: str, port: int) -> int:
+    """The port to serve on (`port`, or the one the kernel chose for 0) once a socket without
+    SO_REUSEPORT could bind host:port: a server already there (SO_REUSEPORT or not) refuses it."""
+    with _socket(host) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise AddressInUseError(exc.errno, f"cannot listen on {host}:{port}: {exc}") from exc
+        chosen: int = probe.getsockname()[1]
+        return chosen
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket of one worker's, bound with SO_REUSEPORT beside its siblings' and listening."""
+    sock = _socket(host)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(_BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _socket(host: str) -> socket.socket:
+    # As uvicorn binds: an address with a colon is IPv6, anything else (names too) IPv4.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return sock
+
+
+def preload(modules: tuple[str, ...]) -> None:
+    """Import `modules` (only import: nothing they define is run) and freeze every object so
+    far, so that the workers' collections never write to the pages they share."""
+    for name in modules:
+        importlib.import_module(name)
+    gc.collect()
+    gc.freeze()
+
+
+@dataclass
+class Supervisor:
+    """The master: `workers` forked processes, each running `make_config()`'s uvicorn server on
+    its own socket bound to host:port."""
+
+    make_config: Callable[[], uvicorn.Config]
+    host: str
+    port: int
+    workers: int
+    children: dict[int, int] = field(default_factory=dict, init=False)  # pid -> slot
+    # Workers replaced on SIGHUP, finishing their requests.
+    _retired: set[int] = field(default_factory=set, init=False)
+    _signals: list[int] = field(default_factory=list, init=False)
+    _stopping: bool = field(default=False, init=False)
+    _exit_code: int = field(default=0, init=False)
+    _wakeup: tuple[int, int] = field(default=(-1, -1), init=False)
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (0 once every worker has exited) or until a worker
+        cannot start (its exit code)."""
+        self._wakeup = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in self._handled}
+        signal.set_wakeup_fd(self._wakeup[1], warn_on_full_buffer=False)
+        try:
+            scheme_host = f"[{self.host}]" if ":" in self.host else self.host
+            log.info(
+                "glimpse-api master [%d]: %d workers on http://%s:%d",
+                os.getpid(),
+                self.workers,
+                scheme_host,
+                self.port,
+            )
+            for slot in range(self.workers):
+                if not self._stopping:
+                    self._fork(slot)
+            while self.children:
+                self._wait()
+                self._handle_signals()
+                self._reap()
+        finally:
+            signal.set_wakeup_fd(-1)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            for fd in self._wakeup:
+                os.close(fd)
+            if self.children:  # an exception in the master: the workers go with it
+                self._signal_children(signal.SIGTERM)
+        return self._exit_code
+
+    @property
+    def _handled(self) -> tuple[signal.Signals, ...]:
+        return (*_STOP_SIGNALS, signal.SIGHUP, signal.SIGCHLD)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._signals.append(signum)
+
+    def _wait(self) -> None:
+        with contextlib.suppress(InterruptedError):
+            select.select([self._wakeup[0]], [], [], 1.0)
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wakeup[0], 512):
+                pass
+
+    def _handle_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.pop(0)
+            if signum in _STOP_SIGNALS:
+                # Each one is passed on: a second SIGTERM skips the drain, as with one process.
+                if not self._stopping:
+                    name = signal.Signals(signum).name
+                    log.info("%s: stopping %d workers", name, len(self.children))
+                self._stopping = True
+                self._signal_children(signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+            elif signum == signal.SIGHUP and not self._stopping:
+                self._roll()
+
+    def _roll(self) -> None:
+        """New workers first (their sockets take new connections at once), then the old ones
+        stop as on SIGTERM, finishing their requests."""
+        old = dict(self.children)
+        log.info("SIGHUP: replacing %d workers", len(old))
+        for slot in old.values():
+            self._fork(slot)
+        if self._stopping:  # no new socket could be bound: all stop
+            return
+        for pid in old:
+            self.children.pop(pid, None)
+            self._retired.add(pid)
+            _kill(pid, signal.SIGTERM)
+
+    def _signal_children(self, signum: int) -> None:
+        for pid in (*self.children, *self._retired):
+            _kill(pid, signum)
+
+    def _reap(self) -> None:
+        # Imported by preload(), after the metrics directory was chosen (prometheus_client
+        # decides how to count when first imported).
+        from glimpse import metrics  # noqa: PLC0415
+
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            metrics.process_exited(pid)  # its live gauges (uploads in flight) count no more
+            if pid in self._retired:
+                self._retired.discard(pid)
+                continue
+            slot = self.children.pop(pid, None)
+            if slot is None:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if self._stopping:
+                continue
+            if code in START_FAILURES:
+                log.error("worker [%d] could not start (exit code %d): stopping", pid, code)
+                self._fail(code)
+                continue
+            log.warning("worker [%d] died (%s): starting another", pid, _describe(code))
+            self._fork(slot)
+
+    def _fork(self, slot: int) -> None:
+        """A worker for `slot`, on a socket bound here before the fork: it takes connections
+        (they wait in its backlog) from now on, even while the worker starts."""
+        try:
+            sock = listening_socket(self.host, self.port)
+        except OSError as exc:
+            log.error("cannot listen on %s:%d: %s: stopping", self.host, self.port, exc)  # noqa: TRY400 -- the reason is all
+            self._fail(STARTUP_FAILURE)
+            return
+        master = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            self._child(master, sock)
+        sock.close()  # the worker's alone
+        self.children[pid] = slot
+
+    def _fail(self, code: int) -> None:
+        self._exit_code = code
+        self._stopping = True
+        self._signal_children(signal.SIGTERM)
+
+    def _child(self, master: int, sock: socket.socket) -> NoReturn:
+        """The worker process: never returns into the master's code."""
+        code = 1
+        server: uvicorn.Server | None = None
+        try:
+            _reset_signals(self._wakeup)
+            _die_with(master)
+            server = uvicorn.Server(self.make_config())
+            server.run(sockets=[sock])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            log.exception("worker [%d] failed", os.getpid())
+        finally:
+            if code not in START_FAILURES and code != 0 and not (server and server.started):
+                code = STARTUP_FAILURE  # the factory failed: it would fail again
+
+            # os._exit: the master's exit handlers (its metrics directory's removal) are its own.
+            logging.shutdown()
+            with contextlib.suppress(OSError, ValueError):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+
+
+def _reset_signals(wakeup: tuple[int, int]) -> None:
+    signal.set_wakeup_fd(-1)
+    for fd in wakeup:
+        os.close(fd)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master's: it rolls the workers
+    # Until uvicorn's handlers are in place, and when uvicorn raises the signal again after its
+    # shutdown: leave through the finally above.
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, _exit_on_signal)
+
+
+def _exit_on_signal(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def _die_with(master: int) -> None:
+    """SIGTERM to this worker when the master dies (Linux); if it died already, stop now."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG): %s", os.strerror(ctypes.get_errno()))
+    if os.getppid() != master:
+        raise SystemExit(0)
+
+
+def _kill(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _describe(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"signal {signal.Signals(-code).name}"
+    return f"exit code {code}"
