@@ -26,7 +26,16 @@ class DefaultOptions(CacheOptions):
 
     bind_host: str = Field("127.0.0.1", description="Address the API listens on.")
     bind_port: int = Field(9292, ge=0, le=65535, description="Port the API listens on.")
-    workers: int = Field(1, ge=1, description="Number of API worker processes.")
+    workers: int = Field(
+        1,
+        ge=1,
+        description=(
+            "Number of API worker processes. With 2 or more, glimpse-api forks them from a "
+            "master that has loaded the application (its memory is shared), each listening on "
+            "a socket of its own (SO_REUSEPORT: the kernel spreads connections over them); one "
+            "that dies is started again, and SIGHUP replaces them all."
+        ),
+    )
     debug: bool = Field(
         default=False,
         description=(
