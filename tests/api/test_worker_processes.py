@@ -1,7 +1,7 @@
 """glimpse-api with `workers` >= 2 as real processes on loopback: workers forked from the master,
-each on its own SO_REUSEPORT socket, connections spread over them; SIGTERM lets requests in
-progress finish; a killed worker is replaced; the workers never outlive the master; a port
-already served refuses a second server."""
+each on its own SO_REUSEPORT socket, connections spread over them; SIGTERM (or Ctrl-C's SIGINT)
+lets requests in progress finish; a killed worker is replaced, SIGHUP replaces them all; the
+workers never outlive the master; a port already served refuses a second server."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -199,7 +199,22 @@ def test_workers_are_forked_children_and_share_simultaneous_connections(api: Api
     assert versions == sum(before.values()) + 160
 
 
-def test_sigterm_lets_a_request_in_progress_finish_then_every_process_exits(api: Api) -> None:
+def to_master(api: Api, signum: int) -> None:
+    os.kill(api.pid, signum)
+
+
+def to_group(api: Api, signum: int) -> None:
+    os.killpg(api.pid, signum)  # as Ctrl-C in a terminal: the workers get it too
+
+
+@pytest.mark.parametrize(
+    ("send", "signum"),
+    [(to_master, signal.SIGTERM), (to_group, signal.SIGINT)],
+    ids=["sigterm-to-master", "sigint-to-group"],
+)
+def test_a_stop_signal_lets_a_request_in_progress_finish_then_every_process_exits(
+    api: Api, send: Callable[[Api, int], None], signum: int
+) -> None:
     api.start()
     workers = api.wait_serving(2)
     created = httpx.post(
@@ -237,13 +252,13 @@ def test_sigterm_lets_a_request_in_progress_finish_then_every_process_exits(api:
         uploading = pool.submit(upload)
         assert started.wait(30)
         time.sleep(0.5)  # the worker has taken the connection
-        os.kill(api.pid, signal.SIGTERM)
+        send(api, signum)
         assert uploading.result(timeout=60) == 204
 
     assert api.process is not None
     assert api.process.wait(timeout=60) == 0, api.log()
     assert not any(alive(pid) for pid in workers)
-    assert "stopping 2 workers" in api.log()
+    assert f"{signal.Signals(signum).name}: stopping 2 workers" in api.log()
     # The port is free again: nothing of the tree listens any more (SO_REUSEADDR: past the
     # closed connections' TIME_WAIT, as a server restarting would).
     with socket.socket() as probe:
@@ -265,6 +280,21 @@ def test_a_killed_worker_is_replaced_and_its_siblings_keep_serving(api: Api) -> 
     assert second in workers
     assert api.wait_serving(2) == workers
     assert "died (signal SIGKILL): starting another" in api.log()
+
+
+def test_sighup_replaces_every_worker(api: Api) -> None:
+    api.start()
+    old = api.wait_serving(2)
+    os.kill(api.pid, signal.SIGHUP)
+
+    def replaced() -> list[int] | None:
+        pids = api.workers()
+        return pids if len(pids) == 2 and not set(pids) & set(old) else None
+
+    new = wait_for("new workers", replaced, START_WITHIN)
+    assert api.wait_serving(2) == new
+    assert api.process is not None
+    assert api.process.poll() is None
 
 
 def test_workers_stop_when_the_master_is_killed(api: Api) -> None:

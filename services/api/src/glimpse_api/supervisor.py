@@ -10,9 +10,9 @@ shared copy-on-write; each worker has a SO_REUSEPORT socket of its own (bound by
 before it forks that worker), and the kernel spreads new connections over the workers.
 
 The master checks first that the address is free with a socket that does not set SO_REUSEPORT
-(a second server on the port still fails to start), forwards SIGTERM/SIGINT to the workers
-(each lets its requests in progress finish, as a single uvicorn does), starts a worker again
-when one dies, rolls them all on SIGHUP, and stops everything when a worker cannot start.
+(a second server on the port still fails to start), passes SIGTERM/SIGINT on to the workers as
+SIGTERM (each lets its requests in progress finish, as a single uvicorn does), starts a worker
+again when one dies, rolls them all on SIGHUP, and stops everything when a worker cannot start.
 Workers get SIGTERM when the master dies (PR_SET_PDEATHSIG), so none outlives it.
 """
 
@@ -127,7 +127,7 @@ class Supervisor:
             for slot in range(self.workers):
                 if not self._stopping:
                     self._fork(slot)
-            while self.children:
+            while self.children or self._retired:
                 self._wait()
                 self._handle_signals()
                 self._reap()
@@ -137,7 +137,7 @@ class Supervisor:
                 signal.signal(sig, handler)
             for fd in self._wakeup:
                 os.close(fd)
-            if self.children:  # an exception in the master: the workers go with it
+            if self.children or self._retired:  # an exception in the master: all go with it
                 self._signal_children(signal.SIGTERM)
         return self._exit_code
 
@@ -159,12 +159,14 @@ class Supervisor:
         while self._signals:
             signum = self._signals.pop(0)
             if signum in _STOP_SIGNALS:
-                # Each one is passed on: a second SIGTERM skips the drain, as with one process.
+                # Each one is passed on as SIGTERM, as uvicorn's supervisor does: a second one
+                # skips the drain, and Ctrl-C (SIGINT to the whole group, workers included)
+                # never turns into a second SIGINT, which uvicorn takes for "stop at once".
                 if not self._stopping:
                     name = signal.Signals(signum).name
                     log.info("%s: stopping %d workers", name, len(self.children))
                 self._stopping = True
-                self._signal_children(signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+                self._signal_children(signal.SIGTERM)
             elif signum == signal.SIGHUP and not self._stopping:
                 self._roll()
 
