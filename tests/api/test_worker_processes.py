@@ -153,6 +153,17 @@ def requests_by_process(directory: Path) -> dict[int, float]:
     return counted
 
 
+def settled_counts(directory: Path) -> dict[int, float]:
+    """requests_by_process once no count moves (a request is counted after its response)."""
+    counts = requests_by_process(directory)
+    while True:
+        time.sleep(0.5)
+        again = requests_by_process(directory)
+        if again == counts:
+            return counts
+        counts = again
+
+
 def get_on_new_connections(base: str, connections: int, each: int) -> list[int]:
     """`connections` connections opened at once, each sending `each` keep-alive GETs."""
     barrier = threading.Barrier(connections)
@@ -173,7 +184,7 @@ def test_workers_are_forked_children_and_share_simultaneous_connections(api: Api
     for pid in workers:
         # Forked, never spawned: a spawned worker runs `python -c "from multiprocessing..."`.
         assert Path(f"/proc/{pid}/cmdline").read_bytes() == master_command
-    before = requests_by_process(api.metrics_dir)
+    before = settled_counts(api.metrics_dir)
 
     statuses = get_on_new_connections(api.base, connections=32, each=5)
 
