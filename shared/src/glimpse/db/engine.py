@@ -117,6 +117,16 @@ async def _connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         raise
 
 
+@asynccontextmanager
+async def _connection_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    try:
+        async with engine.begin() as connection:
+            yield connection
+    except Exception as exc:
+        _raise_if_unavailable(exc)
+        raise
+
+
 @dataclass(frozen=True, slots=True)
 class Database:
     """A writer and a reader session factory (the same engine except on SQLite)."""
@@ -198,6 +208,16 @@ class Database:
         """lookup() without a session, for Core statements that only read (a show): a session's
         begin, commit and row loading cost more than such a read. Never writes."""
         return _connection(self.lookup_engine)
+
+    def read_connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """read() without a session, for Core statements that only read and may scan (a list
+        page): its statements run in one transaction, rolled back on close. Never writes."""
+        return _connection(self.reader_engine)
+
+    def write_connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """write() without a session, for Core statements alone (a create): committed on
+        success, rolled back on any error, DatabaseUnavailable as write() raises it."""
+        return _connection_transaction(self.writer_engine)
 
     async def dispose(self) -> None:
         await self.writer_engine.dispose()

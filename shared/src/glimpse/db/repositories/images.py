@@ -105,7 +105,8 @@ _OPS = {
 }
 
 
-_PROJECT = sa.bindparam("project", type_=sa.String)
+# The caller's project in a page statement (also image_lookup's membership column).
+PROJECT = sa.bindparam("project", type_=sa.String)
 
 
 @functools.lru_cache(maxsize=64)
@@ -117,7 +118,7 @@ def _readable(
     answer matches `member_status`), narrowed by the `visibility` filter. Built once per
     combination (the caller's project is the `project` parameter): building it per request
     cost more than SQLite's run of the page."""
-    owned: ColumnElement[bool] = _IMAGE.c.owner == _PROJECT if has_project else sa.false()
+    owned: ColumnElement[bool] = _IMAGE.c.owner == PROJECT if has_project else sa.false()
     if is_admin:
         seen: ColumnElement[bool] = sa.true()
     else:
@@ -125,7 +126,7 @@ def _readable(
         if has_project:
             membership = [
                 _MEMBERS.c.image_id == _IMAGE.c.id,
-                _MEMBERS.c.member == _PROJECT,
+                _MEMBERS.c.member == PROJECT,
                 _MEMBERS.c.deleted.is_(False),
             ]
             if member_status != "all":
@@ -354,22 +355,34 @@ class ImageRepository(ImageStatusWrites):
     async def page(
         self, ctx: RequestContext, query: ListQuery, marker: Image | None
     ) -> list[Image]:
-        project = ctx.project_id
-        readable = _readable(ctx.is_admin, bool(project), query.member_status, query.visibility)
-        conditions = [_LIVE, readable]
-        conditions.extend(_filter_conditions(query))
-        # created_at and id break ties so every page boundary is well defined.
-        sort = list(query.sort)
-        keys = {key for key, _ in sort}
-        for key in ("created_at", "id"):
-            if key not in keys:
-                sort.append((key, sort[-1][1] if sort else SortDir.DESC))
-        if marker is not None:
-            conditions.append(_after_marker(sort, marker))
-        order = [_ORDER[key, way] for key, way in sort]
-        statement = sa.select(Image).where(*conditions).order_by(*order).limit(query.limit)
-        result = await self.session.execute(statement, {"project": project} if project else {})
+        statement = page_statement(ctx, query, marker, sa.select(Image))
+        result = await self.session.execute(statement, page_parameters(ctx))
         return list(result.scalars())
+
+
+def page_statement(
+    ctx: RequestContext, query: ListQuery, marker: Image | None, columns: sa.Select[Any]
+) -> sa.Select[Any]:
+    """`columns` (a select of what to read) narrowed to the page of `query` after `marker`,
+    as `ctx` may see it; run with page_parameters(ctx)."""
+    readable = _readable(ctx.is_admin, bool(ctx.project_id), query.member_status, query.visibility)
+    conditions = [_LIVE, readable]
+    conditions.extend(_filter_conditions(query))
+    # created_at and id break ties so every page boundary is well defined.
+    sort = list(query.sort)
+    keys = {key for key, _ in sort}
+    for key in ("created_at", "id"):
+        if key not in keys:
+            sort.append((key, sort[-1][1] if sort else SortDir.DESC))
+    if marker is not None:
+        conditions.append(_after_marker(sort, marker))
+    order = [_ORDER[key, way] for key, way in sort]
+    return columns.where(*conditions).order_by(*order).limit(query.limit)
+
+
+def page_parameters(ctx: RequestContext) -> dict[str, Any]:
+    """The parameters of a page_statement: the caller's project, when it has one."""
+    return {"project": ctx.project_id} if ctx.project_id else {}
 
 
 def _filter_conditions(query: ListQuery) -> list[ColumnElement[bool]]:
