@@ -6,7 +6,8 @@ brings in botocore (tens of MiB in every process), which a deployment without s3
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Iterable, Mapping, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from typing import Protocol, TypeVar
 
@@ -34,8 +35,11 @@ class HasStore(Protocol):
 Located = TypeVar("Located", bound=HasStore)
 
 
-def driver_types() -> dict[str, EntryPoint]:
-    """The installed drivers by store type, not loaded yet."""
+@functools.cache
+def driver_types() -> Mapping[str, EntryPoint]:
+    """The installed drivers by store type, not loaded yet. Read once per process: finding
+    them reads every installed distribution's metadata, and a worker's pool processes then
+    reuse what their parent found rather than each reading it again."""
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
