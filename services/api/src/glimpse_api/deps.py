@@ -105,15 +105,16 @@ class ApiRuntime:
         await self.database.dispose()
 
 
-# Dependencies are `async def` so FastAPI calls them on the event loop, not in a thread.
-def _runtime(request: Request) -> ApiRuntime:
+def runtime_of(request: Request) -> ApiRuntime:
+    """The process's runtime, for a route that reads services without dependencies."""
     runtime: ApiRuntime = request.app.state.runtime
     return runtime
 
 
+# Dependencies are `async def` so FastAPI calls them on the event loop, not in a thread.
 async def get_context(request: Request) -> RequestContext:
     request_id = getattr(request.state, "request_id", None) or new_request_id()
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     identity = await runtime.authenticator.authenticate(request, request_id)
     context = runtime.policy.bind(identity)
     bind_identity(context.user_id, context.project_id)
@@ -123,31 +124,31 @@ async def get_context(request: Request) -> RequestContext:
 
 
 async def get_settings(request: Request) -> Settings:
-    return _runtime(request).settings
+    return runtime_of(request).settings
 
 
 async def get_image_service(request: Request) -> ImageService:
-    return _runtime(request).images
+    return runtime_of(request).images
 
 
 async def get_image_data_service(request: Request) -> ImageDataService:
-    return _runtime(request).image_data
+    return runtime_of(request).image_data
 
 
 async def get_location_service(request: Request) -> LocationService:
-    return _runtime(request).locations
+    return runtime_of(request).locations
 
 
 async def get_location_import_service(request: Request) -> LocationImportService:
-    return _runtime(request).location_imports
+    return runtime_of(request).location_imports
 
 
 async def get_discovery_service(request: Request) -> DiscoveryService:
-    return _runtime(request).discovery
+    return runtime_of(request).discovery
 
 
 async def get_member_service(request: Request) -> MemberService:
-    return _runtime(request).members
+    return runtime_of(request).members
 
 
 ContextDep = Annotated[RequestContext, Depends(get_context)]
@@ -162,49 +163,49 @@ MemberServiceDep = Annotated[MemberService, Depends(get_member_service)]
 
 
 async def get_task_service(request: Request) -> TaskService:
-    return _runtime(request).tasks
+    return runtime_of(request).tasks
 
 
 TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
 
 
 async def get_import_service(request: Request) -> ImportService:
-    return _runtime(request).imports
+    return runtime_of(request).imports
 
 
 ImportServiceDep = Annotated[ImportService, Depends(get_import_service)]
 
 
 async def get_legacy_task_service(request: Request) -> LegacyTaskService:
-    return _runtime(request).legacy_tasks
+    return runtime_of(request).legacy_tasks
 
 
 LegacyTaskServiceDep = Annotated[LegacyTaskService, Depends(get_legacy_task_service)]
 
 
 async def get_metadef_services(request: Request) -> MetadefServices:
-    return _runtime(request).metadefs
+    return runtime_of(request).metadefs
 
 
 MetadefsDep = Annotated[MetadefServices, Depends(get_metadef_services)]
 
 
 async def get_health_service(request: Request) -> HealthService:
-    return _runtime(request).health
+    return runtime_of(request).health
 
 
 HealthServiceDep = Annotated[HealthService, Depends(get_health_service)]
 
 
 async def get_readiness_service(request: Request) -> ReadinessService:
-    return _runtime(request).readiness
+    return runtime_of(request).readiness
 
 
 ReadinessServiceDep = Annotated[ReadinessService, Depends(get_readiness_service)]
 
 
 async def get_cache_service(request: Request) -> CacheService:
-    return _runtime(request).cache_api
+    return runtime_of(request).cache_api
 
 
 CacheServiceDep = Annotated[CacheService, Depends(get_cache_service)]

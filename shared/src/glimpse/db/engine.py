@@ -35,6 +35,12 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 log = logging.getLogger(__name__)
 
 
+def import_driver(connection: str) -> None:
+    """Import the dialect and DBAPI module of `connection` without connecting: a process that
+    forks workers calls it before the fork, so they share those modules."""
+    async_url(connection).get_dialect().import_dbapi()
+
+
 def _raise_if_unavailable(error: Exception) -> None:
     if isinstance(error, DatabaseUnavailable) or not is_unavailable(error):
         return
@@ -111,6 +117,16 @@ async def _connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     try:
         # Its transaction begins with the first statement and is rolled back on close.
         async with engine.connect() as connection:
+            yield connection
+    except Exception as exc:
+        _raise_if_unavailable(exc)
+        raise
+
+
+@asynccontextmanager
+async def _connection_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    try:
+        async with engine.begin() as connection:
             yield connection
     except Exception as exc:
         _raise_if_unavailable(exc)
@@ -198,6 +214,16 @@ class Database:
         """lookup() without a session, for Core statements that only read (a show): a session's
         begin, commit and row loading cost more than such a read. Never writes."""
         return _connection(self.lookup_engine)
+
+    def read_connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """read() without a session, for Core statements that only read and may scan (a list
+        page): its statements run in one transaction, rolled back on close. Never writes."""
+        return _connection(self.reader_engine)
+
+    def write_connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """write() without a session, for Core statements alone (a create): committed on
+        success, rolled back on any error, DatabaseUnavailable as write() raises it."""
+        return _connection_transaction(self.writer_engine)
 
     async def dispose(self) -> None:
         await self.writer_engine.dispose()

@@ -19,11 +19,6 @@ async def membership(repo: ImageRepository, ctx: RequestContext, image: Image) -
     return await MemberRepository(repo.session).status_of(image.id, ctx.project_id)
 
 
-async def readable(repo: ImageRepository, ctx: RequestContext, image: Image) -> bool:
-    status = await membership(repo, ctx, image)
-    return policy.allowed(ctx, "get_image", image, member_status=status)
-
-
 async def authorized_image(
     repo: ImageRepository,
     ctx: RequestContext,

@@ -8,11 +8,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from glimpse import unified_limits
 from glimpse.config import Settings
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.cache import CacheRepository
+from glimpse.db.repositories.image_inserts import insert_image, new_image
 from glimpse.db.repositories.image_lookup import ImageLookup
 from glimpse.db.repositories.images import ImageRecord, ImageRepository
 from glimpse.db.repositories.members import MemberRepository
@@ -28,7 +31,7 @@ from glimpse.domain.errors import (
 )
 from glimpse.domain.images import MUTABLE_ATTRIBUTES, ImageStatus, Visibility, deactivation
 from glimpse.domain.listing import ListQuery
-from glimpse.services.access import authorized_image, enforce_on, readable
+from glimpse.services.access import authorized_image, enforce_on
 from glimpse.services.image_cache import ImageCache
 from glimpse.services.key_cleanup import KeyCleanupService
 from glimpse.services.locations import LocationService
@@ -110,7 +113,9 @@ def plan_new_image(settings: Settings, ctx: RequestContext, body: dict[str, Any]
     _check_visibility(ctx, target, core["visibility"])
     _check_quotas(settings, properties, tags)
     now = utcnow()
-    image = Image(id=image_id, status=ImageStatus.QUEUED, created_at=now, updated_at=now, **core)
+    image = new_image(
+        id=image_id, status=ImageStatus.QUEUED, created_at=now, updated_at=now, **core
+    )
     return NewImage(image, properties, tags)
 
 
@@ -140,12 +145,16 @@ class ImageService:
     async def create(self, ctx: RequestContext, body: dict[str, Any]) -> ImageRecord:
         new = plan_new_image(self.settings, ctx, body)
         limits = await unified_limits.read_limits(self.settings, ctx.project_id)
-        async with self.db.write() as session:
-            await unified_limits.check_in(
-                session, ctx.project_id, limits, {unified_limits.IMAGE_COUNT_TOTAL: 1}
-            )
-            repo = ImageRepository(session)
-            await add_new_image(repo, new)
+        async with self.db.write_connection() as connection:
+            if limits is not None:
+                # A session on the connection joins its transaction: the insert below is
+                # checked under the owner's lock, as every write that counts against a limit.
+                async with AsyncSession(bind=connection) as session:
+                    await unified_limits.check_in(
+                        session, ctx.project_id, limits, {unified_limits.IMAGE_COUNT_TOTAL: 1}
+                    )
+            if not await insert_image(connection, new.image, new.properties, new.tags):
+                raise Conflict(f"Image with identifier {new.image.id} already exists!")
         # Just written, so known without reading back: no location yet, and properties and
         # tags in the order they were inserted (the order records() reads them in).
         return ImageRecord(new.image, dict(new.properties), list(new.tags), [])
@@ -210,25 +219,28 @@ class ImageService:
 
     async def list_images(self, ctx: RequestContext, query: ListQuery) -> ImagePage:
         policy.enforce(ctx, "get_images")
-        async with self.db.read() as session:
-            repo = ImageRepository(session)
+        async with self.db.read_connection() as connection:
+            lookup = ImageLookup(connection)
             marker = None
             if query.marker is not None:
-                marker = await repo.get(query.marker)
-                if marker is None or not await readable(repo, ctx, marker):
+                marker = await lookup.image(query.marker)
+                if marker is None or not policy.allowed(
+                    ctx,
+                    "get_image",
+                    marker,
+                    member_status=await lookup.member_status(marker, ctx.project_id),
+                ):
                     raise InvalidInput(f"Invalid marker. Image {query.marker} could not be found.")
-            images = await repo.page(ctx, query, marker)
+            listed = await lookup.page(ctx, query, marker)
             # As Glance, each row must also pass get_image (a policy file may narrow it); the
             # next marker still follows the database page.
-            statuses = await MemberRepository(session).statuses_of(
-                [image.id for image in images], ctx.project_id
-            )
-            targets = [policy.target_of(image, statuses.get(image.id)) for image in images]
+            targets = [policy.target_of(item.image, item.member_status) for item in listed]
             decisions = policy.allowed_each(ctx, "get_image", targets)
-            shown = [image for image, ok in zip(images, decisions, strict=True) if ok]
-            records = await repo.records(shown)
-        full_page = query.limit > 0 and len(images) == query.limit
-        return ImagePage(await self._presented(ctx, records), images[-1].id if full_page else None)
+            shown = [item for item, ok in zip(listed, decisions, strict=True) if ok]
+            records = await lookup.records(shown)
+        full_page = query.limit > 0 and len(listed) == query.limit
+        next_marker = listed[-1].image.id if full_page else None
+        return ImagePage(await self._presented(ctx, records), next_marker)
 
     async def update(
         self, ctx: RequestContext, image_id: str, operations: list[patch.Operation]

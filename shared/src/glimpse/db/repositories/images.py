@@ -46,6 +46,7 @@ _LIVE_IMAGE = sa.select(Image).where(
     _IMAGE.c.id == sa.bindparam("image_id"), _IMAGE.c.deleted.is_(False)
 )
 _LIVE_IMAGE_LOCKED = _LIVE_IMAGE.with_for_update()
+_SELECT_IMAGE = sa.select(Image)
 _ID_USED = (
     sa.select(sa.func.count()).select_from(_IMAGE).where(_IMAGE.c.id == sa.bindparam("image_id"))
 )
@@ -105,7 +106,8 @@ _OPS = {
 }
 
 
-_PROJECT = sa.bindparam("project", type_=sa.String)
+# The caller's project in a page statement (also image_lookup's membership column).
+PROJECT = sa.bindparam("project", type_=sa.String)
 
 
 @functools.lru_cache(maxsize=64)
@@ -117,7 +119,7 @@ def _readable(
     answer matches `member_status`), narrowed by the `visibility` filter. Built once per
     combination (the caller's project is the `project` parameter): building it per request
     cost more than SQLite's run of the page."""
-    owned: ColumnElement[bool] = _IMAGE.c.owner == _PROJECT if has_project else sa.false()
+    owned: ColumnElement[bool] = _IMAGE.c.owner == PROJECT if has_project else sa.false()
     if is_admin:
         seen: ColumnElement[bool] = sa.true()
     else:
@@ -125,7 +127,7 @@ def _readable(
         if has_project:
             membership = [
                 _MEMBERS.c.image_id == _IMAGE.c.id,
-                _MEMBERS.c.member == _PROJECT,
+                _MEMBERS.c.member == PROJECT,
                 _MEMBERS.c.deleted.is_(False),
             ]
             if member_status != "all":
@@ -354,22 +356,73 @@ class ImageRepository(ImageStatusWrites):
     async def page(
         self, ctx: RequestContext, query: ListQuery, marker: Image | None
     ) -> list[Image]:
-        project = ctx.project_id
-        readable = _readable(ctx.is_admin, bool(project), query.member_status, query.visibility)
-        conditions = [_LIVE, readable]
-        conditions.extend(_filter_conditions(query))
-        # created_at and id break ties so every page boundary is well defined.
-        sort = list(query.sort)
-        keys = {key for key, _ in sort}
-        for key in ("created_at", "id"):
-            if key not in keys:
-                sort.append((key, sort[-1][1] if sort else SortDir.DESC))
-        if marker is not None:
-            conditions.append(_after_marker(sort, marker))
-        order = [_ORDER[key, way] for key, way in sort]
-        statement = sa.select(Image).where(*conditions).order_by(*order).limit(query.limit)
-        result = await self.session.execute(statement, {"project": project} if project else {})
+        statement = page_statement(ctx, query, marker, _SELECT_IMAGE)
+        result = await self.session.execute(statement, page_parameters(ctx))
         return list(result.scalars())
+
+
+def page_statement(
+    ctx: RequestContext, query: ListQuery, marker: Image | None, columns: sa.Select[Any]
+) -> sa.Select[Any]:
+    """`columns` (a select of what to read, built once) narrowed to the page of `query` after
+    `marker`, as `ctx` may see it; run with page_parameters(ctx)."""
+    readable = (ctx.is_admin, bool(ctx.project_id), query.member_status, query.visibility)
+    if marker is None and _unfiltered(query):
+        # The usual page, the same statement object each time: building it, and then its
+        # cache key, cost more than SQLite's run of it.
+        return _plain_page(columns, readable, query.sort, query.os_hidden, query.limit)
+    filters = _filter_conditions(query)
+    return _page(columns, readable, filters, query.sort, marker=marker, limit=query.limit)
+
+
+def _unfiltered(query: ListQuery) -> bool:
+    return not (
+        query.columns
+        or query.properties
+        or query.tags
+        or query.times
+        or query.size_min is not None
+        or query.size_max is not None
+        or query.protected is not None
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_page(
+    columns: sa.Select[Any],
+    readable: tuple[bool, bool, str, str | None],
+    sort: tuple[tuple[str, SortDir], ...],
+    os_hidden: bool,
+    limit: int,
+) -> sa.Select[Any]:
+    return _page(columns, readable, [_HIDDEN[os_hidden]], sort, marker=None, limit=limit)
+
+
+def _page(
+    columns: sa.Select[Any],
+    readable: tuple[bool, bool, str, str | None],
+    filters: list[ColumnElement[bool]],
+    sort_keys: tuple[tuple[str, SortDir], ...],
+    *,
+    marker: Image | None,
+    limit: int,
+) -> sa.Select[Any]:
+    conditions = [_LIVE, _readable(*readable), *filters]
+    # created_at and id break ties so every page boundary is well defined.
+    sort = list(sort_keys)
+    keys = {key for key, _ in sort}
+    for key in ("created_at", "id"):
+        if key not in keys:
+            sort.append((key, sort[-1][1] if sort else SortDir.DESC))
+    if marker is not None:
+        conditions.append(_after_marker(sort, marker))
+    order = [_ORDER[key, way] for key, way in sort]
+    return columns.where(*conditions).order_by(*order).limit(limit)
+
+
+def page_parameters(ctx: RequestContext) -> dict[str, Any]:
+    """The parameters of a page_statement: the caller's project, when it has one."""
+    return {"project": ctx.project_id} if ctx.project_id else {}
 
 
 def _filter_conditions(query: ListQuery) -> list[ColumnElement[bool]]:
