@@ -65,11 +65,25 @@ def serve_workers(settings: Settings) -> int:
         log.error("%s", exc.strerror)  # noqa: TRY400 -- the reason is all
         return STARTUP_FAILURE
     supervisor.preload(PRELOAD)
+    _import_configured_drivers(settings)
 
     def make_config() -> uvicorn.Config:
         return uvicorn.Config(APP, host=settings.bind_host, port=port, **server_options(settings))
 
     return supervisor.Supervisor(make_config, settings.bind_host, port, settings.workers).run()
+
+
+def _import_configured_drivers(settings: Settings) -> None:
+    """The store and database drivers the workers will load, imported (never connected) in the
+    master so that they are shared too."""
+    from glimpse.db.engine import import_driver  # noqa: PLC0415 -- after the metrics directory
+    from glimpse.stores.registry import load_drivers  # noqa: PLC0415 -- likewise
+
+    try:
+        load_drivers(settings)
+        import_driver(settings.database.connection)
+    except (ValueError, ImportError):
+        return  # each worker reports it as it builds its runtime, as without this
 
 
 def server_options(settings: Settings) -> dict[str, Any]:

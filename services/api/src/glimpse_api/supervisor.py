@@ -84,12 +84,9 @@ def _socket(host: str) -> socket.socket:
 
 
 def preload(modules: tuple[str, ...]) -> None:
-    """Import `modules` (only import: nothing they define is run) and freeze every object so
-    far, so that the workers' collections never write to the pages they share."""
+    """Import `modules` (only import: nothing they define is run), for the workers to share."""
     for name in modules:
         importlib.import_module(name)
-    gc.collect()
-    gc.freeze()
 
 
 @dataclass
@@ -124,6 +121,10 @@ class Supervisor:
                 scheme_host,
                 self.port,
             )
+            # Every object so far is frozen: the workers' collections never visit, and so
+            # never write to, the pages they share with the master.
+            gc.collect()
+            gc.freeze()
             for slot in range(self.workers):
                 if not self._stopping:
                     self._fork(slot)
