@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from glimpse.config import Settings
 from glimpse.db.engine import Database
+from glimpse.db.tables import Image, utcnow
 from relay import relay_to
 
 BODY = {"disk_format": "raw", "container_format": "bare", "name": "n", "os_distro": "x"}
@@ -152,3 +153,36 @@ async def test_creates_racing_on_one_id_answer_201_once_and_409_for_the_rest(
         "image_tags": 1,
     }
     assert [checked_out(node) for node in nodes] == [0, 0]
+
+
+async def test_a_create_cancelled_while_it_waits_returns_its_connection_clean(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    """The request is cancelled (its client gone, the server stopping) while its transaction
+    waits: on PostgreSQL for another transaction's row with the same id, on SQLite for the
+    write lock. Its connection goes back to the pool without a transaction left open, and the
+    next creates (the same id included) go through."""
+    image_id = str(uuid.uuid4())
+    async with database.writer_engine.connect() as other:
+        transaction = await other.begin()
+        await other.execute(
+            sa.insert(Image.__table__),  # type: ignore[attr-defined]  # noqa: SLF001 -- SQLModel's table
+            {"id": image_id, "status": "queued", "visibility": "private", "created_at": utcnow()},
+        )
+        pending = asyncio.create_task(client.post("/v2/images", json={**BODY, "id": image_id}))
+        await asyncio.sleep(0.5)
+        assert not pending.done()
+        pending.cancel()
+        # Let go first: on SQLite the cancelled request's rollback queues behind its BEGIN.
+        await transaction.rollback()
+    async with asyncio.timeout(10):
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        while checked_out(client):
+            await asyncio.sleep(0.05)
+        for _ in range(3):  # every pooled connection, the one cancelled among them
+            created = await client.post("/v2/images", json=BODY)
+            assert created.status_code == 201, created.text
+        again = await client.post("/v2/images", json={**BODY, "id": image_id})
+        assert again.status_code == 201, again.text
+    assert (await rows_of(database, image_id))["images"] == 1
