@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from glimpse.config import Settings
-from glimpse.db.engine import Database
-from glimpse.stores.registry import StoreRegistry
+from glimpse.db.engine import Database, import_driver
+from glimpse.stores.registry import StoreRegistry, load_drivers
 
 T = TypeVar("T")
 
@@ -48,8 +48,17 @@ _process = _Process()
 
 
 def configure(settings: Settings) -> None:
-    """Remember the settings; the runtime itself is built in each pool process."""
+    """Remember the settings; the runtime itself is built in each pool process. The modules
+    it needs (store drivers, database driver) are imported here, before the pool forks, so
+    that the pool processes share them rather than each importing its own copy."""
     _process.settings = settings
+    try:
+        load_drivers(settings)
+        import_driver(settings.database.connection)
+    except (ValueError, ImportError):
+        # An unsupported database URL or a missing driver: each pool process reports it
+        # when it builds its runtime, as it would without this early import.
+        return
 
 
 def configured_settings() -> Settings | None:

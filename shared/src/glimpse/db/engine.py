@@ -35,6 +35,12 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 log = logging.getLogger(__name__)
 
 
+def import_driver(connection: str) -> None:
+    """Import the dialect and DBAPI module of `connection` without connecting: a process that
+    forks workers calls it before the fork, so they share those modules."""
+    async_url(connection).get_dialect().import_dbapi()
+
+
 def _raise_if_unavailable(error: Exception) -> None:
     if isinstance(error, DatabaseUnavailable) or not is_unavailable(error):
         return

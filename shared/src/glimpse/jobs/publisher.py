@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Final
-
-from celery import Celery
+from typing import TYPE_CHECKING, Final
 
 from glimpse.config import Settings
 from glimpse.jobs import names
 from glimpse.jobs.broker import AMQP_SCHEMES, celery_config
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,9 @@ class JobPublisher:
 
     def _celery(self) -> Celery:
         if self._app is None:
+            # Imported on first send: the scrubber sends only when a task is stalled.
+            from celery import Celery  # noqa: PLC0415 -- as said above
+
             app = Celery("glimpse-publisher")
             config = celery_config(self.settings)
             broker_url = self.settings.celery.broker_url

@@ -37,8 +37,7 @@ from glimpse.stores.base import StoredEntry, StoreError
 from glimpse.stores.checked import CheckedStore
 from glimpse.stores.filesystem import TEMP_PREFIX, FilesystemStore
 from glimpse.stores.registry import StoreRegistry
-from glimpse.stores.s3 import S3Store
-from glimpse.stores.s3_listing import PendingUpload
+from glimpse.stores.s3_listing import BucketListing, PendingUpload
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +110,7 @@ class Housekeeping:
         """The entries of a file store (or, with `s3`, an s3 store) untouched for
         `untouched_for` seconds."""
         driver = store.driver
-        if not (isinstance(driver, FilesystemStore) or (s3 and isinstance(driver, S3Store))):
+        if not (isinstance(driver, FilesystemStore) or (s3 and isinstance(driver, BucketListing))):
             return []
         since = self._clock() - untouched_for
         try:
@@ -170,7 +169,7 @@ class Housekeeping:
 
     async def _sweep_uploads(self, store: CheckedStore) -> int:
         driver = store.driver
-        if not isinstance(driver, S3Store):
+        if not isinstance(driver, BucketListing):
             return 0
         since = self._clock() - self.settings.scrubber.lease_time
         try:

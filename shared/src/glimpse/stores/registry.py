@@ -1,9 +1,14 @@
-"""Builds the enabled stores from settings; drivers come from `glimpse.stores` entry points."""
+"""Builds the enabled stores from settings; drivers come from `glimpse.stores` entry points.
+
+A driver's module is imported only when a store of its type is built: the s3 driver alone
+brings in botocore (tens of MiB in every process), which a deployment without s3 never needs.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from importlib.metadata import entry_points
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from importlib.metadata import EntryPoint, entry_points
 from typing import Protocol, TypeVar
 
 from glimpse.config import Settings
@@ -30,8 +35,21 @@ class HasStore(Protocol):
 Located = TypeVar("Located", bound=HasStore)
 
 
-def driver_types() -> dict[str, DriverFactory]:
-    return {ep.name: ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP)}
+@functools.cache
+def driver_types() -> Mapping[str, EntryPoint]:
+    """The installed drivers by store type, not loaded yet. Read once per process: finding
+    them reads every installed distribution's metadata, and a worker's pool processes then
+    reuse what their parent found rather than each reading it again."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_drivers(settings: Settings) -> dict[str, DriverFactory]:
+    """The installed drivers of the store types `settings` use (user and reserved stores),
+    loaded. A process that forks workers calls it before the fork, so they share the modules."""
+    installed = driver_types()
+    used = {*settings.enabled_backends.values()}
+    used.update(settings.reserved_store_type(store_id) for store_id in RESERVED_STORES)
+    return {kind: installed[kind].load() for kind in sorted(used) if kind in installed}
 
 
 class StoreRegistry:
@@ -59,7 +77,7 @@ class StoreRegistry:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StoreRegistry:
-        factories = driver_types()
+        factories = load_drivers(settings)
 
         def build(store_id: str, store_type: str) -> CheckedStore:
             factory = factories.get(store_type)

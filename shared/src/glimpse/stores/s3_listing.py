@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from glimpse.stores.base import StoredEntry
 
@@ -20,6 +20,19 @@ class PendingUpload:
     key: str
     upload_id: str
     initiated: float  # seconds since the epoch
+
+
+@runtime_checkable
+class BucketListing(Protocol):
+    """What housekeeping lists and aborts in an s3 store (S3Store): named here so that it
+    recognises one without importing the driver, and botocore with it, where no s3 store is
+    configured."""
+
+    async def entries(self) -> list[StoredEntry]: ...
+
+    async def pending_uploads(self) -> list[PendingUpload]: ...
+
+    async def abort_upload(self, upload: PendingUpload) -> None: ...
 
 
 async def list_uploads(client: S3Client, bucket: str) -> list[PendingUpload]:
