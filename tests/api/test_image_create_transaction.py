@@ -31,8 +31,8 @@ def failing_property_insert(fail: Callable[[Any], None]) -> Iterator[list[str]]:
     statements seen so far are yielded (to show the image's insert came first)."""
     seen: list[str] = []
 
-    def before(connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:  # noqa: ANN401 -- event signature
-        seen.append(statement.split("(")[0].strip())
+    def before(connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement.split("(", 1)[0].strip())
         if statement.startswith("INSERT INTO image_properties"):
             fail(connection)
 
@@ -43,7 +43,7 @@ def failing_property_insert(fail: Callable[[Any], None]) -> Iterator[list[str]]:
         event.remove(Engine, "before_cursor_execute", before)
 
 
-def driver_error(connection: Any) -> None:  # noqa: ANN401 -- SQLAlchemy connection
+def driver_error(connection: Any) -> None:
     """What a driver raises when its database fails under a statement (an I/O error)."""
     raise connection.dialect.loaded_dbapi.OperationalError("disk I/O error")
 
@@ -166,7 +166,7 @@ async def test_a_create_cancelled_while_it_waits_returns_its_connection_clean(
     async with database.writer_engine.connect() as other:
         transaction = await other.begin()
         await other.execute(
-            sa.insert(Image.__table__),  # type: ignore[attr-defined]  # noqa: SLF001 -- SQLModel's table
+            sa.insert(Image.__table__),  # type: ignore[attr-defined] -- SQLModel's table
             {"id": image_id, "status": "queued", "visibility": "private", "created_at": utcnow()},
         )
         pending = asyncio.create_task(client.post("/v2/images", json={**BODY, "id": image_id}))
@@ -178,7 +178,7 @@ async def test_a_create_cancelled_while_it_waits_returns_its_connection_clean(
     async with asyncio.timeout(10):
         with pytest.raises(asyncio.CancelledError):
             await pending
-        while checked_out(client):
+        while checked_out(client):  # noqa: ASYNC110 -- the pool has no event to wait on
             await asyncio.sleep(0.05)
         for _ in range(3):  # every pooled connection, the one cancelled among them
             created = await client.post("/v2/images", json=BODY)
