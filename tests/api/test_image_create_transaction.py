@@ -103,11 +103,13 @@ async def test_a_failure_after_the_image_insert_leaves_nothing_and_answers_503(
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("trouble", ["down", "hang"])
 async def test_the_database_lost_mid_create_leaves_nothing_and_answers_503(
     client_for: Callable[[Settings], Any],
     make_settings: Callable[..., Settings],
     database_url: str,
     database: Database,
+    trouble: str,
 ) -> None:
     host, port = database_url.split("@", 1)[1].split("/", 1)[0].split(":")
     with relay_to(host, int(port)) as relay:
@@ -118,10 +120,11 @@ async def test_the_database_lost_mid_create_leaves_nothing_and_answers_503(
         client: httpx.AsyncClient = await client_for(settings)
         image_id = str(uuid.uuid4())
 
-        with failing_property_insert(lambda _connection: relay.down()):
+        with failing_property_insert(lambda _connection: getattr(relay, trouble)()):
             async with asyncio.timeout(20):
                 response = await client.post("/v2/images", json={**BODY, "id": image_id})
         assert_unavailable(response)
+        relay.down()
         relay.up()
         assert await rows_of(database, image_id) == {
             "images": 0,
@@ -186,3 +189,26 @@ async def test_a_create_cancelled_while_it_waits_returns_its_connection_clean(
         again = await client.post("/v2/images", json={**BODY, "id": image_id})
         assert again.status_code == 201, again.text
     assert (await rows_of(database, image_id))["images"] == 1
+
+
+async def test_the_create_answer_is_the_image_as_shown_afterwards(
+    client: httpx.AsyncClient,
+) -> None:
+    """The answer is built from what was written, not read back: it must still be exactly
+    what a show gives (defaults, properties and tags in their order, times)."""
+    body = {
+        **BODY,
+        "tags": ["z", "a", "z", "m"],
+        "min_ram": 512,
+        "protected": True,
+        "os_hidden": True,
+        "visibility": "community",
+        "zeta": "1",
+        "alpha": "",
+    }
+    created = await client.post("/v2/images", json=body)
+    assert created.status_code == 201, created.text
+    shown = await client.get(f"/v2/images/{created.json()['id']}")
+    assert created.json() == shown.json()
+    assert shown.json()["tags"] == ["z", "a", "m"]
+    assert (shown.json()["zeta"], shown.json()["alpha"]) == ("1", "")
