@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from factories import create
+from factories import OCTET, create
+from personas import ADMIN, FRIEND, OWNER, new_image, proxy_client
 
 
 async def names(client: httpx.AsyncClient, params: Any = None) -> list[str]:
@@ -159,3 +160,60 @@ async def test_bad_list_parameters_are_400(
     response = await client.get("/v2/images", params=params)
     assert response.status_code == 400, response.text
     assert response.json()["code"] == "400 Bad Request"
+
+
+async def test_a_listed_image_is_shown_exactly_as_its_own_show(
+    make_settings: Any, client_for: Any
+) -> None:
+    """The page reads with its own statements; each image in it must still be the JSON that
+    GET /v2/images/{id} gives the same caller: properties, tags, locations (data uploaded),
+    shared images seen by a member, hidden ones, for the owner, a member and an admin."""
+    client = await proxy_client(
+        make_settings, client_for, show_multiple_locations=True, show_image_direct_url=True
+    )
+    rich = await new_image(
+        client,
+        OWNER,
+        disk_format="raw",
+        container_format="bare",
+        tags=["b", "a"],
+        os_distro="ubuntu",
+        hw_disk_bus="scsi",
+        min_ram=64,
+    )
+    put = await client.put(
+        f"/v2/images/{rich}/file", content=b"data" * 1000, headers={**OWNER, **OCTET}
+    )
+    assert put.status_code == 204, put.text
+    shared = await new_image(client, OWNER, visibility="shared", tags=["s"], note="x")
+    pending = await new_image(client, OWNER, visibility="shared")
+    for image_id in (shared, pending):
+        added = await client.post(
+            f"/v2/images/{image_id}/members", json={"member": "friend"}, headers=OWNER
+        )
+        assert added.status_code == 200, added.text
+    accepted = await client.put(
+        f"/v2/images/{shared}/members/friend", json={"status": "accepted"}, headers=FRIEND
+    )
+    assert accepted.status_code == 200, accepted.text
+    await new_image(client, OWNER, visibility="community", os_hidden=True, name="hidden")
+    await new_image(client, ADMIN, visibility="public", name="plain")
+
+    compared = 0
+    for caller in (OWNER, FRIEND, ADMIN):
+        for query in ("", "?member_status=all", "?os_hidden=true", "?limit=2&sort=name:asc"):
+            page = await client.get(f"/v2/images{query}", headers=caller)
+            assert page.status_code == 200, page.text
+            for listed in page.json()["images"]:
+                shown = await client.get(f"/v2/images/{listed['id']}", headers=caller)
+                assert shown.status_code == 200, shown.text
+                assert listed == shown.json()
+                compared += 1
+    listed_rich = (await client.get("/v2/images?os_distro=ubuntu", headers=OWNER)).json()
+    [image] = listed_rich["images"]
+    assert image["tags"] == ["b", "a"]
+    assert image["hw_disk_bus"] == "scsi"
+    assert len(image["locations"]) == 1
+    assert image["direct_url"] == image["locations"][0]["url"]
+    assert image["size"] == 4000
+    assert compared >= 15
