@@ -23,6 +23,8 @@ APP: Final = "glimpse_api.app:app_from_environment"
 # server parts uvicorn would otherwise load in each worker.
 PRELOAD: Final = (
     "glimpse_api.app",
+    # The job publisher imports celery on its first send; imported here, the workers share it.
+    "celery",
     "uvicorn.loops.auto",
     "uvicorn.protocols.http.auto",
     "uvicorn.protocols.websockets.auto",
