@@ -24,8 +24,10 @@ OCTET = {"Content-Type": "application/octet-stream"}
 T = TypeVar("T")
 
 
-def wait_for(what: str, probe: Callable[[], T | None], within: float = DONE_WITHIN) -> T:
-    """Poll `probe` until it returns something other than None."""
+def wait_for(
+    what: str, probe: Callable[[], T | None], within: float = DONE_WITHIN, every: float = 0.2
+) -> T:
+    """Poll `probe`, every `every` seconds, until it returns something other than None."""
     deadline = time.monotonic() + within
     while True:
         found = probe()
@@ -34,7 +36,7 @@ def wait_for(what: str, probe: Callable[[], T | None], within: float = DONE_WITH
         if time.monotonic() > deadline:
             msg = f"gave up waiting for {what} after {within:.0f} s"
             raise AssertionError(msg)
-        time.sleep(0.2)
+        time.sleep(every)
 
 
 @dataclass

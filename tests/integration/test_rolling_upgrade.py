@@ -151,17 +151,20 @@ class Cluster:
 
     @staticmethod
     def stop(process: subprocess.Popen[bytes] | None) -> None:
-        """SIGTERM (graceful: requests and tasks in progress finish), then wait."""
+        """SIGTERM to the main process, as a container runtime stops one (graceful: requests and
+        tasks in progress finish; a Celery pool process signalled directly would die mid-task),
+        then wait; whatever is left of its process group is killed."""
         if process is None or process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+            os.kill(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+            process.kill()
             process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
     def stop_all(self) -> None:
         for process in reversed(self.processes):

@@ -264,7 +264,10 @@ def test_kill_9_mid_write_leaves_no_partial_file(
                 os.killpg(first_worker.pid, signal.SIGSTOP)
             return found or None
 
-        [dead_partial] = wait_for("the worker to start writing the store", writing, 120)
+        # Polled often: on a quiet machine the whole write takes about a tenth of a second.
+        [dead_partial] = wait_for(
+            "the worker to start writing the store", writing, 120, every=0.002
+        )
         assert dead_partial.exists()
         assert not (images / image_id).exists()
         topo.kill(first_worker)
