@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import redis
 from celery import Celery
 from sqlmodel import SQLModel
@@ -136,3 +137,14 @@ def celery_caller(settings: Settings) -> Iterator[Celery]:
                 consumer.stop()
         app.pool.force_close_all()  # close() only drops the pool, its connections left open
         app.close()
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    """The answer while the database is down: 503 in Glance's error format, with Retry-After."""
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "10"
+    assert response.json() == {
+        "message": "The database is unavailable; try again later.",
+        "code": "503 Service Unavailable",
+        "title": "Service Unavailable",
+    }

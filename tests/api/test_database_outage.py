@@ -20,6 +20,7 @@ from glimpse.db.tables import Image
 from glimpse.services.housekeeping import Housekeeping
 from glimpse.stores.registry import StoreRegistry
 from relay import Relay, relay_to
+from support import assert_unavailable
 
 OCTET = {"Content-Type": "application/octet-stream"}
 TIMEOUT = 2  # [database] command_timeout and pool_timeout of these tests, in seconds
@@ -39,16 +40,6 @@ async def bounded(request: Coroutine[Any, Any, httpx.Response]) -> httpx.Respons
     async with asyncio.timeout(BOUND):
         response: httpx.Response = await request
         return response
-
-
-def assert_unavailable(response: httpx.Response) -> None:
-    assert response.status_code == 503, response.text
-    assert response.headers["Retry-After"] == "10"
-    assert response.json() == {
-        "message": "The database is unavailable; try again later.",
-        "code": "503 Service Unavailable",
-        "title": "Service Unavailable",
-    }
 
 
 @pytest.mark.parametrize("trouble", ["refused", "hung"])

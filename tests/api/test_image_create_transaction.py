@@ -21,6 +21,7 @@ from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse.db.tables import Image, utcnow
 from relay import relay_to
+from support import assert_unavailable
 
 BODY = {"disk_format": "raw", "container_format": "bare", "name": "n", "os_distro": "x"}
 
@@ -56,16 +57,6 @@ async def rows_of(database: Database, image_id: str) -> dict[str, int]:
             statement = sa.text(f"SELECT count(*) FROM {table} WHERE {column} = :id")  # noqa: S608 -- our names
             counts[table] = int((await session.execute(statement, {"id": image_id})).scalar_one())
     return counts
-
-
-def assert_unavailable(response: httpx.Response) -> None:
-    assert response.status_code == 503, response.text
-    assert response.headers["Retry-After"] == "10"
-    assert response.json() == {
-        "message": "The database is unavailable; try again later.",
-        "code": "503 Service Unavailable",
-        "title": "Service Unavailable",
-    }
 
 
 def checked_out(client: httpx.AsyncClient) -> int:

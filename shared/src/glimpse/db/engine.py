@@ -113,20 +113,13 @@ async def _transaction(
 
 
 @asynccontextmanager
-async def _connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def _connection(
+    opening: AbstractAsyncContextManager[AsyncConnection],
+) -> AsyncIterator[AsyncConnection]:
+    """`engine.connect()` (its transaction begins with the first statement and is rolled back on
+    close) or `engine.begin()` (committed on success), a lost database answered as unavailable."""
     try:
-        # Its transaction begins with the first statement and is rolled back on close.
-        async with engine.connect() as connection:
-            yield connection
-    except Exception as exc:
-        _raise_if_unavailable(exc)
-        raise
-
-
-@asynccontextmanager
-async def _connection_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    try:
-        async with engine.begin() as connection:
+        async with opening as connection:
             yield connection
     except Exception as exc:
         _raise_if_unavailable(exc)
@@ -213,17 +206,17 @@ class Database:
     def connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """lookup() without a session, for Core statements that only read (a show): a session's
         begin, commit and row loading cost more than such a read. Never writes."""
-        return _connection(self.lookup_engine)
+        return _connection(self.lookup_engine.connect())
 
     def read_connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """read() without a session, for Core statements that only read and may scan (a list
         page): its statements run in one transaction, rolled back on close. Never writes."""
-        return _connection(self.reader_engine)
+        return _connection(self.reader_engine.connect())
 
     def write_connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """write() without a session, for Core statements alone (a create): committed on
         success, rolled back on any error, DatabaseUnavailable as write() raises it."""
-        return _connection_transaction(self.writer_engine)
+        return _connection(self.writer_engine.begin())
 
     async def dispose(self) -> None:
         await self.writer_engine.dispose()
