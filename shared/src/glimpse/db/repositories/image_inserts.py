@@ -29,12 +29,15 @@ _INSERT_TAGS = sa.insert(_TAGS)
 
 # Every column's default as the model's constructor sets it, taken once from one instance.
 _TEMPLATE = Image(id="", status="", visibility="")
-_DEFAULTS = {key: _TEMPLATE.__dict__.get(key) for key in IMAGE_KEYS}
+# Not created_at: its default is the time the template was made.
+_DEFAULTS = {key: _TEMPLATE.__dict__.get(key) for key in IMAGE_KEYS if key != "created_at"}
 
 
 def new_image(**values: Any) -> Image:  # noqa: ANN401 -- column values of any type
     """Image(**values) without the model constructor's cost: the columns not given take
     their defaults (`created_at` must be given: its default is a time)."""
+    if "created_at" not in values:
+        raise TypeError("new_image() needs created_at")
     merged = {**_DEFAULTS, **values}
     return detached(Image, IMAGE_KEYS, [merged[key] for key in IMAGE_KEYS])
 
