@@ -41,6 +41,7 @@ from glimpse_api.routers import (
     tasks,
     versions,
 )
+from glimpse_api.shortcut import ShowShortcut, show_route
 
 log = logging.getLogger(__name__)
 _MAINTENANCE_GRACE = 10.0  # seconds a cache pass may take to end at shutdown
@@ -95,7 +96,10 @@ def create_app(settings: Settings, *, drain_on_signal: bool = False) -> FastAPI:
     ):
         app.include_router(module.router)
     app.include_router(metrics.router)
-    # Innermost: it reads the route the router matched from the scope it was given.
+    # Innermost: a show skips the router and dependency solving (glimpse_api.shortcut).
+    app.add_middleware(ShowShortcut, route=show_route(app), handlers=app.exception_handlers)
+    # Inside the edge: it reads the route the router (or the shortcut) matched from the scope
+    # it was given.
     app.add_middleware(metrics.MetricsMiddleware)
     app.add_middleware(EdgeMiddleware, keepalive=settings.http_keepalive)
     return app
