@@ -14,6 +14,7 @@ from uvicorn.config import STARTUP_FAILURE
 from glimpse.cli.common import prepare_multiprocess_metrics, settings_or_exit
 from glimpse.config import ConfigError, Settings
 from glimpse.config.loader import CONFIG_ENV
+from glimpse_api.http_protocol import CoalescingHttpToolsProtocol
 from glimpse_api.identity import refuse_unsafe_bind
 
 # client_socket_timeout = 0: Glance waits for ever; uvicorn needs a number.
@@ -94,6 +95,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "factory": True,
         "log_config": None,
         "access_log": False,
+        # A response's head and body in one send (glimpse_api.http_protocol).
+        "http": CoalescingHttpToolsProtocol,
         # The peer address must stay the socket's: trusted_proxies is checked against it, and
         # X-Forwarded-For from a proxy would otherwise replace it.
         "proxy_headers": False,
