@@ -1,8 +1,8 @@
 """glimpse-api with `workers` >= 2 as real processes on loopback: workers forked from the master,
 each on its own SO_REUSEPORT socket, connections spread over them; SIGTERM (or Ctrl-C's SIGINT)
 lets requests in progress finish; a killed worker is replaced, and so is one whose loop stops
-beating; SIGHUP replaces them all; the
-workers never outlive the master; a port already served refuses a second server."""
+beating; SIGHUP replaces them all; the workers never outlive the master; a port already served
+refuses a second server."""
 
 from __future__ import annotations
 
