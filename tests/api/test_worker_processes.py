@@ -10,6 +10,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -328,6 +329,10 @@ def test_sighup_replaces_every_worker(api: Api) -> None:
     assert api.wait_serving(2) == new
     assert api.process is not None
     assert api.process.poll() is None
+    # Each old worker was told to stop only once a new one's loop was running.
+    stops = re.findall(r"worker \[(\d+)\] serves: worker \[(\d+)\] stops", api.log())
+    assert sorted(int(successor) for successor, _ in stops) == sorted(new)
+    assert sorted(int(retired) for _, retired in stops) == sorted(old)
 
 
 def test_workers_stop_when_the_master_is_killed(api: Api) -> None:

@@ -12,7 +12,7 @@ before it forks that worker), and the kernel spreads new connections over the wo
 The master checks first that the address is free with a socket that does not set SO_REUSEPORT
 (a second server on the port still fails to start), passes SIGTERM/SIGINT on to the workers as
 SIGTERM (each lets its requests in progress finish, as a single uvicorn does), starts a worker
-again when one dies, rolls them all on SIGHUP, and stops everything when a worker cannot start.
+again when one dies, rolls them all on SIGHUP (an old worker stops once its successor serves), and stops everything when a worker cannot start.
 Workers get SIGTERM when the master dies (PR_SET_PDEATHSIG), so none outlives it. Each serving
 worker's event loop writes a heartbeat to a pipe every second; one silent for
 HEARTBEAT_TIMEOUT seconds (its loop blocked, or the process stopped) is killed and replaced.
@@ -106,8 +106,10 @@ class Supervisor:
     port: int
     workers: int
     children: dict[int, int] = field(default_factory=dict, init=False)  # pid -> slot
-    # Workers replaced on SIGHUP, finishing their requests.
+    # Workers replaced on SIGHUP: serving until their successor is ready, then finishing their
+    # requests. A successor (new pid) -> the workers it retires once its loop first beats.
     _retired: set[int] = field(default_factory=set, init=False)
+    _retire_when_ready: dict[int, list[int]] = field(default_factory=dict, init=False)
     _signals: list[int] = field(default_factory=list, init=False)
     _stopping: bool = field(default=False, init=False)
     _exit_code: int = field(default=0, init=False)
@@ -175,6 +177,9 @@ class Supervisor:
             pid = beating.get(fd)
             if pid is not None and _drain(fd):
                 self._last_beat[pid] = now
+                for retiring in self._retire_when_ready.pop(pid, []):
+                    log.info("worker [%d] serves: worker [%d] stops", pid, retiring)
+                    _kill(retiring, signal.SIGTERM)
 
     def _kill_silent_workers(self) -> None:
         """SIGKILL for a serving worker whose loop has not beaten for HEARTBEAT_TIMEOUT seconds
@@ -206,18 +211,18 @@ class Supervisor:
                 self._roll()
 
     def _roll(self) -> None:
-        """New workers first (their sockets take new connections at once), then the old ones
-        stop as on SIGTERM, finishing their requests."""
+        """New workers first (their sockets take new connections at once); each old one stops as
+        on SIGTERM, finishing its requests, once its successor's loop has beaten (it serves)."""
         old = dict(self.children)
         log.info("SIGHUP: replacing %d workers", len(old))
-        for slot in old.values():
-            self._fork(slot)
-        if self._stopping:  # no new socket could be bound: all stop
-            return
-        for pid in old:
-            self.children.pop(pid, None)
+        for pid, slot in old.items():
+            self.children.pop(pid)
             self._retired.add(pid)
-            _kill(pid, signal.SIGTERM)
+            successor = self._fork(slot)
+            if successor is None:  # no new socket could be bound: all stop
+                return
+            # A worker still waiting for its own successor hands that wait on.
+            self._retire_when_ready[successor] = [pid, *self._retire_when_ready.pop(pid, [])]
 
     def _signal_children(self, signum: int) -> None:
         for pid in (*self.children, *self._retired):
@@ -241,6 +246,7 @@ class Supervisor:
                 self._retired.discard(pid)
                 continue
             slot = self.children.pop(pid, None)
+            retiring = self._retire_when_ready.pop(pid, [])
             if slot is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
@@ -251,17 +257,20 @@ class Supervisor:
                 self._fail(code)
                 continue
             log.warning("worker [%d] died (%s): starting another", pid, _describe(code))
-            self._fork(slot)
+            successor = self._fork(slot)
+            if successor is not None and retiring:
+                self._retire_when_ready[successor] = retiring
 
-    def _fork(self, slot: int) -> None:
-        """A worker for `slot`, on a socket bound here before the fork: it takes connections
-        (they wait in its backlog) from now on, even while the worker starts."""
+    def _fork(self, slot: int) -> int | None:
+        """A worker for `slot` (its pid; None when no socket could be bound: all stop), on a
+        socket bound here before the fork: it takes connections (they wait in its backlog) from
+        now on, even while the worker starts."""
         try:
             sock = listening_socket(self.host, self.port)
         except OSError as exc:
             log.error("cannot listen on %s:%d: %s: stopping", self.host, self.port, exc)  # noqa: TRY400 -- the reason is all
             self._fail(STARTUP_FAILURE)
-            return
+            return None
         beat_read, beat_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         master = os.getpid()
         pid = os.fork()
@@ -273,6 +282,7 @@ class Supervisor:
         self.children[pid] = slot
         self._heartbeats[pid] = beat_read
         self._last_beat[pid] = None
+        return pid
 
     def _forget_heartbeat(self, pid: int) -> None:
         fd = self._heartbeats.pop(pid, None)
