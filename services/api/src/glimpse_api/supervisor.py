@@ -12,10 +12,11 @@ before it forks that worker), and the kernel spreads new connections over the wo
 The master checks first that the address is free with a socket that does not set SO_REUSEPORT
 (a second server on the port still fails to start), passes SIGTERM/SIGINT on to the workers as
 SIGTERM (each lets its requests in progress finish, as a single uvicorn does), starts a worker
-again when one dies, rolls them all on SIGHUP (an old worker stops once its successor serves), and stops everything when a worker cannot start.
-Workers get SIGTERM when the master dies (PR_SET_PDEATHSIG), so none outlives it. Each serving
-worker's event loop writes a heartbeat to a pipe every second; one silent for
-HEARTBEAT_TIMEOUT seconds (its loop blocked, or the process stopped) is killed and replaced.
+again when one dies, rolls them all on SIGHUP (an old worker stops once its successor serves),
+and stops everything when a worker cannot start. Workers get SIGTERM when the master dies
+(PR_SET_PDEATHSIG), so none outlives it. Each serving worker's event loop writes a heartbeat to
+a pipe every second; one silent for HEARTBEAT_TIMEOUT seconds (its loop blocked, or the process
+stopped) is killed and replaced.
 """
 
 from __future__ import annotations
