@@ -163,7 +163,10 @@ class TrustedProxy:
 
     def _from_proxy(self, request: Request) -> bool:
         client = request.scope.get("client")
-        return bool(client) and self._trusts(str(client[0]))
+        if not client:
+            return False
+        trusted: bool = self._trusts(str(client[0]))
+        return trusted
 
     async def authenticate(self, request: Request, request_id: str) -> RequestContext:
         if not self._from_proxy(request):
