@@ -245,3 +245,14 @@ def test_remembered_answers_are_those_of_an_engine_asked_once(
         assert [reused.check(c, "get_image", t) for c, t in questions] == expected
     assert True in expected
     assert False in expected
+
+
+def test_a_target_value_that_cannot_be_remembered_is_asked_every_time(tmp_path: Path) -> None:
+    rules = tmp_path / "policy.yaml"
+    rules.write_text("get_image: \"'a':%(tags)s or project_id:%(owner)s\"\n")
+    engine = PolicyEngine(rules)
+    caller = RequestContext("p", "u", frozenset({"reader"}))
+    # A list is no dictionary key: evaluated each time, with the same answers as once.
+    assert engine.check(caller, "get_image", {"tags": ["x"], "owner": "p"})
+    assert not engine.check(caller, "get_image", {"tags": ["x"], "owner": "q"})
+    assert engine.check(caller, "get_image", {"tags": "a", "owner": "q"})

@@ -222,7 +222,10 @@ class PolicyEngine:
             ctx.service_roles,
             *(target.get(name) for name in fields),
         )
-        answer = self._answers.get(key)
+        try:
+            answer = self._answers.get(key)
+        except TypeError:  # a target value that cannot be a key (a list): asked every time
+            return self._evaluate(ctx, action, target)
         if answer is None:
             if len(self._answers) >= _ANSWERS_KEPT:
                 self._answers.clear()  # many callers: start again rather than grow
