@@ -14,6 +14,7 @@ from uvicorn.config import STARTUP_FAILURE
 from glimpse.cli.common import prepare_multiprocess_metrics, settings_or_exit
 from glimpse.config import ConfigError, Settings
 from glimpse.config.loader import CONFIG_ENV
+from glimpse.malloc_tuning import limit_malloc_retention
 from glimpse_api.identity import refuse_unsafe_bind
 
 # client_socket_timeout = 0: Glance waits for ever; uvicorn needs a number.
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
+    limit_malloc_retention()
     parser = argparse.ArgumentParser(prog="glimpse-api", description=__doc__)
     parser.add_argument("--config-file", help=f"glance-api.conf style file (or ${CONFIG_ENV})")
     args = parser.parse_args(argv)
