@@ -4,9 +4,9 @@ application, each listening on a socket of its own.
 Why not uvicorn's `workers`: it spawns each worker, which imports everything again (nothing is
 shared between them), and its workers accept from one shared socket, where connections opened
 together mostly land on whichever worker wakes first. Here the master imports the application's
-modules (imports only: no application, event loop, engine, thread or connection exists before
-the fork), freezes them out of the garbage collector's reach and forks, so those pages stay
-shared copy-on-write; each worker has a SO_REUSEPORT socket of its own (bound by the master just
+modules and may build the application object (never started: no event loop, engine, thread or
+connection exists before the fork; each worker's lifespan opens its own), freezes them out of
+the garbage collector's reach and forks, so those pages stay shared copy-on-write; each worker has a SO_REUSEPORT socket of its own (bound by the master just
 before it forks that worker), and the kernel spreads new connections over the workers.
 
 The master checks first that the address is free with a socket that does not set SO_REUSEPORT
@@ -98,6 +98,8 @@ class Supervisor:
     host: str
     port: int
     workers: int
+    # Called in the master on SIGHUP, before the new workers are forked.
+    on_reload: Callable[[], None] = lambda: None
     children: dict[int, int] = field(default_factory=dict, init=False)  # pid -> slot
     # Workers replaced on SIGHUP, finishing their requests.
     _retired: set[int] = field(default_factory=set, init=False)
@@ -176,6 +178,7 @@ class Supervisor:
         stop as on SIGTERM, finishing their requests."""
         old = dict(self.children)
         log.info("SIGHUP: replacing %d workers", len(old))
+        self.on_reload()
         for slot in old.values():
             self._fork(slot)
         if self._stopping:  # no new socket could be bound: all stop
