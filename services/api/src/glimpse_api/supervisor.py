@@ -6,8 +6,9 @@ shared between them), and its workers accept from one shared socket, where conne
 together mostly land on whichever worker wakes first. Here the master imports the application's
 modules and may build the application object (never started: no event loop, engine, thread or
 connection exists before the fork; each worker's lifespan opens its own), freezes them out of
-the garbage collector's reach and forks, so those pages stay shared copy-on-write; each worker has a SO_REUSEPORT socket of its own (bound by the master just
-before it forks that worker), and the kernel spreads new connections over the workers.
+the garbage collector's reach and forks, so those pages stay shared copy-on-write; each worker
+has a SO_REUSEPORT socket of its own (bound by the master just before it forks that worker),
+and the kernel spreads new connections over the workers.
 
 The master checks first that the address is free with a socket that does not set SO_REUSEPORT
 (a second server on the port still fails to start), passes SIGTERM/SIGINT on to the workers as
