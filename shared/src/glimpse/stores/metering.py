@@ -18,9 +18,13 @@ from typing import Any, Final
 
 from glimpse.domain.errors import SizeMismatch
 from glimpse.domain.images import ImageData
+from glimpse.malloc_tuning import release_free_memory
 
 BLOCK_SIZE: Final = 1024 * 1024
 MAX_BLOCKS_IN_FLIGHT: Final = 4
+# After a stream this long, free heap memory goes back to the system (a pass over the heap is
+# worth it only once many blocks have gone through).
+TRIM_AFTER_BYTES: Final = 16 * BLOCK_SIZE
 
 
 class Meter:
@@ -133,3 +137,7 @@ async def metered(
         meter.finish()
     finally:
         meter.close()
+        if meter.size >= TRIM_AFTER_BYTES:
+            # The network buffers of a large transfer leave free holes in the heap that
+            # glibc keeps until told otherwise.
+            release_free_memory()
