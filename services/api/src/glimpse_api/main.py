@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -92,6 +93,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options, whether one process serves or several."""
     return {
         "factory": True,
+        "http": _http_protocol(),
         "log_config": None,
         "access_log": False,
         # The peer address must stay the socket's: trusted_proxies is checked against it, and
@@ -101,6 +103,16 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "timeout_graceful_shutdown": settings.graceful_shutdown_timeout or None,
         "timeout_keep_alive": settings.client_socket_timeout or NO_TIMEOUT,
     }
+
+
+def _http_protocol() -> type[asyncio.Protocol] | str:
+    """Request bodies reach the application in large messages (glimpse_api.http_protocol),
+    unless this platform has no httptools: then uvicorn chooses, as without this."""
+    try:
+        from glimpse_api.http_protocol import LargeBodyProtocol  # noqa: PLC0415 -- httptools may be missing
+    except ImportError:  # pragma: no cover -- httptools is there wherever uvicorn[standard] builds
+        return "auto"
+    return LargeBodyProtocol
 
 
 if __name__ == "__main__":
