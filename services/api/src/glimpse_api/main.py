@@ -105,14 +105,14 @@ def server_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _http_protocol() -> type[asyncio.Protocol] | str:
+def _http_protocol() -> type[asyncio.BaseProtocol] | str:
     """Request bodies reach the application in large messages (glimpse_api.http_protocol),
     unless this platform has no httptools: then uvicorn chooses, as without this."""
     try:
-        from glimpse_api.http_protocol import LargeBodyProtocol  # noqa: PLC0415 -- httptools may be missing
+        from glimpse_api.http_protocol import LargeBodyConnection  # noqa: PLC0415 -- httptools may be missing
     except ImportError:  # pragma: no cover -- httptools is there wherever uvicorn[standard] builds
         return "auto"
-    return LargeBodyProtocol
+    return LargeBodyConnection
 
 
 if __name__ == "__main__":
