@@ -28,6 +28,7 @@ PRELOAD: Final = (
     "celery",
     "uvicorn.loops.auto",
     "uvicorn.protocols.http.auto",
+    "glimpse_api.http_protocol",
     "uvicorn.protocols.websockets.auto",
     "uvicorn.lifespan.on",
 )
