@@ -16,7 +16,7 @@ from glimpse.cli.common import prepare_multiprocess_metrics, settings_or_exit
 from glimpse.config import ConfigError, Settings
 from glimpse.config.loader import CONFIG_ENV
 from glimpse.malloc_tuning import limit_malloc_retention
-from glimpse_api.http_protocol import CoalescingHttpToolsProtocol
+from glimpse_api.http_protocol import LargeBodyConnection
 from glimpse_api.identity import refuse_unsafe_bind
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ PRELOAD: Final = (
     "celery",
     "uvicorn.loops.auto",
     "uvicorn.protocols.http.auto",
+    "glimpse_api.http_protocol",
     "uvicorn.protocols.websockets.auto",
     "uvicorn.lifespan.on",
 )
@@ -120,10 +121,11 @@ def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options, whether one process serves or several."""
     return {
         "factory": True,
+        # Request bodies in large messages, a response's head and body in one write
+        # (glimpse_api.http_protocol).
+        "http": LargeBodyConnection,
         "log_config": None,
         "access_log": False,
-        # A response's head and body in one send (glimpse_api.http_protocol).
-        "http": CoalescingHttpToolsProtocol,
         # The peer address must stay the socket's: trusted_proxies is checked against it, and
         # X-Forwarded-For from a proxy would otherwise replace it.
         "proxy_headers": False,

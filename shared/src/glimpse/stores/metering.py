@@ -60,8 +60,14 @@ class Meter:
 
     async def settle(self, keep: int = 0) -> None:
         """Wait until at most `keep` blocks per hasher are still being hashed."""
-        while len(self._pending) > keep * len(self._hashers):
-            await asyncio.wrap_future(self._pending.popleft())
+        pending = self._pending
+        while len(pending) > keep * len(self._hashers):
+            oldest = pending.popleft()
+            if oldest.done():
+                # No hand-off through the event loop (wrap_future's) for a block hashed by now.
+                oldest.result()
+            else:
+                await asyncio.wrap_future(oldest)
 
     def finish(self) -> None:
         self.checksum = self._hashers[0].hexdigest()
