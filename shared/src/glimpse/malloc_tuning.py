@@ -5,9 +5,10 @@ Why: image data streams through blocks of about 1 MiB (glimpse.stores.metering).
 glibc serves a block that large with mmap, but once such a block is freed it raises its mmap
 threshold above it (up to 32 MiB) and the heap trim threshold with it, so every later block
 comes from the heap or a thread's arena and the freed memory stays resident for the life of
-the process; and each thread that allocates (hashers, database threads) may get an arena of its
-own. Fixed thresholds return large blocks to the system when they are freed, and two arenas
-bound what the threads keep.
+the process (its trim threshold grows too); and each thread that allocates (hashers, database
+threads) may get an arena of its own. Fixed thresholds keep the heap's free top bounded, a
+trim after each large stream returns what the blocks used, and two arenas bound what the
+threads keep.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ M_TRIM_THRESHOLD: Final = -1
 M_MMAP_THRESHOLD: Final = -3
 M_ARENA_MAX: Final = -8
 
-# Smaller than a transfer block, larger than a network read or a row batch: blocks are mapped
-# and unmapped, small allocations reuse the heap.
-MMAP_THRESHOLD: Final = 256 * 1024
+# Above a transfer block (1 MiB): blocks come from the heap and are reused there (a fresh
+# mapping per block costs its page faults again, about 0.26 CPU-s per GiB uploaded), while what
+# is larger, and rare, is mapped and unmapped. The streams trim the heap when they end
+# (release_free_memory), so reused blocks are not kept either.
+MMAP_THRESHOLD: Final = 4 * 1024 * 1024
 # Free memory at the top of the heap beyond this goes back to the system.
-TRIM_THRESHOLD: Final = 1024 * 1024
+TRIM_THRESHOLD: Final = 8 * 1024 * 1024
 # The main thread's heap and one arena shared by every other thread.
 ARENA_MAX: Final = 2
 
