@@ -1,4 +1,4 @@
-"""glimpse_api.http_protocol: what uvicorn serves on the transport that holds a response's head
+"""glimpse_api.http_protocol: what uvicorn serves on its transport that holds a response's head
 arrives whole and in order, whatever the sizes and number of writes, and on connections kept
 alive or closed after the response."""
 
@@ -13,7 +13,8 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from glimpse_api.http_protocol import HELD_AT_MOST, CoalescingHttpToolsProtocol
+from glimpse_api.held_writes import HELD_AT_MOST
+from glimpse_api.http_protocol import LargeBodyConnection
 from support import free_port
 
 SMALL = b'{"id": "x"}'
@@ -44,7 +45,7 @@ async def app(scope: Scope, _receive: Receive, send: Send) -> None:
 async def base() -> AsyncIterator[str]:
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=CoalescingHttpToolsProtocol, log_config=None
+        app, host="127.0.0.1", port=port, http=LargeBodyConnection, log_config=None
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
