@@ -256,3 +256,21 @@ def test_a_target_value_that_cannot_be_remembered_is_asked_every_time(tmp_path: 
     assert engine.check(caller, "get_image", {"tags": ["x"], "owner": "p"})
     assert not engine.check(caller, "get_image", {"tags": ["x"], "owner": "q"})
     assert engine.check(caller, "get_image", {"tags": "a", "owner": "q"})
+
+
+def test_a_rule_of_an_undefined_name_is_the_default_rule_with_its_fields(tmp_path: Path) -> None:
+    rules = tmp_path / "policy.yaml"
+    # oslo.policy evaluates `rule:<a name no file or default defines>` as the `default` rule
+    # (policy_default_rule), which here reads the owner.
+    rules.write_text('default: "project_id:%(owner)s"\nget_image: "rule:not_defined"\n')
+    engine = PolicyEngine(rules)
+    assert engine.fields_read("get_image") == ("owner",)
+    caller = RequestContext("p", "u", frozenset({"reader"}))
+    # Asked in turn of one engine: another project's image is not allowed for having asked
+    # about the caller's own first.
+    assert engine.check(caller, "get_image", {"owner": "p"})
+    assert not engine.check(caller, "get_image", {"owner": "q"})
+    bound = engine.bind(caller)
+    mine, theirs = Img("p", "public", "img-1"), Img("q", "public", "img-2")
+    targets = [policy.target_of(mine), policy.target_of(theirs)]
+    assert policy.allowed_each(bound, "get_image", targets) == [True, False]

@@ -151,8 +151,12 @@ def _fields_read(
         return set(_TARGET_FIELD.findall(match))
     elif isinstance(check, _checks.RuleCheck) and check.match not in seen:
         seen.add(check.match)
-        # An unknown rule is always false: it reads nothing.
-        children = [rules[check.match]] if check.match in rules else []
+        try:
+            # A name no rule has is evaluated as the default rule (oslo.policy's Rules look
+            # it up on a miss), whose fields it reads.
+            children = [rules[check.match]]
+        except KeyError:
+            children = []  # no default rule either: always false, it reads nothing
     else:
         children = []  # True, False, or a rule already counted
     fields: set[str] = set()
