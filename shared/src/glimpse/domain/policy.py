@@ -213,48 +213,53 @@ class PolicyEngine:
         # A rule that reads only the credentials below and some target fields gives the same
         # answer for the same values (the rules never change once loaded): every request of
         # a caller asks the same few questions, each evaluated once per process.
+        creds = _credentials(ctx)
         fields = self.fields_read(action)
         if fields is None:
-            return self._evaluate(ctx, action, target)
+            return self._evaluate(action, target, creds)
+        # Everything the rule is given of the caller, and the target fields it reads.
         key = (
             action,
-            ctx.user_id,
-            ctx.project_id,
-            ctx.system_scope,
-            ctx.domain_id,
-            ctx.roles,
-            ctx.service_roles,
+            *(
+                (name, tuple(value) if isinstance(value, list) else value)
+                for name, value in creds.items()
+            ),
             *(target.get(name) for name in fields),
         )
         try:
             answer = self._answers.get(key)
         except TypeError:  # a target value that cannot be a key (a list): asked every time
-            return self._evaluate(ctx, action, target)
+            return self._evaluate(action, target, creds)
         if answer is None:
             if len(self._answers) >= _ANSWERS_KEPT:
                 self._answers.clear()  # many callers: start again rather than grow
-            answer = self._answers[key] = self._evaluate(ctx, action, target)
+            answer = self._answers[key] = self._evaluate(action, target, creds)
         return answer
 
-    def _evaluate(self, ctx: RequestContext, action: str, target: dict[str, Any]) -> bool:
-        creds = _present(
-            {
-                "user_id": ctx.user_id,
-                "project_id": ctx.project_id,
-                # The token's scope: oslo.policy refuses a rule whose scope_types lack it.
-                "system": ctx.system_scope,
-                "domain_id": ctx.domain_id,
-                "roles": sorted(ctx.roles),
-                # The roles of an X-Service-Token, for rules such as `service_roles:service`.
-                "service_roles": sorted(ctx.service_roles),
-            }
-        )
+    def _evaluate(self, action: str, target: dict[str, Any], creds: dict[str, Any]) -> bool:
         return bool(self.enforcer.enforce(action, _present(target), creds))
 
     def bind(self, ctx: RequestContext) -> RequestContext:
         """`ctx` with this engine attached and is_admin decided by `context_is_admin`."""
         is_admin = self.check(ctx, "context_is_admin", {"project_id": ctx.project_id})
         return dataclasses.replace(ctx, policy=self, is_admin=is_admin)
+
+
+def _credentials(ctx: RequestContext) -> dict[str, Any]:
+    """What a rule is given of the caller (oslo.policy's creds); also what a remembered answer
+    is keyed on, so the two never differ."""
+    return _present(
+        {
+            "user_id": ctx.user_id,
+            "project_id": ctx.project_id,
+            # The token's scope: oslo.policy refuses a rule whose scope_types lack it.
+            "system": ctx.system_scope,
+            "domain_id": ctx.domain_id,
+            "roles": sorted(ctx.roles),
+            # The roles of an X-Service-Token, for rules such as `service_roles:service`.
+            "service_roles": sorted(ctx.service_roles),
+        }
+    )
 
 
 # What Glance's API checks besides the rules when enforce_new_defaults is false (its legacy
