@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from typing import Any, Final
 
 from glimpse import metrics
@@ -41,8 +42,10 @@ from glimpse.domain.tasks import (
 )
 from glimpse.logs import bind_job
 from glimpse_worker.pipelines import limits, location_import
+from glimpse_worker.pipelines.existing import from_existing
+from glimpse_worker.pipelines.fanout import Fanout, PassStopped, SourceFailed
 from glimpse_worker.pipelines.glance_download import put_back_metadata
-from glimpse_worker.pipelines.prepare import prepare
+from glimpse_worker.pipelines.prepare import prepare, prepared_data
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.pipelines.sources import ImportJob, discard_staged, fetch
 from glimpse_worker.runtime import WorkerRuntime
@@ -50,7 +53,7 @@ from glimpse_worker.runtime import WorkerRuntime
 log = logging.getLogger(__name__)
 
 
-PARALLEL_STORE_WRITES: Final = 4  # target stores written at the same time, at most
+PARALLEL_STORE_WRITES: Final = 4  # target stores written side by side by one pass, at most
 
 
 class ImportFailed(Exception):
@@ -155,17 +158,26 @@ async def _import(
     # Keyed by image id, the staged data is found without being recorded.
     staged = runtime.stores.work.location_for(image_id)
     job = ImportJob(runtime, task, image, properties, task_input, staged, progress)
-    image = await fetch(job)
-    job = replace(job, image=image)
-    # The image's own data, copied: nothing to prepare, nothing new to learn about it.
-    prepared = None if copying else await prepare(job)
-    # Hashed once, before any store sees the data (every store is sent the same bytes).
-    meter = None if prepared is None else prepared.meter
     remaining = store_list(properties.get(IMPORTING_TO_STORES))
     writes = _StoreWrites(
         runtime, task, staged, progress, expected=expected, must_succeed=must_succeed
     )
-    await writes.run(remaining)
+    prepared = None
+    if copying:
+        # The image's own data, copied: nothing to prepare, nothing new to learn about it.
+        for batch in _batches(remaining):
+            await from_existing(runtime, image, partial(writes.run, batch))
+    else:
+        image = await fetch(job)
+        job = replace(job, image=image)
+        prepared = await prepare(job)
+        # Hashed and inspected once, by the pass that writes the first stores (every store
+        # is sent the same bytes); that pass runs even with no store left to write.
+        first = remaining[:PARALLEL_STORE_WRITES]
+        await writes.run(first, prepared_data(job, prepared), whole_pass=True)
+        for batch in _batches(remaining[PARALLEL_STORE_WRITES:]):
+            await writes.run(batch, runtime.stores.work.get(staged))
+    meter = None if prepared is None else prepared.meter
     targets = task_input.targets(runtime.stores.default_id)
     async with runtime.database.write() as session:
         repo = ImageRepository(session)
@@ -193,12 +205,21 @@ async def _import(
     return {"image_id": image_id, "stores": written, "failed": failed}
 
 
+def _batches(stores: list[str]) -> list[list[str]]:
+    """The stores to write, PARALLEL_STORE_WRITES at a time (one pass over the data each)."""
+    return [
+        stores[start : start + PARALLEL_STORE_WRITES]
+        for start in range(0, len(stores), PARALLEL_STORE_WRITES)
+    ]
+
+
 class _StoreWrites:
-    """One import's writes to its target stores, side by side (PARALLEL_STORE_WRITES at
-    most). A store that fails fails the import when all stores must succeed: the other writes
-    stop at their next block (a write that fails leaves nothing; one already recorded is
-    removed by the revert). Otherwise the store is listed in os_glance_failed_import and the
-    others go on.
+    """One import's writes to its target stores, side by side, each batch fed by one pass over
+    the data (fanout.Fanout). A store that fails fails the import when all stores must
+    succeed: the other writes stop at their next block (a write that fails leaves nothing;
+    one already recorded is removed by the revert). Otherwise the store is listed in
+    os_glance_failed_import and the others go on. Data that fails (SourceFailed) fails every
+    write of its pass and is raised: it is not the stores' failure.
 
     Writes are stopped by failing their data stream, never by cancelling their tasks: a
     cancellation could land in the middle of a database transaction."""
@@ -223,15 +244,30 @@ class _StoreWrites:
         self.must_succeed = must_succeed
         self.stop = asyncio.Event()
         self.failures: list[ImportFailed] = []
-        self._slots = asyncio.Semaphore(PARALLEL_STORE_WRITES)
+        self.done: set[str] = set()  # stores written or failed, never written again
 
-    async def run(self, stores: list[str]) -> None:
+    async def run(
+        self, stores: list[str], source: AsyncIterator[bytes], *, whole_pass: bool = False
+    ) -> None:
+        """Write `source` to those of `stores` not done yet, in one pass over it; with
+        `whole_pass`, the pass reads all of it even with no store left to write (it is the
+        one that hashes and inspects the data)."""
+        stores = [s for s in stores if s not in self.done]
+        if self.stop.is_set() or not (stores or whole_pass):
+            return
+        fanout = Fanout(source, stores)
         # Every write runs to its end before anything is raised: the revert must not race
         # them.
-        outcomes = await asyncio.gather(*(self._write(s) for s in stores), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            fanout.pump(self.stop),
+            *(self._write(s, fanout) for s in stores),
+            return_exceptions=True,
+        )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
+        if fanout.error is not None:
+            raise SourceFailed(fanout.error) from fanout.error
         if self.failures:
             # The first failure is the import's; the others stopped because of it.
             raise self.failures[0]
@@ -240,29 +276,30 @@ class _StoreWrites:
         self.failures.append(failure)
         self.stop.set()
 
-    async def _write(self, store_id: str) -> None:
-        async with self._slots:
-            if self.stop.is_set():
-                return
-            try:
-                await _copy(
-                    self.runtime,
-                    self.task,
-                    store_id,
-                    _until_stopped(self._data(store_id), self.stop),
-                    expected=self.expected,
-                )
-            except WriteStopped:
-                pass
-            except LockLost as exc:
-                self._fail_all(exc)
-            except Exception as exc:  # noqa: BLE001 -- any store failure is that store's
+    async def _write(self, store_id: str, fanout: Fanout) -> None:
+        try:
+            await _copy(
+                self.runtime,
+                self.task,
+                store_id,
+                _until_stopped(self._data(store_id, fanout), self.stop),
+                expected=self.expected,
+            )
+        except (WriteStopped, PassStopped, SourceFailed):
+            pass
+        except LockLost as exc:
+            self._fail_all(exc)
+        except Exception as exc:  # noqa: BLE001 -- any store failure is that store's
+            if fanout.error is None:  # else a driver wrapped SourceFailed: not the store's
                 await self._store_failed(store_id, exc)
-            else:
-                await self.progress.beat(force=True)
+        else:
+            self.done.add(store_id)
+            await self.progress.beat(force=True)
+        finally:
+            fanout.leave(store_id)
 
-    def _data(self, store_id: str) -> AsyncIterator[bytes]:
-        return self.progress.count(self.runtime.stores.work.get(self.staged), lane=store_id)
+    def _data(self, store_id: str, fanout: Fanout) -> AsyncIterator[bytes]:
+        return self.progress.count(fanout.lane(store_id), lane=store_id)
 
     async def _store_failed(self, store_id: str, exc: Exception) -> None:
         if self.stop.is_set():
@@ -272,6 +309,7 @@ class _StoreWrites:
         if self.must_succeed:
             self._fail_all(StoreFailed(store_id, exc))
             return
+        self.done.add(store_id)
         async with self.runtime.database.write() as session:
             await _done_with(ImageRepository(session), self.image_id, store_id, failed=True)
 

@@ -1,5 +1,5 @@
-"""Between staging and the stores: the import plugins, then one pass that hashes and
-inspects what they left.
+"""Between staging and the stores: the import plugins, then the data they left as the stores
+receive it, hashed and inspected on its way.
 
 Both work on the staged file in place, so a job that is retried prepares the staged data
 again; every plugin must leave data it has already processed as it is.
@@ -7,13 +7,14 @@ again; every plugin must leave data it has already processed as it is.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from glimpse.domain.images import ImageData
 from glimpse.limits import StorageQuota
 from glimpse.services import signatures
 from glimpse.stores.metering import Meter
-from glimpse_worker.pipelines.inspection import survey_staged
+from glimpse_worker.pipelines.inspection import surveyed
 from glimpse_worker.pipelines.sources import ImportJob
 from glimpse_worker.plugins import run_plugins
 
@@ -37,26 +38,39 @@ class Prepared:
 
 
 async def prepare(job: ImportJob) -> Prepared:
-    """Run the enabled plugins over the staged file, then inspect what they left (and verify
-    its signature, for a signed image: before any store sees the data)."""
+    """Run the enabled plugins over the staged file."""
     prepared = Prepared(job.image.disk_format, job.image.container_format)
     await run_plugins(job, prepared)
+    return prepared
+
+
+async def prepared_data(job: ImportJob, prepared: Prepared) -> AsyncIterator[bytes]:
+    """The prepared data for the stores, inspected and hashed on its way (and its signature
+    verified, for a signed image). Its last block is held back until the data passed every
+    check and its size is reserved under the owner's quota: a store never completes an
+    object of data that failed (its write fails, leaving nothing)."""
     verification = _verification(job)
+    held: bytes | None = None
     try:
-        prepared.meter = await survey_staged(job, prepared, verification)
+        async for block in surveyed(job, prepared, verification):
+            if held is not None:
+                yield held
+            held = block
         if verification is not None:
             await signatures.verify(verification, job.image.id)
-    except BaseException as exc:
+    except Exception as exc:
         await signatures.refuse_unverified(verification, job.image.id, exc)
         raise
     finally:
         if verification is not None:
             verification.close()
-    # What the stores are about to receive, reserved under the owner's quota (already, unless
+    assert prepared.meter is not None  # noqa: S101 -- set by the pass that just ended
+    # What the stores are about to keep, reserved under the owner's quota (already, unless
     # this is a retried job whose earlier reservation lapsed with its worker).
     quota = StorageQuota(job.runtime.settings, job.runtime.database)
     await quota.reserve(job.image.id, job.image.owner, prepared.meter.size)
-    return prepared
+    if held is not None:
+        yield held
 
 
 def _verification(job: ImportJob) -> signatures.Verification | None:
