@@ -22,7 +22,7 @@ from glimpse.db.tables import utcnow
 from glimpse.domain.imports import ImportTaskInput
 from glimpse.jobs import names
 from glimpse_worker.pipelines import import_, progress
-from glimpse_worker.pipelines.inspection import surveyed
+from glimpse_worker.pipelines.inspection import survey_staged
 from glimpse_worker.pipelines.prepare import Prepared
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.pipelines.sources import ImportJob
@@ -307,11 +307,8 @@ async def test_the_hashing_pass_renews_the_lease(
         staged=worker.stores.staging.location_for(image_id),
         progress=Progress(worker, task["id"]),
     )
-    prepared = Prepared("raw", "bare")
-    passed = [block async for block in surveyed(job, prepared)]
-    assert b"".join(passed) == data
-    assert prepared.meter is not None
-    assert prepared.meter.size == len(data)
+    meter = await survey_staged(job, Prepared("raw", "bare"))
+    assert meter.size == len(data)
     async with worker.database.read() as session:
         renewed = await TaskRepository(session).get(task["id"])
     assert renewed is not None

@@ -1,10 +1,11 @@
-"""copy-image's source: the image's own data, read from the stores that hold it already and
-written straight to the target stores (no staged copy: the data is the image's, verified).
+"""copy-image's source: the image's own data, read from the stores that hold it already;
+written straight to the target store when there is one (no staged copy), else staged once for
+the targets to read.
 
 Locations are tried in read order (store weight, as downloads read them); a store that fails,
 or whose data does not match the image's recorded size and hash, is skipped for the next. The
-data is checked while it streams to the target stores, its last block held back until it
-matched, so a mismatch never completes an object in a store.
+data is checked while it streams, its last block held back until it matched, so a mismatch
+never completes an object in a store (or the staged file).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.tables import Image
 from glimpse.stores.base import StoreError
 from glimpse.stores.metering import Meter, metered
-from glimpse_worker.pipelines.fanout import SourceFailed
+from glimpse_worker.pipelines.guarded import SourceFailed
+from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,19 @@ async def from_existing(
     detail = "; ".join(problems) or "the image has no locations"
     msg = f"Image {image.id} data could not be read from any store ({detail})"
     raise CopySourceUnavailable(msg)
+
+
+async def stage_existing(runtime: WorkerRuntime, image: Image, progress: Progress) -> None:
+    """Copy the image's data from the first readable location into its staged file."""
+
+    async def stage(data: AsyncIterator[bytes]) -> None:
+        try:
+            await runtime.stores.work.put(image.id, progress.count(data))
+        except Exception as exc:
+            progress.done = 0
+            raise SourceFailed(exc) from exc
+
+    await from_existing(runtime, image, stage)
 
 
 async def _verified(chunks: AsyncIterator[bytes], image: Image) -> AsyncIterator[bytes]:

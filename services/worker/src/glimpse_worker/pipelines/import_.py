@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
@@ -43,9 +43,9 @@ from glimpse.domain.tasks import (
 from glimpse.logs import bind_job
 from glimpse_worker.pipelines import limits, location_import
 from glimpse_worker.pipelines.existing import from_existing
-from glimpse_worker.pipelines.fanout import Fanout, PassStopped, SourceFailed
 from glimpse_worker.pipelines.glance_download import put_back_metadata
-from glimpse_worker.pipelines.prepare import prepare, prepared_data
+from glimpse_worker.pipelines.guarded import Guarded, SourceFailed
+from glimpse_worker.pipelines.prepare import Prepared, prepare, survey
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.pipelines.sources import ImportJob, discard_staged, fetch
 from glimpse_worker.runtime import WorkerRuntime
@@ -53,7 +53,7 @@ from glimpse_worker.runtime import WorkerRuntime
 log = logging.getLogger(__name__)
 
 
-PARALLEL_STORE_WRITES: Final = 4  # target stores written side by side by one pass, at most
+PARALLEL_STORE_WRITES: Final = 4  # target stores written at the same time, at most
 
 
 class ImportFailed(Exception):
@@ -162,21 +162,10 @@ async def _import(
     writes = _StoreWrites(
         runtime, task, staged, progress, expected=expected, must_succeed=must_succeed
     )
-    prepared = None
-    if copying:
-        # The image's own data, copied: nothing to prepare, nothing new to learn about it.
-        for batch in _batches(remaining):
-            await from_existing(runtime, image, partial(writes.run, batch))
-    else:
+    if not copying:  # a copy reads the image's own locations (_write_stores)
         image = await fetch(job)
         job = replace(job, image=image)
-        prepared = await prepare(job)
-        # Hashed and inspected once, by the pass that writes the first stores (every store
-        # is sent the same bytes); that pass runs even with no store left to write.
-        first = remaining[:PARALLEL_STORE_WRITES]
-        await writes.run(first, prepared_data(job, prepared), whole_pass=True)
-        for batch in _batches(remaining[PARALLEL_STORE_WRITES:]):
-            await writes.run(batch, runtime.stores.work.get(staged))
+    prepared = await _write_stores(job, writes, remaining, copying=copying)
     meter = None if prepared is None else prepared.meter
     targets = task_input.targets(runtime.stores.default_id)
     async with runtime.database.write() as session:
@@ -205,21 +194,40 @@ async def _import(
     return {"image_id": image_id, "stores": written, "failed": failed}
 
 
-def _batches(stores: list[str]) -> list[list[str]]:
-    """The stores to write, PARALLEL_STORE_WRITES at a time (one pass over the data each)."""
-    return [
-        stores[start : start + PARALLEL_STORE_WRITES]
-        for start in range(0, len(stores), PARALLEL_STORE_WRITES)
-    ]
+async def _write_stores(
+    job: ImportJob, writes: _StoreWrites, remaining: list[str], *, copying: bool
+) -> Prepared | None:
+    """Bring the data to `remaining` stores; what preparing it learned (None for a copy)."""
+    if copying:
+        runtime, image = job.runtime, job.image
+        # The image's own data, copied: nothing to prepare, nothing new to learn about it.
+        if len(remaining) == 1:
+            # The usual copy: straight from a location to the store, verified on the way.
+            await from_existing(runtime, image, partial(writes.run_from, remaining))
+        elif remaining:
+            await fetch(job)  # staged once (verified) for every target to read
+            await writes.run(remaining)
+        return None
+    prepared = await prepare(job)
+    # Hashed and inspected once, while the stores are written (every store is sent the same
+    # bytes); each store holds its last block back until this passed.
+    checked = asyncio.ensure_future(survey(job, prepared))
+    try:
+        await writes.run(remaining, checked)
+    finally:
+        await asyncio.wait([checked])  # never left running, whatever the writes did
+    checked.result()  # raises what the pass raised (when no write did)
+    return prepared
 
 
 class _StoreWrites:
-    """One import's writes to its target stores, side by side, each batch fed by one pass over
-    the data (fanout.Fanout). A store that fails fails the import when all stores must
-    succeed: the other writes stop at their next block (a write that fails leaves nothing;
-    one already recorded is removed by the revert). Otherwise the store is listed in
-    os_glance_failed_import and the others go on. Data that fails (SourceFailed) fails every
-    write of its pass and is raised: it is not the stores' failure.
+    """One import's writes to its target stores, side by side (PARALLEL_STORE_WRITES at
+    most), each reading the data itself (a slow store holds no other back). A store that
+    fails fails the import when all stores must succeed: the other writes stop at their next
+    block (a write that fails leaves nothing; one already recorded is removed by the revert).
+    Otherwise the store is listed in os_glance_failed_import and the others go on. Data that
+    fails (SourceFailed: unreadable, or refused by its checks) fails the writes it feeds and
+    is raised: it is not the stores' failure.
 
     Writes are stopped by failing their data stream, never by cancelling their tasks: a
     cancellation could land in the middle of a database transaction."""
@@ -244,30 +252,36 @@ class _StoreWrites:
         self.must_succeed = must_succeed
         self.stop = asyncio.Event()
         self.failures: list[ImportFailed] = []
-        self.done: set[str] = set()  # stores written or failed, never written again
+        self._slots = asyncio.Semaphore(PARALLEL_STORE_WRITES)
 
-    async def run(
-        self, stores: list[str], source: AsyncIterator[bytes], *, whole_pass: bool = False
+    async def run(self, stores: list[str], checked: asyncio.Future[None] | None = None) -> None:
+        """Write the staged data to `stores`; with `checked`, each write holds its last block
+        back until those checks passed (and fails if they did not)."""
+        await self._run(stores, lambda: self.runtime.stores.work.get(self.staged), checked)
+
+    async def run_from(self, stores: list[str], data: AsyncIterator[bytes]) -> None:
+        """Write `data` (one pass: one store) to `stores`."""
+        await self._run(stores[:1], lambda: data, None)
+
+    async def _run(
+        self,
+        stores: list[str],
+        source: Callable[[], AsyncIterator[bytes]],
+        checked: asyncio.Future[None] | None,
     ) -> None:
-        """Write `source` to those of `stores` not done yet, in one pass over it; with
-        `whole_pass`, the pass reads all of it even with no store left to write (it is the
-        one that hashes and inspects the data)."""
-        stores = [s for s in stores if s not in self.done]
-        if self.stop.is_set() or not (stores or whole_pass):
-            return
-        fanout = Fanout(source, stores)
+        lanes = {store_id: Guarded(source(), checked) for store_id in stores}
         # Every write runs to its end before anything is raised: the revert must not race
         # them.
         outcomes = await asyncio.gather(
-            fanout.pump(self.stop),
-            *(self._write(s, fanout) for s in stores),
-            return_exceptions=True,
+            *(self._write(s, data) for s, data in lanes.items()), return_exceptions=True
         )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        if fanout.error is not None:
-            raise SourceFailed(fanout.error) from fanout.error
+        failed = [data.error for data in lanes.values() if data.error is not None]
+        if failed:
+            # The data's failure, not the stores': the import's (or the next location's).
+            raise SourceFailed(failed[0].cause) from failed[0].cause
         if self.failures:
             # The first failure is the import's; the others stopped because of it.
             raise self.failures[0]
@@ -276,30 +290,27 @@ class _StoreWrites:
         self.failures.append(failure)
         self.stop.set()
 
-    async def _write(self, store_id: str, fanout: Fanout) -> None:
-        try:
-            await _copy(
-                self.runtime,
-                self.task,
-                store_id,
-                _until_stopped(self._data(store_id, fanout), self.stop),
-                expected=self.expected,
-            )
-        except (WriteStopped, PassStopped, SourceFailed):
-            pass
-        except LockLost as exc:
-            self._fail_all(exc)
-        except Exception as exc:  # noqa: BLE001 -- any store failure is that store's
-            if fanout.error is None:  # else a driver wrapped SourceFailed: not the store's
-                await self._store_failed(store_id, exc)
-        else:
-            self.done.add(store_id)
-            await self.progress.beat(force=True)
-        finally:
-            fanout.leave(store_id)
-
-    def _data(self, store_id: str, fanout: Fanout) -> AsyncIterator[bytes]:
-        return self.progress.count(fanout.lane(store_id), lane=store_id)
+    async def _write(self, store_id: str, data: Guarded) -> None:
+        async with self._slots:
+            if self.stop.is_set():
+                return
+            try:
+                await _copy(
+                    self.runtime,
+                    self.task,
+                    store_id,
+                    _until_stopped(self.progress.count(data, lane=store_id), self.stop),
+                    expected=self.expected,
+                )
+            except (WriteStopped, SourceFailed):
+                pass
+            except LockLost as exc:
+                self._fail_all(exc)
+            except Exception as exc:  # noqa: BLE001 -- any store failure is that store's
+                if data.error is None:  # else a driver wrapped SourceFailed: not the store's
+                    await self._store_failed(store_id, exc)
+            else:
+                await self.progress.beat(force=True)
 
     async def _store_failed(self, store_id: str, exc: Exception) -> None:
         if self.stop.is_set():
@@ -309,7 +320,6 @@ class _StoreWrites:
         if self.must_succeed:
             self._fail_all(StoreFailed(store_id, exc))
             return
-        self.done.add(store_id)
         async with self.runtime.database.write() as session:
             await _done_with(ImageRepository(session), self.image_id, store_id, failed=True)
 

@@ -1,11 +1,9 @@
-"""The last step of preparation: the staged data on its way to the stores is hashed (md5 and
-the multihash, within image_size_cap) and inspected (the checks an upload gets,
-glimpse.formats), so a large image is read once, by the pass that writes it, not once per
-check and once more per store."""
+"""The last step of preparation: one pass over the staged file that hashes it (md5 and the
+multihash, within image_size_cap) and inspects it (the checks an upload gets, glimpse.formats),
+so a large image is read once before the stores are written, not once per check."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import anyio
@@ -20,15 +18,13 @@ if TYPE_CHECKING:
     from glimpse_worker.pipelines.prepare import Prepared
 
 
-async def surveyed(
+async def survey_staged(
     job: ImportJob, prepared: Prepared, verification: signatures.Verification | None = None
-) -> AsyncIterator[bytes]:
-    """The staged data, hashed and inspected as it passes. Once it has all passed,
-    `prepared.meter` holds its size and hashes and `prepared.virtual_size` what inspection
-    found; data that is unsafe or (per [image_format]) not `prepared.disk_format` raises
-    InvalidImageData then, before this ends. The data's digest feeds `verification` too,
-    when the image is signed (the caller checks the result); a certificate it refused stops
-    the pass."""
+) -> Meter:
+    """Hash the staged data and refuse it if it is unsafe or (per [image_format]) not
+    `prepared.disk_format` (InvalidImageData); record its virtual size on `prepared`. The
+    data's digest feeds `verification` too, when the image is signed (the caller checks the
+    result); a certificate it refused stops the pass."""
     settings = job.runtime.settings
     cap = settings.image_size_cap
     algo = settings.hashing_algorithm
@@ -42,7 +38,6 @@ async def surveyed(
             # The inspectors are pure Python: a thread keeps the loop (and the hashing) going.
             await anyio.to_thread.run_sync(inspector.feed, block)
         await job.progress.beat(report=False)  # a pass over a huge image keeps the lease
-        yield block
     if inspector is not None:
         options = settings.image_format
         prepared.virtual_size = inspector.result().check(
@@ -50,4 +45,4 @@ async def surveyed(
             options.require_image_format_match,
             options.gpt_safety_checks_nonfatal,
         )
-    prepared.meter = meter
+    return meter

@@ -1,5 +1,6 @@
-"""Between staging and the stores: the import plugins, then the data they left as the stores
-receive it, hashed and inspected on its way.
+"""Between staging and the stores: the import plugins, then one pass that hashes and
+inspects what they left (run while the stores are written, which hold back their last block
+until it passed).
 
 Both work on the staged file in place, so a job that is retried prepares the staged data
 again; every plugin must leave data it has already processed as it is.
@@ -7,14 +8,13 @@ again; every plugin must leave data it has already processed as it is.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from glimpse.domain.images import ImageData
 from glimpse.limits import StorageQuota
 from glimpse.services import signatures
 from glimpse.stores.metering import Meter
-from glimpse_worker.pipelines.inspection import surveyed
+from glimpse_worker.pipelines.inspection import survey_staged
 from glimpse_worker.pipelines.sources import ImportJob
 from glimpse_worker.plugins import run_plugins
 
@@ -44,33 +44,25 @@ async def prepare(job: ImportJob) -> Prepared:
     return prepared
 
 
-async def prepared_data(job: ImportJob, prepared: Prepared) -> AsyncIterator[bytes]:
-    """The prepared data for the stores, inspected and hashed on its way (and its signature
-    verified, for a signed image). Its last block is held back until the data passed every
-    check and its size is reserved under the owner's quota: a store never completes an
-    object of data that failed (its write fails, leaving nothing)."""
+async def survey(job: ImportJob, prepared: Prepared) -> None:
+    """Inspect and hash what the plugins left into `prepared` (and verify its signature, for
+    a signed image), then reserve its size under the owner's quota: raises if the data may
+    not be kept, before any store completes an object of it."""
     verification = _verification(job)
-    held: bytes | None = None
     try:
-        async for block in surveyed(job, prepared, verification):
-            if held is not None:
-                yield held
-            held = block
+        prepared.meter = await survey_staged(job, prepared, verification)
         if verification is not None:
             await signatures.verify(verification, job.image.id)
-    except Exception as exc:
+    except BaseException as exc:
         await signatures.refuse_unverified(verification, job.image.id, exc)
         raise
     finally:
         if verification is not None:
             verification.close()
-    assert prepared.meter is not None  # noqa: S101 -- set by the pass that just ended
-    # What the stores are about to keep, reserved under the owner's quota (already, unless
+    # What the stores are about to receive, reserved under the owner's quota (already, unless
     # this is a retried job whose earlier reservation lapsed with its worker).
     quota = StorageQuota(job.runtime.settings, job.runtime.database)
     await quota.reserve(job.image.id, job.image.owner, prepared.meter.size)
-    if held is not None:
-        yield held
 
 
 def _verification(job: ImportJob) -> signatures.Verification | None:

@@ -21,6 +21,7 @@ from glimpse.domain.imports import ImportRequest, ImportTaskInput
 from glimpse.domain.tasks import COPY_IMAGE, GLANCE_DIRECT, GLANCE_DOWNLOAD, WEB_DOWNLOAD
 from glimpse.stores.base import ObjectNotFound
 from glimpse_worker.pipelines.download import DownloadFailed, download
+from glimpse_worker.pipelines.existing import stage_existing
 from glimpse_worker.pipelines.glance_download import GlanceDownloadFailed, fetch_from_glance
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.runtime import WorkerRuntime
@@ -81,8 +82,7 @@ async def fetch(job: ImportJob) -> Image:
         job.progress.done = 0
         return job.image
     if method == COPY_IMAGE:
-        # Nothing to bring: the stores are written from the image's own locations
-        # (existing.from_existing).
+        await stage_existing(job.runtime, job.image, job.progress)
         return job.image
     raise SourceUnavailable(f"Import method {method} is not available on this worker")
 
