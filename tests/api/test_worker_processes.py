@@ -1,7 +1,8 @@
 """glimpse-api with `workers` >= 2 as real processes on loopback: workers forked from the master,
 each on its own SO_REUSEPORT socket, connections spread over them; SIGTERM (or Ctrl-C's SIGINT)
-lets requests in progress finish; a killed worker is replaced, SIGHUP replaces them all; the
-workers never outlive the master; a port already served refuses a second server."""
+lets requests in progress finish; a killed worker is replaced, and so is one whose loop stops
+beating; SIGHUP replaces them all; the workers never outlive the master; a port already served
+refuses a second server."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +24,7 @@ import httpx
 import pytest
 from prometheus_client.mmap_dict import MmapedDict
 
+from glimpse_api import supervisor
 from support import command, environment, free_port
 from topology import wait_for
 
@@ -293,6 +296,26 @@ def test_a_killed_worker_is_replaced_and_its_siblings_keep_serving(api: Api) -> 
     assert "died (signal SIGKILL): starting another" in api.log()
 
 
+def test_a_worker_whose_loop_stops_is_killed_and_replaced(api: Api) -> None:
+    api.start()
+    first, second = api.wait_serving(2)
+    os.kill(first, signal.SIGSTOP)  # its event loop stops beating, as a blocked loop would
+    stopped_at = time.monotonic()
+
+    def replaced() -> list[int] | None:
+        pids = api.workers()
+        return pids if len(pids) == 2 and first not in pids else None
+
+    workers = wait_for("a new worker", replaced, supervisor.HEARTBEAT_TIMEOUT + START_WITHIN)
+    # Not before its time: the last beat came at most a tick (a second) before the stop.
+    assert time.monotonic() - stopped_at >= supervisor.HEARTBEAT_TIMEOUT - 2
+    assert second in workers
+    assert api.wait_serving(2) == workers
+    log = api.log()
+    assert f"worker [{first}] silent for" in log
+    assert "died (signal SIGKILL): starting another" in log
+
+
 def test_sighup_replaces_every_worker(api: Api) -> None:
     api.start()
     old = api.wait_serving(2)
@@ -306,6 +329,10 @@ def test_sighup_replaces_every_worker(api: Api) -> None:
     assert api.wait_serving(2) == new
     assert api.process is not None
     assert api.process.poll() is None
+    # Each old worker was told to stop only once a new one's loop was running.
+    stops = re.findall(r"worker \[(\d+)\] serves: worker \[(\d+)\] stops", api.log())
+    assert sorted(int(successor) for successor, _ in stops) == sorted(new)
+    assert sorted(int(retired) for _, retired in stops) == sorted(old)
 
 
 def test_workers_stop_when_the_master_is_killed(api: Api) -> None:

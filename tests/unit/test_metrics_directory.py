@@ -18,7 +18,10 @@ def test_each_start_gets_a_fresh_directory_and_sweeps_the_dead(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.delenv(common.MULTIPROC_ENV, raising=False)
+    # setenv first: delenv of an absent variable records nothing, so the directory that
+    # prepare_multiprocess_metrics() puts in the environment would outlive this test.
+    monkeypatch.setenv(common.MULTIPROC_ENV, "")
+    monkeypatch.delenv(common.MULTIPROC_ENV)
     base = tmp_path / f"glimpse-metrics-{os.getuid()}"
     gone = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],

@@ -12,8 +12,11 @@ before it forks that worker), and the kernel spreads new connections over the wo
 The master checks first that the address is free with a socket that does not set SO_REUSEPORT
 (a second server on the port still fails to start), passes SIGTERM/SIGINT on to the workers as
 SIGTERM (each lets its requests in progress finish, as a single uvicorn does), starts a worker
-again when one dies, rolls them all on SIGHUP, and stops everything when a worker cannot start.
-Workers get SIGTERM when the master dies (PR_SET_PDEATHSIG), so none outlives it.
+again when one dies, rolls them all on SIGHUP (an old worker stops once its successor serves),
+and stops everything when a worker cannot start. Workers get SIGTERM when the master dies
+(PR_SET_PDEATHSIG), so none outlives it. Each serving worker's event loop writes a heartbeat to
+a pipe every second; one silent for HEARTBEAT_TIMEOUT seconds (its loop blocked, or the process
+stopped) is killed and replaced.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import select
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
@@ -44,6 +48,10 @@ START_FAILURES: Final = frozenset({2, STARTUP_FAILURE})
 _PR_SET_PDEATHSIG: Final = 1
 _STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
 _BACKLOG: Final = 2048  # uvicorn's default
+# A serving worker's loop beats every second (uvicorn ticks every 0.1 s). Far above any pause a
+# healthy loop makes, even on a loaded machine, and well below a client's patience.
+HEARTBEAT_TIMEOUT: Final = 20.0
+_TICKS_PER_BEAT: Final = 10
 
 
 class AddressInUseError(OSError):
@@ -99,12 +107,17 @@ class Supervisor:
     port: int
     workers: int
     children: dict[int, int] = field(default_factory=dict, init=False)  # pid -> slot
-    # Workers replaced on SIGHUP, finishing their requests.
+    # Workers replaced on SIGHUP: serving until their successor is ready, then finishing their
+    # requests. A successor (new pid) -> the workers it retires once its loop first beats.
     _retired: set[int] = field(default_factory=set, init=False)
+    _retire_when_ready: dict[int, list[int]] = field(default_factory=dict, init=False)
     _signals: list[int] = field(default_factory=list, init=False)
     _stopping: bool = field(default=False, init=False)
     _exit_code: int = field(default=0, init=False)
     _wakeup: tuple[int, int] = field(default=(-1, -1), init=False)
+    # A worker's heartbeat pipe (its read end) and when it last beat (None: still starting).
+    _heartbeats: dict[int, int] = field(default_factory=dict, init=False)  # pid -> fd
+    _last_beat: dict[int, float | None] = field(default_factory=dict, init=False)
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT (0 once every worker has exited) or until a worker
@@ -132,11 +145,14 @@ class Supervisor:
                 self._wait()
                 self._handle_signals()
                 self._reap()
+                self._kill_silent_workers()
         finally:
             signal.set_wakeup_fd(-1)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             for fd in self._wakeup:
+                os.close(fd)
+            for fd in self._heartbeats.values():
                 os.close(fd)
             if self.children or self._retired:  # an exception in the master: all go with it
                 self._signal_children(signal.SIGTERM)
@@ -150,11 +166,35 @@ class Supervisor:
         self._signals.append(signum)
 
     def _wait(self) -> None:
+        readable: list[int] = []
         with contextlib.suppress(InterruptedError):
-            select.select([self._wakeup[0]], [], [], 1.0)
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self._wakeup[0], 512):
-                pass
+            readable, _, _ = select.select(
+                [self._wakeup[0], *self._heartbeats.values()], [], [], 1.0
+            )
+        _drain(self._wakeup[0])
+        beating = {fd: pid for pid, fd in self._heartbeats.items()}
+        now = time.monotonic()
+        for fd in readable:
+            pid = beating.get(fd)
+            if pid is not None and _drain(fd):
+                self._last_beat[pid] = now
+                for retiring in self._retire_when_ready.pop(pid, []):
+                    log.info("worker [%d] serves: worker [%d] stops", pid, retiring)
+                    _kill(retiring, signal.SIGTERM)
+
+    def _kill_silent_workers(self) -> None:
+        """SIGKILL for a serving worker whose loop has not beaten for HEARTBEAT_TIMEOUT seconds
+        (it is replaced when reaped). Not while stopping: a draining worker's loop stops ticking
+        while its last requests finish."""
+        if self._stopping:
+            return
+        now = time.monotonic()
+        for pid in self.children:
+            last = self._last_beat.get(pid)
+            if last is not None and now - last > HEARTBEAT_TIMEOUT:
+                log.error("worker [%d] silent for %.0f s: killing it", pid, now - last)
+                self._last_beat[pid] = None  # killed once; the reaper replaces it
+                _kill(pid, signal.SIGKILL)
 
     def _handle_signals(self) -> None:
         while self._signals:
@@ -172,18 +212,18 @@ class Supervisor:
                 self._roll()
 
     def _roll(self) -> None:
-        """New workers first (their sockets take new connections at once), then the old ones
-        stop as on SIGTERM, finishing their requests."""
+        """New workers first (their sockets take new connections at once); each old one stops as
+        on SIGTERM, finishing its requests, once its successor's loop has beaten (it serves)."""
         old = dict(self.children)
         log.info("SIGHUP: replacing %d workers", len(old))
-        for slot in old.values():
-            self._fork(slot)
-        if self._stopping:  # no new socket could be bound: all stop
-            return
-        for pid in old:
-            self.children.pop(pid, None)
+        for pid, slot in old.items():
+            self.children.pop(pid)
             self._retired.add(pid)
-            _kill(pid, signal.SIGTERM)
+            successor = self._fork(slot)
+            if successor is None:  # no new socket could be bound: all stop
+                return
+            # A worker still waiting for its own successor hands that wait on.
+            self._retire_when_ready[successor] = [pid, *self._retire_when_ready.pop(pid, [])]
 
     def _signal_children(self, signum: int) -> None:
         for pid in (*self.children, *self._retired):
@@ -202,10 +242,12 @@ class Supervisor:
             if pid == 0:
                 return
             metrics.process_exited(pid)  # its live gauges (uploads in flight) count no more
+            self._forget_heartbeat(pid)
             if pid in self._retired:
                 self._retired.discard(pid)
                 continue
             slot = self.children.pop(pid, None)
+            retiring = self._retire_when_ready.pop(pid, [])
             if slot is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
@@ -216,37 +258,54 @@ class Supervisor:
                 self._fail(code)
                 continue
             log.warning("worker [%d] died (%s): starting another", pid, _describe(code))
-            self._fork(slot)
+            successor = self._fork(slot)
+            if successor is not None and retiring:
+                self._retire_when_ready[successor] = retiring
 
-    def _fork(self, slot: int) -> None:
-        """A worker for `slot`, on a socket bound here before the fork: it takes connections
-        (they wait in its backlog) from now on, even while the worker starts."""
+    def _fork(self, slot: int) -> int | None:
+        """A worker for `slot` (its pid; None when no socket could be bound: all stop), on a
+        socket bound here before the fork: it takes connections (they wait in its backlog) from
+        now on, even while the worker starts."""
         try:
             sock = listening_socket(self.host, self.port)
         except OSError as exc:
             log.error("cannot listen on %s:%d: %s: stopping", self.host, self.port, exc)  # noqa: TRY400 -- the reason is all
             self._fail(STARTUP_FAILURE)
-            return
+            return None
+        beat_read, beat_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         master = os.getpid()
         pid = os.fork()
         if pid == 0:
-            self._child(master, sock)
+            os.close(beat_read)
+            self._child(master, sock, beat_write)
         sock.close()  # the worker's alone
+        os.close(beat_write)
         self.children[pid] = slot
+        self._heartbeats[pid] = beat_read
+        self._last_beat[pid] = None
+        return pid
+
+    def _forget_heartbeat(self, pid: int) -> None:
+        fd = self._heartbeats.pop(pid, None)
+        if fd is not None:
+            os.close(fd)
+        self._last_beat.pop(pid, None)
 
     def _fail(self, code: int) -> None:
         self._exit_code = code
         self._stopping = True
         self._signal_children(signal.SIGTERM)
 
-    def _child(self, master: int, sock: socket.socket) -> NoReturn:
+    def _child(self, master: int, sock: socket.socket, heartbeat: int) -> NoReturn:
         """The worker process: never returns into the master's code."""
         code = 1
         server: uvicorn.Server | None = None
         try:
             _reset_signals(self._wakeup)
+            for fd in self._heartbeats.values():  # its siblings' pipes are the master's
+                os.close(fd)
             _die_with(master)
-            server = uvicorn.Server(self.make_config())
+            server = _BeatingServer(self.make_config(), heartbeat)
             server.run(sockets=[sock])
             code = 0
         except SystemExit as exc:
@@ -263,6 +322,31 @@ class Supervisor:
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(code)
+
+
+class _BeatingServer(uvicorn.Server):
+    """A uvicorn server whose event loop writes to the master's heartbeat pipe every second,
+    from uvicorn's own tick (so a blocked loop stops the beats)."""
+
+    def __init__(self, config: uvicorn.Config, heartbeat: int) -> None:
+        super().__init__(config)
+        self._heartbeat = heartbeat
+
+    async def on_tick(self, counter: int) -> bool:
+        if counter % _TICKS_PER_BEAT == 0:
+            # A full pipe (a master slow to read) has beats enough; a gone master: PDEATHSIG.
+            with contextlib.suppress(BlockingIOError, BrokenPipeError):
+                os.write(self._heartbeat, b".")
+        return await super().on_tick(counter)
+
+
+def _drain(fd: int) -> bool:
+    """Read all there is on a non-blocking pipe; whether there was anything."""
+    read = False
+    with contextlib.suppress(BlockingIOError):
+        while os.read(fd, 512):
+            read = True
+    return read
 
 
 def _reset_signals(wakeup: tuple[int, int]) -> None:
