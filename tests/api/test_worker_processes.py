@@ -335,6 +335,30 @@ def test_sighup_replaces_every_worker(api: Api) -> None:
     assert sorted(int(retired) for _, retired in stops) == sorted(old)
 
 
+def test_the_workers_sighup_starts_read_the_configuration_as_it_is_then(
+    api: Api, tmp_path: Path
+) -> None:
+    # The master builds the first workers' application; after SIGHUP each new worker builds
+    # its own from the file.
+    disabled = tmp_path / "disabled"
+    disabled.touch()
+    api.start()
+    old = api.wait_serving(2)
+    assert httpx.get(f"{api.base}/healthcheck", timeout=10).status_code == 200
+    with api.config.open("a") as config:
+        config.write(f"[healthcheck]\ndisable_by_file_path = {disabled}\n")
+    os.kill(api.pid, signal.SIGHUP)
+
+    def replaced() -> list[int] | None:
+        pids = api.workers()
+        return pids if len(pids) == 2 and not set(pids) & set(old) else None
+
+    wait_for("new workers", replaced, START_WITHIN)
+    api.wait_serving(2)
+    for _ in range(8):  # new connections, spread over both workers
+        assert httpx.get(f"{api.base}/healthcheck", timeout=10).status_code == 503
+
+
 def test_workers_stop_when_the_master_is_killed(api: Api) -> None:
     api.start()
     workers = api.wait_serving(2)

@@ -44,6 +44,47 @@ def test_chunk_boundaries_do_not_change_the_verdict(chunk: int, tmp_path: Path) 
         assert streamed.virtual_size == MiB
 
 
+def _verdict(inspection: Inspection, declared: str) -> tuple[object, ...]:
+    try:
+        outcome: object = inspection.check(declared, require_match=True)
+    except InvalidImageData as exc:
+        outcome = str(exc)
+    return (
+        inspection.format,
+        inspection.virtual_size,
+        inspection.size,
+        inspection.problem,
+        outcome,
+    )
+
+
+SAMPLES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    **{name: (build, declared) for name, (build, declared, _) in GOOD.items()},
+    **{name: (build, declared) for name, (build, declared, _) in HOSTILE.items()},
+    "raw": (disk_images.raw, "raw"),
+    "luks": (disk_images.luks, "luks"),
+    "iso": (disk_images.iso, "iso"),
+    "gpt": (disk_images.gpt, "gpt"),
+    "iso-with-gpt": (disk_images.iso_with_gpt, "iso"),
+    "qcow2-hiding-an-iso": (disk_images.qcow2_hiding_an_iso, "qcow2"),
+}
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+@pytest.mark.parametrize("chunk", [64 * 1024 + 1, 256 * 1024, MiB, 4 * MiB])
+def test_large_chunks_give_the_verdict_of_64_kib_ones(
+    name: str, chunk: int, tmp_path: Path
+) -> None:
+    """Past its first chunk an inspector that can learn nothing more takes a chunk whole
+    instead of in 64 KiB slices: the verdict is the one 64 KiB chunks give. The samples are
+    followed by zeros so that there are several large chunks."""
+    build, declared = SAMPLES[name]
+    path = tmp_path / "padded"
+    path.write_bytes(build(tmp_path).read_bytes() + bytes(3 * MiB + 123))
+    expected = _verdict(inspected_in_chunks(path, 64 * 1024), declared)
+    assert _verdict(inspected_in_chunks(path, chunk), declared) == expected
+
+
 @pytest.mark.parametrize(
     ("build", "detected", "virtual_size"),
     [

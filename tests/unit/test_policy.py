@@ -220,3 +220,39 @@ def test_each_image_of_a_page_gets_the_answer_allowed_gives(tmp_path: Path) -> N
         ]
         assert policy.allowed_each(caller, "get_image", targets) == expected
     assert expected == [False, True, True, False, False, False]
+
+
+def test_remembered_answers_are_those_of_an_engine_asked_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = tmp_path / "policy.yaml"
+    # Reads the target's id and owner, the caller's project and roles.
+    rules.write_text("get_image: \"'img-2':%(id)s or (project_id:%(owner)s and role:member)\"\n")
+    # A memo of two answers: the engine starts again often on the way.
+    monkeypatch.setattr(policy, "_ANSWERS_KEPT", 2)
+    callers = [
+        RequestContext(project, "u", frozenset(roles))
+        for project in ("p", "q", None)
+        for roles in (("member",), ("reader",))
+    ]
+    targets = [
+        {"id": image_id, "owner": owner} for image_id in ("img-1", "img-2") for owner in ("p", "q")
+    ]
+    questions = [(caller, target) for caller in callers for target in targets]
+    expected = [PolicyEngine(rules).check(c, "get_image", t) for c, t in questions]
+    reused = PolicyEngine(rules)
+    for _ in range(2):  # asked again, the answers are remembered ones or evaluated again
+        assert [reused.check(c, "get_image", t) for c, t in questions] == expected
+    assert True in expected
+    assert False in expected
+
+
+def test_a_target_value_that_cannot_be_remembered_is_asked_every_time(tmp_path: Path) -> None:
+    rules = tmp_path / "policy.yaml"
+    rules.write_text("get_image: \"'a':%(tags)s or project_id:%(owner)s\"\n")
+    engine = PolicyEngine(rules)
+    caller = RequestContext("p", "u", frozenset({"reader"}))
+    # A list is no dictionary key: evaluated each time, with the same answers as once.
+    assert engine.check(caller, "get_image", {"tags": ["x"], "owner": "p"})
+    assert not engine.check(caller, "get_image", {"tags": ["x"], "owner": "q"})
+    assert engine.check(caller, "get_image", {"tags": "a", "owner": "q"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -41,15 +42,21 @@ from glimpse_api.routers import (
     tasks,
     versions,
 )
+from glimpse_api.shortcut import ShowShortcut, show_route
 
 log = logging.getLogger(__name__)
 _MAINTENANCE_GRACE = 10.0  # seconds a cache pass may take to end at shutdown
 
 
-def create_app(settings: Settings, *, drain_on_signal: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings, *, drain_on_signal: bool = False, freeze_on_start: bool = False
+) -> FastAPI:
     """The application for `settings`; ConfigError when they are unsafe to serve (noauth
     on a public address), whoever starts it. `drain_on_signal`: the server is glimpse-api's,
-    whose SIGTERM starts `[healthcheck] drain_delay` (glimpse_api.drain)."""
+    whose SIGTERM starts `[healthcheck] drain_delay` (glimpse_api.drain). `freeze_on_start`:
+    the process serves this application alone until it exits (glimpse-api's), so what its
+    start built is frozen out of the garbage collector's reach (gc.freeze): full collections,
+    which requests trigger, stop walking the whole application every time."""
     refuse_unsafe_bind(settings)
 
     @asynccontextmanager
@@ -58,6 +65,8 @@ def create_app(settings: Settings, *, drain_on_signal: bool = False) -> FastAPI:
             if drain_on_signal:
                 await stack.enter_async_context(drain_on_sigterm(settings.healthcheck.drain_delay))
             await stack.enter_async_context(_runtime(app, settings))
+            if freeze_on_start:
+                gc.freeze()
             yield
 
     app = FastAPI(
@@ -95,7 +104,10 @@ def create_app(settings: Settings, *, drain_on_signal: bool = False) -> FastAPI:
     ):
         app.include_router(module.router)
     app.include_router(metrics.router)
-    # Innermost: it reads the route the router matched from the scope it was given.
+    # Innermost: a show skips the router and dependency solving (glimpse_api.shortcut).
+    app.add_middleware(ShowShortcut, route=show_route(app), handlers=app.exception_handlers)
+    # Inside the edge: it reads the route the router (or the shortcut) matched from the scope
+    # it was given.
     app.add_middleware(metrics.MetricsMiddleware)
     app.add_middleware(EdgeMiddleware, keepalive=settings.http_keepalive)
     return app
@@ -181,7 +193,7 @@ def app_from_environment() -> FastAPI:
     try:
         settings = load_settings()
         setup_logging(debug=settings.debug, json=settings.use_json)
-        return create_app(settings, drain_on_signal=True)
+        return create_app(settings, drain_on_signal=True, freeze_on_start=True)
     except ConfigError as exc:
         log.critical("glimpse-api: %s", exc)
         sys.exit(2)

@@ -8,6 +8,7 @@ proxy's addresses (`[DEFAULT] trusted_proxies`).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from collections.abc import Sequence
@@ -29,6 +30,22 @@ SYSTEM_SCOPE_HEADER: Final = "openstack-system-scope"
 # The width of the columns ids are stored in (owner, member, user_id): a longer id from a
 # proxy would fail the database's check, so it is refused as the caller's error.
 MAX_ID_LENGTH: Final = 255
+# The headers TrustedProxy reads, by their name as ASGI servers give it (lower case).
+_PROXY_HEADERS: Final = {
+    name.encode("latin-1"): name
+    for name in (
+        "x-identity-status",
+        "x-roles",
+        "x-project-id",
+        "x-tenant-id",
+        "x-user-id",
+        "x-domain-id",
+        "x-user-domain-id",
+        "x-project-domain-id",
+        SYSTEM_SCOPE_HEADER,
+        "x-auth-token",
+    )
+}
 
 
 def refuse_unsafe_bind(settings: Settings) -> None:
@@ -45,6 +62,7 @@ def refuse_unsafe_bind(settings: Settings) -> None:
     log.warning("auth_strategy=noauth on %s: every caller is admin", settings.bind_host)
 
 
+@functools.lru_cache(maxsize=1024)  # a request's peer or local address: parsed once per address
 def _address(text: str) -> IPv4Address | IPv6Address | None:
     """An address as a socket reports it (an IPv4-mapped IPv6 one as IPv4); None if it is
     not an address (a Unix socket's path, a test client's host name)."""
@@ -70,10 +88,21 @@ class Authenticator(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _id(request: Request, *names: str) -> str | None:
+def _proxy_headers(request: Request) -> dict[str, str]:
+    """The identity headers of the request by lower-case name, each its first value (as
+    Headers.get reads it), in one pass over the headers rather than one per name."""
+    found: dict[str, str] = {}
+    for raw_name, raw_value in request.scope["headers"]:
+        name = _PROXY_HEADERS.get(raw_name)
+        if name is not None and name not in found:
+            found[name] = raw_value.decode("latin-1")
+    return found
+
+
+def _id(headers: dict[str, str], *names: str) -> str | None:
     """The first non-empty of the headers `names` (X-Project-Id, else X-Tenant-Id); any of
     them longer than an id column holds is refused (400), used or not."""
-    values = [request.headers.get(name, "") for name in names]
+    values = [headers.get(name.lower(), "") for name in names]
     for name, value in zip(names, values, strict=True):
         if len(value) > MAX_ID_LENGTH:
             raise InvalidInput(f"{name} is longer than {MAX_ID_LENGTH} characters")
@@ -125,11 +154,19 @@ class TrustedProxy:
 
     def __init__(self, proxies: Sequence[IPv4Network | IPv6Network]) -> None:
         self._proxies = tuple(proxies)
+        # Peers are few (the proxies, and whoever else connects): decided once per address.
+        self._trusts = functools.lru_cache(maxsize=1024)(self._trusts_address)
+
+    def _trusts_address(self, host: str) -> bool:
+        peer = _address(host)
+        return peer is not None and any(peer in network for network in self._proxies)
 
     def _from_proxy(self, request: Request) -> bool:
         client = request.scope.get("client")
-        peer = _address(str(client[0])) if client else None
-        return peer is not None and any(peer in network for network in self._proxies)
+        if not client:
+            return False
+        trusted: bool = self._trusts(str(client[0]))
+        return trusted
 
     async def authenticate(self, request: Request, request_id: str) -> RequestContext:
         if not self._from_proxy(request):
@@ -139,20 +176,20 @@ class TrustedProxy:
                 client[0] if client else "an unknown peer",
             )
             raise NotAuthenticated("Authentication required")
-        headers = request.headers
+        headers = _proxy_headers(request)
         if headers.get("x-identity-status", "").lower() != "confirmed":
             raise NotAuthenticated("Authentication required")
         roles = _split_roles(headers.get("x-roles", ""))
         return RequestContext(
-            project_id=_id(request, "X-Project-Id", "X-Tenant-Id"),
-            user_id=_id(request, "X-User-Id"),
+            project_id=_id(headers, "X-Project-Id", "X-Tenant-Id"),
+            user_id=_id(headers, "X-User-Id"),
             roles=roles,
             is_admin=ADMIN_ROLE in roles,
             request_id=request_id,
             system_scope=headers.get(SYSTEM_SCOPE_HEADER) or None,
-            domain_id=_id(request, "X-Domain-Id"),
-            user_domain_id=_id(request, "X-User-Domain-Id"),
-            project_domain_id=_id(request, "X-Project-Domain-Id"),
+            domain_id=_id(headers, "X-Domain-Id"),
+            user_domain_id=_id(headers, "X-User-Domain-Id"),
+            project_domain_id=_id(headers, "X-Project-Domain-Id"),
             auth_token=headers.get("x-auth-token", "").strip() or None,
         )
 

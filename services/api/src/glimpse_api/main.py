@@ -6,7 +6,8 @@ import argparse
 import logging
 import os
 import sys
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -14,7 +15,12 @@ from uvicorn.config import STARTUP_FAILURE
 from glimpse.cli.common import prepare_multiprocess_metrics, settings_or_exit
 from glimpse.config import ConfigError, Settings
 from glimpse.config.loader import CONFIG_ENV
+from glimpse.malloc_tuning import limit_malloc_retention
+from glimpse_api.http_protocol import LargeBodyConnection
 from glimpse_api.identity import refuse_unsafe_bind
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 # client_socket_timeout = 0: Glance waits for ever; uvicorn needs a number.
 NO_TIMEOUT = 365 * 24 * 3600
@@ -27,6 +33,7 @@ PRELOAD: Final = (
     "celery",
     "uvicorn.loops.auto",
     "uvicorn.protocols.http.auto",
+    "glimpse_api.http_protocol",
     "uvicorn.protocols.websockets.auto",
     "uvicorn.lifespan.on",
 )
@@ -35,6 +42,7 @@ log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
+    limit_malloc_retention()
     parser = argparse.ArgumentParser(prog="glimpse-api", description=__doc__)
     parser.add_argument("--config-file", help=f"glance-api.conf style file (or ${CONFIG_ENV})")
     args = parser.parse_args(argv)
@@ -68,11 +76,32 @@ def serve_workers(settings: Settings) -> int:
         return STARTUP_FAILURE
     supervisor.preload(PRELOAD)
     _import_configured_drivers(settings)
+    from glimpse_api.app import app_from_environment  # noqa: PLC0415 -- preloaded just above
+
+    prebuilt = _PrebuiltApp(app_from_environment())
 
     def make_config() -> uvicorn.Config:
-        return uvicorn.Config(APP, host=settings.bind_host, port=port, **server_options(settings))
+        options = server_options(settings)
+        if prebuilt.app is not None:
+            options["factory"] = False
+        return uvicorn.Config(prebuilt.app or APP, host=settings.bind_host, port=port, **options)
 
-    return supervisor.Supervisor(make_config, settings.bind_host, port, settings.workers).run()
+    return supervisor.Supervisor(
+        make_config, settings.bind_host, port, settings.workers, on_reload=prebuilt.forget
+    ).run()
+
+
+@dataclass
+class _PrebuiltApp:
+    """The application the master builds (not started: its lifespan opens the runtime in each
+    worker) before it forks: the workers share its pages instead of building one each.
+
+    After SIGHUP each new worker builds its own from the configuration as it is then."""
+
+    app: FastAPI | None
+
+    def forget(self) -> None:
+        self.app = None
 
 
 def _import_configured_drivers(settings: Settings) -> None:
@@ -92,6 +121,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options, whether one process serves or several."""
     return {
         "factory": True,
+        # Request bodies in large messages, a response's head and body in one write
+        # (glimpse_api.http_protocol).
+        "http": LargeBodyConnection,
         "log_config": None,
         "access_log": False,
         # The peer address must stay the socket's: trusted_proxies is checked against it, and

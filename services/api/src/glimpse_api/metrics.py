@@ -11,6 +11,7 @@ from http import HTTPStatus
 from typing import Final
 
 from fastapi import APIRouter, Request
+from prometheus_client import Counter, Histogram
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -64,11 +65,28 @@ class MetricsMiddleware:
             _count(scope, method, counts, time.perf_counter() - started)
 
 
+# The labelled series of each (method, route, status): labels() takes a lock and checks its
+# arguments on every call; the set is bounded by the routes, as the series themselves are.
+_SERIES: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def _series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    key = (method, route, status)
+    series = _SERIES.get(key)
+    if series is None:
+        series = _SERIES[key] = (
+            metrics.REQUESTS.labels(method, route, str(status)),
+            metrics.REQUEST_SECONDS.labels(method, route),
+        )
+    return series
+
+
 def _count(scope: Scope, method: str, counts: dict[str, int], seconds: float) -> None:
     # The router puts the matched route in this scope (the middleware is innermost).
     route = getattr(scope.get("route"), "path", None) or UNMATCHED
-    metrics.REQUESTS.labels(method, route, str(counts["status"])).inc()
-    metrics.REQUEST_SECONDS.labels(method, route).observe(seconds)
+    requests, durations = _series(method, route, counts["status"])
+    requests.inc()
+    durations.observe(seconds)
     if counts["received"]:
         metrics.BODY_BYTES_RECEIVED.labels(route).inc(counts["received"])
     if counts["sent"]:

@@ -4,10 +4,11 @@ application, each listening on a socket of its own.
 Why not uvicorn's `workers`: it spawns each worker, which imports everything again (nothing is
 shared between them), and its workers accept from one shared socket, where connections opened
 together mostly land on whichever worker wakes first. Here the master imports the application's
-modules (imports only: no application, event loop, engine, thread or connection exists before
-the fork), freezes them out of the garbage collector's reach and forks, so those pages stay
-shared copy-on-write; each worker has a SO_REUSEPORT socket of its own (bound by the master just
-before it forks that worker), and the kernel spreads new connections over the workers.
+modules and may build the application object (never started: no event loop, engine, thread or
+connection exists before the fork; each worker's lifespan opens its own), freezes them out of
+the garbage collector's reach and forks, so those pages stay shared copy-on-write; each worker
+has a SO_REUSEPORT socket of its own (bound by the master just before it forks that worker),
+and the kernel spreads new connections over the workers.
 
 The master checks first that the address is free with a socket that does not set SO_REUSEPORT
 (a second server on the port still fails to start), passes SIGTERM/SIGINT on to the workers as
@@ -106,6 +107,8 @@ class Supervisor:
     host: str
     port: int
     workers: int
+    # Called in the master on SIGHUP, before the new workers are forked.
+    on_reload: Callable[[], None] = lambda: None
     children: dict[int, int] = field(default_factory=dict, init=False)  # pid -> slot
     # Workers replaced on SIGHUP: serving until their successor is ready, then finishing their
     # requests. A successor (new pid) -> the workers it retires once its loop first beats.
@@ -216,6 +219,7 @@ class Supervisor:
         on SIGTERM, finishing its requests, once its successor's loop has beaten (it serves)."""
         old = dict(self.children)
         log.info("SIGHUP: replacing %d workers", len(old))
+        self.on_reload()
         for pid, slot in old.items():
             self.children.pop(pid)
             self._retired.add(pid)

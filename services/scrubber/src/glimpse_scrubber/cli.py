@@ -9,10 +9,12 @@ import asyncio
 import sys
 
 from glimpse.cli.common import settings_or_exit
+from glimpse.malloc_tuning import limit_malloc_retention
 from glimpse_scrubber import health
 
 
 def main(argv: list[str] | None = None) -> int:
+    limit_malloc_retention()
     parser = argparse.ArgumentParser(prog="glimpse-scrubber", description=__doc__)
     parser.add_argument("--config-file", help="glance-api.conf style file (or $GLIMPSE_CONFIG)")
     mode = parser.add_mutually_exclusive_group()

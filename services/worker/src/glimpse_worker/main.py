@@ -8,10 +8,12 @@ import sys
 from glimpse.cli.common import prepare_multiprocess_metrics, settings_or_exit
 from glimpse.config import ConfigError
 from glimpse.logs import log_level
+from glimpse.malloc_tuning import limit_malloc_retention
 from glimpse_worker.health import node_name, ping
 
 
 def main(argv: list[str] | None = None) -> int:
+    limit_malloc_retention()
     parser = argparse.ArgumentParser(prog="glimpse-worker", description=__doc__)
     parser.add_argument("--config-file", help="glance-api.conf style file (or $GLIMPSE_CONFIG)")
     parser.add_argument(

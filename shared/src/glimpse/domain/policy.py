@@ -128,6 +128,9 @@ _PLAIN_CHECKS: Final = (
     _checks.GenericCheck,
     _checks.RoleCheck,
 )
+# Policy answers a process keeps (PolicyEngine.check): callers x rules x the few values of the
+# target fields a rule reads; past this many the memo starts again.
+_ANSWERS_KEPT: Final = 4096
 _TARGET_FIELD = re.compile(r"%\((\w+)\)s")
 
 
@@ -189,6 +192,7 @@ class PolicyEngine:
         # Rules are in memory now; stop oslo.policy from checking the file on every call.
         self.enforcer.use_conf = False
         self._reads: dict[str, tuple[str, ...] | None] = {}
+        self._answers: dict[tuple[Any, ...], bool] = {}
 
     def fields_read(self, action: str) -> tuple[str, ...] | None:
         """The target fields `action`'s rule reads (None: possibly any); the rules never change
@@ -202,6 +206,33 @@ class PolicyEngine:
     def check(self, ctx: RequestContext, action: str, target: dict[str, Any]) -> bool:
         if action not in self.enforcer.registered_rules:
             raise oslo.PolicyNotRegistered(action)
+        # A rule that reads only the credentials below and some target fields gives the same
+        # answer for the same values (the rules never change once loaded): every request of
+        # a caller asks the same few questions, each evaluated once per process.
+        fields = self.fields_read(action)
+        if fields is None:
+            return self._evaluate(ctx, action, target)
+        key = (
+            action,
+            ctx.user_id,
+            ctx.project_id,
+            ctx.system_scope,
+            ctx.domain_id,
+            ctx.roles,
+            ctx.service_roles,
+            *(target.get(name) for name in fields),
+        )
+        try:
+            answer = self._answers.get(key)
+        except TypeError:  # a target value that cannot be a key (a list): asked every time
+            return self._evaluate(ctx, action, target)
+        if answer is None:
+            if len(self._answers) >= _ANSWERS_KEPT:
+                self._answers.clear()  # many callers: start again rather than grow
+            answer = self._answers[key] = self._evaluate(ctx, action, target)
+        return answer
+
+    def _evaluate(self, ctx: RequestContext, action: str, target: dict[str, Any]) -> bool:
         creds = _present(
             {
                 "user_id": ctx.user_id,

@@ -123,24 +123,32 @@ class StreamInspector:
         self._size = 0
 
     def feed(self, chunk: bytes) -> None:
-        if len(chunk) > _FEED_SLICE:
-            # An inspector can follow a header to a region only while the chunk holding it is
-            # fed (a VHDX's metadata entries): feed at most what Glance's stores read at once.
-            for start in range(0, len(chunk), _FEED_SLICE):
-                self._feed(chunk[start : start + _FEED_SLICE])
-        else:
-            self._feed(chunk)
-
-    def _feed(self, chunk: bytes) -> None:
         self._size += len(chunk)
+        sliced = []
         for inspector in self._inspectors:
             if inspector in self._failed:
                 continue
-            try:
-                inspector.eat_chunk(chunk)
-            except Exception as exc:  # noqa: BLE001 -- a parser's error rules its format out of further feeding, as in oslo's InspectWrapper
-                log.debug("%s inspector stopped: %s", inspector.NAME, exc)
-                self._failed.add(inspector)
+            if len(chunk) <= _FEED_SLICE or _settled(inspector):
+                self._eat(inspector, chunk)
+            else:
+                sliced.append(inspector)
+        if sliced:
+            # An inspector can follow a header to a region only while the chunk holding it is
+            # fed (a VHDX's metadata entries): feed at most what Glance's stores read at once.
+            view = memoryview(chunk)
+            for start in range(0, len(chunk), _FEED_SLICE):
+                piece = view[start : start + _FEED_SLICE]
+                for inspector in sliced:
+                    if inspector not in self._failed:
+                        self._eat(inspector, piece)
+
+    def _eat(self, inspector: oslo.FileInspector, chunk: bytes | memoryview) -> None:
+        try:
+            # A slice is a memoryview (not a copy): the inspectors only slice and append it.
+            inspector.eat_chunk(chunk)  # type: ignore[arg-type]  # any buffer does
+        except Exception as exc:  # noqa: BLE001 -- a parser's error rules its format out of further feeding, as in oslo's InspectWrapper
+            log.debug("%s inspector stopped: %s", inspector.NAME, exc)
+            self._failed.add(inspector)
 
     async def watch(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         """Pass `chunks` through unchanged, feeding each to the inspectors on the way."""
@@ -175,6 +183,13 @@ class StreamInspector:
             # One header hidden inside another: never guess.
             raise oslo.ImageFormatError(f"Multiple formats detected: {','.join(sorted(matches))}")
         return next(iter(matches.values()))
+
+
+def _settled(inspector: oslo.FileInspector) -> bool:
+    """Whether more data can change nothing but the inspector's byte count: it has every
+    region it asked for (none of them the stream's end) and no post-read processing that
+    could ask for more. It takes any chunk whole then (one call, not one per slice)."""
+    return inspector.complete and type(inspector).post_process is oslo.FileInspector.post_process
 
 
 def inspect_file(path: Path) -> Inspection:

@@ -18,9 +18,13 @@ from typing import Any, Final
 
 from glimpse.domain.errors import SizeMismatch
 from glimpse.domain.images import ImageData
+from glimpse.malloc_tuning import release_free_memory
 
 BLOCK_SIZE: Final = 1024 * 1024
 MAX_BLOCKS_IN_FLIGHT: Final = 4
+# After a stream this long, free heap memory goes back to the system (a pass over the heap is
+# worth it only once many blocks have gone through).
+TRIM_AFTER_BYTES: Final = 16 * BLOCK_SIZE
 
 
 class Meter:
@@ -56,8 +60,14 @@ class Meter:
 
     async def settle(self, keep: int = 0) -> None:
         """Wait until at most `keep` blocks per hasher are still being hashed."""
-        while len(self._pending) > keep * len(self._hashers):
-            await asyncio.wrap_future(self._pending.popleft())
+        pending = self._pending
+        while len(pending) > keep * len(self._hashers):
+            oldest = pending.popleft()
+            if oldest.done():
+                # No hand-off through the event loop (wrap_future's) for a block hashed by now.
+                oldest.result()
+            else:
+                await asyncio.wrap_future(oldest)
 
     def finish(self) -> None:
         self.checksum = self._hashers[0].hexdigest()
@@ -133,3 +143,7 @@ async def metered(
         meter.finish()
     finally:
         meter.close()
+        if meter.size >= TRIM_AFTER_BYTES:
+            # The network buffers of a large transfer leave free holes in the heap that
+            # glibc keeps until told otherwise.
+            release_free_memory()
