@@ -457,6 +457,9 @@ async def test_copy_reads_past_a_corrupt_location(
     await run_task(settings, await start_copy(client, image_id, copy_body("c")))
 
     assert (tmp_path / "c" / image_id).read_bytes() == data
+    # The corrupt location's data went to the store first: refused at its end, nothing of
+    # that attempt is left beside the good copy.
+    assert [p.name for p in (tmp_path / "c").iterdir()] == [image_id]
     assert sorted((await show(client, image_id))["stores"].split(",")) == ["a", "b", "c"]
 
 

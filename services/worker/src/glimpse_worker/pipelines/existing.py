@@ -1,19 +1,23 @@
-"""copy-image's source: the image's own data, read from the stores that hold it already.
+"""copy-image's source: the image's own data, read from the stores that hold it already;
+written straight to the target store when there is one (no staged copy), else staged once for
+the targets to read.
 
 Locations are tried in read order (store weight, as downloads read them); a store that fails,
 or whose data does not match the image's recorded size and hash, is skipped for the next. The
-data is checked while it streams into the staging file, so a mismatch never reaches a store.
+data is checked while it streams, its last block held back until it matched, so a mismatch
+never completes an object in a store (or the staged file).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.tables import Image
 from glimpse.stores.base import StoreError
 from glimpse.stores.metering import Meter, metered
+from glimpse_worker.pipelines.guarded import SourceFailed
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.runtime import WorkerRuntime
 
@@ -28,8 +32,12 @@ class DataMismatch(StoreError):
     """A store gave back data whose hash differs from the image's."""
 
 
-async def stage_existing(runtime: WorkerRuntime, image: Image, progress: Progress) -> None:
-    """Copy the image's data from the first readable location into its staged file."""
+async def from_existing(
+    runtime: WorkerRuntime, image: Image, write: Callable[[AsyncIterator[bytes]], Awaitable[None]]
+) -> None:
+    """Run `write` over the image's data from the first location that gives it back intact;
+    a location whose data fails (SourceFailed: unreadable, or not the image's) is given up for
+    the next."""
     async with runtime.database.read() as session:
         locations = (await ImageRepository(session).record(image)).locations
     problems = []
@@ -39,18 +47,28 @@ async def stage_existing(runtime: WorkerRuntime, image: Image, progress: Progres
             problems.append(f"{location.store_id}: not enabled")
             continue
         try:
-            await runtime.stores.work.put(
-                image.id, progress.count(_verified(store.get(location.value), image))
-            )
-        except Exception as exc:  # noqa: BLE001 -- any store failure: try the next location
+            await write(_verified(store.get(location.value), image))
+        except SourceFailed as exc:
             log.warning("copy of %s: location in %s unusable: %s", image.id, store.name, exc)
             problems.append(f"{store.name}: {exc}")
-            progress.done = 0
             continue
         return
     detail = "; ".join(problems) or "the image has no locations"
     msg = f"Image {image.id} data could not be read from any store ({detail})"
     raise CopySourceUnavailable(msg)
+
+
+async def stage_existing(runtime: WorkerRuntime, image: Image, progress: Progress) -> None:
+    """Copy the image's data from the first readable location into its staged file."""
+
+    async def stage(data: AsyncIterator[bytes]) -> None:
+        try:
+            await runtime.stores.work.put(image.id, progress.count(data))
+        except Exception as exc:
+            progress.done = 0
+            raise SourceFailed(exc) from exc
+
+    await from_existing(runtime, image, stage)
 
 
 async def _verified(chunks: AsyncIterator[bytes], image: Image) -> AsyncIterator[bytes]:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from typing import Any, Final
 
 from glimpse import metrics
@@ -41,8 +42,10 @@ from glimpse.domain.tasks import (
 )
 from glimpse.logs import bind_job
 from glimpse_worker.pipelines import limits, location_import
+from glimpse_worker.pipelines.existing import from_existing
 from glimpse_worker.pipelines.glance_download import put_back_metadata
-from glimpse_worker.pipelines.prepare import prepare
+from glimpse_worker.pipelines.guarded import Guarded, SourceFailed
+from glimpse_worker.pipelines.prepare import Prepared, prepare, survey
 from glimpse_worker.pipelines.progress import Progress
 from glimpse_worker.pipelines.sources import ImportJob, discard_staged, fetch
 from glimpse_worker.runtime import WorkerRuntime
@@ -155,17 +158,15 @@ async def _import(
     # Keyed by image id, the staged data is found without being recorded.
     staged = runtime.stores.work.location_for(image_id)
     job = ImportJob(runtime, task, image, properties, task_input, staged, progress)
-    image = await fetch(job)
-    job = replace(job, image=image)
-    # The image's own data, copied: nothing to prepare, nothing new to learn about it.
-    prepared = None if copying else await prepare(job)
-    # Hashed once, before any store sees the data (every store is sent the same bytes).
-    meter = None if prepared is None else prepared.meter
     remaining = store_list(properties.get(IMPORTING_TO_STORES))
     writes = _StoreWrites(
         runtime, task, staged, progress, expected=expected, must_succeed=must_succeed
     )
-    await writes.run(remaining)
+    if not copying:  # a copy reads the image's own locations (_write_stores)
+        image = await fetch(job)
+        job = replace(job, image=image)
+    prepared = await _write_stores(job, writes, remaining, copying=copying)
+    meter = None if prepared is None else prepared.meter
     targets = task_input.targets(runtime.stores.default_id)
     async with runtime.database.write() as session:
         repo = ImageRepository(session)
@@ -193,12 +194,40 @@ async def _import(
     return {"image_id": image_id, "stores": written, "failed": failed}
 
 
+async def _write_stores(
+    job: ImportJob, writes: _StoreWrites, remaining: list[str], *, copying: bool
+) -> Prepared | None:
+    """Bring the data to `remaining` stores; what preparing it learned (None for a copy)."""
+    if copying:
+        runtime, image = job.runtime, job.image
+        # The image's own data, copied: nothing to prepare, nothing new to learn about it.
+        if len(remaining) == 1:
+            # The usual copy: straight from a location to the store, verified on the way.
+            await from_existing(runtime, image, partial(writes.run_from, remaining))
+        elif remaining:
+            await fetch(job)  # staged once (verified) for every target to read
+            await writes.run(remaining)
+        return None
+    prepared = await prepare(job)
+    # Hashed and inspected once, while the stores are written (every store is sent the same
+    # bytes); each store holds its last block back until this passed.
+    checked = asyncio.ensure_future(survey(job, prepared))
+    try:
+        await writes.run(remaining, checked)
+    finally:
+        await asyncio.wait([checked])  # never left running, whatever the writes did
+    checked.result()  # raises what the pass raised (when no write did)
+    return prepared
+
+
 class _StoreWrites:
     """One import's writes to its target stores, side by side (PARALLEL_STORE_WRITES at
-    most). A store that fails fails the import when all stores must succeed: the other writes
-    stop at their next block (a write that fails leaves nothing; one already recorded is
-    removed by the revert). Otherwise the store is listed in os_glance_failed_import and the
-    others go on.
+    most), each reading the data itself (a slow store holds no other back). A store that
+    fails fails the import when all stores must succeed: the other writes stop at their next
+    block (a write that fails leaves nothing; one already recorded is removed by the revert).
+    Otherwise the store is listed in os_glance_failed_import and the others go on. Data that
+    fails (SourceFailed: unreadable, or refused by its checks) fails the writes it feeds and
+    is raised: it is not the stores' failure.
 
     Writes are stopped by failing their data stream, never by cancelling their tasks: a
     cancellation could land in the middle of a database transaction."""
@@ -225,13 +254,34 @@ class _StoreWrites:
         self.failures: list[ImportFailed] = []
         self._slots = asyncio.Semaphore(PARALLEL_STORE_WRITES)
 
-    async def run(self, stores: list[str]) -> None:
+    async def run(self, stores: list[str], checked: asyncio.Future[None] | None = None) -> None:
+        """Write the staged data to `stores`; with `checked`, each write holds its last block
+        back until those checks passed (and fails if they did not)."""
+        await self._run(stores, lambda: self.runtime.stores.work.get(self.staged), checked)
+
+    async def run_from(self, stores: list[str], data: AsyncIterator[bytes]) -> None:
+        """Write `data` (one pass: one store) to `stores`."""
+        await self._run(stores[:1], lambda: data, None)
+
+    async def _run(
+        self,
+        stores: list[str],
+        source: Callable[[], AsyncIterator[bytes]],
+        checked: asyncio.Future[None] | None,
+    ) -> None:
+        lanes = {store_id: Guarded(source(), checked) for store_id in stores}
         # Every write runs to its end before anything is raised: the revert must not race
         # them.
-        outcomes = await asyncio.gather(*(self._write(s) for s in stores), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(self._write(s, data) for s, data in lanes.items()), return_exceptions=True
+        )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
+        failed = [data.error for data in lanes.values() if data.error is not None]
+        if failed:
+            # The data's failure, not the stores': the import's (or the next location's).
+            raise SourceFailed(failed[0].cause) from failed[0].cause
         if self.failures:
             # The first failure is the import's; the others stopped because of it.
             raise self.failures[0]
@@ -240,7 +290,7 @@ class _StoreWrites:
         self.failures.append(failure)
         self.stop.set()
 
-    async def _write(self, store_id: str) -> None:
+    async def _write(self, store_id: str, data: Guarded) -> None:
         async with self._slots:
             if self.stop.is_set():
                 return
@@ -249,20 +299,18 @@ class _StoreWrites:
                     self.runtime,
                     self.task,
                     store_id,
-                    _until_stopped(self._data(store_id), self.stop),
+                    _until_stopped(self.progress.count(data, lane=store_id), self.stop),
                     expected=self.expected,
                 )
-            except WriteStopped:
+            except (WriteStopped, SourceFailed):
                 pass
             except LockLost as exc:
                 self._fail_all(exc)
             except Exception as exc:  # noqa: BLE001 -- any store failure is that store's
-                await self._store_failed(store_id, exc)
+                if data.error is None:  # else a driver wrapped SourceFailed: not the store's
+                    await self._store_failed(store_id, exc)
             else:
                 await self.progress.beat(force=True)
-
-    def _data(self, store_id: str) -> AsyncIterator[bytes]:
-        return self.progress.count(self.runtime.stores.work.get(self.staged), lane=store_id)
 
     async def _store_failed(self, store_id: str, exc: Exception) -> None:
         if self.stop.is_set():

@@ -1,5 +1,6 @@
 """Between staging and the stores: the import plugins, then one pass that hashes and
-inspects what they left.
+inspects what they left (run while the stores are written, which hold back their last block
+until it passed).
 
 Both work on the staged file in place, so a job that is retried prepares the staged data
 again; every plugin must leave data it has already processed as it is.
@@ -37,10 +38,16 @@ class Prepared:
 
 
 async def prepare(job: ImportJob) -> Prepared:
-    """Run the enabled plugins over the staged file, then inspect what they left (and verify
-    its signature, for a signed image: before any store sees the data)."""
+    """Run the enabled plugins over the staged file."""
     prepared = Prepared(job.image.disk_format, job.image.container_format)
     await run_plugins(job, prepared)
+    return prepared
+
+
+async def survey(job: ImportJob, prepared: Prepared) -> None:
+    """Inspect and hash what the plugins left into `prepared` (and verify its signature, for
+    a signed image), then reserve its size under the owner's quota: raises if the data may
+    not be kept, before any store completes an object of it."""
     verification = _verification(job)
     try:
         prepared.meter = await survey_staged(job, prepared, verification)
@@ -56,7 +63,6 @@ async def prepare(job: ImportJob) -> Prepared:
     # this is a retried job whose earlier reservation lapsed with its worker).
     quota = StorageQuota(job.runtime.settings, job.runtime.database)
     await quota.reserve(job.image.id, job.image.owner, prepared.meter.size)
-    return prepared
 
 
 def _verification(job: ImportJob) -> signatures.Verification | None:
