@@ -4,7 +4,6 @@ images and download known ones (checking every byte), and uploaders that create 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,6 +11,8 @@ from types import TracebackType
 from typing import Self
 
 import httpx
+
+from support import image_bytes
 
 OCTET = {"Content-Type": "application/octet-stream"}
 UPLOAD_BYTES = 64 * 1024
@@ -92,7 +93,7 @@ class Load:
         with httpx.Client(base_url=self.url, timeout=60) as client:
             while not self._stop.is_set():
                 started = time.monotonic()
-                data = os.urandom(UPLOAD_BYTES)
+                data = image_bytes(UPLOAD_BYTES)
                 image_id = None
                 try:
                     created = client.post(

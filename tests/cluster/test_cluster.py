@@ -5,7 +5,6 @@ ride out (an API node killed, a worker killed mid-import, a rolling restart)."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import threading
 import time
@@ -17,6 +16,7 @@ import pytest
 from cluster_load import OCTET, Load
 from cluster_support import LEASE_SECONDS, WebServer, sample
 
+from support import image_bytes
 from topology import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -83,7 +83,7 @@ def test_upload_and_download_through_the_balancer_reach_both_nodes(
     cluster: Any, client: httpx.Client
 ) -> None:
     before = served_by(cluster)
-    data = os.urandom(3 * MiB + 7)
+    data = image_bytes(3 * MiB + 7)
     image_id = uploaded(client, data, name="through the balancer")
     for _ in range(6):
         assert sha512_of_download(client, image_id) == hashlib.sha512(data).hexdigest()
@@ -97,7 +97,7 @@ def test_upload_and_download_through_the_balancer_reach_both_nodes(
 
 def test_staged_on_one_node_imported_through_the_other(cluster: Any) -> None:
     node_1, node_2 = (cluster.nodes[name] for name in ("api-1", "api-2"))
-    data = os.urandom(2 * MiB + 3)
+    data = image_bytes(2 * MiB + 3)
     with (
         httpx.Client(base_url=f"http://127.0.0.1:{node_1.port}", timeout=60) as first,
         httpx.Client(base_url=f"http://127.0.0.1:{node_2.port}", timeout=60) as second,
@@ -119,7 +119,7 @@ def test_staged_on_one_node_imported_through_the_other(cluster: Any) -> None:
 def test_every_import_method_through_the_balancer(
     cluster: Any, client: httpx.Client, web_server: WebServer
 ) -> None:
-    data = os.urandom(1 * MiB + 11)
+    data = image_bytes(1 * MiB + 11)
     digest = hashlib.sha512(data).hexdigest()
     web_server.files["web.raw"] = data
 
@@ -191,7 +191,7 @@ def test_each_pending_delete_is_scrubbed_once_by_two_scrubbers(
     cluster: Any, client: httpx.Client
 ) -> None:
     offsets = log_sizes(cluster, "scrubber-1", "scrubber-2")
-    images = [uploaded(client, os.urandom(16 * KiB), name=f"doomed {n}") for n in range(12)]
+    images = [uploaded(client, image_bytes(16 * KiB), name=f"doomed {n}") for n in range(12)]
     for image_id in images:
         assert client.delete(f"/v2/images/{image_id}").status_code == 204
 
@@ -212,7 +212,7 @@ def test_api_node_killed_under_load_loses_nothing(cluster: Any, client: httpx.Cl
     """kill -9 of api-1 while 32 clients list and download and 4 upload: requests in flight on
     api-1 may fail, every request sent after the kill succeeds through api-2, every upload
     that succeeded is there, and no image is left saving."""
-    data = {uploaded(client, os.urandom(MiB + n), name=f"read {n}"): n for n in range(4)}
+    data = {uploaded(client, image_bytes(MiB + n), name=f"read {n}"): n for n in range(4)}
     images = {image_id: sha512_of_download(client, image_id) for image_id in data}
     with Load(cluster.url, images, readers=32, uploaders=4) as load:
         wait_for("the load to run", lambda: load.count() >= 64 or None)
@@ -243,7 +243,7 @@ def test_api_node_killed_under_load_loses_nothing(cluster: Any, client: httpx.Cl
 def test_worker_killed_mid_import_the_other_worker_finishes_it(
     cluster: Any, client: httpx.Client, web_server: WebServer
 ) -> None:
-    data = os.urandom(2 * MiB + 5)
+    data = image_bytes(2 * MiB + 5)
     web_server.files["held.raw"] = data
     gate = web_server.held["held.raw"] = threading.Event()
     offsets = log_sizes(cluster, "worker-1", "worker-2")
@@ -279,7 +279,7 @@ def test_rolling_restart_of_both_api_nodes_fails_no_request(
     """Each API node in turn gets SIGTERM (it drains: fails its health check, closes its
     connections after each response, finishes what it serves), exits and starts again, under
     a steady load of readers and uploaders: not one request fails."""
-    data = {uploaded(client, os.urandom(512 * KiB + n), name=f"roll {n}"): n for n in range(3)}
+    data = {uploaded(client, image_bytes(512 * KiB + n), name=f"roll {n}"): n for n in range(3)}
     images = {image_id: sha512_of_download(client, image_id) for image_id in data}
     offsets = log_sizes(cluster, "api-1", "api-2")
     with Load(cluster.url, images, readers=8, uploaders=2) as load:

@@ -32,7 +32,7 @@ import pytest
 
 from glimpse.db import migrate
 from glimpse.db.migrate import Phase
-from support import ROOT, command, environment, free_port
+from support import ROOT, command, environment, free_port, image_bytes
 from topology import START_WITHIN, wait_for
 
 VERSIONS = "shared/src/glimpse/db/migrations/versions"
@@ -215,7 +215,7 @@ class Load:
         return True
 
     def _cycle(self, client: httpx.Client, base: str, imported: bool) -> None:
-        data = os.urandom(IMAGE_BYTES)
+        data = image_bytes(IMAGE_BYTES)
         body = {"name": "rolling", "disk_format": "raw", "container_format": "bare"}
         created = client.post(f"{base}/v2/images", json=body)
         if not self._expect(created, 201, "create"):
@@ -281,7 +281,7 @@ def make_legacy_rows(url: str, database_url: str, count: int) -> list[Made]:
     made = []
     with httpx.Client(timeout=60) as client:
         for _ in range(count):
-            data = os.urandom(IMAGE_BYTES)
+            data = image_bytes(IMAGE_BYTES)
             body = {"name": "pre-train", "disk_format": "raw", "container_format": "bare"}
             image_id = client.post(f"{url}/v2/images", json=body).json()["id"]
             response = client.put(f"{url}/v2/images/{image_id}/file", content=data, headers=OCTET)
