@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from glimpse.config import Settings
+from glimpse.db.direct_sqlite import DirectConnection, DirectReads
 from glimpse.db.inline_sqlite import inline_connector
 from glimpse.db.unavailable import is_unavailable
 from glimpse.db.urls import async_url, is_sqlite, sqlite_file
@@ -126,6 +127,16 @@ async def _connection(
         raise
 
 
+@asynccontextmanager
+async def _direct(reads: DirectReads) -> AsyncIterator[DirectConnection]:
+    try:
+        with reads.transaction() as connection:
+            yield connection
+    except Exception as exc:
+        _raise_if_unavailable(exc)
+        raise
+
+
 @dataclass(frozen=True, slots=True)
 class Database:
     """A writer and a reader session factory (the same engine except on SQLite)."""
@@ -137,6 +148,8 @@ class Database:
     reader: async_sessionmaker[AsyncSession]
     lookup_engine: AsyncEngine
     looker: async_sessionmaker[AsyncSession]
+    # SQLite in a file: reads by key straight from sqlite3 (connect()).
+    direct: DirectReads | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -160,10 +173,16 @@ class Database:
         """`command_timeout` bounds each PostgreSQL statement and connection attempt (None:
         no bound, for migrations); `pool_timeout` the wait for a pooled connection."""
         url = async_url(connection)
+        direct = None
         if is_sqlite(url):
             writer_engine = _sqlite_engine(url, immediate=True, pool_size=pool_size)
             reader_engine = _sqlite_engine(url, immediate=False, pool_size=pool_size)
             lookup_engine = _sqlite_engine(url, immediate=False, pool_size=pool_size, inline=True)
+            path = sqlite_file(url)
+            if path is not None:
+                direct = DirectReads(
+                    str(path), reader_engine.dialect, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS
+                )
         else:
             connect_args: dict[str, Any] = {}
             if command_timeout is not None:
@@ -186,6 +205,7 @@ class Database:
             reader=async_sessionmaker(reader_engine, expire_on_commit=False),
             lookup_engine=lookup_engine,
             looker=async_sessionmaker(lookup_engine, expire_on_commit=False),
+            direct=direct,
         )
 
     def write(self) -> AbstractAsyncContextManager[AsyncSession]:
@@ -203,9 +223,12 @@ class Database:
         may scan (a list page): it would hold up every other request of the process."""
         return _transaction(self.looker)
 
-    def connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """lookup() without a session, for Core statements that only read (a show): a session's
-        begin, commit and row loading cost more than such a read. Never writes."""
+    def connect(self) -> AbstractAsyncContextManager[AsyncConnection | DirectConnection]:
+        """lookup() without a session, for Core statements that only read by key (a show): a
+        session's begin, commit and row loading cost more than such a read; on SQLite in a
+        file, without SQLAlchemy's execution either (glimpse.db.direct_sqlite). Never writes."""
+        if self.direct is not None:
+            return _direct(self.direct)
         return _connection(self.lookup_engine.connect())
 
     def read_connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
@@ -219,6 +242,8 @@ class Database:
         return _connection(self.writer_engine.begin())
 
     async def dispose(self) -> None:
+        if self.direct is not None:
+            self.direct.close()
         await self.writer_engine.dispose()
         for engine in {self.reader_engine, self.lookup_engine} - {self.writer_engine}:
             await engine.dispose()
