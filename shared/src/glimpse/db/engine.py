@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from glimpse.config import Settings
-from glimpse.db.direct_sqlite import DirectConnection, DirectReads
+from glimpse.db.direct_sqlite import DirectConnection, DirectReads, DirectWrites, Statements
 from glimpse.db.inline_sqlite import inline_connector
 from glimpse.db.unavailable import is_unavailable
 from glimpse.db.urls import async_url, is_sqlite, sqlite_file
@@ -137,6 +137,23 @@ async def _direct(reads: DirectReads) -> AsyncIterator[DirectConnection]:
         raise
 
 
+@asynccontextmanager
+async def _core_write(
+    writes: DirectWrites, engine: AsyncEngine
+) -> AsyncIterator[AsyncConnection | DirectConnection]:
+    try:
+        with writes.transaction() as direct:
+            if direct is not None:
+                yield direct
+                return
+    except Exception as exc:
+        _raise_if_unavailable(exc)
+        raise
+    # The write lock is taken: wait for it on aiosqlite's thread, as every other write does.
+    async with _connection(engine.begin()) as connection:
+        yield connection
+
+
 @dataclass(frozen=True, slots=True)
 class Database:
     """A writer and a reader session factory (the same engine except on SQLite)."""
@@ -148,8 +165,10 @@ class Database:
     reader: async_sessionmaker[AsyncSession]
     lookup_engine: AsyncEngine
     looker: async_sessionmaker[AsyncSession]
-    # SQLite in a file: reads by key straight from sqlite3 (connect()).
+    # SQLite in a file: reads by key and Core writes straight on sqlite3 (connect(),
+    # core_write()).
     direct: DirectReads | None = None
+    direct_writes: DirectWrites | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -173,16 +192,16 @@ class Database:
         """`command_timeout` bounds each PostgreSQL statement and connection attempt (None:
         no bound, for migrations); `pool_timeout` the wait for a pooled connection."""
         url = async_url(connection)
-        direct = None
+        direct = direct_writes = None
         if is_sqlite(url):
             writer_engine = _sqlite_engine(url, immediate=True, pool_size=pool_size)
             reader_engine = _sqlite_engine(url, immediate=False, pool_size=pool_size)
             lookup_engine = _sqlite_engine(url, immediate=False, pool_size=pool_size, inline=True)
             path = sqlite_file(url)
             if path is not None:
-                direct = DirectReads(
-                    str(path), reader_engine.dialect, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS
-                )
+                statements = Statements(writer_engine.dialect)
+                direct = DirectReads(str(path), statements, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
+                direct_writes = DirectWrites(str(path), statements)
         else:
             connect_args: dict[str, Any] = {}
             if command_timeout is not None:
@@ -206,6 +225,7 @@ class Database:
             lookup_engine=lookup_engine,
             looker=async_sessionmaker(lookup_engine, expire_on_commit=False),
             direct=direct,
+            direct_writes=direct_writes,
         )
 
     def write(self) -> AbstractAsyncContextManager[AsyncSession]:
@@ -241,7 +261,17 @@ class Database:
         success, rolled back on any error, DatabaseUnavailable as write() raises it."""
         return _connection(self.writer_engine.begin())
 
+    def core_write(self) -> AbstractAsyncContextManager[AsyncConnection | DirectConnection]:
+        """write_connection() for Core statements that no session joins (a create's inserts): on
+        SQLite in a file, straight on sqlite3 when the write lock is free at once, else as
+        write_connection() (glimpse.db.direct_sqlite)."""
+        if self.direct_writes is None:
+            return self.write_connection()
+        return _core_write(self.direct_writes, self.writer_engine)
+
     async def dispose(self) -> None:
+        if self.direct_writes is not None:
+            self.direct_writes.close()
         if self.direct is not None:
             self.direct.close()
         await self.writer_engine.dispose()
