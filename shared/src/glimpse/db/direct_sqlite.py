@@ -213,7 +213,12 @@ class _Connections:
 
     def __init__(self, path: str, pragmas: Sequence[str], busy_timeout_ms: int) -> None:
         self.path = path
-        self._pragmas = (f"PRAGMA busy_timeout={busy_timeout_ms}", *pragmas)
+        # WAL as every connection sets it (a no-op once the file is in WAL, as after migrating).
+        self._pragmas = (
+            "PRAGMA journal_mode=WAL",
+            f"PRAGMA busy_timeout={busy_timeout_ms}",
+            *pragmas,
+        )
         self._busy_timeout_ms = busy_timeout_ms
         self._idle: list[sqlite3.Connection] = []
 
@@ -303,8 +308,9 @@ class DirectWrites:
             connection = self._connections.take()
             connection.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as error:
-            if connection is not None and _busy(error):
-                self._connections.give_back(connection)
+            if _busy(error):
+                if connection is not None:
+                    self._connections.give_back(connection)
                 yield None
                 return
             if connection is not None:
