@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         [
             "worker",
             f"--loglevel={args.loglevel or log_level(debug=settings.debug)}",
+            f"--pool={settings.celery.worker_pool}",
             f"--concurrency={settings.celery.worker_concurrency}",
             f"--hostname={node}",
             "--without-gossip",
