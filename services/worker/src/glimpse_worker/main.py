@@ -50,18 +50,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = create_celery(settings)
     observe.serve(settings)
-    app.worker_main(
-        [
-            "worker",
-            f"--loglevel={args.loglevel or log_level(debug=settings.debug)}",
-            f"--pool={settings.celery.worker_pool}",
-            f"--concurrency={settings.celery.worker_concurrency}",
-            f"--hostname={node}",
-            "--without-gossip",
-            "--without-mingle",
-        ]
+    # Celery's worker itself, not its command line (app.worker_main), whose click interface
+    # imports an interactive shell's libraries (prompt_toolkit, about 20 MiB).
+    worker = app.Worker(
+        hostname=node,
+        loglevel=args.loglevel or log_level(debug=settings.debug),
+        pool_cls=settings.celery.worker_pool,
+        concurrency=settings.celery.worker_concurrency,
+        without_gossip=True,
+        without_mingle=True,
     )
-    return 0
+    worker.start()
+    return int(worker.exitcode or 0)
 
 
 if __name__ == "__main__":
