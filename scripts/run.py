@@ -143,7 +143,13 @@ def _zygote(processes: dict[str, list[str]], report: int) -> NoReturn:
         from glimpse.malloc_tuning import limit_malloc_retention  # noqa: PLC0415 -- here only
 
         limit_malloc_retention()
-        fork = preload(PRELOAD)
+        try:
+            fork = preload(PRELOAD)
+        except Exception:  # noqa: BLE001 -- any failure: the processes start afresh instead
+            import traceback  # noqa: PLC0415 -- only on failure
+
+            traceback.print_exc()
+            fork = False
         with os.fdopen(report, "w") as pids:
             for name, command in processes.items():
                 pid = start(name, command, fork=fork, report=report)
