@@ -114,8 +114,8 @@ class JobPublisher:
         try:
             # Shielded: a cancelled warm-up lets its thread end (aclose waits for it).
             await asyncio.shield(self._warming)
-        except Exception:
-            log.warning("job publisher: broker not reachable yet; sends connect", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 -- whatever it was, a send tries again
+            log.warning("job publisher: broker not reachable at start (%s); sends connect", exc)
             return False
         log.info("job publisher: connected to the broker")
         return True
