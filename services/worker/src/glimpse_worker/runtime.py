@@ -11,16 +11,23 @@ survive a fork, and a loop runs one coroutine at a time.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from glimpse.config import Settings
 from glimpse.db.engine import Database, import_driver
 from glimpse.stores.registry import StoreRegistry, load_drivers
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+# Seconds a new job process may spend opening its database connections: well within the time
+# Celery gives it to report ready (worker_proc_alive_timeout, 4 s by default).
+WARM_SECONDS: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +43,19 @@ class WorkerRuntime:
         return cls(
             settings, Database.from_settings(settings), StoreRegistry.from_settings(settings)
         )
+
+    async def warm(self) -> None:
+        """Open a pooled connection of each engine the jobs write and read with, so that a
+        new process's first job does not wait for it; a database that does not answer in
+        WARM_SECONDS is logged, and the job connects when it comes."""
+        database = self.database
+        try:
+            async with asyncio.timeout(WARM_SECONDS):
+                for engine in dict.fromkeys((database.writer_engine, database.reader_engine)):
+                    async with engine.connect():
+                        pass
+        except Exception:  # any failure only leaves the connecting to the job
+            log.warning("job process: no database connection yet", exc_info=True)
 
     async def aclose(self) -> None:
         await self.stores.aclose()
@@ -84,10 +104,11 @@ def start() -> None:
         raise RuntimeError(msg)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    _thread.loop = loop
-    _thread.runtime = WorkerRuntime.build(_process.settings)
+    runtime = WorkerRuntime.build(_process.settings)
+    _thread.loop, _thread.runtime = loop, runtime
     with _process.lock:
-        _process.started[threading.get_ident()] = (loop, _thread.runtime)
+        _process.started[threading.get_ident()] = (loop, runtime)
+    loop.run_until_complete(runtime.warm())
 
 
 def stop() -> None:
