@@ -54,6 +54,13 @@ PRELOAD: Final = (
     "celery.worker.consumer",
     "celery.concurrency.thread",
     "kombu.transport.filesystem",
+    # What the API's job publisher loads as it connects.
+    "celery.app.amqp",
+    "celery.app.routes",
+    "celery.backends.filesystem",
+    "celery.events.dispatcher",
+    "celery.fixups.django",
+    "kombu.mixins",
     "glimpse_api.deps",
     "glimpse_api.errors",
     "glimpse_api.middleware",
