@@ -83,6 +83,19 @@ def claimed_redis_db(server_url: str) -> Iterator[str]:
         claims.close()
 
 
+def broker_connections(broker_url: str) -> int:
+    """Clients of the Redis database `broker_url` names, other than the one asking."""
+    client = redis.Redis.from_url(broker_url)
+    try:
+        database = client.connection_pool.connection_kwargs["db"]
+        me = client.client_id()
+        return sum(
+            1 for c in client.client_list() if int(c["db"]) == database and int(c["id"]) != me
+        )
+    finally:
+        client.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

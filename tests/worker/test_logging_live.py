@@ -31,7 +31,8 @@ def test_the_pool_process_exit_line_formats(tmp_path: Path) -> None:
     """billiard reports a pool process that died through its own logger, whose handler Celery
     gives the worker's format: the line must carry `[- - -]`, not fail with KeyError (which
     Celery's redirected stderr then logged as "--- Logging error ---")."""
-    with topology(tmp_path, conf(tmp_path)) as topo:
+    # The last section is [celery]: pool processes, not the default threads.
+    with topology(tmp_path, [*conf(tmp_path), "worker_pool = prefork"]) as topo:
         synced = topo.run("glimpse-manage", "db", "sync")
         assert synced.returncode == 0, synced.stderr
         worker = topo.start_worker()

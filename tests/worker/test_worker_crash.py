@@ -90,6 +90,8 @@ def crash_conf(
         "[celery]",
         f"broker_url = {broker_url}",
         "worker_concurrency = 1",
+        # The "pool-child" recovery kills the pool process that runs the import.
+        "worker_pool = prefork",
         f"visibility_timeout = {visibility_timeout}",
         "[task]",
         f"lease_time = {LEASE}",

@@ -120,7 +120,12 @@ async def _runtime(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     runtime = ApiRuntime.build(settings)
     app.state.runtime = runtime
     # Leftovers of a previous life are swept at start, as Glance does, without delaying it.
-    background = [asyncio.create_task(_sweep(runtime))]
+    # The job publisher connects meanwhile, so this process's first import does not wait for
+    # it (a broker that is down then is only logged: a send connects when it comes).
+    background = [
+        asyncio.create_task(_sweep(runtime)),
+        asyncio.create_task(runtime.publisher.warm()),
+    ]
     stopping = asyncio.Event()
     maintenance = None
     if runtime.cache is not None:

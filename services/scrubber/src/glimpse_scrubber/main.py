@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from glimpse.config import Settings
-from glimpse_scrubber import observe
 from glimpse_scrubber.health import beat
 from glimpse_scrubber.jobs import JOBS, ScrubberRuntime
+
+if TYPE_CHECKING:
+    from glimpse_scrubber import observe
 
 log = logging.getLogger("glimpse_scrubber")
 
@@ -23,8 +26,7 @@ async def run_pass(runtime: ScrubberRuntime) -> None:
 
 async def _daemon(runtime: ScrubberRuntime) -> None:
     settings = runtime.settings
-    figures = observe.Figures()
-    observe.serve(runtime, figures)
+    figures = _served_figures(runtime)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -37,7 +39,8 @@ async def _daemon(runtime: ScrubberRuntime) -> None:
             log.critical("scrubber pass failed", exc_info=True)
         else:
             _record_pass(settings)
-            await _measure(runtime, figures)
+            if figures is not None:
+                await _measure(runtime, figures)
         try:
             await asyncio.wait_for(stop.wait(), timeout=settings.scrubber.wakeup_time)
         except TimeoutError:
@@ -45,7 +48,23 @@ async def _daemon(runtime: ScrubberRuntime) -> None:
     log.info("scrubber stopped")
 
 
+def _served_figures(runtime: ScrubberRuntime) -> observe.Figures | None:
+    """The figures the metrics server answers with, once it is started; None without one
+    (`[metrics] port` 0, the default): then neither prometheus_client is imported nor the
+    figures are measured."""
+    options = runtime.settings.metrics
+    if not (options.enabled and options.port):
+        return None
+    from glimpse_scrubber import observe  # noqa: PLC0415 -- only where served
+
+    figures = observe.Figures()
+    observe.serve(runtime, figures)
+    return figures
+
+
 async def _measure(runtime: ScrubberRuntime, figures: observe.Figures) -> None:
+    from glimpse_scrubber import observe  # noqa: PLC0415 -- imported by _served_figures
+
     try:
         figures.set(await observe.measure(runtime))
     except Exception:

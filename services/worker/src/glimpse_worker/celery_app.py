@@ -13,6 +13,7 @@ from celery.signals import (
     worker_before_create_process,
     worker_process_init,
     worker_process_shutdown,
+    worker_shutdown,
 )
 
 from glimpse.config import Settings
@@ -34,9 +35,11 @@ def create_celery(settings: Settings) -> Celery:
     install_record_factory()
     # The pool processes share the parent's imported modules (see _freeze_before_fork).
     worker_before_create_process.connect(_freeze_before_fork, weak=False)
-    # Each pool process builds its own loop, database pool and stores after the fork.
+    # Each pool process (or pool thread) builds its own loop, database pool and stores.
     worker_process_init.connect(_start_runtime, weak=False)
     worker_process_shutdown.connect(_stop_runtime, weak=False)
+    # A threads pool's runtimes (one per thread) live in this process.
+    worker_shutdown.connect(_stop_runtime, weak=False)
     # The API's line format, so a job's lines carry the ids of the request that made it.
     after_setup_logger.connect(_filter_handlers, weak=False)
     after_setup_task_logger.connect(_filter_handlers, weak=False)

@@ -50,16 +50,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = create_celery(settings)
     observe.serve(settings)
-    app.worker_main(
-        [
-            "worker",
-            f"--loglevel={args.loglevel or log_level(debug=settings.debug)}",
-            f"--concurrency={settings.celery.worker_concurrency}",
-            f"--hostname={node}",
-            "--without-gossip",
-            "--without-mingle",
-        ]
+    # Celery's worker itself, not its command line (app.worker_main), whose click interface
+    # imports an interactive shell's libraries (prompt_toolkit, about 20 MiB).
+    worker = app.Worker(
+        hostname=node,
+        loglevel=args.loglevel or log_level(debug=settings.debug),
+        pool_cls=settings.celery.worker_pool,
+        concurrency=settings.celery.worker_concurrency,
+        without_gossip=True,
+        without_mingle=True,
     )
+    worker.start()
+    # Not worker.exitcode, as app.worker_main did not: Celery stopped by Ctrl-C says 1.
     return 0
 
 

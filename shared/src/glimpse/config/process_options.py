@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -52,7 +53,16 @@ class CeleryOptions(BaseModel):
     result_backend: str | None = Field(
         None, description="Celery result backend; defaults to the broker (or a folder)."
     )
-    worker_concurrency: int = Field(2, ge=1, description="Job processes per glimpse-worker.")
+    worker_concurrency: int = Field(2, ge=1, description="Jobs one glimpse-worker runs at once.")
+    worker_pool: Literal["threads", "prefork"] = Field(
+        "threads",
+        description=(
+            "How a glimpse-worker runs its jobs: threads of its own process (jobs wait on disks, "
+            "the network and qemu-img, and hash outside the interpreter lock), or prefork: a "
+            "process per job slot, forked from it, each about 20 MiB more, so that one dying "
+            "(the OOM killer) takes only its own job down."
+        ),
+    )
     cache_notice_exchange: str = Field(
         "glimpse.cache",
         min_length=1,

@@ -151,7 +151,14 @@ class KeyCleanupService:
             dropped = await KeyCleanupRepository(session).drop_expired_tokens(now)
         stale_before = now - timedelta(seconds=self.settings.scrubber.lease_time)
         async with self.db.read() as session:
-            due = await KeyCleanupRepository(session).due(now, stale_before, BATCH)
+            repo = KeyCleanupRepository(session)
+            due = await repo.due(now, stale_before, BATCH)
+            idle = not (
+                due or await repo.needing_trust(now, BATCH) or await repo.with_spent_trust(BATCH)
+            )
+        if idle:
+            # No clients: each loads the CA bundle into a TLS context (several MiB) per pass.
+            return KeyCleanupReport(0, 0, 0, 0, dropped)
         outcomes: list[bool] = []
         created = removed = 0
         async with self._clients() as clients:

@@ -203,7 +203,7 @@ async def _write_stores(
         # The image's own data, copied: nothing to prepare, nothing new to learn about it.
         if len(remaining) == 1:
             # The usual copy: straight from a location to the store, verified on the way.
-            await from_existing(runtime, image, partial(writes.run_from, remaining))
+            await from_existing(runtime, image, partial(writes.run_from, remaining[0]))
         elif remaining:
             await fetch(job)  # staged once (verified) for every target to read
             await writes.run(remaining)
@@ -259,9 +259,9 @@ class _StoreWrites:
         back until those checks passed (and fails if they did not)."""
         await self._run(stores, lambda: self.runtime.stores.work.get(self.staged), checked)
 
-    async def run_from(self, stores: list[str], data: AsyncIterator[bytes]) -> None:
-        """Write `data` (one pass: one store) to `stores`."""
-        await self._run(stores[:1], lambda: data, None)
+    async def run_from(self, store_id: str, data: AsyncIterator[bytes]) -> None:
+        """Write `data` (one pass, so one store) to `store_id`."""
+        await self._run([store_id], lambda: data, None)
 
     async def _run(
         self,

@@ -4,9 +4,8 @@ so a large image is read once before the stores are written, not once per check.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
-
-import anyio
 
 from glimpse.formats import StreamInspector, inspected_container
 from glimpse.limits import capped
@@ -36,7 +35,9 @@ async def survey_staged(
     async for block in blocks:
         if inspector is not None:
             # The inspectors are pure Python: a thread keeps the loop (and the hashing) going.
-            await anyio.to_thread.run_sync(inspector.feed, block)
+            # asyncio's own: anyio's would be imported by the first import of each job process,
+            # a tenth of a second or more that the first import waited for.
+            await asyncio.to_thread(inspector.feed, block)
         await job.progress.beat(report=False)  # a pass over a huge image keeps the lease
     if inspector is not None:
         options = settings.image_format
