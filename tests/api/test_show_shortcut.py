@@ -1,11 +1,14 @@
-"""GET /v2/images/{image_id} through glimpse_api.shortcut answers byte for byte what the plain
-FastAPI route answers: the same application without the shortcut's layer serves each request
-too, and status, every header and the body are compared (the request id adopted from the
-request, so it is the same on both)."""
+"""GET /v2/images/{image_id} and POST /v2/images through glimpse_api.shortcut answer byte for
+byte what the plain FastAPI routes answer: the same application without the shortcut's layer
+serves each request too, and status, every header and the body are compared (the request id
+adopted from the request, so it is the same on both; a created image's id and times told
+apart)."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -17,7 +20,7 @@ from fastapi import FastAPI
 from glimpse.config import Settings
 from glimpse.db.engine import Database
 from glimpse_api.app import create_app
-from glimpse_api.shortcut import ShowShortcut
+from glimpse_api.shortcut import Shortcut
 from relay import relay_to
 from support import free_port
 
@@ -51,8 +54,8 @@ _request_ids = (f"req-show-{n}" for n in itertools.count())
 
 
 def without_shortcut(app: FastAPI) -> FastAPI:
-    """`app` as it would be without the shortcut: every show goes through FastAPI's router."""
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not ShowShortcut]
+    """`app` as it would be without the shortcut: every request goes through FastAPI's router."""
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not Shortcut]
     return app
 
 
@@ -65,12 +68,16 @@ class Pair:
         self.plain = plain
 
     async def same(
-        self, method: str, path: str, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
         """The fast answer, after checking the plain one is identical."""
         sent = {"X-Openstack-Request-Id": next(_request_ids), **(headers or {})}
-        fast = await self.fast.request(method, path, headers=sent)
-        plain = await self.plain.request(method, path, headers=sent)
+        fast = await self.fast.request(method, path, headers=sent, content=content)
+        plain = await self.plain.request(method, path, headers=sent, content=content)
         assert fast.status_code == plain.status_code, (fast.text, plain.text)
         assert fast.headers.raw == plain.headers.raw
         assert fast.content == plain.content
@@ -114,7 +121,7 @@ async def proxied(pair_for: Callable[[Settings], Any], make_settings: Any) -> Pa
 
 
 def test_the_shortcut_is_in_the_served_application(settings: Settings) -> None:
-    assert any(m.cls is ShowShortcut for m in create_app(settings).user_middleware)
+    assert any(m.cls is Shortcut for m in create_app(settings).user_middleware)
 
 
 async def test_owner_member_admin_and_others_see_what_the_route_shows(proxied: Pair) -> None:
@@ -247,3 +254,62 @@ async def test_a_lost_database_is_the_routes_503(
             lost = await pair.same("GET", f"/v2/images/{image_id}", {**OWNER, **accept})
             assert lost.status_code == 503
             assert lost.headers["retry-after"] == "10"
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+async def test_a_create_answers_as_the_route(proxied: Pair) -> None:
+    """The same body, but for its id, created through each: the same answer, but for the id
+    (and the times, should a second pass between the two)."""
+    body = {
+        "name": "new",
+        "disk_format": "raw",
+        "container_format": "bare",
+        "os_distro": "ubuntu",
+        "hw_disk_bus": "virtio",
+        "tags": ["z", "a"],
+        "extra": "é",
+    }
+    ids = [str(uuid.uuid4()), str(uuid.uuid4())]
+    sent = {"X-Openstack-Request-Id": next(_request_ids), **OWNER, **JSON}
+    answers = [
+        await client.post("/v2/images", content=json.dumps({**body, "id": image_id}), headers=sent)
+        for client, image_id in zip((proxied.fast, proxied.plain), ids, strict=True)
+    ]
+    fast, plain = answers
+    assert fast.status_code == plain.status_code == 201, (fast.text, plain.text)
+    plain_raw = [(k, v.replace(ids[1].encode(), ids[0].encode())) for k, v in plain.headers.raw]
+    assert fast.headers.raw == plain_raw
+    shown = [answer.json() for answer in answers]
+    for view in shown:
+        view.pop("created_at")
+        view.pop("updated_at")
+    assert shown[0] == {
+        **shown[1],
+        "id": ids[0],
+        "self": f"/v2/images/{ids[0]}",
+        "file": f"/v2/images/{ids[0]}/file",
+    }
+    assert list(fast.json()) == list(plain.json())  # the keys in the same order
+
+
+async def test_create_refusals_are_the_routes(proxied: Pair) -> None:
+    taken = await new_image(proxied, OWNER)
+    cases = [
+        (OWNER, json.dumps({"id": taken}).encode(), 409),
+        (OWNER, b"{not json", 400),
+        (OWNER, b"[1]", 400),
+        (OWNER, json.dumps({"visibility": "public"}).encode(), 403),
+        (OWNER, json.dumps({"min_ram": -1}).encode(), 400),
+        (STRANGER, b"{}", 403),
+        ({}, b"{}", 401),
+    ]
+    for accept in ACCEPTS:
+        for identity, content, status in cases:
+            headers = {**identity, **JSON, **accept}
+            answer = await proxied.same("POST", "/v2/images", headers, content)
+            assert answer.status_code == status, answer.text
+    # Around the create: another method on its path, and its path with a trailing slash.
+    assert (await proxied.same("PUT", "/v2/images", OWNER, b"{}")).status_code == 405
+    assert (await proxied.same("POST", "/v2/images/", OWNER, b"{}")).status_code in (404, 405)

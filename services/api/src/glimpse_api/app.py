@@ -42,7 +42,7 @@ from glimpse_api.routers import (
     tasks,
     versions,
 )
-from glimpse_api.shortcut import ShowShortcut, show_route
+from glimpse_api.shortcut import Shortcut, shortcut_routes
 
 log = logging.getLogger(__name__)
 _MAINTENANCE_GRACE = 10.0  # seconds a cache pass may take to end at shutdown
@@ -104,8 +104,9 @@ def create_app(
     ):
         app.include_router(module.router)
     app.include_router(metrics.router)
-    # Innermost: a show skips the router and dependency solving (glimpse_api.shortcut).
-    app.add_middleware(ShowShortcut, route=show_route(app), handlers=app.exception_handlers)
+    # Innermost: a show and a create skip the router and dependency solving
+    # (glimpse_api.shortcut).
+    app.add_middleware(Shortcut, routes=shortcut_routes(app), handlers=app.exception_handlers)
     # Inside the edge: it reads the route the router (or the shortcut) matched from the scope
     # it was given.
     app.add_middleware(metrics.MetricsMiddleware)

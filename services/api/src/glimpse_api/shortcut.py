@@ -1,13 +1,15 @@
-"""GET /v2/images/{image_id}, the hottest request, without FastAPI's routing and dependency
-solving, which cost it more CPU than its own work (the database read, policy and the view).
+"""The hottest requests, GET /v2/images/{image_id} (a show) and POST /v2/images (a create),
+without FastAPI's routing and dependency solving, which cost them more CPU than their own work
+(the database, policy and the view).
 
 A pure ASGI layer, innermost of the application's middleware (inside EdgeMiddleware and
-MetricsMiddleware, so the request id, `/v2.N` paths and the counting stay theirs): a GET whose
-path the show route matches runs the route's own code, `get_context` then `show_image`, and a
-domain error is answered by the handler the application registered for it, as the route's
-would be. Anything else, and any error without a handler (the 500 of ServerErrorMiddleware),
-goes on as without this layer. The route stays registered as it was: the OpenAPI document,
-Allow headers and the route template the metrics count are read from it.
+MetricsMiddleware, so the request id, `/v2.N` paths and the counting stay theirs): a request
+whose method and path one of these routes matches runs the route's own code, `get_context`
+then the endpoint, and a domain error is answered by the handler the application registered
+for it, as the route's would be. Anything else, and any error without a handler (the 500 of
+ServerErrorMiddleware), goes on as without this layer. The routes stay registered as they were:
+the OpenAPI document, Allow headers and the route templates the metrics count are read from
+them.
 """
 
 from __future__ import annotations
@@ -23,51 +25,62 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from glimpse_api.deps import get_context
-from glimpse_api.routers.images import show_image
+from glimpse_api.routers.images import create_image, show_image
 
-_PROBE: Final = "/v2/images/probe"
-
-
-def show_route(app: FastAPI) -> APIRoute:
-    """The route that answers GET /v2/images/{image_id}: the first route, in the router's order,
-    that matches such a request must be show_image, or this layer would answer for another."""
-    probe = {"type": "http", "method": "GET", "path": _PROBE, "root_path": ""}
-    for context in iter_route_contexts(app.routes):
-        match, _ = context.matches(probe)
-        if match is Match.FULL:
-            route = context.original_route
-            if isinstance(route, APIRoute) and route.endpoint is show_image:
-                return route
-            break
-    msg = f"GET {_PROBE} does not reach show_image first: the shortcut would shadow a route"
-    raise RuntimeError(msg)
+# A request each shortcut route answers, and the endpoint that must answer it.
+_PROBES: Final = (("GET", "/v2/images/probe", show_image), ("POST", "/v2/images", create_image))
 
 
-class ShowShortcut:
-    def __init__(self, app: ASGIApp, *, route: APIRoute, handlers: Mapping[Any, Any]) -> None:
+def shortcut_routes(app: FastAPI) -> tuple[APIRoute, ...]:
+    """The routes that answer a show and a create: for each probe, the first route in the
+    router's order that matches it must be the expected endpoint's, or this layer would answer
+    for another."""
+    found = []
+    for method, path, endpoint in _PROBES:
+        probe = {"type": "http", "method": method, "path": path, "root_path": ""}
+        for context in iter_route_contexts(app.routes):
+            match, _ = context.matches(probe)
+            if match is Match.FULL:
+                route = context.original_route
+                if isinstance(route, APIRoute) and route.endpoint is endpoint:
+                    found.append(route)
+                    break
+                msg = f"{method} {path} reaches {route!r}, not {endpoint.__name__}"
+                raise RuntimeError(msg)
+        else:
+            msg = f"{method} {path} reaches no route: the shortcut would answer for none"
+            raise RuntimeError(msg)
+    return tuple(found)
+
+
+class Shortcut:
+    def __init__(
+        self, app: ASGIApp, *, routes: tuple[APIRoute, ...], handlers: Mapping[Any, Any]
+    ) -> None:
         self.app = app
-        self.route = route
+        self.routes = routes
         # The application's exception handlers (errors.py), as ExceptionMiddleware holds them:
         # by exception class, and by status for HTTPException.
         self.handlers = handlers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
-            match, child_scope = self.route.matches(scope)
-            if match is Match.FULL:
-                # What the router puts in the scope: the route (counted by its template) and
-                # the path parameters.
-                scope.update(child_scope)
-                scope["route"] = self.route
-                await self._show(scope, receive, send)
-                return
+        if scope["type"] == "http":
+            for route in self.routes:
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:
+                    # What the router puts in the scope: the route (counted by its template)
+                    # and the path parameters.
+                    scope.update(child_scope)
+                    scope["route"] = route
+                    await self._answer(route, scope, receive, send)
+                    return
         await self.app(scope, receive, send)
 
-    async def _show(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _answer(self, route: APIRoute, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
         try:
             ctx = await get_context(request)
-            response = await show_image(scope["path_params"]["image_id"], request, ctx)
+            response = await route.endpoint(request=request, ctx=ctx, **scope["path_params"])
         except Exception as exc:
             handler = self._handler(exc)
             if handler is None:

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from glimpse.config import Settings
+from glimpse.db.direct_sqlite import DirectConnection, DirectReads, DirectWrites, Statements
 from glimpse.db.inline_sqlite import inline_connector
 from glimpse.db.unavailable import is_unavailable
 from glimpse.db.urls import async_url, is_sqlite, sqlite_file
@@ -126,6 +127,33 @@ async def _connection(
         raise
 
 
+@asynccontextmanager
+async def _direct(reads: DirectReads) -> AsyncIterator[DirectConnection]:
+    try:
+        with reads.transaction() as connection:
+            yield connection
+    except Exception as exc:
+        _raise_if_unavailable(exc)
+        raise
+
+
+@asynccontextmanager
+async def _core_write(
+    writes: DirectWrites, engine: AsyncEngine
+) -> AsyncIterator[AsyncConnection | DirectConnection]:
+    try:
+        with writes.transaction() as direct:
+            if direct is not None:
+                yield direct
+                return
+    except Exception as exc:
+        _raise_if_unavailable(exc)
+        raise
+    # The write lock is taken: wait for it on aiosqlite's thread, as every other write does.
+    async with _connection(engine.begin()) as connection:
+        yield connection
+
+
 @dataclass(frozen=True, slots=True)
 class Database:
     """A writer and a reader session factory (the same engine except on SQLite)."""
@@ -137,6 +165,10 @@ class Database:
     reader: async_sessionmaker[AsyncSession]
     lookup_engine: AsyncEngine
     looker: async_sessionmaker[AsyncSession]
+    # SQLite in a file: reads by key and Core writes straight on sqlite3 (connect(),
+    # core_write()).
+    direct: DirectReads | None = None
+    direct_writes: DirectWrites | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -160,10 +192,16 @@ class Database:
         """`command_timeout` bounds each PostgreSQL statement and connection attempt (None:
         no bound, for migrations); `pool_timeout` the wait for a pooled connection."""
         url = async_url(connection)
+        direct = direct_writes = None
         if is_sqlite(url):
             writer_engine = _sqlite_engine(url, immediate=True, pool_size=pool_size)
             reader_engine = _sqlite_engine(url, immediate=False, pool_size=pool_size)
             lookup_engine = _sqlite_engine(url, immediate=False, pool_size=pool_size, inline=True)
+            path = sqlite_file(url)
+            if path is not None:
+                statements = Statements(writer_engine.dialect)
+                direct = DirectReads(str(path), statements, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
+                direct_writes = DirectWrites(str(path), statements)
         else:
             connect_args: dict[str, Any] = {}
             if command_timeout is not None:
@@ -186,6 +224,8 @@ class Database:
             reader=async_sessionmaker(reader_engine, expire_on_commit=False),
             lookup_engine=lookup_engine,
             looker=async_sessionmaker(lookup_engine, expire_on_commit=False),
+            direct=direct,
+            direct_writes=direct_writes,
         )
 
     def write(self) -> AbstractAsyncContextManager[AsyncSession]:
@@ -203,9 +243,12 @@ class Database:
         may scan (a list page): it would hold up every other request of the process."""
         return _transaction(self.looker)
 
-    def connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """lookup() without a session, for Core statements that only read (a show): a session's
-        begin, commit and row loading cost more than such a read. Never writes."""
+    def connect(self) -> AbstractAsyncContextManager[AsyncConnection | DirectConnection]:
+        """lookup() without a session, for Core statements that only read by key (a show): a
+        session's begin, commit and row loading cost more than such a read; on SQLite in a
+        file, without SQLAlchemy's execution either (glimpse.db.direct_sqlite). Never writes."""
+        if self.direct is not None:
+            return _direct(self.direct)
         return _connection(self.lookup_engine.connect())
 
     def read_connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
@@ -218,7 +261,19 @@ class Database:
         success, rolled back on any error, DatabaseUnavailable as write() raises it."""
         return _connection(self.writer_engine.begin())
 
+    def core_write(self) -> AbstractAsyncContextManager[AsyncConnection | DirectConnection]:
+        """write_connection() for Core statements that no session joins (a create's inserts): on
+        SQLite in a file, straight on sqlite3 when the write lock is free at once, else as
+        write_connection() (glimpse.db.direct_sqlite)."""
+        if self.direct_writes is None:
+            return self.write_connection()
+        return _core_write(self.direct_writes, self.writer_engine)
+
     async def dispose(self) -> None:
+        if self.direct_writes is not None:
+            self.direct_writes.close()
+        if self.direct is not None:
+            self.direct.close()
         await self.writer_engine.dispose()
         for engine in {self.reader_engine, self.lookup_engine} - {self.writer_engine}:
             await engine.dispose()

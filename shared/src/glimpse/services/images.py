@@ -145,16 +145,20 @@ class ImageService:
     async def create(self, ctx: RequestContext, body: dict[str, Any]) -> ImageRecord:
         new = plan_new_image(self.settings, ctx, body)
         limits = await unified_limits.read_limits(self.settings, ctx.project_id)
-        async with self.db.write_connection() as connection:
-            if limits is not None:
+        if limits is None:
+            async with self.db.core_write() as connection:
+                inserted = await insert_image(connection, new.image, new.properties, new.tags)
+        else:
+            async with self.db.write_connection() as connection:
                 # A session on the connection joins its transaction: the insert below is
                 # checked under the owner's lock, as every write that counts against a limit.
                 async with AsyncSession(bind=connection) as session:
                     await unified_limits.check_in(
                         session, ctx.project_id, limits, {unified_limits.IMAGE_COUNT_TOTAL: 1}
                     )
-            if not await insert_image(connection, new.image, new.properties, new.tags):
-                raise Conflict(f"Image with identifier {new.image.id} already exists!")
+                inserted = await insert_image(connection, new.image, new.properties, new.tags)
+        if not inserted:
+            raise Conflict(f"Image with identifier {new.image.id} already exists!")
         # Just written, so known without reading back: no location yet, and properties and
         # tags in the order they were inserted (the order records() reads them in).
         return ImageRecord(new.image, dict(new.properties), list(new.tags), [])

@@ -11,7 +11,14 @@ from glimpse.domain.redaction import redact_url
 
 
 def format_time(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+    """`%Y-%m-%dT%H:%M:%SZ` of a naive UTC time. isoformat() writes the same for the years of
+    four digits (strftime pads no shorter year) at a third of strftime's cost, on every time
+    of every image shown."""
+    if value is None:
+        return None
+    if value.year >= 1000 and value.tzinfo is None:  # noqa: PLR2004 -- four digits
+        return value.isoformat(sep="T", timespec="seconds") + "Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def image_view(record: ImageRecord, settings: Settings) -> dict[str, Any]:

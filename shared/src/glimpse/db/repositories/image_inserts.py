@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from glimpse.db.core import table_of
+from glimpse.db.direct_sqlite import DirectConnection
 from glimpse.db.repositories.image_lookup import IMAGE_KEYS, detached
 from glimpse.db.tables import Image, ImageProperty, ImageTag
 
@@ -43,7 +44,10 @@ def new_image(**values: Any) -> Image:  # noqa: ANN401 -- column values of any t
 
 
 async def insert_image(
-    connection: AsyncConnection, image: Image, properties: dict[str, str], tags: list[str]
+    connection: AsyncConnection | DirectConnection,
+    image: Image,
+    properties: dict[str, str],
+    tags: list[str],
 ) -> bool:
     """Write a new image with its properties and tags; False, writing nothing, when its id
     was ever used."""

@@ -19,6 +19,7 @@ from sqlmodel import SQLModel
 
 from glimpse.context import RequestContext
 from glimpse.db.core import table_of
+from glimpse.db.direct_sqlite import DirectConnection
 from glimpse.db.repositories.images import (
     PROJECT,
     PROPERTIES_AND_TAGS,
@@ -103,7 +104,7 @@ class ImageLookup:
     """Reads for a show or a list page, on a connection of Database.connect() (a show) or
     Database.read_connection() (a list page, which may scan)."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection | DirectConnection) -> None:
         self.connection = connection
 
     async def record(self, image_id: str) -> ImageRecord | None:
