@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from glimpse.context import RequestContext
 from glimpse.db.engine import Database
+from glimpse.db.repositories import image_lookup, images
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.tables import Image
 from glimpse.domain.listing import parse_list_query
@@ -84,3 +85,24 @@ async def test_a_page_is_read_in_index_order(
     plan = await plan_of(database, params, marker)
     assert f"SEARCH images USING INDEX {index_use}" in plan
     assert "TEMP B-TREE" not in plan  # no sort of the matching rows
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("statement", "search"),
+    [
+        # A show's flag for active locations, then the locations of a shown and a listed image.
+        (image_lookup._SHOWN.params(image_id="x"), "image_locations USING INDEX"),  # noqa: SLF001 -- the statement itself is what is planned
+        (image_lookup._ACTIVE_LOCATIONS.params(ids=["x"]), "image_locations USING INDEX"),  # noqa: SLF001 -- likewise
+        (images._ACTIVE_LOCATIONS.params(ids=["x", "y"]), "image_locations USING INDEX"),  # noqa: SLF001 -- likewise
+    ],
+)
+async def test_active_locations_are_read_by_their_image(
+    database: Database, statement: sa.Select[Any], search: str
+) -> None:
+    """By image and status, not by status alone: that would read every active location."""
+    sql = str(statement.compile(database.reader_engine, compile_kwargs={"literal_binds": True}))
+    async with database.reader_engine.connect() as connection:
+        rows = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")
+        plan = "\n".join(str(row[-1]) for row in rows)
+    assert f"{search} ix_image_locations_image_id_status (image_id=? AND status=?)" in plan

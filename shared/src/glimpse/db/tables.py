@@ -75,6 +75,8 @@ class ImageTag(SQLModel, table=True):
 
 class ImageLocation(SQLModel, table=True):
     __tablename__ = "image_locations"
+    # An image's active locations (show, list): without it SQLite reads them by status alone.
+    __table_args__ = (sa.Index("ix_image_locations_image_id_status", "image_id", "status"),)
 
     id: int | None = Field(default=None, primary_key=True)
     image_id: str = Field(foreign_key="images.id", ondelete="CASCADE", index=True, max_length=36)

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -61,10 +62,9 @@ PROPERTIES_AND_TAGS = sa.union_all(
         sa.literal(1).label("kind"), _TAGS.c.image_id, sa.literal(""), _TAGS.c.value, _TAGS.c.id
     ).where(_TAGS.c.image_id.in_(_IDS)),
 ).order_by("kind", "id")
-_ACTIVE_LOCATIONS = (
-    sa.select(ImageLocation)
-    .where(_LOCS.c.image_id.in_(_IDS), _LOCS.c.status == LocationStatus.ACTIVE)
-    .order_by(_LOCS.c.id)
+# In order by id once read (as image_lookup's: an ORDER BY makes SQLite read them by status).
+_ACTIVE_LOCATIONS = sa.select(ImageLocation).where(
+    _LOCS.c.image_id.in_(_IDS), _LOCS.c.status == LocationStatus.ACTIVE
 )
 
 
@@ -205,7 +205,7 @@ class ImageRepository(ImageStatusWrites):
         found: dict[str, list[ImageLocation]] = defaultdict(list)
         if locations:
             location_rows = await self.session.execute(_ACTIVE_LOCATIONS, {"ids": ids})
-            for location in location_rows.scalars():
+            for location in sorted(location_rows.scalars(), key=attrgetter("id")):
                 found[location.image_id].append(location)
         return [
             ImageRecord(image, props[image.id], tags[image.id], found[image.id]) for image in images
