@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
@@ -24,6 +25,20 @@ from glimpse.domain.errors import DatabaseUnavailable
 
 IMAGE = "11111111-2222-3333-4444-555555555555"
 CREATED = datetime(2026, 1, 2, 3, 4, 5)  # noqa: DTZ001 -- naive UTC, as stored
+
+
+EMPTY = "empty.sqlite"
+
+
+@pytest.fixture
+async def empty_database(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated database with no rows, in tmp_path / EMPTY."""
+    database = Database.from_url(f"sqlite:///{tmp_path / EMPTY}")
+    try:
+        await migrate.upgrade(database)
+        yield database
+    finally:
+        await database.dispose()
 
 
 @pytest.fixture
@@ -143,89 +158,83 @@ def _raw_rows(path: Path, table: str) -> list[tuple[object, ...]]:
     return [row[1:] if table != "images" else row for row in rows]
 
 
-async def test_a_direct_create_stores_what_sqlalchemy_stores(tmp_path: Path) -> None:
-    path = tmp_path / "writes.sqlite"
-    database = Database.from_url(f"sqlite:///{path}")
-    try:
-        await migrate.upgrade(database)
-        written = []
-        for index, opening in enumerate((database.core_write, database.write_connection)):
-            image = new_image(
-                id=f"00000000-0000-0000-0000-00000000000{index}",
-                status="queued",
-                visibility="shared",
-                owner="p",
-                protected=True,
-                created_at=CREATED,
-                updated_at=CREATED,
-            )
-            async with opening() as connection:
-                written.append(type(connection))
-                assert await insert_image(connection, image, {"a": "1", "b": "2"}, ["t"])
-            async with opening() as connection:  # its id again: refused, nothing written
-                assert not await insert_image(connection, image, {"c": "3"}, [])
-        assert written == [DirectConnection, AsyncConnection]
-        images = _raw_rows(path, "images")
-        assert [row[1:] for row in images[:1]] == [row[1:] for row in images[1:]]
-        assert "2026-01-02 03:04:05.000000" in images[0]
-        properties = _raw_rows(path, "image_properties")
-        assert [row[1:] for row in properties[:2]] == [row[1:] for row in properties[2:]]
-        assert len(properties) == 4
-        assert len(_raw_rows(path, "image_tags")) == 2
-    finally:
-        await database.dispose()
+async def test_a_direct_create_stores_what_sqlalchemy_stores(
+    empty_database: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / EMPTY
+    database = empty_database
+    written = []
+    for index, opening in enumerate((database.core_write, database.write_connection)):
+        image = new_image(
+            id=f"00000000-0000-0000-0000-00000000000{index}",
+            status="queued",
+            visibility="shared",
+            owner="p",
+            protected=True,
+            created_at=CREATED,
+            updated_at=CREATED,
+        )
+        async with opening() as connection:
+            written.append(type(connection))
+            assert await insert_image(connection, image, {"a": "1", "b": "2"}, ["t"])
+        async with opening() as connection:  # its id again: refused, nothing written
+            assert not await insert_image(connection, image, {"c": "3"}, [])
+    assert written == [DirectConnection, AsyncConnection]
+    images = _raw_rows(path, "images")
+    assert [row[1:] for row in images[:1]] == [row[1:] for row in images[1:]]
+    assert "2026-01-02 03:04:05.000000" in images[0]
+    properties = _raw_rows(path, "image_properties")
+    assert [row[1:] for row in properties[:2]] == [row[1:] for row in properties[2:]]
+    assert len(properties) == 4
+    assert len(_raw_rows(path, "image_tags")) == 2
 
 
-async def test_a_direct_write_gives_way_to_a_held_write_lock(tmp_path: Path) -> None:
-    path = tmp_path / "locked.sqlite"
-    database = Database.from_url(f"sqlite:///{path}")
-    try:
-        await migrate.upgrade(database)
-        image = new_image(id=IMAGE, status="queued", visibility="shared", created_at=CREATED)
-        holder = sqlite3.connect(path, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
+async def test_a_direct_write_gives_way_to_a_held_write_lock(
+    empty_database: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / EMPTY
+    database = empty_database
+    image = new_image(id=IMAGE, status="queued", visibility="shared", created_at=CREATED)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
 
-        async def create() -> type:
-            async with database.core_write() as connection:
-                assert await insert_image(connection, image, {}, [])
-                return type(connection)
+    async def create() -> type:
+        async with database.core_write() as connection:
+            assert await insert_image(connection, image, {}, [])
+            return type(connection)
 
-        task = asyncio.create_task(create())
-        await asyncio.sleep(0.2)  # it waits for the lock on a thread, not on the loop
-        assert not task.done()
-        holder.execute("ROLLBACK")
-        holder.close()
-        assert await task is AsyncConnection
-        async with database.connect() as direct:
-            rows = await direct.execute(sa.select(table_of(Image).c.id), {})
-        assert [row[0] for row in rows] == [IMAGE]
-    finally:
-        await database.dispose()
+    task = asyncio.create_task(create())
+    await asyncio.sleep(0.2)  # it waits for the lock on a thread, not on the loop
+    assert not task.done()
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert await task is AsyncConnection
+    async with database.connect() as direct:
+        rows = await direct.execute(sa.select(table_of(Image).c.id), {})
+    assert [row[0] for row in rows] == [IMAGE]
 
 
-async def test_direct_writes_hand_the_wal_checkpoint_to_a_thread(tmp_path: Path) -> None:
-    path = tmp_path / "checkpoint.sqlite"
-    database = Database.from_url(f"sqlite:///{path}")
-    try:
-        await migrate.upgrade(database)
-        for index in range(CHECKPOINT_EVERY):
-            image = new_image(
-                id=f"00000000-0000-0000-0000-{index:012d}",
-                status="queued",
-                visibility="shared",
-                created_at=CREATED,
-            )
-            async with database.core_write() as connection:
-                assert isinstance(connection, DirectConnection)
-                await insert_image(connection, image, {"k": "v" * 2000}, [])
-        writes = database.direct_writes
-        assert writes is not None
-        checkpoint = writes._checkpoint  # noqa: SLF001 -- the one handed to a thread
-        assert checkpoint is not None
-        await checkpoint
-        with sqlite3.connect(path) as connection:
-            busy, logged, done = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        assert (busy, logged, done) == (0, logged, logged)
-        assert logged > 0
-    finally:
-        await database.dispose()
+async def test_direct_writes_hand_the_wal_checkpoint_to_a_thread(
+    empty_database: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / EMPTY
+    database = empty_database
+    for index in range(CHECKPOINT_EVERY):
+        image = new_image(
+            id=f"00000000-0000-0000-0000-{index:012d}",
+            status="queued",
+            visibility="shared",
+            created_at=CREATED,
+        )
+        async with database.core_write() as connection:
+            assert isinstance(connection, DirectConnection)
+            await insert_image(connection, image, {"k": "v" * 2000}, [])
+    writes = database.direct_writes
+    assert writes is not None
+    checkpoint = writes._checkpoint  # noqa: SLF001 -- the one handed to a thread
+    assert checkpoint is not None
+    await checkpoint
+    with sqlite3.connect(path) as connection:
+        busy, logged, done = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert (busy, logged, done) == (0, logged, logged)
+    assert logged > 0
