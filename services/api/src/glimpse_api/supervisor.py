@@ -94,9 +94,14 @@ def _socket(host: str) -> socket.socket:
 
 
 def preload(modules: tuple[str, ...]) -> None:
-    """Import `modules` (only import: nothing they define is run), for the workers to share."""
+    """Import `modules` (only import: nothing they define is run), for the workers to share.
+    One that is not installed (uvloop is optional to uvicorn) is left to the workers, which
+    then do without it as they would have."""
     for name in modules:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            log.debug("preload: %s not imported: %s", name, exc)
 
 
 @dataclass
