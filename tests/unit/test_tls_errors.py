@@ -62,6 +62,11 @@ async def test_an_alert_before_the_headers_is_a_connect_error() -> None:
     assert isinstance(raised.value.__cause__, ssl.SSLError)
 
 
+async def _read_into(response: httpx.Response, received: bytearray) -> None:
+    async for chunk in response.aiter_raw():
+        received += chunk
+
+
 async def test_an_alert_in_the_body_is_a_read_error_after_what_came_before() -> None:
     received = bytearray()
     transport = TLSErrorTransport(_AlertAfter(in_body=True))
@@ -71,6 +76,5 @@ async def test_an_alert_in_the_body_is_a_read_error_after_what_came_before() -> 
     ):
         assert response.status_code == 200
         with pytest.raises(httpx.ReadError, match="BAD_RECORD"):
-            async for chunk in response.aiter_raw():
-                received += chunk
+            await _read_into(response, received)
     assert bytes(received) == b"first"
