@@ -56,7 +56,7 @@ def _any_row(*conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
     """Whether a row matches `conditions`, as a scalar subquery rather than EXISTS: PostgreSQL
     plans a list page's EXISTS for every row the index scan could reach (it prices the scan
     before its LIMIT) and so may hash the whole table once per page (a cost that grows with
-    the table), where a scalar subquery is always looked up by index for the page's rows."""
+    the table), where a scalar subquery is never hashed: it runs for the page's rows alone."""
     return (
         sa.select(sa.literal_column("1")).where(*conditions).limit(1).scalar_subquery().is_not(None)
     )
