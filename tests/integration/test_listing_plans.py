@@ -92,7 +92,7 @@ async def test_a_page_is_read_in_index_order(
     ("statement", "search"),
     [
         # A show's flag for active locations, then the locations of a shown and a listed image.
-        (image_lookup._SHOWN.params(image_id="x"), "image_locations USING INDEX"),  # noqa: SLF001 -- the statement itself is what is planned
+        (image_lookup._SHOWN.params(image_id="x"), "image_locations USING COVERING INDEX"),  # noqa: SLF001 -- the statement itself is what is planned
         (image_lookup._ACTIVE_LOCATIONS.params(ids=["x"]), "image_locations USING INDEX"),  # noqa: SLF001 -- likewise
         (images._ACTIVE_LOCATIONS.params(ids=["x", "y"]), "image_locations USING INDEX"),  # noqa: SLF001 -- likewise
     ],

@@ -16,6 +16,7 @@ from typing import Final
 import httpx
 
 from glimpse.config.session import SessionOptions
+from glimpse.net.tls_errors import TLSErrorTransport
 
 SESSION_LOGGER: Final = "glimpse.session"
 TIMINGS_KEPT: Final = 1000
@@ -130,5 +131,6 @@ def session_client(
     if verify is None:
         verify, cafile = not options.insecure, options.cafile
     context = tls_context(options, verify=verify, cafile=cafile)
-    transport = SessionTransport(httpx.AsyncHTTPTransport(verify=context), options)
+    network = TLSErrorTransport(httpx.AsyncHTTPTransport(verify=context))
+    transport = SessionTransport(network, options)
     return httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False)

@@ -26,6 +26,7 @@ import httpx
 from glimpse.config import Settings
 from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.net.deadline import DeadlineExceeded, bounded, within
+from glimpse.net.tls_errors import TLSErrorTransport
 from glimpse.net.transport import FilteredTransport
 from glimpse.net.urlfilter import URLFilter
 from glimpse.stores.base import (
@@ -62,7 +63,7 @@ class HttpStore:
         self.deadline = deadline
 
         def transport(proxy: str | None = None) -> httpx.AsyncBaseTransport:
-            inner = httpx.AsyncHTTPTransport(proxy=proxy, verify=verify)
+            inner = TLSErrorTransport(httpx.AsyncHTTPTransport(proxy=proxy, verify=verify))
             if url_filter is None:
                 return inner
             return FilteredTransport(url_filter, inner, pin=proxy is None)

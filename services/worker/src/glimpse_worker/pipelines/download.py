@@ -20,6 +20,7 @@ from glimpse.db.tables import Image
 from glimpse.domain.redaction import redact_text, redact_url
 from glimpse.limits import StorageQuota, capped, check_size_cap
 from glimpse.net.deadline import DeadlineExceeded, bounded, within
+from glimpse.net.tls_errors import TLSErrorTransport
 from glimpse.net.transport import FilteredTransport, FilteredURL
 from glimpse.net.urlfilter import URLFilter
 from glimpse.stores.metering import Meter
@@ -46,7 +47,7 @@ def filtered_client(runtime: WorkerRuntime, *, follow_redirects: bool = True) ->
     """A client that reaches only what [import_filtering_opts] lets users fetch."""
     url_filter = URLFilter(runtime.settings.import_filtering_opts)
     return httpx.AsyncClient(
-        transport=FilteredTransport(url_filter, httpx.AsyncHTTPTransport()),
+        transport=FilteredTransport(url_filter, TLSErrorTransport(httpx.AsyncHTTPTransport())),
         trust_env=False,  # what the worker reaches is decided by its config alone
         follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS,

@@ -51,13 +51,24 @@ IMAGE_KEYS, _IMAGE_COLUMNS = _columns(Image)
 _LOCATION_KEYS, _LOCATION_COLUMNS = _columns(ImageLocation)
 _IDS: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
 
+
+def _any_row(*conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """Whether a row matches `conditions`, as a scalar subquery rather than EXISTS: PostgreSQL
+    plans a list page's EXISTS for every row the index scan could reach (it prices the scan
+    before its LIMIT) and so may hash the whole table once per page (a cost that grows with
+    the table), where a scalar subquery is never hashed: it runs for the page's rows alone."""
+    return (
+        sa.select(sa.literal_column("1")).where(*conditions).limit(1).scalar_subquery().is_not(None)
+    )
+
+
 # Whether properties or tags (one flag) and active locations hang on the image.
 _FLAGS = (
     sa.or_(
-        sa.exists().where(_PROPS.c.image_id == _IMAGE.c.id),
-        sa.exists().where(_TAGS.c.image_id == _IMAGE.c.id),
+        _any_row(_PROPS.c.image_id == _IMAGE.c.id),
+        _any_row(_TAGS.c.image_id == _IMAGE.c.id),
     ),
-    sa.exists().where(_LOCS.c.image_id == _IMAGE.c.id, _LOCS.c.status == LocationStatus.ACTIVE),
+    _any_row(_LOCS.c.image_id == _IMAGE.c.id, _LOCS.c.status == LocationStatus.ACTIVE),
 )
 _SHOWN = sa.select(*_IMAGE_COLUMNS, *_FLAGS).where(
     _IMAGE.c.id == sa.bindparam("image_id"), _IMAGE.c.deleted.is_(False)
