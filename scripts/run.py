@@ -39,6 +39,7 @@ GRACE_SECONDS = 30
 PRELOAD: Final = (
     "glimpse.cli.common",
     "glimpse.malloc_tuning",
+    "glimpse.fork_sharing",
     "glimpse.db.engine",
     "glimpse.stores.registry",
     "glimpse.stores.filesystem",
@@ -170,10 +171,9 @@ def _zygote(processes: dict[str, list[str]], report: int) -> NoReturn:
 
 
 def preload(modules: tuple[str, ...]) -> bool:
-    """Import `modules` and freeze them out of the cycle collector's reach (its passes in the
-    children would otherwise write to every page); whether the children may be forked."""
-    import gc  # noqa: PLC0415 -- the supervisor imports as little as it can
-    import importlib  # noqa: PLC0415 -- likewise
+    """Import `modules` and settle them for the fork (glimpse.fork_sharing); whether the
+    children may be forked."""
+    import importlib  # noqa: PLC0415 -- the supervisor imports as little as it can
 
     for name in modules:
         importlib.import_module(name)
@@ -186,8 +186,9 @@ def preload(modules: tuple[str, ...]) -> bool:
     if "prometheus_client" in sys.modules:
         print("run: the preload imported prometheus_client: starting afresh", file=sys.stderr)
         return False
-    gc.collect()
-    gc.freeze()
+    from glimpse.fork_sharing import settle_before_fork  # noqa: PLC0415 -- preloaded above
+
+    settle_before_fork()
     return True
 
 

@@ -32,6 +32,11 @@ PRELOAD: Final = (
     # The job publisher imports celery on its first send; imported here, the workers share it.
     "celery",
     "uvicorn.loops.auto",
+    # What each worker would otherwise import as it starts or serves: the event loop uvicorn's
+    # "auto" picks, the runtime of FastAPI's lifespan, celery's events (the job publisher's).
+    "uvicorn.loops.uvloop",
+    "fastapi.telemetry._runtime",
+    "celery.app.events",
     "uvicorn.protocols.http.auto",
     "glimpse_api.http_protocol",
     "uvicorn.protocols.websockets.auto",

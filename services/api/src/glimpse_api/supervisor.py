@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import importlib
 import logging
 import os
@@ -40,6 +39,8 @@ from typing import Final, NoReturn
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
+
+from glimpse.fork_sharing import settle_before_fork
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,14 @@ def _socket(host: str) -> socket.socket:
 
 
 def preload(modules: tuple[str, ...]) -> None:
-    """Import `modules` (only import: nothing they define is run), for the workers to share."""
+    """Import `modules` (only import: nothing they define is run), for the workers to share.
+    One that is not installed (uvloop is optional to uvicorn) is left to the workers, which
+    then do without it as they would have."""
     for name in modules:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            log.debug("preload: %s not imported: %s", name, exc)
 
 
 @dataclass
@@ -137,10 +143,9 @@ class Supervisor:
                 scheme_host,
                 self.port,
             )
-            # Every object so far is frozen: the workers' collections never visit, and so
-            # never write to, the pages they share with the master.
-            gc.collect()
-            gc.freeze()
+            # Every object so far is frozen, the heap's free pages released: the workers share
+            # the rest with the master.
+            settle_before_fork()
             for slot in range(self.workers):
                 if not self._stopping:
                     self._fork(slot)
