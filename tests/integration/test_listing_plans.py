@@ -16,6 +16,7 @@ from glimpse.db.repositories import image_lookup, images
 from glimpse.db.repositories.images import ImageRepository
 from glimpse.db.tables import Image
 from glimpse.domain.listing import parse_list_query
+from statement_capture import selects_run
 
 MEMBER = RequestContext(project_id="project-1", user_id="user-1", roles=frozenset({"member"}))
 MARKER = Image(
@@ -30,21 +31,10 @@ MARKER = Image(
 
 async def plan_of(database: Database, params: list[tuple[str, str]], marker: Image | None) -> str:
     """SQLite's EXPLAIN QUERY PLAN of the page query, one line per step."""
-    statements: list[tuple[str, Any]] = []
-
-    def capture(*args: Any) -> None:
-        statement, parameters = args[2], args[3]
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append((statement, parameters))
-
-    engine = database.reader_engine.sync_engine
-    sa.event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with selects_run(database) as statements:
         async with database.read() as session:
             query = parse_list_query(params, default_limit=25, max_limit=1000)
             await ImageRepository(session).page(MEMBER, query, marker)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", capture)
     [(statement, parameters)] = statements
     async with database.reader_engine.connect() as connection:
         rows = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)

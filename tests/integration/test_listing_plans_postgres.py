@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -20,6 +19,7 @@ from glimpse.context import RequestContext
 from glimpse.db.engine import Database
 from glimpse.db.repositories.image_lookup import ImageLookup
 from glimpse.domain.listing import parse_list_query
+from statement_capture import selects_run
 
 MEMBER = RequestContext(project_id="project-1", user_id="user-1", roles=frozenset({"member"}))
 IMAGES = 5_000
@@ -73,21 +73,10 @@ async def seeded(database: Database) -> AsyncIterator[Database]:
 
 async def plan_of(database: Database, params: list[tuple[str, str]], *settings: str) -> str:
     """EXPLAIN (VERBOSE) of the page statement a member's list runs, after `settings`."""
-    statements: list[tuple[str, Any]] = []
-
-    def capture(*args: Any) -> None:
-        statement, parameters = args[2], args[3]
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append((statement, parameters))
-
-    engine = database.reader_engine.sync_engine
-    sa.event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with selects_run(database) as statements:
         async with database.read_connection() as connection:
             query = parse_list_query(params, default_limit=25, max_limit=1000)
             await ImageLookup(connection).page(MEMBER, query, None)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", capture)
     [(statement, parameters)] = statements
     async with database.reader_engine.connect() as connection:
         for setting in settings:
