@@ -47,7 +47,6 @@ _LIVE_IMAGE = sa.select(Image).where(
     _IMAGE.c.id == sa.bindparam("image_id"), _IMAGE.c.deleted.is_(False)
 )
 _LIVE_IMAGE_LOCKED = _LIVE_IMAGE.with_for_update()
-_SELECT_IMAGE = sa.select(Image)
 _ID_USED = (
     sa.select(sa.func.count()).select_from(_IMAGE).where(_IMAGE.c.id == sa.bindparam("image_id"))
 )
@@ -110,6 +109,23 @@ _OPS = {
 PROJECT = sa.bindparam("project", type_=sa.String)
 
 
+def _shared_with_me(member_status: str) -> ColumnElement[bool]:
+    # A scalar subquery rather than EXISTS: PostgreSQL may answer an EXISTS under OR by
+    # hashing all the project's memberships first, a cost that grows with the table, where
+    # this looks up only the rows a page reads (by image_id, member).
+    membership = [
+        _MEMBERS.c.image_id == _IMAGE.c.id,
+        _MEMBERS.c.member == PROJECT,
+        _MEMBERS.c.deleted.is_(False),
+    ]
+    if member_status != "all":
+        membership.append(_MEMBERS.c.status == member_status)
+    member_row = sa.select(_MEMBERS.c.id).where(*membership).limit(1)
+    return sa.and_(
+        _IMAGE.c.visibility == Visibility.SHARED, member_row.scalar_subquery().is_not(None)
+    )
+
+
 @functools.lru_cache(maxsize=64)
 def _readable(
     is_admin: bool, has_project: bool, member_status: str, visibility: str | None
@@ -123,23 +139,7 @@ def _readable(
     if is_admin:
         seen: ColumnElement[bool] = sa.true()
     else:
-        shared_with_me: ColumnElement[bool] = sa.false()
-        if has_project:
-            membership = [
-                _MEMBERS.c.image_id == _IMAGE.c.id,
-                _MEMBERS.c.member == PROJECT,
-                _MEMBERS.c.deleted.is_(False),
-            ]
-            if member_status != "all":
-                membership.append(_MEMBERS.c.status == member_status)
-            # A scalar subquery rather than EXISTS: PostgreSQL may answer an EXISTS under
-            # OR by hashing all the project's memberships first, a cost that grows with the
-            # table, where this looks up only the rows a page reads (by image_id, member).
-            member_row = sa.select(_MEMBERS.c.id).where(*membership).limit(1)
-            shared_with_me = sa.and_(
-                _IMAGE.c.visibility == Visibility.SHARED,
-                member_row.scalar_subquery().is_not(None),
-            )
+        shared_with_me = _shared_with_me(member_status) if has_project else sa.false()
         seen = sa.or_(
             _IMAGE.c.visibility.in_([Visibility.PUBLIC, Visibility.COMMUNITY]),
             owned,
@@ -151,6 +151,38 @@ def _readable(
         return sa.and_(seen, _IMAGE.c.visibility == visibility)
     # The default list leaves out other projects' community images.
     return sa.and_(seen, sa.or_(owned, _IMAGE.c.visibility != Visibility.COMMUNITY))
+
+
+@functools.lru_cache(maxsize=64)
+def _readable_parts(
+    has_project: bool, member_status: str, visibility: str | None
+) -> tuple[ColumnElement[bool], ...]:
+    """What a caller who is not an admin may list with `visibility` (the rows of _readable)
+    as disjoint parts, each a set one index reads in created_at order: the caller's own
+    images by owner, the others' public, community or shared ones by visibility. A list
+    page that merges the parts' first rows finds its page without walking every image the
+    caller may not see, however few it sees among however many."""
+    if visibility not in {None, "all", Visibility.SHARED}:
+        return ()  # one part: _readable's
+    others_seen = [Visibility.PUBLIC, Visibility.COMMUNITY] if visibility == "all" else []
+    if visibility is None:
+        others_seen = [Visibility.PUBLIC]  # others' community images only when asked
+    if not has_project:
+        return tuple(_IMAGE.c.visibility == seen for seen in others_seen)
+    owned = _IMAGE.c.owner == PROJECT
+    others = sa.or_(_IMAGE.c.owner.is_(None), _IMAGE.c.owner != PROJECT)
+    # Answered once (uncorrelated): a project that is nobody's member (with that answer)
+    # skips the shared images whole instead of looking up a membership for each. By member
+    # alone (deleted ones too, it only gates the lookups): with `deleted` SQLite would read
+    # every live membership through that index instead.
+    any_membership = sa.exists().where(
+        _MEMBERS.c.member == PROJECT,
+        *([] if member_status == "all" else [_MEMBERS.c.status == member_status]),
+    )
+    shared = sa.and_(_shared_with_me(member_status), others, any_membership)
+    if visibility == Visibility.SHARED:
+        return (sa.and_(owned, _IMAGE.c.visibility == Visibility.SHARED), shared)
+    return (owned, *(sa.and_(_IMAGE.c.visibility == v, others) for v in others_seen), shared)
 
 
 # `= false`, not `IS false`: PostgreSQL matches only `=` against an index (ix_images_listing
@@ -353,26 +385,28 @@ class ImageRepository(ImageStatusWrites):
         location.updated_at = utcnow()
         await self.session.flush()
 
-    async def page(
-        self, ctx: RequestContext, query: ListQuery, marker: Image | None
-    ) -> list[Image]:
-        statement = page_statement(ctx, query, marker, _SELECT_IMAGE)
-        result = await self.session.execute(statement, page_parameters(ctx))
-        return list(result.scalars())
-
 
 def page_statement(
     ctx: RequestContext, query: ListQuery, marker: Image | None, columns: sa.Select[Any]
 ) -> sa.Select[Any]:
     """`columns` (a select of what to read, built once) narrowed to the page of `query` after
-    `marker`, as `ctx` may see it; run with page_parameters(ctx)."""
+    `marker`, as `ctx` may see it; run with page_parameters(ctx). Each row holds the columns
+    of `columns`, then perhaps more (what the page is sorted by)."""
     readable = (ctx.is_admin, bool(ctx.project_id), query.member_status, query.visibility)
     if marker is None and _unfiltered(query):
         # The usual page, the same statement object each time: building it, and then its
         # cache key, cost more than SQLite's run of it.
         return _plain_page(columns, readable, query.sort, query.os_hidden, query.limit)
     filters = _filter_conditions(query)
-    return _page(columns, readable, filters, query.sort, marker=marker, limit=query.limit)
+    return _page(
+        columns,
+        readable,
+        filters,
+        query.sort,
+        marker=marker,
+        limit=query.limit,
+        by_name="name" in query.columns,
+    )
 
 
 def _unfiltered(query: ListQuery) -> bool:
@@ -406,8 +440,9 @@ def _page(
     *,
     marker: Image | None,
     limit: int,
+    by_name: bool = False,
 ) -> sa.Select[Any]:
-    conditions = [_LIVE, _readable(*readable), *filters]
+    conditions = list(filters)
     # created_at and id break ties so every page boundary is well defined.
     sort = list(sort_keys)
     keys = {key for key, _ in sort}
@@ -416,8 +451,44 @@ def _page(
             sort.append((key, sort[-1][1] if sort else SortDir.DESC))
     if marker is not None:
         conditions.append(_after_marker(sort, marker))
+    is_admin, has_project, member_status, visibility = readable
+    # A name filter reads its own index (ix_images_listing_name), in order, better than the
+    # parts would theirs: they would walk their images for the few of that name.
+    split = not (is_admin or by_name)
+    parts = _readable_parts(has_project, member_status, visibility) if split else ()
+    if len(parts) > 1:
+        return _merged_page(columns, list(parts), conditions, sort, limit)
     order = [_ORDER[key, way] for key, way in sort]
-    return columns.where(*conditions).order_by(*order).limit(limit)
+    return columns.where(_LIVE, _readable(*readable), *conditions).order_by(*order).limit(limit)
+
+
+def _merged_page(
+    columns: sa.Select[Any],
+    parts: list[ColumnElement[bool]],
+    conditions: list[ColumnElement[bool]],
+    sort: list[tuple[str, SortDir]],
+    limit: int,
+) -> sa.Select[Any]:
+    """The page as the first `limit` rows of each (disjoint) visibility part, each part read
+    in order from its index and stopped at its own limit, then sorted together (at most
+    `limit` rows per part) and cut to the page. The limit is the parts' own, not left to a
+    merge of the parts: PostgreSQL appends a union's parts whole before sorting them. The
+    union orders by its own columns, so each sort key is one more column of every part,
+    after `columns`'."""
+    order = [_ORDER[key, way] for key, way in sort]
+    keys = [sa.label(f"sort_{index}", _sort_expression(key)) for index, (key, _) in enumerate(sort)]
+    arms = [
+        columns.add_columns(*keys).where(_LIVE, part, *conditions).order_by(*order).limit(limit)
+        for part in parts
+    ]
+    merged = sa.union_all(
+        *(sa.select(*arm.subquery(f"part_{index}").c) for index, arm in enumerate(arms))
+    ).subquery("parts")
+    page_order = [
+        merged.c[key.name].asc() if way is SortDir.ASC else merged.c[key.name].desc()
+        for key, (_, way) in zip(keys, sort, strict=True)
+    ]
+    return sa.select(*merged.c).order_by(*page_order).limit(limit)
 
 
 def page_parameters(ctx: RequestContext) -> dict[str, Any]:
