@@ -390,8 +390,7 @@ def page_statement(
     ctx: RequestContext, query: ListQuery, marker: Image | None, columns: sa.Select[Any]
 ) -> sa.Select[Any]:
     """`columns` (a select of what to read, built once) narrowed to the page of `query` after
-    `marker`, as `ctx` may see it; run with page_parameters(ctx). Each row holds the columns
-    of `columns`, then perhaps more (what the page is sorted by)."""
+    `marker`, as `ctx` may see it; run with page_parameters(ctx)."""
     readable = (ctx.is_admin, bool(ctx.project_id), query.member_status, query.visibility)
     if marker is None and _unfiltered(query):
         # The usual page, the same statement object each time: building it, and then its
@@ -469,26 +468,28 @@ def _merged_page(
     sort: list[tuple[str, SortDir]],
     limit: int,
 ) -> sa.Select[Any]:
-    """The page as the first `limit` rows of each (disjoint) visibility part, each part read
-    in order from its index and stopped at its own limit, then sorted together (at most
-    `limit` rows per part) and cut to the page. The limit is the parts' own, not left to a
-    merge of the parts: PostgreSQL appends a union's parts whole before sorting them. The
-    union orders by its own columns, so each sort key is one more column of every part,
-    after `columns`'."""
+    """The page from the first `limit` images of each (disjoint) visibility part, each part
+    read in order from its index and stopped at its own limit, then sorted together (at most
+    `limit` per part) and cut to the page; `columns` are read for the page's images alone.
+    The limit is the parts' own, not left to a merge of the parts: PostgreSQL appends a
+    union's parts whole before sorting them. Each part gives its images' ids and sort keys."""
     order = [_ORDER[key, way] for key, way in sort]
     keys = [sa.label(f"sort_{index}", _sort_expression(key)) for index, (key, _) in enumerate(sort)]
     arms = [
-        columns.add_columns(*keys).where(_LIVE, part, *conditions).order_by(*order).limit(limit)
-        for part in parts
+        sa.select(_IMAGE.c.id, *keys)
+        .where(_LIVE, part, *conditions)
+        .order_by(*order)
+        .limit(limit)
+        .subquery(f"part_{index}")
+        for index, part in enumerate(parts)
     ]
-    merged = sa.union_all(
-        *(sa.select(*arm.subquery(f"part_{index}").c) for index, arm in enumerate(arms))
-    ).subquery("parts")
+    merged = sa.union_all(*(sa.select(*arm.c) for arm in arms)).subquery("parts")
     page_order = [
         merged.c[key.name].asc() if way is SortDir.ASC else merged.c[key.name].desc()
         for key, (_, way) in zip(keys, sort, strict=True)
     ]
-    return sa.select(*merged.c).order_by(*page_order).limit(limit)
+    page = merged.join(_IMAGE, _IMAGE.c.id == merged.c.id)
+    return columns.select_from(page).order_by(*page_order).limit(limit)
 
 
 def page_parameters(ctx: RequestContext) -> dict[str, Any]:
