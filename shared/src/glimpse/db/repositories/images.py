@@ -109,7 +109,8 @@ _OPS = {
 PROJECT = sa.bindparam("project", type_=sa.String)
 
 
-def _shared_with_me(member_status: str) -> ColumnElement[bool]:
+def _a_member(member_status: str) -> ColumnElement[bool]:
+    """The caller is a member of the listed image, with an answer matching `member_status`."""
     # A scalar subquery rather than EXISTS: PostgreSQL may answer an EXISTS under OR by
     # hashing all the project's memberships first, a cost that grows with the table, where
     # this looks up only the rows a page reads (by image_id, member).
@@ -121,9 +122,11 @@ def _shared_with_me(member_status: str) -> ColumnElement[bool]:
     if member_status != "all":
         membership.append(_MEMBERS.c.status == member_status)
     member_row = sa.select(_MEMBERS.c.id).where(*membership).limit(1)
-    return sa.and_(
-        _IMAGE.c.visibility == Visibility.SHARED, member_row.scalar_subquery().is_not(None)
-    )
+    return member_row.scalar_subquery().is_not(None)
+
+
+def _shared_with_me(member_status: str) -> ColumnElement[bool]:
+    return sa.and_(_IMAGE.c.visibility == Visibility.SHARED, _a_member(member_status))
 
 
 @functools.lru_cache(maxsize=64)
@@ -171,15 +174,18 @@ def _readable_parts(
         return tuple(_IMAGE.c.visibility == seen for seen in others_seen)
     owned = _IMAGE.c.owner == PROJECT
     others = sa.or_(_IMAGE.c.owner.is_(None), _IMAGE.c.owner != PROJECT)
-    # Answered once (uncorrelated): a project that is nobody's member (with that answer)
-    # skips the shared images whole instead of looking up a membership for each. By member
-    # alone (deleted ones too, it only gates the lookups): with `deleted` SQLite would read
-    # every live membership through that index instead.
+    # Whether the project is anyone's member (with that answer), asked once, as the value
+    # the shared images' index is searched for: 'shared' if so, else NULL, which both
+    # databases search for nothing, so a project that is nobody's member skips the shared
+    # images whole (as a plain condition, SQLite would still test each shared image). By
+    # member alone (deleted ones too: it only gates the lookups): with `deleted` SQLite
+    # would read every live membership through that index instead.
     any_membership = sa.exists().where(
         _MEMBERS.c.member == PROJECT,
         *([] if member_status == "all" else [_MEMBERS.c.status == member_status]),
     )
-    shared = sa.and_(_shared_with_me(member_status), others, any_membership)
+    shared_if_a_member = sa.case((any_membership, sa.literal(Visibility.SHARED.value)))
+    shared = sa.and_(_IMAGE.c.visibility == shared_if_a_member, others, _a_member(member_status))
     if visibility == Visibility.SHARED:
         return (sa.and_(owned, _IMAGE.c.visibility == Visibility.SHARED), shared)
     return (owned, *(sa.and_(_IMAGE.c.visibility == v, others) for v in others_seen), shared)
@@ -470,7 +476,8 @@ def _merged_page(
 ) -> sa.Select[Any]:
     """The page from the first `limit` images of each (disjoint) visibility part, each part
     read in order from its index and stopped at its own limit, then sorted together (at most
-    `limit` per part) and cut to the page; `columns` are read for the page's images alone.
+    `limit` per part) and cut to the page; `columns` are read for the page's images alone
+    (the flags' and membership's subqueries run for its rows, not every part's).
     The limit is the parts' own, not left to a merge of the parts: PostgreSQL appends a
     union's parts whole before sorting them. Each part gives its images' ids and sort keys."""
     order = [_ORDER[key, way] for key, way in sort]
@@ -484,12 +491,24 @@ def _merged_page(
         for index, part in enumerate(parts)
     ]
     merged = sa.union_all(*(sa.select(*arm.c) for arm in arms)).subquery("parts")
-    page_order = [
-        merged.c[key.name].asc() if way is SortDir.ASC else merged.c[key.name].desc()
+    page = (
+        sa.select(*merged.c)
+        .order_by(*_keyed_order(merged, keys, sort))
+        .limit(limit)
+        .subquery("page")
+    )
+    images = page.join(_IMAGE, _IMAGE.c.id == page.c.id)
+    return columns.select_from(images).order_by(*_keyed_order(page, keys, sort))
+
+
+def _keyed_order(
+    rows: sa.Subquery, keys: list[sa.Label[Any]], sort: list[tuple[str, SortDir]]
+) -> list[sa.UnaryExpression[Any]]:
+    """The page's order by the sort keys `rows` carry (as `keys`)."""
+    return [
+        rows.c[key.name].asc() if way is SortDir.ASC else rows.c[key.name].desc()
         for key, (_, way) in zip(keys, sort, strict=True)
     ]
-    page = merged.join(_IMAGE, _IMAGE.c.id == merged.c.id)
-    return columns.select_from(page).order_by(*page_order).limit(limit)
 
 
 def page_parameters(ctx: RequestContext) -> dict[str, Any]:
