@@ -11,11 +11,10 @@ from glimpse_api.schemas.images import image_view
 
 
 def test_columns_not_in_the_instance_dict_are_read_through_the_orm(settings: Settings) -> None:
+    created = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     image = Image(
-        id="i1", name="n", owner="p1", created_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+        id="i1", name="n", owner="p1", status="queued", visibility="shared", created_at=created
     )
-    image.status = "queued"
-    image.visibility = "shared"
     assert "status" in image.__dict__
     del image.__dict__["status"]  # as an expired attribute: the ORM's value, not a KeyError
     view = image_view(ImageRecord(image, {"k": "v"}, ["t"], []), settings)
