@@ -4,16 +4,21 @@ proxy's addresses only)."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from starlette.requests import Request
 
 from glimpse.config import ConfigError, Settings
+from glimpse.context import RequestContext
+from glimpse.domain.errors import InvalidInput, NotAuthenticated
 from glimpse.logs import LOG_FORMAT, ContextFilter
 from glimpse_api.app import create_app
+from glimpse_api.identity import TrustedProxy
 
 PROJECT_A = {
     "X-Identity-Status": "Confirmed",
@@ -251,3 +256,35 @@ def test_create_app_refuses_noauth_on_a_public_address(make_settings: Any) -> No
     with pytest.raises(ConfigError, match=r"noauth refuses to listen on 0\.0\.0\.0"):
         create_app(make_settings(bind_host=public))
     assert create_app(make_settings(bind_host=public, noauth_allow_public_bind=True))
+
+
+def _proxied(headers: dict[str, str]) -> Request:
+    raw = [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    ]
+    return Request({"type": "http", "headers": raw, "client": ("127.0.0.1", 40000)})
+
+
+async def test_a_remembered_identity_is_each_request_own() -> None:
+    """The proxy's identity is worked out once per set of headers; the request id and the
+    forwarded token stay each request's, and other headers name another caller."""
+    proxy = TrustedProxy([ipaddress.ip_network("127.0.0.1/32")])
+    first = await proxy.authenticate(_proxied({**PROJECT_A, "X-Auth-Token": "t1"}), "req-1")
+    again = await proxy.authenticate(_proxied(PROJECT_A), "req-2")
+    assert (first.project_id, first.user_id, first.roles) == (
+        "pa",
+        "u1",
+        frozenset({"member", "reader"}),
+    )
+    assert (first.request_id, first.auth_token) == ("req-1", "t1")
+    assert again == RequestContext(
+        project_id="pa", user_id="u1", roles=frozenset({"member", "reader"}), request_id="req-2"
+    )
+    assert again.auth_token is None
+    other = await proxy.authenticate(_proxied({**PROJECT_A, "X-Roles": "admin"}), "req-3")
+    assert (other.roles, other.is_admin) == (frozenset({"admin"}), True)
+    # A refusal is never remembered as an identity.
+    with pytest.raises(NotAuthenticated):
+        await proxy.authenticate(_proxied({**PROJECT_A, "X-Identity-Status": "Invalid"}), "r")
+    with pytest.raises(InvalidInput):
+        await proxy.authenticate(_proxied({**PROJECT_A, "X-User-Id": "u" * 256}), "r")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import TYPE_CHECKING
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from glimpse.domain.policy import PolicyEngine
@@ -45,3 +46,19 @@ class RequestContext:
     # cleanup's trust) can; never logged or shown.
     auth_token: str | None = field(default=None, repr=False, compare=False)
     token_expires_at: datetime | None = None  # aware UTC
+
+    def evolve(self, **changes: Any) -> RequestContext:  # noqa: ANN401 -- any field's value
+        """dataclasses.replace(self, **changes) at half its cost: every request builds one
+        context from another (PolicyEngine.bind, an authenticator's remembered identity)."""
+        values = list(_field_values(self))
+        for name, value in changes.items():
+            values[_FIELD_INDEX[name]] = value
+        return RequestContext(*values)
+
+
+# Every field is an __init__ argument, in this order: evolve passes them all by position.
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(RequestContext) if f.init)
+if len(_FIELD_NAMES) != len(fields(RequestContext)):
+    raise TypeError("RequestContext.evolve needs every field in __init__")
+_FIELD_INDEX: dict[str, int] = {name: index for index, name in enumerate(_FIELD_NAMES)}
+_field_values = attrgetter(*_FIELD_NAMES)

@@ -31,6 +31,7 @@ SYSTEM_SCOPE_HEADER: Final = "openstack-system-scope"
 # proxy would fail the database's check, so it is refused as the caller's error.
 MAX_ID_LENGTH: Final = 255
 # The headers TrustedProxy reads, by their name as ASGI servers give it (lower case).
+_TOKEN_HEADER: Final = "x-auth-token"  # noqa: S105 -- a header name, not a secret
 _PROXY_HEADERS: Final = {
     name.encode("latin-1"): name
     for name in (
@@ -43,9 +44,12 @@ _PROXY_HEADERS: Final = {
         "x-user-domain-id",
         "x-project-domain-id",
         SYSTEM_SCOPE_HEADER,
-        "x-auth-token",
+        _TOKEN_HEADER,
     )
 }
+# Identities a TrustedProxy remembers (callers x the proxies' ways of sending their headers);
+# past this many it starts again.
+_IDENTITIES_KEPT: Final = 1024
 
 
 def refuse_unsafe_bind(settings: Settings) -> None:
@@ -88,14 +92,14 @@ class Authenticator(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _proxy_headers(request: Request) -> dict[str, str]:
+def _proxy_headers(request: Request) -> dict[str, bytes]:
     """The identity headers of the request by lower-case name, each its first value (as
     Headers.get reads it), in one pass over the headers rather than one per name."""
-    found: dict[str, str] = {}
+    found: dict[str, bytes] = {}
     for raw_name, raw_value in request.scope["headers"]:
         name = _PROXY_HEADERS.get(raw_name)
         if name is not None and name not in found:
-            found[name] = raw_value.decode("latin-1")
+            found[name] = raw_value
     return found
 
 
@@ -156,6 +160,7 @@ class TrustedProxy:
         self._proxies = tuple(proxies)
         # Peers are few (the proxies, and whoever else connects): decided once per address.
         self._trusts = functools.lru_cache(maxsize=1024)(self._trusts_address)
+        self._identities: dict[tuple[tuple[str, bytes], ...], RequestContext] = {}
 
     def _trusts_address(self, host: str) -> bool:
         peer = _address(host)
@@ -177,24 +182,38 @@ class TrustedProxy:
             )
             raise NotAuthenticated("Authentication required")
         headers = _proxy_headers(request)
-        if headers.get("x-identity-status", "").lower() != "confirmed":
-            raise NotAuthenticated("Authentication required")
-        roles = _split_roles(headers.get("x-roles", ""))
-        return RequestContext(
-            project_id=_id(headers, "X-Project-Id", "X-Tenant-Id"),
-            user_id=_id(headers, "X-User-Id"),
-            roles=roles,
-            is_admin=ADMIN_ROLE in roles,
-            request_id=request_id,
-            system_scope=headers.get(SYSTEM_SCOPE_HEADER) or None,
-            domain_id=_id(headers, "X-Domain-Id"),
-            user_domain_id=_id(headers, "X-User-Domain-Id"),
-            project_domain_id=_id(headers, "X-Project-Domain-Id"),
-            auth_token=headers.get("x-auth-token", "").strip() or None,
-        )
+        # The token is the request's alone: never part of what is remembered.
+        token = headers.pop(_TOKEN_HEADER, b"").decode("latin-1").strip() or None
+        # The same headers give the same identity: worked out once per caller, not per request.
+        key = tuple(headers.items())
+        identity = self._identities.get(key)
+        if identity is None:
+            identity = _identity({name: value.decode("latin-1") for name, value in key})
+            if len(self._identities) >= _IDENTITIES_KEPT:
+                self._identities.clear()  # many callers: start again rather than grow
+            self._identities[key] = identity
+        return identity.evolve(request_id=request_id, auth_token=token)
 
     async def aclose(self) -> None:
         return None
+
+
+def _identity(headers: dict[str, str]) -> RequestContext:
+    """The caller the proxy's headers (but its token) name, without a request id."""
+    if headers.get("x-identity-status", "").lower() != "confirmed":
+        raise NotAuthenticated("Authentication required")
+    roles = _split_roles(headers.get("x-roles", ""))
+    return RequestContext(
+        project_id=_id(headers, "X-Project-Id", "X-Tenant-Id"),
+        user_id=_id(headers, "X-User-Id"),
+        roles=roles,
+        is_admin=ADMIN_ROLE in roles,
+        request_id="",
+        system_scope=headers.get(SYSTEM_SCOPE_HEADER) or None,
+        domain_id=_id(headers, "X-Domain-Id"),
+        user_domain_id=_id(headers, "X-User-Domain-Id"),
+        project_domain_id=_id(headers, "X-Project-Domain-Id"),
+    )
 
 
 def build_authenticator(settings: Settings) -> Authenticator:

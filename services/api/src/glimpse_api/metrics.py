@@ -81,6 +81,17 @@ def _series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
     return series
 
 
+# The byte counters of each route, for the same reason; a series appears once it counts.
+_BYTES: dict[tuple[Counter, str], Counter] = {}
+
+
+def _bytes_series(counter: Counter, route: str) -> Counter:
+    series = _BYTES.get((counter, route))
+    if series is None:
+        series = _BYTES[counter, route] = counter.labels(route)
+    return series
+
+
 def _count(scope: Scope, method: str, counts: dict[str, int], seconds: float) -> None:
     # The router puts the matched route in this scope (the middleware is innermost).
     route = getattr(scope.get("route"), "path", None) or UNMATCHED
@@ -88,9 +99,9 @@ def _count(scope: Scope, method: str, counts: dict[str, int], seconds: float) ->
     requests.inc()
     durations.observe(seconds)
     if counts["received"]:
-        metrics.BODY_BYTES_RECEIVED.labels(route).inc(counts["received"])
+        _bytes_series(metrics.BODY_BYTES_RECEIVED, route).inc(counts["received"])
     if counts["sent"]:
-        metrics.BODY_BYTES_SENT.labels(route).inc(counts["sent"])
+        _bytes_series(metrics.BODY_BYTES_SENT, route).inc(counts["sent"])
 
 
 def _allowed(

@@ -172,6 +172,10 @@ class DirectConnection:
     def dialect(self) -> Dialect:
         return self._statements.dialect
 
+    @property
+    def sqlite_connection(self) -> sqlite3.Connection:
+        return self._connection
+
     async def execute(
         self, statement: sa.ClauseElement, parameters: Parameters | None = None
     ) -> DirectRows:
@@ -254,10 +258,9 @@ class DirectReads:
         self._statements = statements
         self._connections = _Connections(path, ("PRAGMA query_only=ON",), busy_timeout_ms)
 
-    @contextmanager
-    def transaction(self) -> Iterator[DirectConnection]:
-        """One read transaction (a consistent snapshot of the database); a connection that
-        cannot end its transaction is closed, not reused."""
+    def begin(self) -> DirectConnection:
+        """One read transaction (a consistent snapshot of the database), to be ended with end()
+        whatever happens: a pair of calls for a caller that is itself a context manager."""
         connection = None
         try:
             connection = self._connections.take()
@@ -266,15 +269,17 @@ class DirectReads:
             if connection is not None:
                 connection.close()
             raise _translated("BEGIN", (), error) from error
+        return DirectConnection(connection, self._statements)
+
+    def end(self, direct: DirectConnection) -> None:
+        """The transaction's end; a connection that cannot end it is closed, not reused."""
+        connection = direct.sqlite_connection
         try:
-            yield DirectConnection(connection, self._statements)
-        finally:
-            try:
-                connection.execute("ROLLBACK")  # nothing was written: only the snapshot ends
-            except sqlite3.Error:
-                connection.close()
-            else:
-                self._connections.give_back(connection)
+            connection.execute("ROLLBACK")  # nothing was written: only the snapshot ends
+        except sqlite3.Error:
+            connection.close()
+        else:
+            self._connections.give_back(connection)
 
     def close(self) -> None:
         self._connections.close()

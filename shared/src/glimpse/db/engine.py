@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 from sqlalchemy import event
@@ -127,14 +128,32 @@ async def _connection(
         raise
 
 
-@asynccontextmanager
-async def _direct(reads: DirectReads) -> AsyncIterator[DirectConnection]:
-    try:
-        with reads.transaction() as connection:
-            yield connection
-    except Exception as exc:
-        _raise_if_unavailable(exc)
-        raise
+class _DirectRead:
+    """A read transaction on a direct connection, a lost database answered as unavailable: as
+    a class rather than generators (two of them cost a show more than its BEGIN and ROLLBACK)."""
+
+    __slots__ = ("_connection", "_reads")
+
+    def __init__(self, reads: DirectReads) -> None:
+        self._reads = reads
+        self._connection: DirectConnection | None = None
+
+    async def __aenter__(self) -> DirectConnection:
+        try:
+            self._connection = self._reads.begin()
+        except Exception as exc:
+            _raise_if_unavailable(exc)
+            raise
+        return self._connection
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        if self._connection is not None:
+            self._reads.end(self._connection)
+            self._connection = None
+        if isinstance(exc, Exception):
+            _raise_if_unavailable(exc)  # else the error goes on as it is
 
 
 @asynccontextmanager
@@ -248,7 +267,7 @@ class Database:
         session's begin, commit and row loading cost more than such a read; on SQLite in a
         file, without SQLAlchemy's execution either (glimpse.db.direct_sqlite). Never writes."""
         if self.direct is not None:
-            return _direct(self.direct)
+            return _DirectRead(self.direct)
         return _connection(self.lookup_engine.connect())
 
     def read_connection(self) -> AbstractAsyncContextManager[AsyncConnection]:

@@ -24,7 +24,6 @@ or its members.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -197,6 +196,7 @@ class PolicyEngine:
         self.enforcer.use_conf = False
         self._reads: dict[str, tuple[str, ...] | None] = {}
         self._answers: dict[tuple[Any, ...], bool] = {}
+        self._callers: dict[tuple[Any, ...], tuple[dict[str, Any], tuple[Any, ...]]] = {}
 
     def fields_read(self, action: str) -> tuple[str, ...] | None:
         """The target fields `action`'s rule reads (None: possibly any); the rules never change
@@ -213,19 +213,12 @@ class PolicyEngine:
         # A rule that reads only the credentials below and some target fields gives the same
         # answer for the same values (the rules never change once loaded): every request of
         # a caller asks the same few questions, each evaluated once per process.
-        creds = _credentials(ctx)
+        creds, creds_key = self._credentials(ctx)
         fields = self.fields_read(action)
         if fields is None:
             return self._evaluate(action, target, creds)
         # Everything the rule is given of the caller, and the target fields it reads.
-        key = (
-            action,
-            *(
-                (name, tuple(value) if isinstance(value, list) else value)
-                for name, value in creds.items()
-            ),
-            *(target.get(name) for name in fields),
-        )
+        key = (action, creds_key, *(target.get(name) for name in fields))
         try:
             answer = self._answers.get(key)
         except TypeError:  # a target value that cannot be a key (a list): asked every time
@@ -237,12 +230,36 @@ class PolicyEngine:
         return answer
 
     def _evaluate(self, action: str, target: dict[str, Any], creds: dict[str, Any]) -> bool:
-        return bool(self.enforcer.enforce(action, _present(target), creds))
+        # A copy of the remembered credentials: nothing a rule does may change them.
+        return bool(self.enforcer.enforce(action, _present(target), dict(creds)))
+
+    def _credentials(self, ctx: RequestContext) -> tuple[dict[str, Any], tuple[Any, ...]]:
+        """The caller's credentials and their key in the remembered answers, worked out once
+        per caller (a request asks several questions, and a caller many requests)."""
+        caller = (
+            ctx.user_id,
+            ctx.project_id,
+            ctx.system_scope,
+            ctx.domain_id,
+            ctx.roles,
+            ctx.service_roles,
+        )
+        known = self._callers.get(caller)
+        if known is None:
+            if len(self._callers) >= _ANSWERS_KEPT:
+                self._callers.clear()  # many callers: start again rather than grow
+            creds = _credentials(ctx)
+            key = tuple(
+                (name, tuple(value) if isinstance(value, list) else value)
+                for name, value in creds.items()
+            )
+            known = self._callers[caller] = (creds, key)
+        return known
 
     def bind(self, ctx: RequestContext) -> RequestContext:
         """`ctx` with this engine attached and is_admin decided by `context_is_admin`."""
         is_admin = self.check(ctx, "context_is_admin", {"project_id": ctx.project_id})
-        return dataclasses.replace(ctx, policy=self, is_admin=is_admin)
+        return ctx.evolve(policy=self, is_admin=is_admin)
 
 
 def _credentials(ctx: RequestContext) -> dict[str, Any]:
@@ -354,7 +371,9 @@ def enforce(
     target = None if image is None else target_of(image, member_status)
     if target is not None and target.exists and not allowed(ctx, "get_image", target):
         raise ImageNotFound(target.image_id or "")
-    if not allowed(ctx, action, target):
+    # A show's action is that read check itself, passed already: not asked twice.
+    shown = action == "get_image" and target is not None and target.exists
+    if not shown and not allowed(ctx, action, target):
         raise Forbidden(f"You are not authorized to complete {action} action.")
     if target is not None:
         legacy_check(ctx, action, target)

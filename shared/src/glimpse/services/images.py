@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass
@@ -187,10 +186,13 @@ class ImageService:
                 rewritten = await ImageRepository(session).rewrite_legacy_locations(legacy)
             log.info("rewrote legacy location metadata of %d locations", rewritten)
         visible = await self._locations_visible(ctx, records)
+        # Built anew rather than by dataclasses.replace, which costs a show more than this.
         return [
-            dataclasses.replace(
-                record,
-                locations=self.stores.by_weight(record.locations),
+            ImageRecord(
+                record.image,
+                record.properties,
+                record.tags,
+                self.stores.by_weight(record.locations),
                 locations_visible=record.image.id in visible,
             )
             for record in records

@@ -6,11 +6,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from glimpse.domain import patch
 from glimpse.domain.listing import parse_list_query
 from glimpse_api.deps import ContextDep, ImageServiceDep, SettingsDep, runtime_of
+from glimpse_api.json_response import JSONResponse
 from glimpse_api.openapi.routes import PATCH_BODY, image_list_parameters, json_body, operation, ref
 from glimpse_api.schemas.body import read_json, read_json_object
 from glimpse_api.schemas.images import image_view

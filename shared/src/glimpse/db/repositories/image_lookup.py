@@ -126,6 +126,8 @@ class ImageLookup:
             return None
         image = detached(Image, IMAGE_KEYS, row)
         has_extras, has_locations = row[_IMAGE_WIDTH:]
+        if not (has_extras or has_locations):
+            return ImageRecord(image, {}, [], [])  # nothing hangs on it: nothing more to read
         return (await self._records([image], [has_extras], [has_locations]))[0]
 
     async def image(self, image_id: str) -> Image | None:
