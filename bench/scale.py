@@ -1,16 +1,18 @@
 """`make bench BENCH=scale`: list and show latency at 5,000 and at 1,000,000 images.
 
 For SQLite and PostgreSQL each: a fresh database made by `glimpse-manage db sync`, seeded with
-image rows (with members, properties and tags) straight through the driver, then a real
-glimpse-api on it; p50/p99 of list 25 (default sort, a name filter, sort=created_at:desc, a
-marker 90% down the list) and of show, as a member of one project. Prints a Markdown table with
-the large/small ratio of each figure (the target: within 2x) and the seeding times.
+image rows (with members, properties, tags and locations) straight through the driver, then a
+real glimpse-api on it; p50/p99 of list 25 (default sort, a name filter, sort=created_at:desc,
+a marker 90% down the list) and of show, as a member of one project, then list 25 and show as
+a member of a project that owns 20 images and sees few others. Prints a Markdown table with the
+large/small ratio of each figure (the target: within 2x) and the seeding times.
 
 Environment:
   BENCH_SCALE_ROWS       the large database's image rows (default 1000000)
   BENCH_SCALE_DATABASES  comma-separated, of SQLite and PostgreSQL (default both)
   BENCH_PG               a PostgreSQL database to connect to while creating and dropping the
                          scratch ones (default postgresql://postgres@127.0.0.1:5432/test)
+  BENCH_SCALE_PORT       the port glimpse-api binds (default: any free one)
   BENCH_TIMEOUT          seconds after which the whole run gives up (default 3600)
 """
 

@@ -1,13 +1,17 @@
 """`BENCH=scale` data: image rows written straight into a migrated database, in big batches.
 
-The rows are what a busy cloud holds: owners spread over a few projects, a visibility mix,
-some shared images with their member rows, properties and tags on some, a few deleted or
-hidden, and one name many images share (the name filter's). Everything follows from SEED,
-so two runs seed the same rows.
+The rows are what a busy cloud holds: owners spread over a few projects, a visibility mix
+with public images rare (one in PUBLIC_EVERY), some shared images with their member rows,
+properties and tags on some, a location on each image with data (as a store's upload leaves
+it), a few deleted or hidden, and one name many images share (the name filter's). One more
+project, LONELY, owns only LONELY_IMAGES images spread over the whole list and is a member of
+none: it sees little besides them, so its list walks far down the index between rows it may
+see. Everything follows from SEED, so two runs seed the same rows.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import time
@@ -26,12 +30,16 @@ if TYPE_CHECKING:
 
 PROJECTS: Final = tuple(f"project-{index}" for index in range(5))
 VIEWER: Final = PROJECTS[1]  # the project whose member lists and shows
+LONELY: Final = "project-lonely"  # owns LONELY_IMAGES images, a member of none
+LONELY_IMAGES: Final = 20
+PUBLIC_EVERY: Final = 1000  # one image in this many is public, at PUBLIC_EVERY // 2 of each run
 COMMON_NAME: Final = "ubuntu-24.04-server"  # one image in COMMON_EVERY has it
-COMMON_EVERY: Final = 20
+COMMON_EVERY: Final = 21  # not a multiple of len(PROJECTS): every project owns some
 MARKER_DEPTH: Final = 0.9  # the marker sits this far down the default (newest first) list
 BATCH: Final = 20_000
 _START: Final = datetime(2021, 1, 1)  # noqa: DTZ001 -- the columns hold naive UTC
-_VISIBILITIES: Final = (("private", 55), ("public", 15), ("shared", 15), ("community", 15))
+# Public images are placed (PUBLIC_EVERY), not drawn: a 5,000-image table holds its five.
+_VISIBILITIES: Final = (("private", 55), ("shared", 15), ("community", 30))
 _SQLITE_TIME: Final = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's DateTime text on SQLite
 
 IMAGE_COLUMNS: Final = (
@@ -59,7 +67,11 @@ IMAGE_COLUMNS: Final = (
 MEMBER_COLUMNS: Final = ("image_id", "member", "status", "created_at", "deleted")
 PROPERTY_COLUMNS: Final = ("image_id", "name", "value")
 TAG_COLUMNS: Final = ("image_id", "value")
-TABLES: Final = ("images", "image_members", "image_properties", "image_tags")
+LOCATION_COLUMNS: Final = ("image_id", "value", "meta_data", "status", "created_at")
+TABLES: Final = ("images", "image_members", "image_properties", "image_tags", "image_locations")
+# What the file store's upload writes for an image (image_data: the store's name).
+_LOCATION_METADATA: Final = json.dumps({"store": "file"})
+_LOCATION_DIRECTORY: Final = "file:///var/lib/glance/images/"
 
 
 @dataclass
@@ -68,6 +80,7 @@ class Batch:
     members: list[tuple[Any, ...]] = field(default_factory=list)
     properties: list[tuple[Any, ...]] = field(default_factory=list)
     tags: list[tuple[Any, ...]] = field(default_factory=list)
+    locations: list[tuple[Any, ...]] = field(default_factory=list)
 
     def tables(self) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
         """(table, columns, rows) in the order the foreign keys want."""
@@ -76,18 +89,20 @@ class Batch:
             ("image_members", MEMBER_COLUMNS, self.members),
             ("image_properties", PROPERTY_COLUMNS, self.properties),
             ("image_tags", TAG_COLUMNS, self.tags),
+            ("image_locations", LOCATION_COLUMNS, self.locations),
         ]
 
 
 @dataclass
 class Seeded:
-    """What the measurements need to know about the rows: ids the viewer may show, and a
-    marker deep in its default list."""
+    """What the measurements need to know about the rows: ids the viewer may show, a marker
+    deep in its default list, and LONELY's images."""
 
     count: int
     seconds: float = 0.0
     shown: list[str] = field(default_factory=list)
     marker: str = ""
+    lonely: list[str] = field(default_factory=list)
 
 
 def _visibility(rng: random.Random) -> str:
@@ -99,20 +114,65 @@ def _visibility(rng: random.Random) -> str:
     return "private"
 
 
+def lonely_indexes(count: int) -> set[int]:
+    """Where LONELY's images sit: evenly over the list, never on a public image's place."""
+    spacing = count // LONELY_IMAGES
+    public = set(range(PUBLIC_EVERY // 2, count, PUBLIC_EVERY))
+    return {spacing // 2 + spacing * n for n in range(LONELY_IMAGES)} - public
+
+
+def _add_side_rows(
+    batch: Batch,
+    rng: random.Random,
+    *,
+    index: int,
+    image_id: str,
+    visibility: str,
+    status: str,
+    created: datetime,
+) -> None:
+    """The image's member, property, tag and location rows."""
+    if visibility == "shared":
+        member = PROJECTS[(index + 1 + rng.randrange(len(PROJECTS) - 1)) % len(PROJECTS)]
+        answer = rng.choice(("accepted", "accepted", "pending", "rejected"))
+        batch.members.append((image_id, member, answer, created, False))
+    if index % 10 == 3:
+        batch.properties.extend(
+            (image_id, key, value)
+            for key, value in (
+                ("os_distro", "ubuntu"),
+                ("os_version", f"24.04.{index % 7}"),
+                ("hw_disk_bus", "virtio"),
+            )
+        )
+    if index % 20 == 7:
+        batch.tags.extend([(image_id, "golden"), (image_id, f"build-{index % 50}")])
+    if status in {"active", "deactivated"}:  # the images with data
+        url = f"{_LOCATION_DIRECTORY}{image_id}"
+        batch.locations.append((image_id, url, _LOCATION_METADATA, "active", created))
+
+
 def batches(count: int, seeded: Seeded) -> Iterator[Batch]:
     """The rows, oldest first; created_at grows with the index, two images per second so the
     id breaks ties."""
     rng = random.Random(SEED)
     marker_index = int(count * (1 - MARKER_DEPTH))
+    lonely = lonely_indexes(count)
     batch = Batch()
     for index in range(count):
         image_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        owner = PROJECTS[index % len(PROJECTS)]
+        owner = LONELY if index in lonely else PROJECTS[index % len(PROJECTS)]
         visibility = _visibility(rng)
+        # Placed images (public, LONELY's) are live and listed: the 5,000-image table holds
+        # a full page of what LONELY sees, and no more.
+        public = index % PUBLIC_EVERY == PUBLIC_EVERY // 2
+        placed = public or index in lonely
+        visibility = "public" if public else visibility
         created = _START + timedelta(seconds=index // 2 * 60)
-        deleted = rng.random() < 0.05
-        hidden = rng.random() < 0.02
+        deleted = rng.random() < 0.05 and not placed
+        hidden = rng.random() < 0.02 and not placed
         status = "deleted" if deleted else rng.choice(("active",) * 18 + ("queued", "deactivated"))
+        status = "active" if placed else status
         size = rng.randrange(10**6, 10**10)
         digest = rng.getrandbits(512).to_bytes(64, "big").hex()
         name = COMMON_NAME if index % COMMON_EVERY == 0 else f"image-{index:07d}"
@@ -140,21 +200,17 @@ def batches(count: int, seeded: Seeded) -> Iterator[Batch]:
                 deleted,
             )
         )
-        if visibility == "shared":
-            member = PROJECTS[(index + 1 + rng.randrange(len(PROJECTS) - 1)) % len(PROJECTS)]
-            answer = rng.choice(("accepted", "accepted", "pending", "rejected"))
-            batch.members.append((image_id, member, answer, created, False))
-        if index % 10 == 3:
-            batch.properties.extend(
-                (image_id, key, value)
-                for key, value in (
-                    ("os_distro", "ubuntu"),
-                    ("os_version", f"24.04.{index % 7}"),
-                    ("hw_disk_bus", "virtio"),
-                )
-            )
-        if index % 20 == 7:
-            batch.tags.extend([(image_id, "golden"), (image_id, f"build-{index % 50}")])
+        _add_side_rows(
+            batch,
+            rng,
+            index=index,
+            image_id=image_id,
+            visibility=visibility,
+            status=status,
+            created=created,
+        )
+        if owner == LONELY:
+            seeded.lonely.append(image_id)
         mine = owner == VIEWER and not deleted and not hidden
         if mine and not seeded.marker and index >= marker_index:
             seeded.marker = image_id

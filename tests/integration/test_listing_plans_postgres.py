@@ -22,6 +22,8 @@ from glimpse.domain.listing import parse_list_query
 from statement_capture import selects_run
 
 MEMBER = RequestContext(project_id="project-1", user_id="user-1", roles=frozenset({"member"}))
+# A project that owns no image and is nobody's member: it sees the public images alone.
+LONELY = RequestContext(project_id="project-9", user_id="user-9", roles=frozenset({"member"}))
 IMAGES = 5_000
 SIDE_TABLES = ("image_properties", "image_tags", "image_locations", "image_members")
 
@@ -71,12 +73,14 @@ async def seeded(database: Database) -> AsyncIterator[Database]:
         await session.execute(sa.text(_ANALYZE))
 
 
-async def plan_of(database: Database, params: list[tuple[str, str]], *settings: str) -> str:
+async def plan_of(
+    database: Database, params: list[tuple[str, str]], *settings: str, ctx: RequestContext = MEMBER
+) -> str:
     """EXPLAIN (VERBOSE) of the page statement a member's list runs, after `settings`."""
     with selects_run(database) as statements:
         async with database.read_connection() as connection:
             query = parse_list_query(params, default_limit=25, max_limit=1000)
-            await ImageLookup(connection).page(MEMBER, query, None)
+            await ImageLookup(connection).page(ctx, query, None)
     [(statement, parameters)] = statements
     async with database.reader_engine.connect() as connection:
         for setting in settings:
@@ -101,8 +105,41 @@ async def test_a_page_reads_side_rows_by_image(seeded: Database) -> None:
     """Where an index may serve (sequential scans priced out: the side tables here are small
     enough to read whole per row), each side table is searched by the page row's image id."""
     plan = await plan_of(seeded, [("limit", "25")], "SET enable_seqscan = off")
-    assert "Index Scan Backward using ix_images_listing on public.images" in plan
+    assert re.search(r"Index (Only )?Scan Backward using ix_images_listing_owner on ", plan)
     for table in SIDE_TABLES:
         search = rf"Index Cond: \(+{table}\.image_id(\)::text)? = \(images\.id\)::text"
         assert re.search(search, plan), f"{table} is not searched by image:\n{plan}"
     assert "hashed SubPlan" not in plan
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("ctx", [MEMBER, LONELY], ids=["member", "nobodys-member"])
+async def test_a_project_page_merges_its_parts_each_read_in_order(
+    seeded: Database, ctx: RequestContext
+) -> None:
+    """The caller's own images and the others' it may see, each part read backwards from its
+    index and stopped at the page's limit, merged in order, the page's images then read by
+    id: no part is read whole, nor sorted, however many images the caller may not see."""
+    plan = await plan_of(seeded, [("limit", "25")], ctx=ctx)
+    lines = [line.strip().removeprefix("->  ") for line in plan.splitlines()]
+    nodes = [line.split("  (cost=")[0] for line in lines if "  (cost=" in line]
+    assert "Merge Append" in nodes, plan
+    scans = [
+        (index, node)
+        for index, node in enumerate(nodes)
+        if re.fullmatch(r"Index (Only )?Scan Backward using ix_images_listing_\w+ on .*", node)
+    ]
+    assert [node.split(" using ")[1].split()[0] for _, node in scans] == [
+        "ix_images_listing_owner",
+        "ix_images_listing_visibility",
+        "ix_images_listing_visibility",
+    ], plan
+    # Each part a Limit straight over its index scan; the shared images' searched for
+    # 'shared' only if the caller is anyone's member at all (asked once), else for NULL.
+    assert [nodes[index - 1] for index, _ in scans[:2]] == ["Limit", "Limit"], plan
+    assert "Limit" in nodes[scans[2][0] - 3 : scans[2][0]], plan  # the ask between them
+    shared = next(index for index, line in enumerate(lines) if line.startswith(scans[2][1]))
+    condition = next(line for line in lines[shared:] if line.startswith("Index Cond:"))
+    assert re.search(r"visibility\)::text = \(CASE WHEN \$\d+ THEN 'shared'", condition), plan
+    assert any(n.startswith("Index Scan using images_pkey on public.images") for n in nodes), plan
+    assert not [n for n in nodes if n.startswith(("Sort", "Bitmap", "Seq Scan on public.images"))]

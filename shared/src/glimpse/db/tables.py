@@ -18,10 +18,15 @@ def utcnow() -> datetime:
 class Image(SQLModel, table=True):
     __tablename__ = "images"
     # The image list's: deleted and os_hidden are in every list query, created_at and id
-    # order every page (migration 0011).
+    # order every page (migration 0011); a project's page merges its own images (by owner)
+    # with others' (by visibility), each read in that order (migration 0013).
     __table_args__ = (
         sa.Index("ix_images_listing", "deleted", "os_hidden", "created_at", "id"),
         sa.Index("ix_images_listing_name", "deleted", "os_hidden", "name", "created_at", "id"),
+        sa.Index("ix_images_listing_owner", "deleted", "os_hidden", "owner", "created_at", "id"),
+        sa.Index(
+            "ix_images_listing_visibility", "deleted", "os_hidden", "visibility", "created_at", "id"
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=36)

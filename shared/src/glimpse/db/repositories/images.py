@@ -47,7 +47,6 @@ _LIVE_IMAGE = sa.select(Image).where(
     _IMAGE.c.id == sa.bindparam("image_id"), _IMAGE.c.deleted.is_(False)
 )
 _LIVE_IMAGE_LOCKED = _LIVE_IMAGE.with_for_update()
-_SELECT_IMAGE = sa.select(Image)
 _ID_USED = (
     sa.select(sa.func.count()).select_from(_IMAGE).where(_IMAGE.c.id == sa.bindparam("image_id"))
 )
@@ -110,6 +109,26 @@ _OPS = {
 PROJECT = sa.bindparam("project", type_=sa.String)
 
 
+def _a_member(member_status: str) -> ColumnElement[bool]:
+    """The caller is a member of the listed image, with an answer matching `member_status`."""
+    # A scalar subquery rather than EXISTS: PostgreSQL may answer an EXISTS under OR by
+    # hashing all the project's memberships first, a cost that grows with the table, where
+    # this looks up only the rows a page reads (by image_id, member).
+    membership = [
+        _MEMBERS.c.image_id == _IMAGE.c.id,
+        _MEMBERS.c.member == PROJECT,
+        _MEMBERS.c.deleted.is_(False),
+    ]
+    if member_status != "all":
+        membership.append(_MEMBERS.c.status == member_status)
+    member_row = sa.select(_MEMBERS.c.id).where(*membership).limit(1)
+    return member_row.scalar_subquery().is_not(None)
+
+
+def _shared_with_me(member_status: str) -> ColumnElement[bool]:
+    return sa.and_(_IMAGE.c.visibility == Visibility.SHARED, _a_member(member_status))
+
+
 @functools.lru_cache(maxsize=64)
 def _readable(
     is_admin: bool, has_project: bool, member_status: str, visibility: str | None
@@ -123,23 +142,7 @@ def _readable(
     if is_admin:
         seen: ColumnElement[bool] = sa.true()
     else:
-        shared_with_me: ColumnElement[bool] = sa.false()
-        if has_project:
-            membership = [
-                _MEMBERS.c.image_id == _IMAGE.c.id,
-                _MEMBERS.c.member == PROJECT,
-                _MEMBERS.c.deleted.is_(False),
-            ]
-            if member_status != "all":
-                membership.append(_MEMBERS.c.status == member_status)
-            # A scalar subquery rather than EXISTS: PostgreSQL may answer an EXISTS under
-            # OR by hashing all the project's memberships first, a cost that grows with the
-            # table, where this looks up only the rows a page reads (by image_id, member).
-            member_row = sa.select(_MEMBERS.c.id).where(*membership).limit(1)
-            shared_with_me = sa.and_(
-                _IMAGE.c.visibility == Visibility.SHARED,
-                member_row.scalar_subquery().is_not(None),
-            )
+        shared_with_me = _shared_with_me(member_status) if has_project else sa.false()
         seen = sa.or_(
             _IMAGE.c.visibility.in_([Visibility.PUBLIC, Visibility.COMMUNITY]),
             owned,
@@ -151,6 +154,41 @@ def _readable(
         return sa.and_(seen, _IMAGE.c.visibility == visibility)
     # The default list leaves out other projects' community images.
     return sa.and_(seen, sa.or_(owned, _IMAGE.c.visibility != Visibility.COMMUNITY))
+
+
+@functools.lru_cache(maxsize=64)
+def _readable_parts(
+    has_project: bool, member_status: str, visibility: str | None
+) -> tuple[ColumnElement[bool], ...]:
+    """What a caller who is not an admin may list with `visibility` (the rows of _readable)
+    as disjoint parts, each a set one index reads in created_at order: the caller's own
+    images by owner, the others' public, community or shared ones by visibility. A list
+    page that merges the parts' first rows finds its page without walking every image the
+    caller may not see, however few it sees among however many."""
+    if visibility not in {None, "all", Visibility.SHARED}:
+        return ()  # one part: _readable's
+    others_seen = [Visibility.PUBLIC, Visibility.COMMUNITY] if visibility == "all" else []
+    if visibility is None:
+        others_seen = [Visibility.PUBLIC]  # others' community images only when asked
+    if not has_project:
+        return tuple(_IMAGE.c.visibility == seen for seen in others_seen)
+    owned = _IMAGE.c.owner == PROJECT
+    others = sa.or_(_IMAGE.c.owner.is_(None), _IMAGE.c.owner != PROJECT)
+    # Whether the project is anyone's member (with that answer), asked once, as the value
+    # the shared images' index is searched for: 'shared' if so, else NULL, which both
+    # databases search for nothing, so a project that is nobody's member skips the shared
+    # images whole (as a plain condition, SQLite would still test each shared image). By
+    # member alone (deleted ones too: it only gates the lookups): with `deleted` SQLite
+    # would read every live membership through that index instead.
+    any_membership = sa.exists().where(
+        _MEMBERS.c.member == PROJECT,
+        *([] if member_status == "all" else [_MEMBERS.c.status == member_status]),
+    )
+    shared_if_a_member = sa.case((any_membership, sa.literal(Visibility.SHARED.value)))
+    shared = sa.and_(_IMAGE.c.visibility == shared_if_a_member, others, _a_member(member_status))
+    if visibility == Visibility.SHARED:
+        return (sa.and_(owned, _IMAGE.c.visibility == Visibility.SHARED), shared)
+    return (owned, *(sa.and_(_IMAGE.c.visibility == v, others) for v in others_seen), shared)
 
 
 # `= false`, not `IS false`: PostgreSQL matches only `=` against an index (ix_images_listing
@@ -353,13 +391,6 @@ class ImageRepository(ImageStatusWrites):
         location.updated_at = utcnow()
         await self.session.flush()
 
-    async def page(
-        self, ctx: RequestContext, query: ListQuery, marker: Image | None
-    ) -> list[Image]:
-        statement = page_statement(ctx, query, marker, _SELECT_IMAGE)
-        result = await self.session.execute(statement, page_parameters(ctx))
-        return list(result.scalars())
-
 
 def page_statement(
     ctx: RequestContext, query: ListQuery, marker: Image | None, columns: sa.Select[Any]
@@ -372,7 +403,15 @@ def page_statement(
         # cache key, cost more than SQLite's run of it.
         return _plain_page(columns, readable, query.sort, query.os_hidden, query.limit)
     filters = _filter_conditions(query)
-    return _page(columns, readable, filters, query.sort, marker=marker, limit=query.limit)
+    return _page(
+        columns,
+        readable,
+        filters,
+        query.sort,
+        marker=marker,
+        limit=query.limit,
+        by_name="name" in query.columns,
+    )
 
 
 def _unfiltered(query: ListQuery) -> bool:
@@ -406,8 +445,9 @@ def _page(
     *,
     marker: Image | None,
     limit: int,
+    by_name: bool = False,
 ) -> sa.Select[Any]:
-    conditions = [_LIVE, _readable(*readable), *filters]
+    conditions = list(filters)
     # created_at and id break ties so every page boundary is well defined.
     sort = list(sort_keys)
     keys = {key for key, _ in sort}
@@ -416,8 +456,59 @@ def _page(
             sort.append((key, sort[-1][1] if sort else SortDir.DESC))
     if marker is not None:
         conditions.append(_after_marker(sort, marker))
+    is_admin, has_project, member_status, visibility = readable
+    # A name filter reads its own index (ix_images_listing_name), in order, better than the
+    # parts would theirs: they would walk their images for the few of that name.
+    split = not (is_admin or by_name)
+    parts = _readable_parts(has_project, member_status, visibility) if split else ()
+    if len(parts) > 1:
+        return _merged_page(columns, list(parts), conditions, sort, limit)
     order = [_ORDER[key, way] for key, way in sort]
-    return columns.where(*conditions).order_by(*order).limit(limit)
+    return columns.where(_LIVE, _readable(*readable), *conditions).order_by(*order).limit(limit)
+
+
+def _merged_page(
+    columns: sa.Select[Any],
+    parts: list[ColumnElement[bool]],
+    conditions: list[ColumnElement[bool]],
+    sort: list[tuple[str, SortDir]],
+    limit: int,
+) -> sa.Select[Any]:
+    """The page from the first `limit` images of each (disjoint) visibility part, each part
+    read in order from its index and stopped at its own limit, then sorted together (at most
+    `limit` per part) and cut to the page; `columns` are read for the page's images alone
+    (the flags' and membership's subqueries run for its rows, not every part's).
+    The limit is the parts' own, not left to a merge of the parts: PostgreSQL appends a
+    union's parts whole before sorting them. Each part gives its images' ids and sort keys."""
+    order = [_ORDER[key, way] for key, way in sort]
+    keys = [sa.label(f"sort_{index}", _sort_expression(key)) for index, (key, _) in enumerate(sort)]
+    arms = [
+        sa.select(_IMAGE.c.id, *keys)
+        .where(_LIVE, part, *conditions)
+        .order_by(*order)
+        .limit(limit)
+        .subquery(f"part_{index}")
+        for index, part in enumerate(parts)
+    ]
+    merged = sa.union_all(*(sa.select(*arm.c) for arm in arms)).subquery("parts")
+    page = (
+        sa.select(*merged.c)
+        .order_by(*_keyed_order(merged, keys, sort))
+        .limit(limit)
+        .subquery("page")
+    )
+    images = page.join(_IMAGE, _IMAGE.c.id == page.c.id)
+    return columns.select_from(images).order_by(*_keyed_order(page, keys, sort))
+
+
+def _keyed_order(
+    rows: sa.Subquery, keys: list[sa.Label[Any]], sort: list[tuple[str, SortDir]]
+) -> list[sa.UnaryExpression[Any]]:
+    """The page's order by the sort keys `rows` carry (as `keys`)."""
+    return [
+        rows.c[key.name].asc() if way is SortDir.ASC else rows.c[key.name].desc()
+        for key, (_, way) in zip(keys, sort, strict=True)
+    ]
 
 
 def page_parameters(ctx: RequestContext) -> dict[str, Any]:
