@@ -166,3 +166,33 @@ async def test_pages_hold_what_glance_lists(
             want = expected(project, member_status, visibility, by_name)
             assert got == want, (project, member_status)
     assert expected("project-1", "accepted", None, by_name)  # the rows give pages to compare
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize("visibility", [None, "all", "shared"])
+async def test_a_filtered_page_sorted_both_ways_holds_what_glance_lists(
+    seeded: Database, visibility: str | None
+) -> None:
+    """Each part is cut by the filter and sorted by several keys in both directions before the
+    merge: the merged pages are still the rule's rows, in that order."""
+    cutoff = START + timedelta(minutes=12)
+    params = [
+        ("sort", "name:desc,created_at:asc"),
+        ("created_at", f"gte:{cutoff:%Y-%m-%dT%H:%M:%SZ}"),
+    ]
+    if visibility:
+        params.append(("visibility", visibility))
+    longest = 0
+    for project in ("project-1", "project-3", None):
+        ctx = RequestContext(project_id=project, user_id="user", roles=frozenset({"member"}))
+        for member_status in ("rejected", "all"):
+            shown = set(expected(project, member_status, visibility, by_name=False))
+            rows = [row for row in ROWS if row.id in shown and row.created_at >= cutoff]
+            # Least significant key first (stable sorts): id and created_at ascending (the
+            # last key's direction), then name descending with no name as the empty one.
+            rows.sort(key=lambda row: (row.created_at, row.id))
+            rows.sort(key=lambda row: row.name or "", reverse=True)
+            got = await listed(seeded, ctx, [*params, ("member_status", member_status)])
+            assert got == [row.id for row in rows], (project, member_status)
+            longest = max(longest, len(got))
+    assert longest > PAGE  # some list took several pages: the marker was used
